@@ -1,0 +1,1 @@
+"""Domain rules: code lists, NIK/KK structure."""

@@ -1,0 +1,1 @@
+"""Synthetic DTSEN population and update rounds, written in the contract layout."""

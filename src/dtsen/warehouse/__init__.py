@@ -1,0 +1,1 @@
+"""The warehouse: connection, private local cluster, migrations."""
