@@ -48,8 +48,7 @@ def iter_wilayah_rows(path: Path = WILAYAH_FILE):
         header = next(reader)
         if header != ["kode", "nama"]:
             raise ValueError(f"unexpected header in {path.name}: {header}")
-        for kode, nama in reader:
-            yield kode, nama
+        yield from ((kode, nama) for kode, nama in reader)
 
 
 def read_wilayah(path: Path = WILAYAH_FILE) -> Wilayah:

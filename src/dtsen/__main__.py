@@ -1,0 +1,3 @@
+from dtsen.cli import main
+
+raise SystemExit(main())

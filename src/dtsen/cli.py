@@ -1,0 +1,118 @@
+"""`dtsen` command line: warehouse management, the synthetic generator and the demo round."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dtsen.config import settings
+from dtsen.warehouse import engine, localpg
+from dtsen.warehouse.migrate import migrate
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_db_start(_: argparse.Namespace) -> int:
+    cfg = settings()
+    if cfg.database_url:
+        print("DTSEN_DATABASE_URL is set: the warehouse is external, nothing to start.")
+        return 0
+    cluster = localpg.ensure_started(cfg)
+    print(f"private PostgreSQL running: {cluster.url} (data in {cluster.data_dir})")
+    return 0
+
+
+def cmd_db_stop(_: argparse.Namespace) -> int:
+    was_running = localpg.stop()
+    print("private PostgreSQL stopped" if was_running else "private PostgreSQL was not running")
+    return 0
+
+
+def cmd_db_status(_: argparse.Namespace) -> int:
+    cfg = settings()
+    if cfg.database_url:
+        print(f"external warehouse: {engine.describe_target(cfg.database_url)}")
+        return 0
+    cluster = localpg.cluster_for(cfg)
+    state = "running" if localpg.is_running(cluster) else "stopped"
+    print(f"private PostgreSQL {state}: {cluster.url} (data in {cluster.data_dir})")
+    return 0
+
+
+def cmd_db_url(_: argparse.Namespace) -> int:
+    print(engine.database_url())
+    return 0
+
+
+def cmd_db_migrate(_: argparse.Namespace) -> int:
+    with engine.connect() as conn:
+        report = migrate(conn)
+    print(
+        f"migrations applied now: {len(report.applied)} {report.applied}; already applied: {len(report.already)}"
+    )
+    if report.reference_loaded:
+        print(f"reference data loaded: {report.reference_rows}")
+    else:
+        print(f"reference data already current ({report.reference_rows.get('total', 0)} region codes)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from dtsen.generate.__main__ import main as generate_main
+
+    return generate_main(args.rest) or 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dtsen.demo import run_demo
+
+    return run_demo(landing_root=args.landing_root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dtsen", description="DTSEN update pipeline")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the warehouse").add_subparsers(dest="db_command", required=True)
+    db.add_parser("start", help="start (creating on first use) the private local cluster").set_defaults(
+        func=cmd_db_start
+    )
+    db.add_parser("stop", help="stop the private local cluster").set_defaults(func=cmd_db_stop)
+    db.add_parser("status", help="where the warehouse is and whether it runs").set_defaults(
+        func=cmd_db_status
+    )
+    db.add_parser("url", help="print the warehouse URL (starts the private cluster)").set_defaults(
+        func=cmd_db_url
+    )
+    db.add_parser("migrate", help="apply migrations and load reference data (idempotent)").set_defaults(
+        func=cmd_db_migrate
+    )
+
+    gen = sub.add_parser(
+        "generate", help="write a synthetic population and rounds (see --help)", add_help=False
+    )
+    gen.add_argument("rest", nargs=argparse.REMAINDER)
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="the main job on the bundled sample data")
+    demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

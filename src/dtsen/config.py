@@ -1,0 +1,39 @@
+"""Settings from the environment (contract section 4), with local defaults for a fresh checkout."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dtsen.paths import PROJECT_ROOT
+
+DEFAULT_LOCAL_PG_PORT = 54329  # away from 5432 so a system server never collides with ours
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None  # None = the project's private local cluster
+    home: Path  # project-local state: private cluster, default landing and publish roots
+    landing_root: Path
+    publish_root: Path
+    local_pg_port: int
+    quality_gate_threshold: float
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def settings() -> Settings:
+    """Read the environment now (not at import), so tests and CLI flags can change it."""
+    home = _path("DTSEN_HOME", PROJECT_ROOT / ".dtsen")
+    return Settings(
+        database_url=os.environ.get("DTSEN_DATABASE_URL") or None,
+        home=home,
+        landing_root=_path("DTSEN_LANDING_ROOT", home / "landing"),
+        publish_root=_path("DTSEN_PUBLISH_ROOT", home / "publish"),
+        local_pg_port=int(os.environ.get("DTSEN_LOCAL_PG_PORT", DEFAULT_LOCAL_PG_PORT)),
+        quality_gate_threshold=float(os.environ.get("DTSEN_QUALITY_GATE_THRESHOLD", "0.20")),
+    )

@@ -1,0 +1,107 @@
+"""The main job on bundled sample data: warehouse up and migrated, sample rounds in the landing zone.
+
+Later stages (validate, merge, rank, publish) extend this as they land.
+"""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from dtsen.config import settings
+from dtsen.contract import SUBMISSION_FILES
+from dtsen.paths import SAMPLE_DIR
+from dtsen.warehouse import engine
+from dtsen.warehouse.migrate import migrate
+
+SAMPLE_LANDING = SAMPLE_DIR / "landing"
+SAMPLE_TRUTH = SAMPLE_DIR / "truth"
+
+
+class LandingConflict(RuntimeError):
+    pass
+
+
+def install_sample_landing(landing_root: Path, sample: Path = SAMPLE_LANDING) -> tuple[int, int]:
+    """Copy the sample rounds into the landing zone; returns (copied, already identical).
+
+    A file that already exists with different bytes is never overwritten: the landing zone holds
+    what sources delivered, and silently replacing it would destroy evidence.
+    """
+    copied = same = 0
+    for src in sorted(p for p in sample.rglob("*") if p.is_file()):
+        dst = landing_root / src.relative_to(sample)
+        if dst.exists():
+            if not filecmp.cmp(src, dst, shallow=False):
+                raise LandingConflict(f"{dst} exists with different content; refusing to overwrite it")
+            same += 1
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        copied += 1
+    return copied, same
+
+
+def _data_rows(path: Path) -> int:
+    """Records in a CSV file (quoted newlines counted correctly), streamed."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+
+
+def landing_summary(landing_root: Path) -> list[str]:
+    lines = []
+    for round_dir in sorted(p for p in landing_root.iterdir() if p.is_dir() and p.name != "reference"):
+        lines.append(f"round {round_dir.name}")
+        for source, specs in SUBMISSION_FILES.items():
+            for sub in sorted(p for p in (round_dir / source).glob("*") if p.is_dir()):
+                counts = ", ".join(
+                    f"{spec.file_name}={_data_rows(sub / spec.file_name)}"
+                    for spec in specs
+                    if (sub / spec.file_name).exists()
+                )
+                lines.append(f"  {source:<8} {sub.name:<24} {counts}")
+    for snap in sorted((landing_root / "reference" / "dukcapil").glob("*/penduduk.csv")):
+        lines.append(f"dukcapil snapshot {snap.parent.name}: {_data_rows(snap)} persons")
+    return lines
+
+
+def truth_summary(truth_root: Path = SAMPLE_TRUTH) -> list[str]:
+    lines = []
+    for cases in sorted(truth_root.glob("*/cases.csv")):
+        with open(cases, newline="", encoding="utf-8") as fh:
+            codes = Counter(
+                code
+                for row in csv.DictReader(fh)
+                for code in (row.get("expected_codes") or "").split(";")
+                if code
+            )
+        listed = ", ".join(f"{code}={n}" for code, n in sorted(codes.items()))
+        lines.append(f"  {cases.parent.name}: {listed}")
+    return lines
+
+
+def run_demo(landing_root: str | Path | None = None) -> int:
+    cfg = settings()
+    landing = Path(landing_root) if landing_root else cfg.landing_root
+    url = engine.database_url()
+    print(f"warehouse: {engine.describe_target(url)}")
+    with engine.connect() as conn:
+        report = migrate(conn)
+        ref_counts = conn.execute(
+            "SELECT (SELECT count(*) FROM ref.provinsi), (SELECT count(*) FROM ref.kabupaten), "
+            "(SELECT count(*) FROM ref.kecamatan), (SELECT count(*) FROM ref.desa)"
+        ).fetchone()
+    print(f"migrations: {len(report.applied)} applied now, {len(report.already)} already applied")
+    print("reference: {} provinces, {} regencies/cities, {} districts, {} villages".format(*ref_counts))
+    if not SAMPLE_LANDING.is_dir():
+        print(f"no bundled sample at {SAMPLE_LANDING}")
+        return 1
+    copied, same = install_sample_landing(landing)
+    print(f"landing zone {landing}: {copied} files copied, {same} already present")
+    print("\n".join(landing_summary(landing)))
+    print("injected cases in the sample's ground truth (expected reason codes):")
+    print("\n".join(truth_summary()))
+    return 0

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real PostgreSQL database per test session, migrated once.
+
+The server is DTSEN_DATABASE_URL's, or the project's private cluster. Tests never touch the
+developer's own `dtsen` database: they create `dtsen_test_<pid>` next to it and drop it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from dtsen.warehouse import engine
+from dtsen.warehouse.migrate import migrate
+
+
+def _admin_conninfo(url: str) -> str:
+    return engine.libpq_conninfo(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """URL of the warehouse server (starting the private cluster if needed)."""
+    return engine.database_url()
+
+
+@pytest.fixture(scope="session")
+def scratch_database(server_url: str):
+    """Factory: create a fresh empty database on the server; all are dropped at session end."""
+    created: list[str] = []
+
+    def create(suffix: str) -> str:
+        name = f"dtsen_test_{os.getpid()}_{suffix}"
+        with psycopg.connect(_admin_conninfo(server_url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with psycopg.connect(_admin_conninfo(server_url), autocommit=True) as admin:
+        for name in created:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(scratch_database, monkeypatch_session) -> str:
+    """A migrated warehouse database for this session, exported as DTSEN_DATABASE_URL."""
+    url = scratch_database("wh")
+    monkeypatch_session.setenv("DTSEN_DATABASE_URL", url)
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        migrate(conn)
+    return url
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture
+def db(warehouse_url: str) -> Iterator[psycopg.Connection]:
+    """A connection to the session warehouse; whatever the test leaves uncommitted is rolled back."""
+    with psycopg.connect(engine.libpq_conninfo(warehouse_url)) as conn:
+        yield conn
+        conn.rollback()
