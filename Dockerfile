@@ -1,0 +1,24 @@
+# The project image: Python 3.11 with the exact dependency set of requirements.lock.
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client tini \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/dtsen
+COPY requirements.lock pyproject.toml README.md ./
+RUN pip install --no-cache-dir "uv==0.13.9" \
+ && uv pip install --system --no-cache --require-hashes -r requirements.lock
+COPY src ./src
+COPY sql ./sql
+COPY data ./data
+COPY expectations ./expectations
+COPY dags ./dags
+COPY plugins ./plugins
+RUN uv pip install --system --no-cache --no-deps -e .
+
+ENV DTSEN_LANDING_ROOT=/data/landing \
+    DTSEN_PUBLISH_ROOT=/data/publish \
+    PYTHONUNBUFFERED=1
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["dtsen", "--help"]
