@@ -98,7 +98,11 @@ def _as_root() -> bool:
 def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     if _as_root():
         args = ["runuser", "-u", RUN_AS_WHEN_ROOT, "--", *args]
-    return subprocess.run(args, capture_output=True, text=True, check=check, cwd="/")
+    result = subprocess.run(args, capture_output=True, text=True, check=False, cwd="/")
+    if check and result.returncode != 0:
+        tool = Path(args[4] if _as_root() else args[0]).name
+        raise LocalClusterError(f"{tool} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
+    return result
 
 
 def _reachable_by_postgres_user(path: Path) -> bool:
@@ -191,7 +195,8 @@ def _create_database(cluster: LocalCluster, bindir: Path) -> None:
         "ON_ERROR_STOP=1",
         "-qtA",
     ]
-    exists = _run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"]).stdout  # noqa: S608 (constant).strip()
+    query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"  # noqa: S608 (a constant)
+    exists = _run([*psql, "-c", query]).stdout.strip()
     if exists != "1":
         _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"])
 
