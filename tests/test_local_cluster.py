@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import psycopg
 import pytest
 
@@ -16,6 +18,8 @@ def private_home(tmp_path, monkeypatch):
     monkeypatch.setenv("DTSEN_LOCAL_PG_PORT", "54391")
     yield settings()
     localpg.stop()
+    # When the tmp dir is unreachable for the postgres user the cluster lives under /var/tmp.
+    shutil.rmtree(localpg.cluster_for().root, ignore_errors=True)
 
 
 def test_private_cluster_starts_on_demand_reuses_and_stops(private_home):
