@@ -1,0 +1,1 @@
+"""Ingest: discover a round in the landing zone, check manifests, stage files with COPY."""
