@@ -1,0 +1,98 @@
+"""The SQL rule functions (validation inside PostgreSQL) agree with the Python domain rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from dtsen.domain.identity import PROVINCE_CODES, kk_problem, make_nik, nik_mismatch, nik_problem
+
+
+def _numbers(seed: int = 7, n: int = 3000) -> list[str]:
+    rng = random.Random(seed)
+    out = [
+        "1111111111111111",
+        "1234567890123456",
+        "9876543210987654",
+        "3273012902000001",
+        "3273012902010001",
+        "3273016902040001",
+        "327301290200000",
+        "32730129020000011",
+        "3273x12902000001",
+        "9973012902000001",
+        "3273010000000000",
+        "3273013202900001",
+        "3273017202900001",
+        "3273010013900001",
+        "3273014000900001",
+    ]
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.5:  # valid numbers
+            born = dt.date(1900, 1, 1) + dt.timedelta(days=rng.randrange(45000))
+            out.append(
+                make_nik(
+                    rng.choice(sorted(PROVINCE_CODES))
+                    + f"{rng.randrange(1, 100):02d}{rng.randrange(1, 60):02d}",
+                    born,
+                    rng.choice((1, 2)),
+                    rng.randrange(1, 10000),
+                )
+            )
+        else:  # random digit strings: mostly impossible dates
+            out.append("".join(rng.choice("0123456789") for _ in range(16)))
+    return out
+
+
+def test_sql_nik_and_kk_rules_agree_with_python(db):
+    numbers = _numbers()
+    rows = db.execute(
+        "SELECT n, meta.nik_problem(n), meta.kk_problem(n) FROM unnest(%s::text[]) AS n", (numbers,)
+    ).fetchall()
+    for n, sql_nik, sql_kk in rows:
+        assert sql_nik == nik_problem(n), n
+        assert sql_kk == kk_problem(n), n
+
+
+def test_sql_mismatch_agrees_with_python(db):
+    rng = random.Random(3)
+    cases = []
+    for _ in range(2000):
+        born = dt.date(1920, 1, 1) + dt.timedelta(days=rng.randrange(38000))
+        nik = make_nik("327301", born, rng.choice((1, 2)), 1)
+        stated = born if rng.random() < 0.5 else born + dt.timedelta(days=rng.choice((-36525, -1, 1, 31)))
+        cases.append((nik, stated, rng.choice((1, 2))))
+    rows = db.execute(
+        "SELECT meta.nik_mismatch(n, d, s) FROM unnest(%s::text[], %s::date[], %s::int[]) AS t(n, d, s)",
+        ([c[0] for c in cases], [c[1] for c in cases], [c[2] for c in cases]),
+    ).fetchall()
+    for (nik, stated, sex), (sql_result,) in zip(cases, rows, strict=True):
+        assert sql_result == nik_mismatch(nik, stated, sex)
+
+
+def test_sql_dates_accept_only_real_calendar_dates(db):
+    samples = {
+        "2024-02-29": True,
+        "2023-02-29": False,
+        "2026-02-30": False,
+        "14/02/2026": False,
+        "2026-13-01": False,
+        "0000-01-01": False,
+        "1899-12-31": True,
+        "2026-1-01": False,
+        " 2026-01-01": False,
+    }
+    got = dict(
+        db.execute("SELECT s, meta.is_iso_date(s) FROM unnest(%s::text[]) s", (list(samples),)).fetchall()
+    )
+    assert got == samples
+
+
+def test_sql_province_list_is_the_reference_list(db):
+    ref = {r[0] for r in db.execute("SELECT kode FROM ref.provinsi")}
+    assert ref == set(PROVINCE_CODES)
+    checked = db.execute(
+        "SELECT count(*) FROM ref.provinsi WHERE meta.number_structure_problem(kode || '73014101900001', 'NIK') IS NULL"
+    ).fetchone()[0]
+    assert checked == 38
