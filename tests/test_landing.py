@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -11,30 +10,7 @@ import pytest
 
 from dtsen.ingest.landing import LandingError, list_dukcapil_snapshots, list_round
 from dtsen.ingest.manifest import check_manifest
-
-ROUND = "2026-Q2"
-KELUARGA = b"operasi,no_kk\nTAMBAH,3273010101200001\n"
-ANGGOTA = b"operasi,nik,no_kk\nTAMBAH,3273014101900001,3273010101200001\n"
-
-
-def make_submission(root: Path, sub_id: str = "3273-2026Q2-01", *, folder: str = "pemda", **overrides) -> Path:
-    path = root / ROUND / folder / sub_id
-    path.mkdir(parents=True)
-    files = {"keluarga.csv": KELUARGA, "anggota.csv": ANGGOTA}
-    for name, data in files.items():
-        (path / name).write_bytes(data)
-    manifest = {
-        "source": folder,
-        "submission_id": sub_id,
-        "round_id": ROUND,
-        "kode_wilayah": "3273",
-        "submitted_at": "2026-05-14T09:30:00+07:00",
-        "submitted_by": "dinsos.kotabandung",
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
-    }
-    manifest.update(overrides)
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    return path
+from tests.factories import ANGGOTA, KELUARGA, ROUND, make_submission
 
 
 def only_submission(root: Path):

@@ -17,6 +17,7 @@ class Settings:
     home: Path  # project-local state: private cluster, default landing and publish roots
     landing_root: Path
     publish_root: Path
+    raw_root: Path  # kept copies of every delivered file, content-addressed by sha256
     local_pg_port: int
     quality_gate_threshold: float
 
@@ -34,6 +35,7 @@ def settings() -> Settings:
         home=home,
         landing_root=_path("DTSEN_LANDING_ROOT", home / "landing"),
         publish_root=_path("DTSEN_PUBLISH_ROOT", home / "publish"),
+        raw_root=_path("DTSEN_RAW_ROOT", home / "raw"),
         local_pg_port=int(os.environ.get("DTSEN_LOCAL_PG_PORT", DEFAULT_LOCAL_PG_PORT)),
         quality_gate_threshold=float(os.environ.get("DTSEN_QUALITY_GATE_THRESHOLD", "0.20")),
     )
