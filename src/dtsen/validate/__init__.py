@@ -1,0 +1,1 @@
+"""Validation: Great Expectations suites over staging, row-level rejections derived from them."""

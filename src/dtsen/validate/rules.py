@@ -1,0 +1,60 @@
+"""Row rules read from the committed suites, as SQL predicates over a staged batch.
+
+Each expectation in expectations/*.json becomes one Rule: the predicate selecting the rows that fail
+it. Great Expectations evaluates the expectation itself; the rejection step evaluates the same
+predicate to name the failing lines, so the two agree by construction (and a test checks they do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from dtsen.contract import FileKind
+from dtsen.validate.suites import load_suite
+
+ROWS_PREFIX = "SELECT line_no FROM {batch} WHERE "
+
+
+class SuiteFormatError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule_id: str
+    reason_code: str
+    field: str
+    predicate: sql.Composable  # true for rows that fail the rule
+
+
+def _predicate(expectation: dict) -> sql.Composable:
+    kind, kwargs = expectation["type"], expectation["kwargs"]
+    if kind == "expect_column_values_to_not_be_null":
+        return sql.SQL("{} IS NULL").format(sql.Identifier(kwargs["column"]))
+    if kind == "expect_column_values_to_be_in_set":
+        # GE ignores NULLs in map expectations; so must we.
+        return sql.SQL("{col} IS NOT NULL AND {col} NOT IN ({values})").format(
+            col=sql.Identifier(kwargs["column"]),
+            values=sql.SQL(", ").join(sql.Literal(str(v)) for v in kwargs["value_set"]),
+        )
+    if kind == "unexpected_rows_expectation":
+        query = kwargs["unexpected_rows_query"]
+        if not query.startswith(ROWS_PREFIX):
+            raise SuiteFormatError(f"row rule must start with {ROWS_PREFIX!r}: {query[:80]!r}")
+        # Undo str.format escaping: GE formats the query once, with {batch} as the only field.
+        where = query.removeprefix(ROWS_PREFIX).replace("{{", "{").replace("}}", "}")
+        return sql.SQL(where)  # authored suite text from the repository, not outside input
+    raise SuiteFormatError(f"expectation type {kind} has no row-rule translation")
+
+
+def rules_for(kind: FileKind) -> list[Rule]:
+    suite = load_suite(kind)
+    rules = []
+    for expectation in suite["expectations"]:
+        meta = expectation.get("meta") or {}
+        if "reason_code" not in meta or "field" not in meta or "rule" not in meta:
+            raise SuiteFormatError(f"expectation without reason_code/field/rule meta in {suite['name']}")
+        rules.append(Rule(meta["rule"], meta["reason_code"], meta["field"], _predicate(expectation)))
+    return rules
