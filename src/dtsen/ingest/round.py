@@ -37,6 +37,12 @@ def ingest_round(
         log.warning(
             "round %s: no Dukcapil snapshot on or before the cut-off; NIK checks cannot run", round_id
         )
+    else:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE ingest.round SET dukcapil_snapshot_pk = %s WHERE round_seq = %s",
+                (snapshot.snapshot_pk, round_seq),
+            )
     listing = list_round(landing, round_id)
     for refused in listing.refused:
         log.warning("round %s: refused landing entry %s (%s)", round_id, refused.entry, refused.why)

@@ -1,0 +1,164 @@
+"""Validate a staged round: row-level suites per file, then cross-row rules and the quality gate.
+
+Idempotent: a submission's suite results are upserted and its rejections keyed by (line, code,
+field); the cross-row rules and the quality gate run once per round in one transaction and mark the
+round VALIDATED, so a re-run (or a retried task) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+
+from dtsen.config import settings
+from dtsen.contract import FileKind
+from dtsen.sqlfiles import statements
+from dtsen.validate.run import Batch, run_suite, store_suite_result, write_row_rejections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubmissionValidation:
+    submission_pk: int
+    rules_failed: int = 0
+    row_rejections: int = 0
+    suites: dict[str, bool] = field(default_factory=dict)
+
+
+def validate_submission(conn: psycopg.Connection, submission_pk: int) -> SubmissionValidation:
+    """Run the suites of a STAGED submission's files and write their row-level rejections."""
+    outcome = SubmissionValidation(submission_pk)
+    round_seq, status = conn.execute(
+        "SELECT round_seq, status FROM ingest.submission WHERE submission_pk = %s", (submission_pk,)
+    ).fetchone()
+    if status != "STAGED":
+        return outcome
+    files = conn.execute(
+        "SELECT file_name, file_kind FROM ingest.submission_file WHERE submission_pk = %s AND status = 'STAGED' "
+        "ORDER BY file_name",
+        (submission_pk,),
+    ).fetchall()
+    conn.commit()  # GE reads through its own connection: it must see committed staging rows
+    for file_name, kind_value in files:
+        kind = FileKind(kind_value)
+        batch = Batch(kind, round_seq=round_seq, submission_pk=submission_pk)
+        suite = run_suite(batch)
+        with conn.transaction():
+            store_suite_result(conn, submission_pk, kind, suite)
+            outcome.row_rejections += write_row_rejections(conn, batch, file_name)
+        outcome.rules_failed += suite.failed
+        outcome.suites[suite.suite_name] = suite.success
+    return outcome
+
+
+@dataclass
+class GateOutcome:
+    submission_pk: int
+    received: int
+    rejected: int
+    passed: bool
+
+
+def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int | None) -> None:
+    params = {"round_seq": round_seq, "snapshot_pk": snapshot_pk}
+    for name, statement in statements("validate/cross_rules.sql").items():
+        conn.execute(statement, params if "%(" in statement else None)
+        log.debug("cross rule step %s done", name)
+
+
+GATE_SQL = """
+SELECT sub.submission_pk,
+       (SELECT coalesce(sum(f.rows_received), 0) FROM ingest.submission_file f
+        WHERE f.submission_pk = sub.submission_pk) AS received,
+       (SELECT count(*) FROM (SELECT DISTINCT q.file_name, q.line_no FROM quality.rejection q
+                              WHERE q.round_seq = sub.round_seq AND q.submission_pk = sub.submission_pk) d) AS rejected
+FROM ingest.submission sub
+WHERE sub.round_seq = %(round_seq)s AND sub.status = 'STAGED'
+"""
+
+GATE_REJECT_ROWS = {
+    kind: f"""
+INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value)
+SELECT s.round_seq, s.submission_pk, %(file_name)s, s.line_no, 'SUBMISSION_QUALITY_GATE', '', s.{key}
+FROM staging.{kind} s
+WHERE s.round_seq = %(round_seq)s AND s.submission_pk = %(submission_pk)s
+  AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = s.round_seq
+                  AND q.submission_pk = s.submission_pk AND q.file_name = %(file_name)s AND q.line_no = s.line_no)
+ON CONFLICT DO NOTHING
+"""  # noqa: S608 (table and key names come from the contract enum)
+    for kind, key in (
+        ("pemda_keluarga", "no_kk"),
+        ("pemda_anggota", "nik"),
+        ("bps_keluarga", "no_kk"),
+        ("kemensos_groundcheck", "no_kk"),
+    )
+}
+
+
+def apply_quality_gate(conn: psycopg.Connection, round_seq: int, threshold: float) -> list[GateOutcome]:
+    outcomes = []
+    for submission_pk, received, rejected in conn.execute(GATE_SQL, {"round_seq": round_seq}).fetchall():
+        passed = received == 0 or rejected / received <= threshold
+        outcomes.append(GateOutcome(submission_pk, int(received), int(rejected), passed))
+        if passed:
+            conn.execute(
+                "UPDATE ingest.submission SET status = 'VALIDATED', updated_at = now() WHERE submission_pk = %s",
+                (submission_pk,),
+            )
+            continue
+        for file_name, kind in conn.execute(
+            "SELECT file_name, file_kind FROM ingest.submission_file WHERE submission_pk = %s AND status = 'STAGED'",
+            (submission_pk,),
+        ).fetchall():
+            conn.execute(
+                GATE_REJECT_ROWS[kind],
+                {"round_seq": round_seq, "submission_pk": submission_pk, "file_name": file_name},
+            )
+        conn.execute(
+            "UPDATE ingest.submission SET status = 'REJECTED', reason_code = 'SUBMISSION_QUALITY_GATE', "
+            "detail = %s, updated_at = now() WHERE submission_pk = %s",
+            (f"{rejected} of {received} rows failed (limit {threshold:.0%})", submission_pk),
+        )
+    return outcomes
+
+
+@dataclass
+class RoundValidation:
+    round_seq: int
+    submissions: list[SubmissionValidation]
+    gate: list[GateOutcome]
+    already_validated: bool = False
+
+
+def validate_round(
+    conn: psycopg.Connection, round_seq: int, *, threshold: float | None = None
+) -> RoundValidation:
+    threshold = settings().quality_gate_threshold if threshold is None else threshold
+    status, snapshot_pk = conn.execute(
+        "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s", (round_seq,)
+    ).fetchone()
+    if status != "OPEN":
+        return RoundValidation(round_seq, [], [], already_validated=True)
+    pks = [
+        r[0]
+        for r in conn.execute(
+            "SELECT submission_pk FROM ingest.submission WHERE round_seq = %s AND status = 'STAGED' ORDER BY submission_pk",
+            (round_seq,),
+        )
+    ]
+    submissions = [validate_submission(conn, pk) for pk in pks]
+    with conn.transaction():
+        # One round validates at a time; the lock is released at commit.
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x0D75E2, round_seq))
+        if (
+            conn.execute("SELECT status FROM ingest.round WHERE round_seq = %s", (round_seq,)).fetchone()[0]
+            != "OPEN"
+        ):
+            return RoundValidation(round_seq, submissions, [], already_validated=True)
+        apply_cross_rules(conn, round_seq, snapshot_pk)
+        gate = apply_quality_gate(conn, round_seq, threshold)
+        conn.execute("UPDATE ingest.round SET status = 'VALIDATED' WHERE round_seq = %s", (round_seq,))
+    return RoundValidation(round_seq, submissions, gate)

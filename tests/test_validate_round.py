@@ -1,0 +1,181 @@
+"""Row-level suites plus cross-row rules on a hand-built round whose expected codes are known."""
+
+from __future__ import annotations
+
+import pytest
+
+from dtsen.contract import FileKind
+from dtsen.ingest.register import round_reference_date
+from dtsen.ingest.round import ingest_round
+from dtsen.validate.round import validate_round
+from dtsen.validate.run import Batch, run_suite
+from tests.factories import make_dukcapil, make_submission
+
+FAMILY_ATTRS = (
+    "status_kepemilikan_rumah,luas_lantai_m2,jenis_lantai,jenis_dinding,jenis_atap,sumber_air_minum,"
+    "sumber_penerangan,daya_listrik_va,bahan_bakar_memasak,fasilitas_bab,punya_kulkas,punya_ac,"
+    "punya_sepeda_motor,punya_mobil,punya_emas,punya_lahan,punya_ternak"
+)
+KELUARGA_HEADER = f"operasi,no_kk,kode_wilayah,alamat,tanggal_pendataan,{FAMILY_ATTRS},alasan_hapus"
+FAMILY_VALUES = "1,36,2,1,2,3,1,900,3,1,1,0,1,0,0,0,0"
+ANGGOTA_HEADER = (
+    "operasi,nik,no_kk,nama,jenis_kelamin,tanggal_lahir,hubungan_keluarga,status_perkawinan,"
+    "pendidikan_tertinggi,status_sekolah,status_pekerjaan,disabilitas,penyakit_kronis,alasan_hapus"
+)
+
+KK1, KK2, KK_NOWHERE = "3273010101200001", "3273010101200002", "3273010101200099"
+# (nik, sex, birth date, life status)
+PEOPLE = {
+    "A": ("3273014101900001", 2, "1990-01-01", "HIDUP"),
+    "B": ("3273010505600002", 1, "1960-05-05", "HIDUP"),
+    "C": ("3273011212120003", 1, "2012-12-12", "HIDUP"),
+    "D": ("3273015003850004", 2, "1985-03-10", "MENINGGAL"),
+    "E": ("3273010202700005", 1, "1970-02-02", "HIDUP"),
+    "F": ("3273010303800006", 1, "1980-03-03", "HIDUP"),
+    "H": ("3273010606060008", 1, "2006-06-06", "HIDUP"),
+    "J": ("3273010707070009", 1, "2007-07-07", "HIDUP"),
+}
+NOT_IN_DUKCAPIL = ("3273010404900007", 1, "1990-04-04")
+
+
+def member(op: str, nik: str, kk: str, sex: int, born: str, hub: int) -> str:
+    return f"{op},{nik},{kk},Nama Orang,{sex},{born},{hub},1,3,2,1,0,0,"
+
+
+def person(key: str, op: str, kk: str, hub: int) -> str:
+    nik, sex, born, _ = PEOPLE[key]
+    return member(op, nik, kk, sex, born, hub)
+
+
+@pytest.fixture
+def round_id(db):
+    latest = db.execute("SELECT max(round_id) FROM ingest.round").fetchone()[0] or "2030-Q4"
+    year, q = int(latest[:4]), int(latest[-1])
+    return f"{year + (q == 4)}-Q{q % 4 + 1}"
+
+
+def build_round(tmp_path, round_id: str, anggota_rows: list[str], keluarga_rows: list[str]):
+    landing = tmp_path / "landing"
+    dukcapil = ["nik,no_kk,nama,jenis_kelamin,tanggal_lahir,kode_wilayah,status_hidup,tanggal_meninggal"]
+    for nik, sex, born, life in PEOPLE.values():
+        dukcapil.append(
+            f"{nik},{KK1},Nama Orang,{sex},{born},3273011001,{life},{'2026-01-05' if life == 'MENINGGAL' else ''}"
+        )
+    make_dukcapil(landing, round_reference_date(round_id).isoformat(), ("\n".join(dukcapil) + "\n").encode())
+    make_submission(
+        landing,
+        "3273-test",
+        folder_round=round_id,
+        data_files={
+            "keluarga.csv": ("\n".join([KELUARGA_HEADER, *keluarga_rows]) + "\n").encode(),
+            "anggota.csv": ("\n".join([ANGGOTA_HEADER, *anggota_rows]) + "\n").encode(),
+        },
+    )
+    return landing
+
+
+def codes_by_line(db, submission_pk: int) -> dict[tuple[str, int], set[str]]:
+    out: dict[tuple[str, int], set[str]] = {}
+    for file_name, line, code in db.execute(
+        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE submission_pk = %s",
+        (submission_pk,),
+    ):
+        out.setdefault((file_name, line), set()).add(code)
+    return out
+
+
+def test_cross_row_rules_reject_exactly_the_broken_rows(db, tmp_path, monkeypatch, round_id):
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [
+        f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},",  # line 2: fine
+        f"TAMBAH,{KK2},3273011001,Jl. Dua,2026-01-10,{FAMILY_VALUES},",  # line 3: two heads
+    ]
+    nik, sex, born = NOT_IN_DUKCAPIL
+    anggota = [
+        person("A", "TAMBAH", KK1, 1),  # 2 fine (head of KK1)
+        person("C", "TAMBAH", KK1, 3),  # 3 fine
+        person("B", "TAMBAH", KK2, 1),  # 4 FAMILY_STRUCTURE
+        person("F", "TAMBAH", KK2, 1),  # 5 FAMILY_STRUCTURE
+        person("D", "TAMBAH", KK1, 3),  # 6 NIK_DECEASED
+        member("TAMBAH", nik, KK1, sex, born, 3),  # 7 NIK_NOT_IN_DUKCAPIL
+        person("H", "TAMBAH", KK_NOWHERE, 3),  # 8 FAMILY_UNKNOWN
+        person("E", "UBAH", KK1, 3),  # 9 RECORD_NOT_FOUND
+        person("J", "TAMBAH", KK1, 3),  # 10 DUPLICATE_IN_FILE
+        person("J", "TAMBAH", KK1, 3),  # 11 DUPLICATE_IN_FILE
+        member("TAMBAH", "327301410190000", KK1, 2, "1990-01-01", 3),  # 12 NIK_FORMAT only
+    ]
+    landing = build_round(tmp_path, round_id, anggota, keluarga)
+    ingested = ingest_round(db, round_id, landing_root=landing)
+    sub = ingested.submissions[0]
+    result = validate_round(db, ingested.round_seq, threshold=1.0)
+    got = codes_by_line(db, sub.submission_pk)
+    assert got == {
+        ("keluarga.csv", 3): {"FAMILY_STRUCTURE"},
+        ("anggota.csv", 4): {"FAMILY_STRUCTURE"},
+        ("anggota.csv", 5): {"FAMILY_STRUCTURE"},
+        ("anggota.csv", 6): {"NIK_DECEASED"},
+        ("anggota.csv", 7): {"NIK_NOT_IN_DUKCAPIL"},
+        ("anggota.csv", 8): {"FAMILY_UNKNOWN"},
+        ("anggota.csv", 9): {"RECORD_NOT_FOUND"},
+        ("anggota.csv", 10): {"DUPLICATE_IN_FILE"},
+        ("anggota.csv", 11): {"DUPLICATE_IN_FILE"},
+        ("anggota.csv", 12): {"NIK_FORMAT"},
+    }
+    assert [g.passed for g in result.gate] == [True]
+    status = db.execute(
+        "SELECT status FROM ingest.submission WHERE submission_pk = %s", (sub.submission_pk,)
+    ).fetchone()
+    assert status == ("VALIDATED",)
+    # validating again changes nothing
+    again = validate_round(db, ingested.round_seq, threshold=1.0)
+    assert again.already_validated and codes_by_line(db, sub.submission_pk) == got
+
+
+def test_quality_gate_rejects_a_mostly_broken_submission_whole(db, tmp_path, monkeypatch, round_id):
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
+    anggota = [person("A", "TAMBAH", KK1, 1), person("D", "TAMBAH", KK1, 3), person("E", "UBAH", KK1, 3)]
+    landing = build_round(tmp_path, round_id, anggota, keluarga)
+    ingested = ingest_round(db, round_id, landing_root=landing)
+    sub = ingested.submissions[0]
+    validate_round(db, ingested.round_seq, threshold=0.2)
+    got = codes_by_line(db, sub.submission_pk)
+    assert got[("anggota.csv", 2)] == {"SUBMISSION_QUALITY_GATE"}
+    assert got[("keluarga.csv", 2)] == {"SUBMISSION_QUALITY_GATE"}
+    assert got[("anggota.csv", 3)] == {"NIK_DECEASED"}
+    row = db.execute(
+        "SELECT status, reason_code FROM ingest.submission WHERE submission_pk = %s", (sub.submission_pk,)
+    )
+    assert row.fetchone() == ("REJECTED", "SUBMISSION_QUALITY_GATE")
+
+
+def test_suite_counts_agree_with_row_rejections(db, tmp_path, monkeypatch, round_id):
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [
+        f"TAMBAH,{KK1},3273011001,,2099-01-01,{FAMILY_VALUES.replace('36', '5000')},",
+        f"UBAH,{KK2},3204011001,,2026-02-30,,,,,,,,,,,,,,,,,,",
+        "HAPUS,32730101012000,9999999999,,2026-01-01,,,,,,,,,,,,,,,,,,",
+    ]
+    anggota = [
+        member("TAMBAH", "3273014101900001", KK1, 1, "1990-01-02", 1),
+        member("TAMBAH", "x", KK1, 3, "", 9),
+    ]
+    landing = build_round(tmp_path, round_id, anggota, keluarga)
+    ingested = ingest_round(db, round_id, landing_root=landing)
+    sub = ingested.submissions[0]
+    validate_round(db, ingested.round_seq, threshold=1.0)
+    for kind, file_name in (
+        (FileKind.PEMDA_KELUARGA, "keluarga.csv"),
+        (FileKind.PEMDA_ANGGOTA, "anggota.csv"),
+    ):
+        suite = run_suite(Batch(kind, round_seq=ingested.round_seq, submission_pk=sub.submission_pk))
+        derived = dict(
+            db.execute(
+                "SELECT reason_code || '/' || field, count(*) FROM quality.rejection WHERE submission_pk = %s "
+                "AND file_name = %s AND reason_code NOT IN ('DUPLICATE_IN_FILE', 'FAMILY_UNKNOWN', 'FAMILY_STRUCTURE', "
+                "'NIK_NOT_IN_DUKCAPIL', 'NIK_DECEASED', 'RECORD_NOT_FOUND', 'RECORD_EXISTS') GROUP BY 1",
+                (sub.submission_pk, file_name),
+            ).fetchall()
+        )
+        from_ge = {f"{r.reason_code}/{r.field}": r.failed for r in suite.rules if r.failed}
+        assert from_ge == derived and derived
