@@ -179,3 +179,36 @@ def test_suite_counts_agree_with_row_rejections(db, tmp_path, monkeypatch, round
         )
         from_ge = {f"{r.reason_code}/{r.field}": r.failed for r in suite.rules if r.failed}
         assert from_ge == derived and derived
+
+
+def test_feedback_masks_keys_and_explains_in_indonesian(db, tmp_path, monkeypatch, round_id):
+    import csv
+    import json
+
+    from dtsen.feedback import write_feedback
+
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
+    evil = member("TAMBAH", "=cmd|' /C calc'!A0", KK1, 1, "1980-03-03", 3)
+    anggota = [person("A", "TAMBAH", KK1, 1), person("D", "TAMBAH", KK1, 3), evil]
+    landing = build_round(tmp_path, round_id, anggota, keluarga)
+    ingested = ingest_round(db, round_id, landing_root=landing)
+    validate_round(db, ingested.round_seq, threshold=1.0)
+    report = write_feedback(db, ingested.submissions[0].submission_pk, tmp_path / "publish")
+    assert report.path == tmp_path / "publish" / "feedback" / round_id / "3273-test"
+    with open(report.path / "ditolak.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["file"], r["line"], r["reason"]) for r in rows] == [
+        ("anggota.csv", "3", "NIK_DECEASED"),
+        ("anggota.csv", "4", "NIK_FORMAT"),
+    ]
+    assert rows[0]["nik"] == "************0004" and rows[0]["no_kk"] == "************0001"
+    assert rows[1]["nik"].startswith("*")  # the formula never reaches a cell start
+    assert "meninggal" in rows[0]["message"].lower()
+    text = (report.path / "ditolak.csv").read_text()
+    assert PEOPLE["D"][0] not in text and "calc" not in text
+    ringkasan = json.loads((report.path / "ringkasan.json").read_text())
+    assert ringkasan["status"] == "PARTIAL"
+    assert ringkasan["rows"]["anggota.csv"] == {"received": 3, "merged": 1, "rejected": 2}
+    assert ringkasan["rows"]["keluarga.csv"] == {"received": 1, "merged": 1, "rejected": 0}
+    assert ringkasan["reasons"] == {"NIK_DECEASED": 1, "NIK_FORMAT": 1}

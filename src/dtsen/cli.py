@@ -70,6 +70,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return generate_main(args.rest) or 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dtsen.pipeline import format_validation, stage_and_validate
+
+    summary = stage_and_validate(
+        args.round,
+        landing_root=Path(args.landing_root) if args.landing_root else None,
+        publish_root=Path(args.publish_root) if args.publish_root else None,
+        threshold=args.quality_gate,
+    )
+    print("\n".join(format_validation(summary)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dtsen.demo import run_demo
 
@@ -101,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("rest", nargs=argparse.REMAINDER)
     gen.set_defaults(func=cmd_generate)
+
+    val = sub.add_parser("validate", help="discover, stage and validate a round; write feedback to regions")
+    val.add_argument("--round", required=True, help="round id, YYYY-Qn")
+    val.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
+    val.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
+    val.add_argument(
+        "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
+    )
+    val.set_defaults(func=cmd_validate)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")
     demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")

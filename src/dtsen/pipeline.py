@@ -1,0 +1,113 @@
+"""The stages of a round as plain functions: what the CLI, the demo and the Airflow tasks call.
+
+Each returns small summaries (ids, counts, codes), never rows or personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dtsen.config import settings
+from dtsen.feedback import write_feedback
+from dtsen.ingest.round import ingest_round
+from dtsen.validate.round import validate_round
+from dtsen.warehouse import engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubmissionSummary:
+    submission_pk: int
+    source: str
+    submission_id: str
+    status: str
+    reason_code: str | None
+    received: dict[str, int]
+    rejected_rows: int
+    reasons: dict[str, int]
+    feedback_path: str
+
+
+@dataclass
+class ValidationSummary:
+    round_id: str
+    round_seq: int
+    dukcapil_snapshot: str | None
+    submissions: list[SubmissionSummary] = field(default_factory=list)
+    refused_entries: int = 0
+
+    def reasons_total(self) -> Counter:
+        total: Counter = Counter()
+        for s in self.submissions:
+            total.update(s.reasons)
+        return total
+
+
+def stage_and_validate(
+    round_id: str,
+    *,
+    landing_root: Path | None = None,
+    publish_root: Path | None = None,
+    threshold: float | None = None,
+) -> ValidationSummary:
+    """Discover, stage and validate a round, then write each submission's feedback."""
+    cfg = settings()
+    publish = publish_root or cfg.publish_root
+    with engine.connect() as conn:
+        ingested = ingest_round(conn, round_id, landing_root=landing_root)
+        conn.commit()
+        validate_round(conn, ingested.round_seq, threshold=threshold)
+        summary = ValidationSummary(
+            round_id,
+            ingested.round_seq,
+            ingested.snapshot.snapshot_date.isoformat() if ingested.snapshot else None,
+            refused_entries=len(ingested.refused),
+        )
+        for sub in ingested.submissions:
+            report = write_feedback(conn, sub.submission_pk, publish)
+            status, reason = conn.execute(
+                "SELECT status, reason_code FROM ingest.submission WHERE submission_pk = %s",
+                (sub.submission_pk,),
+            ).fetchone()
+            reasons = dict(
+                conn.execute(
+                    "SELECT reason_code, count(DISTINCT (file_name, line_no)) FROM quality.rejection "
+                    "WHERE round_seq = %s AND submission_pk = %s GROUP BY 1 ORDER BY 1",
+                    (ingested.round_seq, sub.submission_pk),
+                ).fetchall()
+            )
+            if status == "REJECTED" and reason and reason not in reasons:
+                reasons[reason] = sum(f.rows_received for f in sub.files) or 1
+            summary.submissions.append(
+                SubmissionSummary(
+                    sub.submission_pk,
+                    sub.source,
+                    sub.submission_id,
+                    status,
+                    reason,
+                    {f.file_name: f.rows_received for f in sub.files},
+                    report.rejected_rows,
+                    reasons,
+                    str(report.path),
+                )
+            )
+        conn.commit()
+    return summary
+
+
+def format_validation(summary: ValidationSummary) -> list[str]:
+    lines = [f"round {summary.round_id}: Dukcapil snapshot {summary.dukcapil_snapshot or 'MISSING'}"]
+    for s in summary.submissions:
+        received = ", ".join(f"{k}={v}" for k, v in s.received.items())
+        reasons = ", ".join(f"{k}={v}" for k, v in s.reasons.items()) or "-"
+        lines.append(
+            f"  {s.source:<8} {s.submission_id:<24} {s.status:<9} rows {received}; rejected rows "
+            f"{s.rejected_rows}; reasons {reasons}"
+        )
+    if summary.refused_entries:
+        lines.append(f"  {summary.refused_entries} landing entries refused (see log)")
+    return lines
