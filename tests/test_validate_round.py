@@ -212,3 +212,15 @@ def test_feedback_masks_keys_and_explains_in_indonesian(db, tmp_path, monkeypatc
     assert ringkasan["rows"]["anggota.csv"] == {"received": 3, "merged": 1, "rejected": 2}
     assert ringkasan["rows"]["keluarga.csv"] == {"received": 1, "merged": 1, "rejected": 0}
     assert ringkasan["reasons"] == {"NIK_DECEASED": 1, "NIK_FORMAT": 1}
+
+
+def test_dukcapil_snapshot_quality_is_recorded_for_operators(db, tmp_path, monkeypatch, round_id):
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    landing = build_round(tmp_path, round_id, [person("A", "TAMBAH", KK1, 1)], [])
+    ingested = ingest_round(db, round_id, landing_root=landing)
+    validate_round(db, ingested.round_seq, threshold=1.0)
+    success, failed = db.execute(
+        "SELECT success, failed FROM quality.snapshot_suite_result WHERE snapshot_pk = %s",
+        (ingested.snapshot.snapshot_pk,),
+    ).fetchone()
+    assert success and failed == 0

@@ -15,7 +15,13 @@ import psycopg
 from dtsen.config import settings
 from dtsen.contract import FileKind
 from dtsen.sqlfiles import statements
-from dtsen.validate.run import Batch, run_suite, store_suite_result, write_row_rejections
+from dtsen.validate.run import (
+    Batch,
+    run_suite,
+    store_snapshot_suite_result,
+    store_suite_result,
+    write_row_rejections,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,28 @@ def validate_submission(conn: psycopg.Connection, submission_pk: int) -> Submiss
         outcome.rules_failed += suite.failed
         outcome.suites[suite.suite_name] = suite.success
     return outcome
+
+
+def validate_snapshot(conn: psycopg.Connection, snapshot_pk: int) -> None:
+    """Run the Dukcapil suite once per snapshot; defects are logged as counts for operators."""
+    done = conn.execute(
+        "SELECT 1 FROM quality.snapshot_suite_result WHERE snapshot_pk = %s", (snapshot_pk,)
+    ).fetchone()
+    if done:
+        return
+    conn.commit()
+    outcome = run_suite(Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk))
+    with conn.transaction():
+        store_snapshot_suite_result(conn, snapshot_pk, outcome)
+    for rule in outcome.rules:
+        if rule.failed:
+            log.warning(
+                "dukcapil snapshot #%s: %d rows fail %s on %s",
+                snapshot_pk,
+                rule.failed,
+                rule.reason_code,
+                rule.field,
+            )
 
 
 @dataclass
@@ -149,6 +177,8 @@ def validate_round(
             (round_seq,),
         )
     ]
+    if snapshot_pk is not None:
+        validate_snapshot(conn, snapshot_pk)
     submissions = [validate_submission(conn, pk) for pk in pks]
     with conn.transaction():
         # One round validates at a time; the lock is released at commit.

@@ -148,3 +148,20 @@ def store_suite_result(
             Jsonb([r.__dict__ for r in outcome.rules]),
         ),
     )
+
+
+def store_snapshot_suite_result(conn: psycopg.Connection, snapshot_pk: int, outcome: SuiteOutcome) -> None:
+    conn.execute(
+        "INSERT INTO quality.snapshot_suite_result (snapshot_pk, suite_name, success, evaluated, failed, result) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (snapshot_pk, suite_name) DO UPDATE SET "
+        "success = EXCLUDED.success, evaluated = EXCLUDED.evaluated, failed = EXCLUDED.failed, "
+        "result = EXCLUDED.result, run_at = now()",
+        (
+            snapshot_pk,
+            outcome.suite_name,
+            outcome.success,
+            outcome.evaluated,
+            outcome.failed,
+            Jsonb([r.__dict__ for r in outcome.rules]),
+        ),
+    )
