@@ -14,6 +14,7 @@ from pathlib import Path
 from dtsen.config import settings
 from dtsen.contract import SUBMISSION_FILES
 from dtsen.paths import SAMPLE_DIR
+from dtsen.pipeline import format_validation, stage_and_validate
 from dtsen.warehouse import engine
 from dtsen.warehouse.migrate import migrate
 
@@ -104,4 +105,9 @@ def run_demo(landing_root: str | Path | None = None) -> int:
     print("\n".join(landing_summary(landing)))
     print("injected cases in the sample's ground truth (expected reason codes):")
     print("\n".join(truth_summary()))
+    first_round = sorted(p.name for p in landing.iterdir() if p.is_dir() and p.name != "reference")[0]
+    print(f"\nstage + validate + feedback, round {first_round}:")
+    summary = stage_and_validate(first_round, landing_root=landing)
+    print("\n".join(format_validation(summary)))
+    print(f"feedback for regions in {cfg.publish_root / 'feedback' / first_round}")
     return 0

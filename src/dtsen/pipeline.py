@@ -39,6 +39,7 @@ class ValidationSummary:
     dukcapil_snapshot: str | None
     submissions: list[SubmissionSummary] = field(default_factory=list)
     refused_entries: int = 0
+    dukcapil_rows_loaded: int = 0  # 0 when the snapshot was already loaded by an earlier run
 
     def reasons_total(self) -> Counter:
         total: Counter = Counter()
@@ -66,6 +67,9 @@ def stage_and_validate(
             ingested.round_seq,
             ingested.snapshot.snapshot_date.isoformat() if ingested.snapshot else None,
             refused_entries=len(ingested.refused),
+            dukcapil_rows_loaded=ingested.snapshot.rows_received
+            if ingested.snapshot and ingested.snapshot.loaded_now
+            else 0,
         )
         for sub in ingested.submissions:
             report = write_feedback(conn, sub.submission_pk, publish)

@@ -1,0 +1,145 @@
+"""Benchmark: discover + stage + validate + rejections + feedback of one generated round, against the
+physical limit of this machine (a plain COPY of the same files into an unlogged table), in one run.
+
+    .venv/bin/python bench/ingest_validate.py --persons 1000000 5000000
+
+Each size gets a fresh database on the warehouse server and a generated round-1 landing zone
+(cached under --work so reruns skip generation). The end-to-end stage runs in a child process so its
+peak RSS is measured alone. Targets (issue 3): end-to-end >= 0.3 x raw COPY rate; peak RSS < 1 GiB
+at every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from dtsen.warehouse import engine
+from dtsen.warehouse.migrate import migrate
+
+ROUND = "2026-Q1"
+
+
+def _admin(url: str) -> str:
+    return engine.libpq_conninfo(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    with psycopg.connect(_admin(server_url), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        migrate(conn)
+    return url
+
+
+def generate(persons: int, work: Path) -> Path:
+    out = work / f"gen-{persons}"
+    if not (out / "summary.json").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dtsen.generate",
+                "--persons",
+                str(persons),
+                "--rounds",
+                "1",
+                "--seed",
+                "7",
+                "--out",
+                str(out),
+            ],
+            check=True,
+        )
+    return out / "landing"
+
+
+def data_files(landing: Path) -> list[Path]:
+    files = sorted(p for p in (landing / ROUND).rglob("*.csv"))
+    return files + sorted((landing / "reference" / "dukcapil").glob("*/penduduk.csv"))
+
+
+def raw_copy_rate(url: str, files: list[Path]) -> tuple[int, float]:
+    """Rows/s of COPY ... FORMAT csv into an unlogged table with one text column per field."""
+    rows = 0
+    started = time.monotonic()
+    with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
+        for i, path in enumerate(files):
+            with open(path, "rb") as fh:
+                ncols = fh.readline().count(b",") + 1
+            cols = ", ".join(f"c{j} text" for j in range(ncols))
+            conn.execute(f"CREATE UNLOGGED TABLE raw_{i} ({cols})")
+            with conn.cursor() as cur, open(path, "rb") as fh:
+                with cur.copy(f"COPY raw_{i} FROM STDIN (FORMAT csv, HEADER true)") as copy:
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+                rows += cur.rowcount
+    return rows, time.monotonic() - started
+
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from dtsen.pipeline import stage_and_validate
+started = time.monotonic()
+summary = stage_and_validate(sys.argv[1], landing_root=Path(sys.argv[2]), publish_root=Path(sys.argv[3]))
+elapsed = time.monotonic() - started
+rows = sum(sum(s.received.values()) for s in summary.submissions) + summary.dukcapil_rows_loaded
+print(json.dumps({"elapsed": elapsed, "rows": rows, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rejected_rows": sum(s.rejected_rows for s in summary.submissions)}))
+"""
+
+
+def end_to_end(url: str, landing: Path, publish: Path) -> dict:
+    env = dict(os.environ, DTSEN_DATABASE_URL=url, DTSEN_RAW_ROOT=str(publish.parent / "raw"))
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, ROUND, str(landing), str(publish)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--persons", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
+    args = parser.parse_args()
+    server = engine.database_url()
+    for persons in args.persons:
+        landing = generate(persons, args.work)
+        files = data_files(landing)
+        url = fresh_database(server, f"dtsen_bench_{persons}")
+        e2e = end_to_end(url, landing, args.work / f"publish-{persons}")
+        raw_url = fresh_database(server, f"dtsen_bench_raw_{persons}")
+        raw_rows, raw_seconds = raw_copy_rate(raw_url, files)
+        e2e_rows = e2e["rows"]  # every row of the same files: submissions and the Dukcapil snapshot
+        result = {
+            "persons": persons,
+            "end_to_end_rows": e2e_rows,
+            "end_to_end_seconds": round(e2e["elapsed"], 1),
+            "end_to_end_rows_per_s": round(e2e_rows / e2e["elapsed"]),
+            "raw_copy_rows": raw_rows,
+            "raw_copy_seconds": round(raw_seconds, 1),
+            "raw_copy_rows_per_s": round(raw_rows / raw_seconds),
+            "ratio": round((e2e_rows / e2e["elapsed"]) / (raw_rows / raw_seconds), 3),
+            "peak_rss_mib": round(e2e["peak_rss_mib"]),
+            "rejected_rows": e2e["rejected_rows"],
+        }
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
