@@ -69,3 +69,23 @@ def db(warehouse_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(engine.libpq_conninfo(warehouse_url)) as conn:
         yield conn
         conn.rollback()
+
+
+@pytest.fixture
+def round_id(db) -> str:
+    """A round id later than every round registered so far in the session warehouse (rounds are ordered)."""
+    latest = db.execute("SELECT max(round_id) FROM ingest.round").fetchone()[0] or "2030-Q4"
+    year, quarter = int(latest[:4]), int(latest[-1])
+    return f"{year + (quarter == 4)}-Q{quarter % 4 + 1}"
+
+
+@pytest.fixture
+def fresh_db(scratch_database, monkeypatch, request) -> Iterator[psycopg.Connection]:
+    """A connection to a brand-new migrated warehouse of its own, for tests whose rounds must start
+    from an empty registry (merges run in round order across the whole warehouse)."""
+    url = scratch_database(f"t{abs(hash(request.node.nodeid)) % 10**8}")
+    monkeypatch.setenv("DTSEN_DATABASE_URL", url)
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        migrate(conn)
+        yield conn
+        conn.rollback()

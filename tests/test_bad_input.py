@@ -9,8 +9,6 @@ import csv
 import io
 import json
 
-import pytest
-
 from dtsen.pipeline import stage_and_validate
 from tests.factories import make_submission
 from tests.test_validate_round import (
@@ -22,13 +20,6 @@ from tests.test_validate_round import (
     member,
     person,
 )
-
-
-@pytest.fixture
-def round_id(db):
-    latest = db.execute("SELECT max(round_id) FROM ingest.round").fetchone()[0] or "2030-Q4"
-    year, q = int(latest[:4]), int(latest[-1])
-    return f"{year + (q == 4)}-Q{q % 4 + 1}"
 
 
 def _records(data: bytes) -> int:

@@ -77,10 +77,9 @@ def test_registry_enforces_one_open_membership_per_nik(db):
         )
 
 
-def test_round_partitions_are_created_idempotently(db):
-    seq = db.execute("INSERT INTO ingest.round (round_id) VALUES ('2031-Q1') RETURNING round_seq").fetchone()[
-        0
-    ]
+def test_round_partitions_are_created_idempotently(db, round_id):
+    insert = "INSERT INTO ingest.round (round_id) VALUES (%s) RETURNING round_seq"
+    seq = db.execute(insert, (round_id,)).fetchone()[0]
     for _ in range(2):
         db.execute(
             "SELECT staging.ensure_round_partitions(%s::smallint), quality.ensure_round_partitions(%s::smallint),"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dtsen.contract import FileKind
 from dtsen.ingest.register import round_reference_date
 from dtsen.ingest.round import ingest_round
@@ -45,13 +43,6 @@ def member(op: str, nik: str, kk: str, sex: int, born: str, hub: int) -> str:
 def person(key: str, op: str, kk: str, hub: int) -> str:
     nik, sex, born, _ = PEOPLE[key]
     return member(op, nik, kk, sex, born, hub)
-
-
-@pytest.fixture
-def round_id(db):
-    latest = db.execute("SELECT max(round_id) FROM ingest.round").fetchone()[0] or "2030-Q4"
-    year, q = int(latest[:4]), int(latest[-1])
-    return f"{year + (q == 4)}-Q{q % 4 + 1}"
 
 
 def build_round(tmp_path, round_id: str, anggota_rows: list[str], keluarga_rows: list[str]):

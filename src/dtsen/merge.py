@@ -1,0 +1,124 @@
+"""Merge a validated round into the registry: one transaction, set-based SQL, invariants enforced.
+
+The statements live in sql/merge/merge_round.sql (read as SQL, in order). The whole round commits
+or nothing does: a crash or a kill at any point leaves the registry as it was, and a merged round is
+never merged again. A warehouse-side advisory lock keeps two merges from running at once even if
+two schedulers fire.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+
+from dtsen.sqlfiles import statements
+
+log = logging.getLogger(__name__)
+
+MERGE_LOCK_KEY = 0x0D75E3
+
+
+class MergeError(RuntimeError):
+    pass
+
+
+class InvariantViolation(MergeError):
+    """The merged state breaks a registry invariant; the transaction is rolled back."""
+
+
+@dataclass
+class MergeSummary:
+    round_seq: int
+    already_merged: bool = False
+    changes: dict[str, int] = field(default_factory=dict)
+    conflict_lost: int = 0
+
+
+def check_invariants(conn: psycopg.Connection, round_seq: int | None, snapshot_pk: int | None) -> dict[str, int]:
+    """Violations per invariant (counts only: the offending keys are personal data)."""
+    found = {}
+    for name, query in statements("merge/invariants.sql").items():
+        rows = conn.execute(query, {"round_seq": round_seq, "snapshot_pk": snapshot_pk}).fetchall()
+        if rows:
+            found[name] = len(rows)
+    return found
+
+
+CHANGE_COUNTS_SQL = """
+SELECT label, count FROM (
+    SELECT 'families added' AS label, count(*) FROM registry.family WHERE created_round = %(r)s
+    UNION ALL SELECT 'families closed', count(*) FROM registry.family WHERE closed_round = %(r)s
+    UNION ALL SELECT 'families updated', count(DISTINCT entity_key) FROM registry.field_change
+        WHERE round_seq = %(r)s AND entity = 'F' AND field <> 'is_open'
+    UNION ALL SELECT 'persons added', count(*) FROM registry.person WHERE created_round = %(r)s
+    UNION ALL SELECT 'persons closed', count(*) FROM registry.person WHERE closed_round = %(r)s
+    UNION ALL SELECT 'persons deceased (Dukcapil)', count(*) FROM registry.person
+        WHERE closed_round = %(r)s AND closed_reason = 'MENINGGAL'
+    UNION ALL SELECT 'persons updated', count(DISTINCT entity_key) FROM registry.field_change
+        WHERE round_seq = %(r)s AND entity = 'P' AND field <> 'is_open'
+    UNION ALL SELECT 'identity corrected by Dukcapil', count(DISTINCT entity_key) FROM registry.field_change
+        WHERE round_seq = %(r)s AND entity = 'P' AND source = 'dukcapil' AND field <> 'is_open'
+    UNION ALL SELECT 'persons moved family', count(*) FROM registry.field_change
+        WHERE round_seq = %(r)s AND entity = 'M' AND field = 'no_kk' AND new_value IS NOT NULL
+    UNION ALL SELECT 'field changes recorded', count(*) FROM registry.field_change WHERE round_seq = %(r)s
+) t
+"""
+
+
+def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
+    summary = MergeSummary(round_seq)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK_KEY,))
+        status, snapshot_pk = conn.execute(
+            "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s FOR UPDATE", (round_seq,)
+        ).fetchone()
+        if status in ("MERGED", "PUBLISHED"):
+            summary.already_merged = True
+            return summary
+        if status != "VALIDATED":
+            raise MergeError(f"round #{round_seq} is {status}; only a VALIDATED round can be merged")
+        unmerged_earlier = conn.execute(
+            "SELECT round_id FROM ingest.round WHERE round_seq < %s AND status NOT IN ('MERGED', 'PUBLISHED') "
+            "ORDER BY round_seq LIMIT 1",
+            (round_seq,),
+        ).fetchone()
+        if unmerged_earlier:
+            raise MergeError(f"round {unmerged_earlier[0]} must be merged first: rounds merge in order")
+        previous = conn.execute(
+            "SELECT dukcapil_snapshot_pk FROM ingest.round WHERE round_seq < %s AND status IN ('MERGED', 'PUBLISHED') "
+            "ORDER BY round_seq DESC LIMIT 1",
+            (round_seq,),
+        ).fetchone()
+        params = {
+            "round_seq": round_seq,
+            "snapshot_pk": snapshot_pk,
+            "previous_snapshot_pk": previous[0] if previous else None,
+        }
+        for name, statement in statements("merge/merge_round.sql").items():
+            try:
+                conn.execute(statement, params if "%(" in statement else None)
+            except psycopg.Error as exc:
+                raise MergeError(f"merge step {name} failed: {exc.diag.message_primary}") from exc
+            log.debug("merge step %s done", name)
+        violations = check_invariants(conn, round_seq, snapshot_pk)
+        if violations:
+            listed = ", ".join(f"{k} ({v}+ cases)" for k, v in violations.items())
+            raise InvariantViolation(
+                f"merge of round #{round_seq} would break registry invariants: {listed}; nothing was changed"
+            )
+        summary.conflict_lost = conn.execute(
+            "SELECT count(*) FROM quality.rejection WHERE round_seq = %s AND reason_code = 'CONFLICT_LOST'",
+            (round_seq,),
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE ingest.submission SET status = 'MERGED', updated_at = now() "
+            "WHERE round_seq = %s AND status = 'VALIDATED'",
+            (round_seq,),
+        )
+        conn.execute(
+            "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s", (round_seq,)
+        )
+        summary.changes = dict(conn.execute(CHANGE_COUNTS_SQL, {"r": round_seq}).fetchall())
+    return summary
