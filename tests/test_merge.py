@@ -8,6 +8,7 @@ from dtsen.validate.round import validate_round
 from tests.test_validate_round import (
     FAMILY_VALUES,
     KK1,
+    KK2,
     PEOPLE,
     build_round,
     person,
@@ -42,3 +43,104 @@ def test_tambah_round_creates_families_members_and_skips_rejected_rows(fresh_db,
     assert check_invariants(db, None, ingested.snapshot.snapshot_pk) == {}
     again = merge_round(db, ingested.round_seq)
     assert again.already_merged
+
+
+def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fresh_db, tmp_path, monkeypatch):
+    from dtsen.ingest.register import round_reference_date
+    from tests.factories import make_dukcapil, make_submission
+    from tests.test_validate_round import ANGGOTA_HEADER, KELUARGA_HEADER
+
+    db = fresh_db
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [
+        f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},",
+        f"TAMBAH,{KK2},3273011001,Jl. Dua,2026-01-10,{FAMILY_VALUES},",
+    ]
+    anggota = [
+        person("A", "TAMBAH", KK1, 1),
+        person("C", "TAMBAH", KK1, 3),
+        person("J", "TAMBAH", KK1, 3),
+        person("B", "TAMBAH", KK2, 1),
+        person("F", "TAMBAH", KK2, 2),
+    ]
+    landing = build_round(tmp_path, "2026-Q1", anggota, keluarga)
+    first = ingest_round(db, "2026-Q1", landing_root=landing)
+    validate_round(db, first.round_seq, threshold=1.0)
+    merge_round(db, first.round_seq)
+    assert _members(db, KK2) == {PEOPLE["B"][0]: 1, PEOPLE["F"][0]: 2}
+
+    # Round 2: J dies (only Dukcapil knows), B's name is corrected by Dukcapil, C moves to KK2,
+    # F moves away, the region changes KK1's floor but BPS measured it differently.
+    rows = ["nik,no_kk,nama,jenis_kelamin,tanggal_lahir,kode_wilayah,status_hidup,tanggal_meninggal"]
+    for key, (nik, sex, born, life) in PEOPLE.items():
+        nama = "Budi Santoso" if key == "B" else "Nama Orang"
+        dead = key in ("D", "J")
+        rows.append(
+            f"{nik},{KK1},{nama},{sex},{born},3273011001,{'MENINGGAL' if dead else life},"
+            f"{'2026-05-01' if dead else ''}"
+        )
+    make_dukcapil(landing, round_reference_date("2026-Q2").isoformat(), ("\n".join(rows) + "\n").encode())
+    empty_attrs = "," * 16
+    make_submission(
+        landing,
+        "3273-2026Q2",
+        folder_round="2026-Q2",
+        data_files={
+            "keluarga.csv": (
+                f"{KELUARGA_HEADER}\nUBAH,{KK1},3273011001,,2026-05-02,,,8{empty_attrs[2:]},\n"
+                f"UBAH,{KK2},3273011001,,2026-05-02{',' * 18}\n"
+            ).encode(),
+            "anggota.csv": (
+                f"{ANGGOTA_HEADER}\nUBAH,{PEOPLE['C'][0]},{KK2},,,,,,,,,,,\n"
+                f"HAPUS,{PEOPLE['F'][0]},{KK2},,,,,,,,,,,PINDAH\n"
+            ).encode(),
+        },
+    )
+    make_submission(
+        landing,
+        "bps-2026Q2",
+        folder="bps",
+        folder_round="2026-Q2",
+        data_files={
+            "keluarga.csv": f"no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita\n"
+            f"{KK1},3273011001,2026-05-20,2,1250000\n".encode(),
+        },
+    )
+    second = ingest_round(db, "2026-Q2", landing_root=landing)
+    validate_round(db, second.round_seq, threshold=1.0)
+    rejected = db.execute(
+        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s",
+        (second.round_seq,),
+    ).fetchall()
+    assert rejected == []
+    summary = merge_round(db, second.round_seq)
+
+    assert _members(db, KK1) == {PEOPLE["A"][0]: 1}
+    assert _members(db, KK2) == {PEOPLE["B"][0]: 1, PEOPLE["C"][0]: 3}
+    people = {
+        r[0]: r[1:] for r in db.execute("SELECT nik::text, is_open, closed_reason, nama FROM registry.person")
+    }
+    assert people[PEOPLE["J"][0]] == (False, "MENINGGAL", "Nama Orang")
+    assert people[PEOPLE["F"][0]][:2] == (False, "PINDAH")
+    assert people[PEOPLE["B"][0]] == (True, None, "Budi Santoso")
+    lantai, pengeluaran = db.execute(
+        "SELECT jenis_lantai, pengeluaran_per_kapita FROM registry.family WHERE no_kk = %s", (int(KK1),)
+    ).fetchone()
+    assert (lantai, pengeluaran) == (2, 1250000)
+    lost = db.execute(
+        "SELECT file_name, line_no FROM quality.rejection WHERE round_seq = %s "
+        "AND reason_code = 'CONFLICT_LOST'",
+        (second.round_seq,),
+    ).fetchall()
+    assert lost == [("keluarga.csv", 2)]  # the pemda floor change BPS overrode entirely
+    provenance = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT field, old_value, new_value, source FROM registry.field_change WHERE round_seq = %s "
+            "AND entity_key = %s",
+            (second.round_seq, int(PEOPLE["B"][0])),
+        )
+    }
+    assert provenance == {"nama": ("Nama Orang", "Budi Santoso", "dukcapil")}
+    assert summary.changes["persons deceased (Dukcapil)"] == 1
+    assert check_invariants(db, None, second.snapshot.snapshot_pk) == {}
