@@ -144,3 +144,41 @@ def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fres
     assert provenance == {"nama": ("Nama Orang", "Budi Santoso", "dukcapil")}
     assert summary.changes["persons deceased (Dukcapil)"] == 1
     assert check_invariants(db, None, second.snapshot.snapshot_pk) == {}
+
+    # History: the registry as of round 1 is exactly what round 1 left.
+    as_of_1 = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT nik::text, no_kk::text, hubungan_keluarga, nama FROM registry.registry_as_of(%s::smallint)",
+            (first.round_seq,),
+        )
+    }
+    assert as_of_1 == {
+        PEOPLE["A"][0]: (KK1, 1, "Nama Orang"),
+        PEOPLE["C"][0]: (KK1, 3, "Nama Orang"),
+        PEOPLE["J"][0]: (KK1, 3, "Nama Orang"),
+        PEOPLE["B"][0]: (KK2, 1, "Nama Orang"),
+        PEOPLE["F"][0]: (KK2, 2, "Nama Orang"),
+    }
+    spending_then = db.execute(
+        "SELECT pengeluaran_per_kapita FROM registry.family_as_of(%s::smallint) WHERE no_kk = %s",
+        (first.round_seq, int(KK1)),
+    ).fetchone()[0]
+    assert spending_then is None  # measured by BPS only in round 2
+    # Provenance: who set each value.
+    person_prov = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT field, value, round_seq, source FROM registry.person_provenance(%s)",
+            (int(PEOPLE["B"][0]),),
+        )
+    }
+    assert person_prov["nama"] == ("Budi Santoso", second.round_seq, "dukcapil")
+    assert person_prov["pendidikan_tertinggi"] == ("3", first.round_seq, "pemda")
+    family_prov = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT field, value, round_seq, source FROM registry.family_provenance(%s)", (int(KK1),)
+        )
+    }
+    assert family_prov["pengeluaran_per_kapita"] == ("1250000", second.round_seq, "bps")
