@@ -45,12 +45,12 @@ def test_tambah_round_creates_families_members_and_skips_rejected_rows(fresh_db,
     assert again.already_merged
 
 
-def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fresh_db, tmp_path, monkeypatch):
+def two_rounds(db, tmp_path, monkeypatch):
+    """Round 1 merged and round 2 validated (not merged) in the given fresh warehouse."""
     from dtsen.ingest.register import round_reference_date
     from tests.factories import make_dukcapil, make_submission
     from tests.test_validate_round import ANGGOTA_HEADER, KELUARGA_HEADER
 
-    db = fresh_db
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     keluarga = [
         f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},",
@@ -108,6 +108,17 @@ def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fres
     )
     second = ingest_round(db, "2026-Q2", landing_root=landing)
     validate_round(db, second.round_seq, threshold=1.0)
+    rejected = db.execute(
+        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s",
+        (second.round_seq,),
+    ).fetchall()
+    assert rejected == []
+    return first, second
+
+
+def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fresh_db, tmp_path, monkeypatch):
+    db = fresh_db
+    first, second = two_rounds(db, tmp_path, monkeypatch)
     rejected = db.execute(
         "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s",
         (second.round_seq,),
@@ -182,3 +193,92 @@ def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fres
         )
     }
     assert family_prov["pengeluaran_per_kapita"] == ("1250000", second.round_seq, "bps")
+
+
+REGISTRY_FINGERPRINT = """
+SELECT (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM registry.person t),
+       (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM registry.family t),
+       (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM registry.membership t),
+       (SELECT count(*) FROM registry.field_change),
+       (SELECT count(*) FROM quality.rejection WHERE reason_code = 'CONFLICT_LOST'),
+       (SELECT string_agg(status, ',' ORDER BY round_seq) FROM ingest.round)
+"""
+
+CHILD_MERGE = """
+import sys
+from dtsen.merge import merge_round
+from dtsen.warehouse import engine
+with engine.connect() as conn:
+    merge_round(conn, int(sys.argv[1]))
+"""
+
+
+def test_a_merge_killed_mid_flight_leaves_the_registry_untouched_and_reruns_cleanly(
+    fresh_db, tmp_path, monkeypatch
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    from dtsen.warehouse import engine
+
+    db = fresh_db
+    first, second = two_rounds(db, tmp_path, monkeypatch)
+    db.commit()
+    before = db.execute(REGISTRY_FINGERPRINT).fetchone()
+    db.commit()  # release our own ACCESS SHARE locks before taking the exclusive one
+
+    # Hold a lock the merge needs half-way (after it has written CONFLICT_LOST rows and temp tables),
+    # start a real merge in another process, wait until it is blocked there, and SIGKILL it.
+    blocker = psycopg.connect(engine.libpq_conninfo(os.environ["DTSEN_DATABASE_URL"]))
+    blocker.execute("LOCK TABLE registry.field_change IN ACCESS EXCLUSIVE MODE")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_MERGE, str(second.round_seq)], env=os.environ.copy()
+    )
+    deadline = time.monotonic() + 60
+    waiting = False
+    while time.monotonic() < deadline and not waiting:
+        waiting = db.execute(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'dtsen' AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
+        db.commit()
+        time.sleep(0.1)
+    assert waiting, "the merge never reached the blocked step"
+    rejections_midflight = db.execute(
+        "SELECT count(*) FROM quality.rejection WHERE reason_code = 'CONFLICT_LOST'"
+    ).fetchone()[0]
+    db.commit()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    blocker.rollback()
+    blocker.close()
+    # the orphaned backend finishes its statement, finds no client, and rolls back
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        busy = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'dtsen' AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+        db.commit()
+        if busy == 0:
+            break
+        time.sleep(0.1)
+
+    assert rejections_midflight == 0  # uncommitted work was never visible
+    assert db.execute(REGISTRY_FINGERPRINT).fetchone() == before
+    db.commit()
+
+    # Rerun: merges fully; a third run changes nothing.
+    summary = merge_round(db, second.round_seq)
+    db.commit()
+    assert not summary.already_merged and summary.conflict_lost == 1
+    after = db.execute(REGISTRY_FINGERPRINT).fetchone()
+    assert merge_round(db, second.round_seq).already_merged
+    db.commit()
+    assert db.execute(REGISTRY_FINGERPRINT).fetchone() == after
+    assert _members(db, KK2) == {PEOPLE["B"][0]: 1, PEOPLE["C"][0]: 3}

@@ -85,6 +85,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_round(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dtsen.pipeline import format_merge, format_validation, validate_and_merge
+
+    result = validate_and_merge(
+        args.round,
+        landing_root=Path(args.landing_root) if args.landing_root else None,
+        publish_root=Path(args.publish_root) if args.publish_root else None,
+        threshold=args.quality_gate,
+    )
+    print("\n".join(format_validation(result.validation) + format_merge(result.merge, args.round)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dtsen.demo import run_demo
 
@@ -125,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
     )
     val.set_defaults(func=cmd_validate)
+
+    run = sub.add_parser("run-round", help="validate and merge a round into the registry")
+    run.add_argument("--round", required=True, help="round id, YYYY-Qn")
+    run.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
+    run.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
+    run.add_argument(
+        "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
+    )
+    run.set_defaults(func=cmd_run_round)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")
     demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")

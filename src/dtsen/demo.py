@@ -14,7 +14,7 @@ from pathlib import Path
 from dtsen.config import settings
 from dtsen.contract import SUBMISSION_FILES
 from dtsen.paths import SAMPLE_DIR
-from dtsen.pipeline import format_validation, stage_and_validate
+from dtsen.pipeline import format_merge, format_validation, validate_and_merge
 from dtsen.warehouse import engine
 from dtsen.warehouse.migrate import migrate
 
@@ -105,9 +105,11 @@ def run_demo(landing_root: str | Path | None = None) -> int:
     print("\n".join(landing_summary(landing)))
     print("injected cases in the sample's ground truth (expected reason codes):")
     print("\n".join(truth_summary()))
-    first_round = sorted(p.name for p in landing.iterdir() if p.is_dir() and p.name != "reference")[0]
-    print(f"\nstage + validate + feedback, round {first_round}:")
-    summary = stage_and_validate(first_round, landing_root=landing)
-    print("\n".join(format_validation(summary)))
-    print(f"feedback for regions in {cfg.publish_root / 'feedback' / first_round}")
+    rounds = sorted(p.name for p in landing.iterdir() if p.is_dir() and p.name != "reference")
+    for round_id in rounds[:2]:
+        print(f"\nround {round_id}: stage, validate, merge, feedback")
+        result = validate_and_merge(round_id, landing_root=landing)
+        print("\n".join(format_validation(result.validation)))
+        print("\n".join(format_merge(result.merge, round_id)))
+    print(f"\nfeedback for regions in {cfg.publish_root / 'feedback'}")
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from dtsen.config import settings
 from dtsen.feedback import write_feedback
 from dtsen.ingest.round import ingest_round
+from dtsen.merge import MergeSummary, merge_round
 from dtsen.validate.round import validate_round
 from dtsen.warehouse import engine
 
@@ -114,4 +115,40 @@ def format_validation(summary: ValidationSummary) -> list[str]:
         )
     if summary.refused_entries:
         lines.append(f"  {summary.refused_entries} landing entries refused (see log)")
+    return lines
+
+
+@dataclass
+class RoundResult:
+    validation: ValidationSummary
+    merge: MergeSummary
+
+
+def validate_and_merge(
+    round_id: str,
+    *,
+    landing_root: Path | None = None,
+    publish_root: Path | None = None,
+    threshold: float | None = None,
+) -> RoundResult:
+    """Stage and validate a round, merge it, then rewrite feedback (merging adds CONFLICT_LOST)."""
+    validation = stage_and_validate(
+        round_id, landing_root=landing_root, publish_root=publish_root, threshold=threshold
+    )
+    publish = publish_root or settings().publish_root
+    with engine.connect() as conn:
+        merged = merge_round(conn, validation.round_seq)
+        conn.commit()
+        for sub in validation.submissions:
+            write_feedback(conn, sub.submission_pk, publish)
+        conn.commit()
+    return RoundResult(validation, merged)
+
+
+def format_merge(result: MergeSummary, round_id: str) -> list[str]:
+    if result.already_merged:
+        return [f"round {round_id} was already merged: nothing changed"]
+    lines = [f"round {round_id} merged:"]
+    lines += [f"  {label:<32} {count}" for label, count in result.changes.items()]
+    lines.append(f"  {'rows lost to a conflict':<32} {result.conflict_lost}")
     return lines
