@@ -1,0 +1,157 @@
+"""Score the pipeline against a generated world's ground truth.
+
+Rejections: per reason code, precision and recall of (submission, file, line) pairs the pipeline
+rejected against the truth's expected codes. Registry: the open persons and families after a round
+against expected_anggota / expected_keluarga, field by field. Only counts and masked samples leave
+this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from dtsen.domain.identity import mask
+
+
+@dataclass
+class CodeScore:
+    expected: int = 0
+    found: int = 0
+    true_positive: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.true_positive / self.found if self.found else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positive / self.expected if self.expected else 1.0
+
+
+@dataclass
+class RejectionScore:
+    codes: dict[str, CodeScore] = field(default_factory=dict)
+    unexpected: list[str] = field(default_factory=list)  # masked samples of false positives
+    missed: list[str] = field(default_factory=list)
+
+    def perfect(self) -> bool:
+        return all(s.precision == 1.0 and s.recall == 1.0 for s in self.codes.values())
+
+
+def expected_rejections(truth_round: Path) -> dict[tuple[str, str, int], set[str]]:
+    out: dict[tuple[str, str, int], set[str]] = {}
+    with open(truth_round / "cases.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["line"] and row["expected_codes"]:
+                out[(row["submission_id"], row["file"], int(row["line"]))] = set(
+                    row["expected_codes"].split(";")
+                )
+    return out
+
+
+def actual_rejections(
+    conn: psycopg.Connection, round_id: str, codes: set[str]
+) -> dict[tuple[str, str, int], set[str]]:
+    out: dict[tuple[str, str, int], set[str]] = defaultdict(set)
+    for sub_id, file_name, line, code in conn.execute(
+        "SELECT s.submission_id, q.file_name, q.line_no, q.reason_code FROM quality.rejection q "
+        "JOIN ingest.submission s USING (submission_pk) JOIN ingest.round r ON r.round_seq = q.round_seq "
+        "WHERE r.round_id = %s",
+        (round_id,),
+    ):
+        if code in codes:
+            out[(sub_id, file_name, line)].add(code)
+    return out
+
+
+def score_rejections(
+    conn: psycopg.Connection, truth_round: Path, round_id: str, codes: set[str]
+) -> RejectionScore:
+    expected = expected_rejections(truth_round)
+    expected = {k: v & codes for k, v in expected.items() if v & codes}
+    actual = actual_rejections(conn, round_id, codes)
+    score = RejectionScore({c: CodeScore() for c in sorted(codes)})
+    for key, exp in expected.items():
+        for code in exp:
+            score.codes[code].expected += 1
+            if code in actual.get(key, set()):
+                score.codes[code].true_positive += 1
+            elif len(score.missed) < 20:
+                score.missed.append(f"{key[0]}:{key[1]}:{key[2]} {code}")
+    for key, got in actual.items():
+        for code in got:
+            score.codes[code].found += 1
+            if code not in expected.get(key, set()) and len(score.unexpected) < 20:
+                score.unexpected.append(f"{key[0]}:{key[1]}:{key[2]} {code}")
+    return score
+
+
+REGISTRY_PERSONS = """
+SELECT p.nik::text, m.no_kk::text, m.hubungan_keluarga::text, p.nama, p.jenis_kelamin::text,
+       p.tanggal_lahir::text, p.status_perkawinan::text, p.pendidikan_tertinggi::text, p.status_sekolah::text,
+       p.status_pekerjaan::text, p.disabilitas::text, p.penyakit_kronis::text
+FROM registry.person p JOIN registry.membership m ON m.nik = p.nik AND m.valid_to_round IS NULL
+WHERE p.is_open
+"""
+
+
+def _family_query(columns: list[str]) -> str:
+    cols = ", ".join(f"coalesce({c}::text, '')" for c in columns)
+    return f"SELECT {cols} FROM registry.family WHERE is_open"  # noqa: S608 (column names from the truth header)
+
+
+@dataclass
+class RegistryScore:
+    persons_expected: int
+    persons_actual: int
+    persons_differing: int
+    families_expected: int
+    families_actual: int
+    families_differing: int
+    samples: list[str]
+
+    def equal(self) -> bool:
+        return self.persons_differing == 0 and self.families_differing == 0
+
+
+def _read_gz(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return header, {row[0]: row for row in reader}
+
+
+def _compare(header, expected, actual, samples, label) -> int:
+    differing = 0
+    for key in expected.keys() | actual.keys():
+        e, a = expected.get(key), actual.get(key)
+        if e != a:
+            differing += 1
+            if len(samples) < 15:
+                if e is None or a is None:
+                    samples.append(f"{label} {mask(key)} {'unexpected' if e is None else 'missing'}")
+                else:
+                    fields = [
+                        f"{h}: expected {x!r} got {y!r}"
+                        for h, x, y in zip(header, e, a, strict=True)
+                        if x != y and h not in ("nama",)
+                    ] or ["nama differs"]
+                    samples.append(f"{label} {mask(key)} " + "; ".join(fields))
+    return differing
+
+
+def score_registry(conn: psycopg.Connection, truth_round: Path) -> RegistryScore:
+    p_header, p_expected = _read_gz(truth_round / "expected_anggota.csv.gz")
+    f_header, f_expected = _read_gz(truth_round / "expected_keluarga.csv.gz")
+    p_actual = {r[0]: ["" if v is None else v for v in r] for r in conn.execute(REGISTRY_PERSONS)}
+    f_actual = {r[0]: list(r) for r in conn.execute(_family_query(f_header))}
+    samples: list[str] = []
+    pd_ = _compare(p_header, p_expected, p_actual, samples, "person")
+    fd = _compare(f_header, f_expected, f_actual, samples, "family")
+    return RegistryScore(len(p_expected), len(p_actual), pd_, len(f_expected), len(f_actual), fd, samples)

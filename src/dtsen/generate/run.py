@@ -1,0 +1,498 @@
+"""Generate a synthetic population and its rounds in the contract's layout, with ground truth.
+
+Regency by regency: each regency's state is read from disk, changed, written as that regency's
+submission, appended to the national BPS / Kemensos / Dukcapil files and to the truth, and saved
+again. Peak memory is therefore one regency's, whatever the national size.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import json
+import math
+import resource
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dtsen.contract import BPS_KELUARGA, DUKCAPIL_PENDUDUK, KEMENSOS_GROUNDCHECK, ROW_LEVEL_CODES
+from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
+from dtsen.generate.inject import LATER_CODES, ROUND1_CODES, Injector
+from dtsen.generate.numbers import SerialCounters
+from dtsen.generate.population import NamePools, build_population
+from dtsen.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS, TRUTH_COLUMNS, SubmissionRows
+from dtsen.generate.world import (
+    Picker,
+    RoundContext,
+    State,
+    initial_rows,
+    survey_and_groundcheck,
+    update_rows,
+)
+from dtsen.reference import read_wilayah
+
+POOL_SHARE = 0.05  # households known to Dukcapil but not (yet) in the registry
+MAX_INJECTED_SHARE = 0.12
+EXPECTED_KELUARGA = [
+    "no_kk",
+    "kode_wilayah",
+    "alamat",
+    "tanggal_pendataan",
+    *FAMILY_ATTRIBUTES,
+    "pengeluaran_per_kapita",
+    "tanggal_survei",
+    "groundcheck_tanggal",
+    "groundcheck_hasil",
+    "groundcheck_layak",
+]
+EXPECTED_ANGGOTA = [
+    "nik",
+    "no_kk",
+    "hubungan_keluarga",
+    "nama",
+    "jenis_kelamin",
+    "tanggal_lahir",
+    *MEMBER_ATTRIBUTES,
+]
+
+
+@dataclass
+class GenConfig:
+    persons: int
+    rounds: int = 3
+    seed: int = 20260101
+    out: Path = Path("out/synthetic")
+    first_round: str = "2026-Q1"
+    regencies: int | None = None
+    error_share: float = 0.003
+
+
+def _injected(sub: SubmissionRows) -> int:
+    return sum(1 for rows in sub.files.values() for r in rows if r.codes)
+
+
+def round_ids(first: str, n: int) -> list[str]:
+    year, q = int(first[:4]), int(first[-1])
+    out = []
+    for _ in range(n):
+        out.append(f"{year}-Q{q}")
+        year, q = (year + 1, 1) if q == 4 else (year, q + 1)
+    return out
+
+
+def quarter(round_id: str) -> tuple[dt.date, dt.date]:
+    year, q = int(round_id[:4]), int(round_id[-1])
+    start = dt.date(year, 3 * q - 2, 1)
+    end = dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - dt.timedelta(days=1)
+    return start, end
+
+
+def choose_regencies(seed: int, k: int) -> list[str]:
+    """K regencies spread over provinces, deterministic by seed."""
+    w = read_wilayah()
+    rng = np.random.default_rng([seed, 999])
+    by_province: dict[str, list[str]] = {}
+    for kab in sorted(w.kabupaten):
+        by_province.setdefault(kab[:2], []).append(kab)
+    provinces = list(rng.permutation(sorted(by_province)))
+    chosen: list[str] = []
+    while len(chosen) < k:
+        for prov in provinces:
+            options = [c for c in by_province[prov] if c not in chosen]
+            if options and len(chosen) < k:
+                chosen.append(str(rng.choice(options)))
+    return sorted(chosen)
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([r.get(c, "") for c in columns] for r in rows)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(
+    folder: Path,
+    source: str,
+    submission_id: str,
+    round_id: str,
+    kode: str,
+    submitted_at: dt.datetime,
+    by: str,
+) -> None:
+    files = {p.name: _sha256(p) for p in sorted(folder.glob("*.csv"))}
+    manifest = {
+        "source": source,
+        "submission_id": submission_id,
+        "round_id": round_id,
+        "kode_wilayah": kode,
+        "submitted_at": submitted_at.isoformat(),
+        "submitted_by": by,
+        "files": files,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _fmt_frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    out = df[columns].copy()
+    for c in columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return out.fillna("")
+
+
+class TruthWriter:
+    def __init__(self, folder: Path, stack: ExitStack):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.cases = csv.writer(
+            stack.enter_context(open(folder / "cases.csv", "w", newline="", encoding="utf-8")),
+            lineterminator="\n",
+        )
+        self.cases.writerow(TRUTH_COLUMNS)
+        self.folder = folder
+        self.kel = stack.enter_context(
+            gzip.open(folder / "expected_keluarga.csv.gz", "wt", encoding="utf-8", newline="")
+        )
+        self.ang = stack.enter_context(
+            gzip.open(folder / "expected_anggota.csv.gz", "wt", encoding="utf-8", newline="")
+        )
+        self.wel = stack.enter_context(
+            gzip.open(folder / "welfare.csv.gz", "wt", encoding="utf-8", newline="")
+        )
+        self.first = True
+        self.case_counts: dict[str, int] = {}
+
+    def case(self, values: dict) -> None:
+        self.cases.writerow([values.get(c, "") for c in TRUTH_COLUMNS])
+        for code in str(values.get("expected_codes", "")).split(";"):
+            if code:
+                self.case_counts[code] = self.case_counts.get(code, 0) + 1
+
+    def expected(self, state: State) -> None:
+        fams = state.registry_families().sort_values("no_kk")
+        pers = state.registry_persons().sort_values("nik")
+        _fmt_frame(fams, EXPECTED_KELUARGA).to_csv(
+            self.kel, index=False, header=self.first, lineterminator="\n"
+        )
+        _fmt_frame(pers, EXPECTED_ANGGOTA).to_csv(
+            self.ang, index=False, header=self.first, lineterminator="\n"
+        )
+        fams[["no_kk", "welfare"]].rename(columns={"welfare": "log_pengeluaran_per_kapita"}).round(5).to_csv(
+            self.wel, index=False, header=self.first, lineterminator="\n"
+        )
+        self.first = False
+
+
+def write_submission(
+    folder: Path,
+    sub: SubmissionRows,
+    rng: np.random.Generator,
+    round_id: str,
+    truth: TruthWriter,
+    columns: dict[str, list[str]],
+) -> dict[str, int]:
+    """Shuffle each file's rows (injected ones land anywhere), write them, report truth with lines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, cols in columns.items():
+        pending = sub.files.get(name, [])
+        order = rng.permutation(len(pending)) if pending else []
+        rows = [pending[i] for i in order]
+        _write_csv(folder / name, cols, [p.row for p in rows])
+        counts[name] = len(rows)
+        key_col = "nik" if "nik" in cols else "no_kk"
+        for line, p in enumerate(rows, start=2):
+            if p.case:
+                truth.case(
+                    {
+                        "round_id": round_id,
+                        "source": sub.source,
+                        "submission_id": sub.submission_id,
+                        "file": name,
+                        "line": line,
+                        "key_type": p.key_type or key_col,
+                        "key": p.row.get(key_col, ""),
+                        "case": p.case,
+                        "expected_codes": p.codes,
+                        "wins": p.wins,
+                        "true_nik": p.true_nik,
+                        "note": p.note,
+                    }
+                )
+    return counts
+
+
+class AppendingFile:
+    """A national file (BPS, Kemensos, Dukcapil) written regency by regency."""
+
+    def __init__(self, path: Path, columns: list[str], stack: ExitStack):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.columns = columns
+        self.writer = csv.writer(
+            stack.enter_context(open(path, "w", newline="", encoding="utf-8")), lineterminator="\n"
+        )
+        self.writer.writerow(columns)
+        self.rows = 0
+
+    def add(self, rows: list[dict]) -> None:
+        self.writer.writerows([r.get(c, "") for c in self.columns] for r in rows)
+        self.rows += len(rows)
+
+    def add_frame(self, frame: pd.DataFrame) -> None:
+        self.writer.writerows(frame[self.columns].itertuples(index=False, name=None))
+        self.rows += len(frame)
+
+
+def dukcapil_rows(state: State) -> pd.DataFrame:
+    villages = state.families.set_index("no_kk")["kode_wilayah"]
+    P = state.persons
+    out = pd.DataFrame(
+        {
+            "nik": P.nik,
+            "no_kk": P.no_kk,
+            "nama": P.nama,
+            "jenis_kelamin": P.jenis_kelamin.astype(int).astype(str),
+            "tanggal_lahir": P.tanggal_lahir.dt.strftime("%Y-%m-%d"),
+            "kode_wilayah": P.no_kk.map(villages).fillna(""),
+            "status_hidup": np.where(P.alive, "HIDUP", "MENINGGAL"),
+            "tanggal_meninggal": P.tanggal_meninggal.dt.strftime("%Y-%m-%d").fillna(""),
+        }
+    )
+    return out.sort_values("nik")
+
+
+def _initial_state(rng, n, villages, home, foreign, nik_c, kk_c, names, on, shift) -> State:
+    frame = build_population(rng, n, villages, home, foreign, nik_c, kk_c, names, on, shift)
+    fams, pers = frame.families, frame.persons
+    pool = rng.random(len(fams)) < POOL_SHARE
+    fams["in_registry"], fams["pool"] = ~pool, pool
+    for col in ("tanggal_pendataan", "tanggal_survei", "groundcheck_tanggal"):
+        fams[col] = pd.NaT
+    fams["pengeluaran_per_kapita"] = np.nan
+    fams["groundcheck_hasil"] = None
+    fams["groundcheck_layak"] = np.nan
+    in_pool = pers.no_kk.isin(set(fams.no_kk[pool]))
+    pers["in_registry"] = ~in_pool
+    dead = in_pool & (rng.random(len(pers)) < 0.06)
+    pers["alive"] = ~dead
+    pers["tanggal_meninggal"] = pd.NaT
+    pers.loc[dead, "tanggal_meninggal"] = pd.Timestamp(on) - pd.to_timedelta(
+        rng.integers(30, 3000, int(dead.sum())), unit="D"
+    )
+    return State(fams, pers)
+
+
+def _save(state: State, folder: Path, regency: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    state.families.to_parquet(folder / f"{regency}_families.parquet", index=False)
+    state.persons.to_parquet(folder / f"{regency}_persons.parquet", index=False)
+
+
+def _load(folder: Path, regency: str) -> State:
+    return State(
+        pd.read_parquet(folder / f"{regency}_families.parquet"),
+        pd.read_parquet(folder / f"{regency}_persons.parquet"),
+    )
+
+
+def generate(cfg: GenConfig) -> dict:
+    started = time.monotonic()
+    out = Path(cfg.out)
+    if out.exists():
+        shutil.rmtree(out)
+    k = cfg.regencies or min(514, max(4, math.ceil(cfg.persons / 200_000)))
+    regencies = choose_regencies(cfg.seed, k)
+    w = read_wilayah()
+    districts = sorted(d for kab in regencies for d in w.districts_of(kab))
+    nik_c, kk_c = SerialCounters(districts), SerialCounters(districts)
+    names = NamePools.build(cfg.seed)
+    state_dir = out / ".state"
+    rids = round_ids(cfg.first_round, cfg.rounds)
+    summary: dict = {"config": {**asdict(cfg), "out": str(out)}, "regencies": regencies, "rounds": {}}
+    per_regency = cfg.persons / k
+    for ri, rid in enumerate(rids):
+        start, cutoff = quarter(rid)
+        landing = out / "landing" / rid
+        folder_code = rid.replace("-", "")
+        counts: dict = {"pemda": {}, "bps": 0, "kemensos": 0, "dukcapil": 0}
+        with ExitStack() as stack:
+            truth = TruthWriter(out / "truth" / rid, stack)
+            bps_id, kem_id = f"bps-{folder_code}-01", f"kemensos-{folder_code}-01"
+            bps_file = AppendingFile(
+                landing / "bps" / bps_id / "keluarga.csv", list(BPS_KELUARGA.columns), stack
+            )
+            kem_file = AppendingFile(
+                landing / "kemensos" / kem_id / "groundcheck.csv", list(KEMENSOS_GROUNDCHECK.columns), stack
+            )
+            snapshot = (cutoff - dt.timedelta(days=3)).isoformat()
+            duk_file = AppendingFile(
+                out / "landing" / "reference" / "dukcapil" / snapshot / "penduduk.csv",
+                list(DUKCAPIL_PENDUDUK.columns),
+                stack,
+            )
+            codes = ROUND1_CODES if ri == 0 else LATER_CODES
+            pending = set(codes)  # every code at least once per round
+            for j, kab in enumerate(regencies):
+                rng = np.random.default_rng([cfg.seed, ri, j])
+                villages = np.array(w.villages_of(kab))
+                others = np.array([v for kk in regencies if kk != kab for v in w.villages_of(kk)[:50]])
+                if ri == 0:
+                    foreign = [d for d in districts if not d.startswith(kab)]
+                    state = _initial_state(
+                        rng,
+                        int(per_regency * (1 + POOL_SHARE)),
+                        villages,
+                        w.districts_of(kab),
+                        foreign,
+                        nik_c,
+                        kk_c,
+                        names,
+                        cutoff,
+                        float(rng.normal(0, 0.25)),
+                    )
+                else:
+                    state = _load(state_dir, kab)
+                ctx = RoundContext(
+                    rid, ri, start, cutoff, kab, j, villages, others, nik_c, kk_c, names, cfg.error_share
+                )
+                picker = Picker(rng, state)
+                sub = SubmissionRows("pemda", ctx.submission_id)
+                bps, kem = SubmissionRows("bps", bps_id), SubmissionRows("kemensos", kem_id)
+                truth_only: list[dict] = []
+                if ri == 0:
+                    initial_rows(ctx, rng, state, sub)
+                surveyed, measured = survey_and_groundcheck(ctx, rng, state, picker, bps, kem)
+                if ri > 0:
+                    update_rows(ctx, rng, state, picker, sub, truth_only)
+                injector = Injector(ctx, rng, state, picker, sub, surveyed, measured)
+                clean_rows = sum(len(v) for v in sub.files.values())
+                # Stay well under the quality gate (20%): injected rows at most MAX_INJECTED_SHARE of
+                # the clean rows; codes that must appear this round roll over to the next regency.
+                budget = max(1, int(clean_rows * MAX_INJECTED_SHARE))
+                first_pass = [c for c in codes if c in pending]  # one case of each code still missing
+                extras = [(c, int(rng.binomial(clean_rows, cfg.error_share))) for c in codes]
+                for code, wanted in [(c, 1) for c in first_pass] + extras:
+                    done = attempts = 0
+                    while done < wanted and attempts < wanted * 8 and _injected(sub) < budget:
+                        attempts += 1
+                        done += bool(injector.inject(code, ri == 0))
+                    if done:
+                        pending.discard(code)
+                # A family whose members all left is closed.
+                F, P = state.families, state.persons
+                with_members = set(P.no_kk[P.in_registry])
+                F.loc[F.in_registry & ~F.no_kk.isin(with_members), "in_registry"] = False
+                folder = landing / "pemda" / ctx.submission_id
+                counts["pemda"][ctx.submission_id] = write_submission(
+                    folder,
+                    sub,
+                    rng,
+                    rid,
+                    truth,
+                    {"keluarga.csv": KELUARGA_COLUMNS, "anggota.csv": ANGGOTA_COLUMNS},
+                )
+                submitted = dt.datetime.combine(
+                    cutoff - dt.timedelta(days=k - j + 1),
+                    dt.time(9, 30),
+                    tzinfo=dt.timezone(dt.timedelta(hours=7)),
+                )
+                write_manifest(folder, "pemda", ctx.submission_id, rid, kab, submitted, f"dinsos.{kab}")
+                for t in truth_only:
+                    truth.case(
+                        {
+                            "round_id": rid,
+                            "source": "dukcapil",
+                            "submission_id": "",
+                            "file": "",
+                            "line": "",
+                            "expected_codes": "",
+                            **t,
+                        }
+                    )
+                bps_file.add([p.row for p in bps.files.get("keluarga.csv", [])])
+                kem_file.add([p.row for p in kem.files.get("groundcheck.csv", [])])
+                duk_file.add_frame(dukcapil_rows(state))
+                truth.expected(state)
+                _save(state, state_dir, kab)
+            counts["bps"], counts["kemensos"], counts["dukcapil"] = (
+                bps_file.rows,
+                kem_file.rows,
+                duk_file.rows,
+            )
+        at = dt.datetime.combine(
+            cutoff - dt.timedelta(days=1), dt.time(8, 0), tzinfo=dt.timezone(dt.timedelta(hours=7))
+        )
+        write_manifest(landing / "bps" / bps_id, "bps", bps_id, rid, "", at, "bps.survei")
+        write_manifest(landing / "kemensos" / kem_id, "kemensos", kem_id, rid, "", at, "kemensos.groundcheck")
+        if ri > 0:
+            _duplicate_submission(landing, regencies[0], rid, truth_folder=out / "truth" / rid)
+        summary["rounds"][rid] = {
+            "files": counts,
+            "dukcapil_snapshot": snapshot,
+            "cases": dict(sorted(truth.case_counts.items())),
+        }
+    shutil.rmtree(state_dir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    total_rows = sum(
+        sum(sum(c.values()) for c in r["files"]["pemda"].values())
+        + r["files"]["bps"]
+        + r["files"]["kemensos"]
+        + r["files"]["dukcapil"]
+        for r in summary["rounds"].values()
+    )
+    summary["elapsed_seconds"] = round(elapsed, 1)
+    summary["rows_written"] = total_rows
+    summary["rows_per_second"] = round(total_rows / max(elapsed, 1e-9))
+    summary["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    missing = sorted(set(ROW_LEVEL_CODES) - {c for r in summary["rounds"].values() for c in r["cases"]})
+    summary["row_level_codes_not_injected"] = missing
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _duplicate_submission(landing: Path, regency: str, rid: str, truth_folder: Path) -> None:
+    """A region re-sends byte-identical files under a new submission id."""
+    code = rid.replace("-", "")
+    original = landing / "pemda" / f"{regency}-{code}-01"
+    copy = landing / "pemda" / f"{regency}-{code}-02"
+    copy.mkdir(parents=True, exist_ok=True)
+    for name in ("keluarga.csv", "anggota.csv"):
+        shutil.copyfile(original / name, copy / name)
+    manifest = json.loads((original / "manifest.json").read_text())
+    manifest["submission_id"] = copy.name
+    (copy / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    with open(truth_folder / "cases.csv", "a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerow(
+            [
+                rid,
+                "pemda",
+                copy.name,
+                "",
+                "",
+                "submission",
+                copy.name,
+                "RESUBMITTED_IDENTICAL_FILES",
+                "DUPLICATE_SUBMISSION",
+                "",
+                "",
+                f"byte-identical to {original.name}",
+            ]
+        )
