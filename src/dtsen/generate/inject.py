@@ -58,33 +58,67 @@ class Injector:
         self.surveyed = surveyed
         self.bps_values = bps_values
         self.used_conflicts: set[str] = set()
-        P = state.persons
+        P, F = state.persons, state.families
         self.ages = pd.Series(ages_on(P, ctx.cutoff), index=P.index)
+        # Candidate queues, shuffled once: picking a target is O(1), not a scan of the regency.
+        self.queues = {
+            "pool_alive": self._queue(P, (~P.in_registry) & P.alive & (self.ages >= 1)),
+            "pool_dead": self._queue(P, (~P.in_registry) & ~P.alive),
+            "nonhead": self._queue(P, P.in_registry & P.alive & (P.hubungan_keluarga != 1)),
+            "family": self._queue(F, F.in_registry),
+            "pool_family": self._queue(F, (~F.in_registry) & F.pool),
+        }
+        busy = P.loc[P.nik.isin(picker.touched_persons), "no_kk"]
+        self.busy_families = set(busy) | set(picker.touched_families)
+        self.members = P[P.alive].groupby("no_kk").groups
+
+    def _queue(self, frame: pd.DataFrame, mask: pd.Series) -> list:
+        idx = list(frame.index[mask.to_numpy()])
+        self.rng.shuffle(idx)
+        return idx
+
+    def _next_person(self, queue: str) -> pd.Series | None:
+        P, q = self.state.persons, self.queues[queue]
+        while q:
+            p = P.loc[q.pop()]
+            if p.nik not in self.picker.touched_persons and p.no_kk not in self.picker.touched_families:
+                self.picker.touched_persons.add(p.nik)
+                self.busy_families.add(p.no_kk)
+                return p
+        return None
+
+    def _next_family(self, queue: str) -> pd.Series | None:
+        F, q = self.state.families, self.queues[queue]
+        while q:
+            fam = F.loc[q.pop()]
+            if fam.no_kk not in self.busy_families and fam.no_kk not in self.picker.touched_families:
+                self.picker.touched_families.add(fam.no_kk)
+                self.busy_families.add(fam.no_kk)
+                return fam
+        return None
 
     # --- targets ---------------------------------------------------------------------------------
     def pool_person(self, *, alive: bool = True) -> pd.Series | None:
-        P = self.state.persons
-        got = self.picker.persons((~P.in_registry) & (P.alive == alive) & (self.ages >= 1), 1)
-        return None if got.empty else got.iloc[0]
+        return self._next_person("pool_alive" if alive else "pool_dead")
 
     def family(self) -> pd.Series | None:
-        F = self.state.families
-        got = self.picker.families(F.in_registry & self.picker.untouched_family_members(), 1)
-        return None if got.empty else got.iloc[0]
+        return self._next_family("family")
 
     def nonhead(self) -> pd.Series | None:
-        P = self.state.persons
-        got = self.picker.persons(P.in_registry & P.alive & (P.hubungan_keluarga != 1), 1)
-        return None if got.empty else got.iloc[0]
+        return self._next_person("nonhead")
 
     def pool_family(self, min_members: int = 1) -> tuple[pd.Series, pd.DataFrame] | None:
-        F, P = self.state.families, self.state.persons
+        P = self.state.persons
         for _ in range(10):
-            got = self.picker.families((~F.in_registry) & F.pool & self.picker.untouched_family_members(), 1)
-            if got.empty:
+            fam = self._next_family("pool_family")
+            if fam is None:
                 return None
-            fam = got.iloc[0]
-            members = P[(P.no_kk == fam.no_kk) & P.alive & ~P.in_registry]
+            members = P.loc[self.members.get(fam.no_kk, [])]
+            touched = self.picker.touched_persons
+            members = members[
+                ~members.in_registry.to_numpy()
+                & np.array([n not in touched for n in members.nik], dtype=bool)
+            ]
             if len(members) >= min_members and (members.hubungan_keluarga == 1).sum() == 1:
                 self.picker.touched_persons.update(members.nik)
                 return fam, members
@@ -346,18 +380,18 @@ class Injector:
                     )
                 return True
             P = self.state.persons
-            fams = P[P.in_registry].groupby("no_kk").size()
-            multi = set(fams[fams >= 2].index)
-            heads = self.picker.persons(
-                P.in_registry
-                & (P.hubungan_keluarga == 1)
-                & P.no_kk.isin(multi)
-                & self.picker.untouched_family_members().reindex(P.index, fill_value=True),
-                1,
-            )
-            if heads.empty:
+            for _ in range(20):
+                fam = self.family()
+                if fam is None:
+                    return False
+                members = P.loc[self.members.get(fam.no_kk, [])]
+                members = members[members.in_registry]
+                if len(members) >= 2 and (members.hubungan_keluarga == 1).sum() == 1:
+                    break
+            else:
                 return False
-            h = heads.iloc[0]
+            h = members[members.hubungan_keluarga == 1].iloc[0]
+            self.picker.touched_persons.update(members.nik)
             self.picker.touched_families.add(h.no_kk)
             self.add_member(
                 code,

@@ -110,8 +110,17 @@ class SubmissionRows:
     source: str
     submission_id: str
     files: dict[str, list[PendingRow]] = field(default_factory=dict)
+    bulk: dict[str, list[pd.DataFrame]] = field(default_factory=dict)  # clean rows added in bulk
+    injected: int = 0  # rows that carry expected reason codes
+
+    def add_frame(self, file: str, frame: pd.DataFrame) -> None:
+        self.bulk.setdefault(file, []).append(frame)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.files.values()) + sum(len(f) for v in self.bulk.values() for f in v)
 
     def add(
         self, file: str, row: dict, case: str = "", codes: str = "", key_type: str = "", **extra: str
     ) -> None:
         self.files.setdefault(file, []).append(PendingRow(row, case, codes, key_type, **extra))
+        self.injected += bool(codes)

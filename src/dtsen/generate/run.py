@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
+import io
 import json
 import math
 import resource
@@ -73,10 +74,6 @@ class GenConfig:
     first_round: str = "2026-Q1"
     regencies: int | None = None
     error_share: float = 0.003
-
-
-def _injected(sub: SubmissionRows) -> int:
-    return sum(1 for rows in sub.files.values() for r in rows if r.codes)
 
 
 def round_ids(first: str, n: int) -> list[str]:
@@ -159,6 +156,32 @@ def _fmt_frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out.fillna("")
 
 
+def _gzip_text(path: Path) -> io.TextIOWrapper:
+    """gzip without a timestamp or file name in its header: same content, same bytes."""
+    raw = gzip.GzipFile(filename="", mode="wb", fileobj=open(path, "wb"), mtime=0)  # noqa: SIM115
+    return io.TextIOWrapper(_ClosingGzip(raw), encoding="utf-8", newline="")
+
+
+class _ClosingGzip(io.RawIOBase):
+    """Closes the gzip stream and then its file (GzipFile leaves a passed fileobj open)."""
+
+    def __init__(self, gz: gzip.GzipFile):
+        self.gz = gz
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return self.gz.write(b)
+
+    def close(self) -> None:
+        if not self.closed:
+            fileobj = self.gz.fileobj
+            self.gz.close()
+            fileobj.close()
+        super().close()
+
+
 class TruthWriter:
     def __init__(self, folder: Path, stack: ExitStack):
         folder.mkdir(parents=True, exist_ok=True)
@@ -168,15 +191,9 @@ class TruthWriter:
         )
         self.cases.writerow(TRUTH_COLUMNS)
         self.folder = folder
-        self.kel = stack.enter_context(
-            gzip.open(folder / "expected_keluarga.csv.gz", "wt", encoding="utf-8", newline="")
-        )
-        self.ang = stack.enter_context(
-            gzip.open(folder / "expected_anggota.csv.gz", "wt", encoding="utf-8", newline="")
-        )
-        self.wel = stack.enter_context(
-            gzip.open(folder / "welfare.csv.gz", "wt", encoding="utf-8", newline="")
-        )
+        self.kel = stack.enter_context(_gzip_text(folder / "expected_keluarga.csv.gz"))
+        self.ang = stack.enter_context(_gzip_text(folder / "expected_anggota.csv.gz"))
+        self.wel = stack.enter_context(_gzip_text(folder / "welfare.csv.gz"))
         self.first = True
         self.case_counts: dict[str, int] = {}
 
@@ -214,12 +231,17 @@ def write_submission(
     counts = {}
     for name, cols in columns.items():
         pending = sub.files.get(name, [])
-        order = rng.permutation(len(pending)) if pending else []
-        rows = [pending[i] for i in order]
-        _write_csv(folder / name, cols, [p.row for p in rows])
-        counts[name] = len(rows)
+        frames = [f[cols].assign(_pending=-1) for f in sub.bulk.get(name, [])]
+        listed = pd.DataFrame([p.row for p in pending], columns=cols).fillna("")
+        listed["_pending"] = np.arange(len(pending))
+        table = pd.concat([*frames, listed], ignore_index=True) if frames else listed
+        table = table.iloc[rng.permutation(len(table))].reset_index(drop=True)
+        table[cols].to_csv(folder / name, index=False, lineterminator="\n")
+        counts[name] = len(table)
         key_col = "nik" if "nik" in cols else "no_kk"
-        for line, p in enumerate(rows, start=2):
+        marked = table.index[table["_pending"].to_numpy() >= 0]
+        for position in marked:
+            p = pending[int(table.at[position, "_pending"])]
             if p.case:
                 truth.case(
                     {
@@ -227,7 +249,7 @@ def write_submission(
                         "source": sub.source,
                         "submission_id": sub.submission_id,
                         "file": name,
-                        "line": line,
+                        "line": int(position) + 2,
                         "key_type": p.key_type or key_col,
                         "key": p.row.get(key_col, ""),
                         "case": p.case,
@@ -326,7 +348,8 @@ def generate(cfg: GenConfig) -> dict:
     names = NamePools.build(cfg.seed)
     state_dir = out / ".state"
     rids = round_ids(cfg.first_round, cfg.rounds)
-    summary: dict = {"config": {**asdict(cfg), "out": str(out)}, "regencies": regencies, "rounds": {}}
+    config = {k: v for k, v in asdict(cfg).items() if k != "out"}
+    summary: dict = {"config": config, "regencies": regencies, "rounds": {}}
     per_regency = cfg.persons / k
     for ri, rid in enumerate(rids):
         start, cutoff = quarter(rid)
@@ -383,7 +406,7 @@ def generate(cfg: GenConfig) -> dict:
                 if ri > 0:
                     update_rows(ctx, rng, state, picker, sub, truth_only)
                 injector = Injector(ctx, rng, state, picker, sub, surveyed, measured)
-                clean_rows = sum(len(v) for v in sub.files.values())
+                clean_rows = sub.count()
                 # Stay well under the quality gate (20%): injected rows at most MAX_INJECTED_SHARE of
                 # the clean rows; codes that must appear this round roll over to the next regency.
                 budget = max(1, int(clean_rows * MAX_INJECTED_SHARE))
@@ -391,7 +414,7 @@ def generate(cfg: GenConfig) -> dict:
                 extras = [(c, int(rng.binomial(clean_rows, cfg.error_share))) for c in codes]
                 for code, wanted in [(c, 1) for c in first_pass] + extras:
                     done = attempts = 0
-                    while done < wanted and attempts < wanted * 8 and _injected(sub) < budget:
+                    while done < wanted and attempts < wanted * 8 and sub.injected < budget:
                         attempts += 1
                         done += bool(injector.inject(code, ri == 0))
                     if done:
@@ -458,13 +481,14 @@ def generate(cfg: GenConfig) -> dict:
         + r["files"]["dukcapil"]
         for r in summary["rounds"].values()
     )
-    summary["elapsed_seconds"] = round(elapsed, 1)
     summary["rows_written"] = total_rows
-    summary["rows_per_second"] = round(total_rows / max(elapsed, 1e-9))
-    summary["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     missing = sorted(set(ROW_LEVEL_CODES) - {c for r in summary["rounds"].values() for c in r["cases"]})
     summary["row_level_codes_not_injected"] = missing
+    # summary.json stays deterministic (it is committed with the sample); timings are returned only.
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary["elapsed_seconds"] = round(elapsed, 1)
+    summary["rows_per_second"] = round(total_rows / max(elapsed, 1e-9))
+    summary["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return summary
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dtsen.domain.codes import FAMILY_ATTRIBUTES
+from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen.generate.numbers import SerialCounters, compose
 from dtsen.generate.population import ASSETS, ORDERED, NamePools, ordered_draw
 from dtsen.generate.rows import SubmissionRows, anggota_row, fmt_date, keluarga_row
@@ -203,21 +203,24 @@ def initial_rows(ctx: RoundContext, rng: np.random.Generator, state: State, sub:
     kel.insert(0, "operasi", "TAMBAH")
     kel["tanggal_pendataan"] = kel.tanggal_pendataan.dt.strftime("%Y-%m-%d")
     kel["alasan_hapus"] = ""
-    for row in kel.astype(str).to_dict("records"):
-        sub.add("keluarga.csv", row)
+    sub.add_frame("keluarga.csv", kel.astype(str))
     pers = state.registry_persons()
     variant = rng.random(len(pers)) < RATES["name_variant"]
-    for i, (_, p) in enumerate(pers.iterrows()):
-        if variant[i]:
-            sub.add(
-                "anggota.csv",
-                anggota_row("TAMBAH", p, nama=name_variant(p.nama)),
-                case="NAME_VARIANT",
-                key_type="nik",
-                note="pemda spelling differs from Dukcapil; registry keeps Dukcapil's nama",
-            )
-        else:
-            sub.add("anggota.csv", anggota_row("TAMBAH", p))
+    ang = pers[
+        ["nik", "no_kk", "nama", "jenis_kelamin", "tanggal_lahir", "hubungan_keluarga", *MEMBER_ATTRIBUTES]
+    ].copy()
+    ang.insert(0, "operasi", "TAMBAH")
+    ang["tanggal_lahir"] = ang.tanggal_lahir.dt.strftime("%Y-%m-%d")
+    ang["alasan_hapus"] = ""
+    sub.add_frame("anggota.csv", ang[~variant].astype(str))
+    for _, p in pers[variant].iterrows():
+        sub.add(
+            "anggota.csv",
+            anggota_row("TAMBAH", p, nama=name_variant(p.nama)),
+            case="NAME_VARIANT",
+            key_type="nik",
+            note="pemda spelling differs from Dukcapil; registry keeps Dukcapil's nama",
+        )
 
 
 def survey_and_groundcheck(
