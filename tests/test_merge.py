@@ -153,7 +153,7 @@ def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fres
         )
     }
     assert provenance == {"nama": ("Nama Orang", "Budi Santoso", "dukcapil")}
-    assert summary.changes["persons deceased (Dukcapil)"] == 1
+    assert summary.changes["persons deceased"] == 1
     assert check_invariants(db, None, second.snapshot.snapshot_pk) == {}
 
     # History: the registry as of round 1 is exactly what round 1 left.

@@ -17,6 +17,10 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Great Expectations logs every expectation it builds at INFO; operators need our lines only.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)
 
 
 def cmd_db_start(_: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ SELECT label, count FROM (
         WHERE round_seq = %(r)s AND entity = 'F' AND field <> 'is_open'
     UNION ALL SELECT 'persons added', count(*) FROM registry.person WHERE created_round = %(r)s
     UNION ALL SELECT 'persons closed', count(*) FROM registry.person WHERE closed_round = %(r)s
-    UNION ALL SELECT 'persons deceased (Dukcapil)', count(*) FROM registry.person
+    UNION ALL SELECT 'persons deceased', count(*) FROM registry.person
         WHERE closed_round = %(r)s AND closed_reason = 'MENINGGAL'
     UNION ALL SELECT 'persons updated', count(DISTINCT entity_key) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'P' AND field <> 'is_open'

@@ -107,7 +107,7 @@ def stage_and_validate(
 def format_validation(summary: ValidationSummary) -> list[str]:
     lines = [f"round {summary.round_id}: Dukcapil snapshot {summary.dukcapil_snapshot or 'MISSING'}"]
     for s in summary.submissions:
-        received = ", ".join(f"{k}={v}" for k, v in s.received.items())
+        received = ", ".join(f"{k}={v}" for k, v in s.received.items()) or "-"
         reasons = ", ".join(f"{k}={v}" for k, v in s.reasons.items()) or "-"
         lines.append(
             f"  {s.source:<8} {s.submission_id:<24} {s.status:<9} rows {received}; rejected rows "
