@@ -155,3 +155,60 @@ def score_registry(conn: psycopg.Connection, truth_round: Path) -> RegistryScore
     pd_ = _compare(p_header, p_expected, p_actual, samples, "person")
     fd = _compare(f_header, f_expected, f_actual, samples, "family")
     return RegistryScore(len(p_expected), len(p_actual), pd_, len(f_expected), len(f_actual), fd, samples)
+
+
+@dataclass
+class RepairScore:
+    """NIK-repair suggestions against the truth: a case with a true_nik is a person Dukcapil knows
+    (the suggestion should name them); a case without one (e.g. an unregistered newborn) should get
+    no suggestion."""
+
+    repairable: int = 0  # cases with a true NIK
+    unrepairable: int = 0
+    suggested: int = 0
+    correct: int = 0
+    wrong: int = 0  # suggested a different person than the truth's
+    suggested_for_unrepairable: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.suggested if self.suggested else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.correct / self.repairable if self.repairable else 1.0
+
+
+REPAIR_CODES = {"NIK_NOT_IN_DUKCAPIL", "NIK_MISMATCH"}
+
+
+def score_nik_repairs(conn: psycopg.Connection, truth_round: Path, round_id: str) -> RepairScore:
+    suggestions = {
+        (sub, file_name, line): str(nik)
+        for sub, file_name, line, nik in conn.execute(
+            "SELECT s.submission_id, n.file_name, n.line_no, n.suggested_nik FROM quality.nik_suggestion n "
+            "JOIN ingest.submission s USING (submission_pk) JOIN ingest.round r ON r.round_seq = n.round_seq "
+            "WHERE r.round_id = %s",
+            (round_id,),
+        )
+    }
+    score = RepairScore()
+    with open(truth_round / "cases.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if not row["line"] or not REPAIR_CODES & set(row["expected_codes"].split(";")):
+                continue
+            got = suggestions.get((row["submission_id"], row["file"], int(row["line"])))
+            if row["true_nik"]:
+                score.repairable += 1
+            else:
+                score.unrepairable += 1
+            if got is None:
+                continue
+            score.suggested += 1
+            if got == row["true_nik"]:
+                score.correct += 1
+            elif row["true_nik"]:
+                score.wrong += 1
+            else:
+                score.suggested_for_unrepairable += 1
+    return score

@@ -8,7 +8,8 @@ so a region never reads a half-written report.
 
 Extensions to the contract (additive): ditolak.csv carries both `nik` and `no_kk` (masked) because a
 pemda submission mixes member and family rows; rows of a file that could not be read at all appear
-once with an empty `line`. ringkasan.json adds `pesan` (the Indonesian text of each reason code
+once with an empty `line`; a NIK_NOT_IN_DUKCAPIL / NIK_MISMATCH message may end with a NIK-repair
+suggestion (masked, with the positions of the differing digits). ringkasan.json adds `pesan` (the Indonesian text of each reason code
 used) and `keterangan` (why a whole submission was rejected).
 """
 
@@ -73,9 +74,16 @@ per_row AS (
 )
 SELECT p.file_name AS file, p.line_no AS line,
        meta.mask_for_feedback(s.nik) AS nik, meta.mask_for_feedback(s.no_kk) AS no_kk,
-       p.reason, p.field, p.message
+       p.reason, p.field,
+       p.message || coalesce(
+           ' Saran: data Dukcapil memuat penduduk dengan nama, tanggal lahir dan jenis kelamin yang cocok, '
+           || 'dengan NIK ' || meta.mask_for_feedback(ns.suggested_nik::text)
+           || ' (berbeda pada digit ke-' || ns.digits_differing || ' dari NIK yang dikirim). '
+           || 'Periksa KTP/KK orang ini, lalu kirim ulang barisnya dengan NIK yang benar.', '') AS message
 FROM per_row p
 LEFT JOIN staged s ON s.file_name = p.file_name AND s.line_no = p.line_no
+LEFT JOIN quality.nik_suggestion ns ON ns.round_seq = %(round_seq)s AND ns.submission_pk = %(pk)s
+      AND ns.file_name = p.file_name AND ns.line_no = p.line_no
 ORDER BY p.file_name, p.line_no NULLS FIRST
 """
 

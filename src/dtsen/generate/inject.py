@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dtsen.domain.codes import FAMILY_ATTRIBUTES
+from dtsen.generate.names import spelling_variant
 from dtsen.generate.numbers import compose
 from dtsen.generate.rows import SubmissionRows, anggota_row, keluarga_row
 from dtsen.generate.world import Picker, RoundContext, State, ages_on, redraw_attribute
@@ -136,6 +137,9 @@ class Injector:
 
     # --- one case per call -------------------------------------------------------------------------
     def add_member(self, code: str, case: str, row: dict, key: str, **extra: str) -> None:
+        if extra.get("true_nik"):
+            # a clerk who mistypes a NIK often misspells the name too: repair must see through it
+            row["nama"] = spelling_variant(row["nama"], int(extra["true_nik"]))
         self.sub.add("anggota.csv", row, case=case, codes=code, key_type="nik", **extra)
 
     def noise_family(self, code: str, case: str, mutate) -> bool:

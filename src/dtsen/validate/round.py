@@ -15,6 +15,7 @@ import psycopg
 from dtsen.config import settings
 from dtsen.contract import FileKind
 from dtsen.sqlfiles import statements
+from dtsen.validate.nik_repair import suggest_nik_repairs
 from dtsen.validate.run import (
     Batch,
     run_suite,
@@ -190,5 +191,6 @@ def validate_round(
             return RoundValidation(round_seq, submissions, [], already_validated=True)
         apply_cross_rules(conn, round_seq, snapshot_pk)
         gate = apply_quality_gate(conn, round_seq, threshold)
+        suggest_nik_repairs(conn, round_seq, snapshot_pk)
         conn.execute("UPDATE ingest.round SET status = 'VALIDATED' WHERE round_seq = %s", (round_seq,))
     return RoundValidation(round_seq, submissions, gate)
