@@ -1,4 +1,4 @@
-"""How a region's clerk misspells a name: the variants a NIK-repair matcher must see through.
+"""How a region's clerk misspells a name: the variants the pipeline and the NIK-repair matcher must see through.
 
 Deterministic from a key (no random draws), so adding variants does not shift the generator's
 random stream. Variants: the pre-1972 Indonesian spelling still on many documents (u -> oe,
@@ -18,6 +18,14 @@ def _old_spelling(name: str) -> str | None:
             piece = old[0].upper() + old[1:] if name[at].isupper() else old
             return name[:at] + piece + name[at + 1 :]
     return None
+
+
+def name_variant(name: str) -> str:
+    """The one common variant a region's copy of a Dukcapil name carries (registry keeps Dukcapil's)."""
+    for a, b in (("Muhammad", "Muhamad"), ("Nur", "Noor"), ("Siti", "Sitti"), ("y", "i"), ("u", "oe")):
+        if a in name:
+            return name.replace(a, b, 1)
+    return name + "h"
 
 
 def spelling_variant(name: str, key: int) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
+from dtsen.generate.names import name_variant
 from dtsen.generate.numbers import SerialCounters, compose
 from dtsen.generate.population import ASSETS, ORDERED, NamePools, ordered_draw
 from dtsen.generate.rows import SubmissionRows, anggota_row, fmt_date, keluarga_row
@@ -123,14 +124,6 @@ def ages_on(persons: pd.DataFrame, on: dt.date) -> np.ndarray:
     ) / 365.25
 
 
-def name_variant(name: str) -> str:
-    """A plausible misspelling of the kind regional data entry produces."""
-    for a, b in (("Muhammad", "Muhamad"), ("Nur", "Noor"), ("Siti", "Sitti"), ("y", "i"), ("u", "oe")):
-        if a in name:
-            return name.replace(a, b, 1)
-    return name + "h"
-
-
 def new_person(
     ctx: RoundContext,
     rng: np.random.Generator,
@@ -162,6 +155,11 @@ def new_person(
         "alive": True,
         "tanggal_meninggal": pd.NaT,
     }
+
+
+def _first_index_by(keys: pd.Series) -> pd.Series:
+    """Row label of the first row with each key: O(1) lookups instead of a scan per event."""
+    return pd.Series(keys.index, index=keys.to_numpy()).groupby(level=0, sort=False).first()
 
 
 def new_kk(ctx: RoundContext, rng: np.random.Generator, district: str) -> str:
@@ -311,8 +309,9 @@ def update_rows(
         count(rng, n_persons, RATES["birth"]),
     )
     children = []
+    family_at = _first_index_by(F.no_kk)
     for _, m in mothers.iterrows():
-        fam = F.loc[F.no_kk == m.no_kk].iloc[0]
+        fam = F.loc[family_at[m.no_kk]]
         child = new_person(ctx, rng, m.no_kk, _family_district(fam), today(rng), bool(rng.random() < 0.5), 3)
         children.append(child)
         picker.touched_persons.add(child["nik"])
@@ -345,8 +344,10 @@ def update_rows(
     heads = picker.persons(
         P.in_registry & (P.hubungan_keluarga == 1) & (ages > 55), count(rng, n_persons, RATES["head_death"])
     )
+    members_at = P.groupby("no_kk", sort=False).indices  # positions; P's index is a RangeIndex
     for idx, h in heads.iterrows():
-        members = P[(P.no_kk == h.no_kk) & P.in_registry & (P.nik != h.nik)]
+        family = P.iloc[members_at[h.no_kk]]
+        members = family[family.in_registry & (family.nik != h.nik)]
         adults = members[ages.loc[members.index] >= 17]
         if not members.empty and adults.empty:
             picker.touched_persons.discard(h.nik)
@@ -356,7 +357,7 @@ def update_rows(
         P.at[idx, "tanggal_meninggal"] = pd.Timestamp(when)
         sub.add("anggota.csv", anggota_row("HAPUS", h, full=False, alasan_hapus="MENINGGAL"))
         if members.empty:
-            fam_idx = F.index[F.no_kk == h.no_kk][0]
+            fam_idx = family_at[h.no_kk]
             F.at[fam_idx, "in_registry"] = False
             picker.touched_families.add(h.no_kk)
             sub.add(
@@ -381,7 +382,7 @@ def update_rows(
     founded: list[dict] = []
     for idx, p in singles.iterrows():
         spouse = picker.persons(pool_adults & (P.jenis_kelamin != p.jenis_kelamin), 1)
-        old = F.loc[F.no_kk == p.no_kk].iloc[0]
+        old = F.loc[family_at[p.no_kk]]
         village = str(rng.choice(ctx.villages))
         kk = new_kk(ctx, rng, village[:6])
         welfare = float(old.welfare + rng.normal(0, 0.3))
@@ -423,24 +424,21 @@ def update_rows(
         state.families = F = pd.concat([F, pd.DataFrame(founded)], ignore_index=True)
 
     # Whole families moving to another village of the regency; attribute changes; removals.
-    for _, fam in picker.families(
+    for idx, _fam in picker.families(
         F.in_registry & picker.untouched_family_members(), count(rng, n_fams, RATES["move_village"])
     ).iterrows():
         village = str(rng.choice(ctx.villages))
-        idx = F.index[F.no_kk == fam.no_kk][0]
         when = today(rng)
         F.loc[idx, ["kode_wilayah", "tanggal_pendataan"]] = [village, pd.Timestamp(when)]
         sub.add("keluarga.csv", keluarga_row("UBAH", F.loc[idx], when, with_attributes=False))
-    for _, fam in picker.families(F.in_registry, count(rng, n_fams, RATES["attribute_change"])).iterrows():
-        idx = F.index[F.no_kk == fam.no_kk][0]
+    for idx, fam in picker.families(F.in_registry, count(rng, n_fams, RATES["attribute_change"])).iterrows():
         changed = list(rng.choice(FAMILY_ATTRIBUTES, int(rng.integers(1, 4)), replace=False))
         for a in changed:
             F.at[idx, a] = redraw_attribute(rng, a, int(fam[a]), fam.welfare)
         when = today(rng)
         F.at[idx, "tanggal_pendataan"] = pd.Timestamp(when)
         sub.add("keluarga.csv", keluarga_row("UBAH", F.loc[idx], when, only=changed))
-    for _, p in picker.persons(nonhead, count(rng, n_persons, RATES["member_change"])).iterrows():
-        idx = P.index[P.nik == p.nik][0]
+    for idx, p in picker.persons(nonhead, count(rng, n_persons, RATES["member_change"])).iterrows():
         if p.pendidikan_tertinggi < 6 and rng.random() < 0.5:
             change = {"pendidikan_tertinggi": int(p.pendidikan_tertinggi) + 1}
         else:
@@ -448,13 +446,14 @@ def update_rows(
         for k, v in change.items():
             P.at[idx, k] = v
         sub.add("anggota.csv", anggota_row("UBAH", P.loc[idx], full=False, only=change))
-    for _, fam in picker.families(
+    members_at = P.groupby("no_kk", sort=False).indices
+    for idx, fam in picker.families(
         F.in_registry & picker.untouched_family_members(), count(rng, n_fams, RATES["removal"])
     ).iterrows():
         alasan = str(rng.choice(["PINDAH", "DUPLIKAT", "TIDAK_DITEMUKAN", "MAMPU"]))
-        idx = F.index[F.no_kk == fam.no_kk][0]
         F.at[idx, "in_registry"] = False
-        members = P[(P.no_kk == fam.no_kk) & P.in_registry]
+        family = P.iloc[members_at.get(fam.no_kk, [])]
+        members = family[family.in_registry]
         for m_idx, m in members.iterrows():
             P.at[m_idx, "in_registry"] = False
             picker.touched_persons.add(m.nik)
@@ -469,11 +468,11 @@ def update_rows(
     pool_fams = picker.families(
         (~F.in_registry) & F.pool & picker.untouched_family_members(), count(rng, n_fams, RATES["new_family"])
     )
-    for _, fam in pool_fams.iterrows():
-        members = P[(P.no_kk == fam.no_kk) & P.alive & ~P.in_registry]
+    for idx, fam in pool_fams.iterrows():
+        family = P.iloc[members_at.get(fam.no_kk, [])]
+        members = family[family.alive & ~family.in_registry]
         if (members.hubungan_keluarga == 1).sum() != 1:
             continue
-        idx = F.index[F.no_kk == fam.no_kk][0]
         when = today(rng)
         F.loc[idx, ["in_registry", "pool", "tanggal_pendataan"]] = [True, False, pd.Timestamp(when)]
         sub.add("keluarga.csv", keluarga_row("TAMBAH", F.loc[idx], when))
