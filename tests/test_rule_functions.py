@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from dtsen.domain.identity import PROVINCE_CODES, kk_problem, make_nik, nik_mismatch, nik_problem
+from dtsen.domain.identity import (
+    PROVINCE_CODES,
+    _valid_ddmmyy,
+    kk_problem,
+    make_nik,
+    nik_mismatch,
+    nik_problem,
+)
 
 
 def _numbers(seed: int = 7, n: int = 3000) -> list[str]:
@@ -82,6 +89,11 @@ def test_sql_dates_accept_only_real_calendar_dates(db):
         "1899-12-31": True,
         "2026-1-01": False,
         " 2026-01-01": False,
+        "1900-02-29": False,
+        "2000-02-29": True,
+        "2100-02-29": False,
+        "2026-04-31": False,
+        "2026-12-31": True,
     }
     got = dict(
         db.execute("SELECT s, meta.is_iso_date(s) FROM unnest(%s::text[]) s", (list(samples),)).fetchall()
@@ -96,3 +108,13 @@ def test_sql_province_list_is_the_reference_list(db):
         "SELECT count(*) FROM ref.provinsi WHERE meta.number_structure_problem(kode || '73014101900001', 'NIK') IS NULL"
     ).fetchone()[0]
     assert checked == 38
+
+
+def test_sql_ddmmyy_agrees_with_python_for_every_day_month_and_year(db):
+    rows = db.execute(
+        "SELECT d, m, y, meta.ddmmyy_exists(d, m, y) FROM generate_series(0, 35) d, "
+        "generate_series(0, 13) m, generate_series(0, 99) y"
+    ).fetchall()
+    assert len(rows) == 36 * 14 * 100
+    for d, m, y, exists in rows:
+        assert exists == _valid_ddmmyy(d, m, y), (d, m, y)

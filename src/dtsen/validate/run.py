@@ -121,12 +121,23 @@ def write_row_rejections(
         )
         for r in rules
     )
+    # Rows failing any rule are found first (OR stops at the first failing rule; clean rows, the
+    # vast majority, are checked once per rule); only those are expanded into one row per failed rule.
+    # Expanding every row through the VALUES list directly was ~5x slower.
+    any_failed = sql.SQL(" OR ").join(sql.SQL("({}) IS TRUE").format(r.predicate) for r in rules)
     query = sql.SQL(
         "INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value) "
         "SELECT b.round_seq, b.submission_pk, {file}, b.line_no, v.code, v.field, b.{key} "
-        "FROM ({batch}) b CROSS JOIN LATERAL (VALUES {checks}) AS v(failed, code, field) "
+        "FROM (SELECT * FROM ({batch}) AS whole WHERE {any_failed}) b "
+        "CROSS JOIN LATERAL (VALUES {checks}) AS v(failed, code, field) "
         "WHERE v.failed ON CONFLICT DO NOTHING"
-    ).format(file=sql.Literal(file_name), key=sql.Identifier(key), batch=sql.SQL(batch.sql()), checks=checks)
+    ).format(
+        file=sql.Literal(file_name),
+        key=sql.Identifier(key),
+        batch=sql.SQL(batch.sql()),
+        any_failed=any_failed,
+        checks=checks,
+    )
     return conn.execute(query).rowcount
 
 

@@ -1,0 +1,146 @@
+"""Benchmark and accuracy check: generated rounds 1-3 of a large world through validate + merge,
+each scored against the generator's ground truth (issue 4's "a bench script on 1M persons").
+
+    .venv/bin/python bench/rounds_against_truth.py --persons 1000000
+
+Per round it prints one JSON line: seconds for stage+validate+merge, the merge's share, precision and
+recall per reason code (only codes that are not perfect are listed), whether the registry equals the
+expected registry for every person and family, and the NIK-repair suggestions' precision and recall.
+The world is generated once under --work and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from dtsen.contract import ROW_LEVEL_CODES
+from dtsen.evaluate import score_nik_repairs, score_registry, score_rejections
+from dtsen.feedback import write_feedback
+from dtsen.merge import merge_round
+from dtsen.pipeline import stage_and_validate
+from dtsen.warehouse import engine
+from dtsen.warehouse.migrate import migrate
+
+
+def generate(persons: int, rounds: int, work: Path) -> Path:
+    out = work / f"gen-{persons}-r{rounds}"
+    if not (out / "summary.json").exists():
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dtsen.generate",
+                "--persons",
+                str(persons),
+                "--rounds",
+                str(rounds),
+                "--seed",
+                "7",
+                "--out",
+                str(out),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(json.dumps({"generated": str(out), "seconds": round(time.monotonic() - started)}), flush=True)
+    return out
+
+
+def fresh_database(name: str) -> str:
+    server = engine.database_url()
+    admin = engine.libpq_conninfo(
+        make_url(server).set(database="postgres").render_as_string(hide_password=False)
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        migrate(conn)
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
+    args = parser.parse_args()
+    world = generate(args.persons, args.rounds, args.work)
+    url = fresh_database(f"dtsen_truth_{args.persons}")
+    os.environ["DTSEN_DATABASE_URL"] = url
+    os.environ["DTSEN_RAW_ROOT"] = str(args.work / f"raw-truth-{args.persons}")
+    publish = args.work / f"publish-truth-{args.persons}"
+    rounds = sorted(p.name for p in (world / "truth").iterdir() if p.is_dir())
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        for round_id in rounds:
+            started = time.monotonic()
+            validation = stage_and_validate(round_id, landing_root=world / "landing", publish_root=publish)
+            validated = time.monotonic()
+            merged = merge_round(conn, validation.round_seq)
+            conn.commit()
+            merge_seconds = time.monotonic() - validated
+            for sub in validation.submissions:
+                write_feedback(conn, sub.submission_pk, publish)
+            conn.commit()
+            total = time.monotonic() - started
+            truth = world / "truth" / round_id
+            rejections = score_rejections(conn, truth, round_id, set(ROW_LEVEL_CODES))
+            registry = score_registry(conn, truth)
+            repair = score_nik_repairs(conn, truth, round_id)
+            rows = sum(sum(s.received.values()) for s in validation.submissions)
+            print(
+                json.dumps(
+                    {
+                        "round": round_id,
+                        "input_rows": rows,
+                        "seconds_total": round(total, 1),
+                        "seconds_merge": round(merge_seconds, 1),
+                        "changes": merged.changes,
+                        "conflict_lost": merged.conflict_lost,
+                        "codes_not_perfect": {
+                            c: {"expected": s.expected, "found": s.found, "tp": s.true_positive}
+                            for c, s in rejections.codes.items()
+                            if s.precision < 1 or s.recall < 1
+                        },
+                        "codes_checked": len(rejections.codes),
+                        "registry_equal": registry.equal(),
+                        "persons": [
+                            registry.persons_expected,
+                            registry.persons_actual,
+                            registry.persons_differing,
+                        ],
+                        "families": [
+                            registry.families_expected,
+                            registry.families_actual,
+                            registry.families_differing,
+                        ],
+                        "nik_repair": {
+                            "repairable": repair.repairable,
+                            "unrepairable": repair.unrepairable,
+                            "suggested": repair.suggested,
+                            "correct": repair.correct,
+                            "wrong": repair.wrong,
+                            "suggested_for_unrepairable": repair.suggested_for_unrepairable,
+                            "precision": round(repair.precision, 4),
+                            "recall": round(repair.recall, 4),
+                        },
+                    },
+                    default=str,
+                ),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
