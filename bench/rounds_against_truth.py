@@ -98,6 +98,7 @@ def main() -> None:
             rejections = score_rejections(conn, truth, round_id, set(ROW_LEVEL_CODES))
             registry = score_registry(conn, truth)
             repair = score_nik_repairs(conn, truth, round_id)
+            conn.commit()  # end the read transaction: the next round creates partitions (needs locks)
             rows = sum(sum(s.received.values()) for s in validation.submissions)
             print(
                 json.dumps(

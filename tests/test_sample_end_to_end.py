@@ -129,7 +129,14 @@ def test_nik_repair_suggests_the_true_person_and_never_a_wrong_one(sample_rounds
     total = RepairScore()
     for round_id in ROUNDS:
         score = score_nik_repairs(conn, SAMPLE_DIR / "truth" / round_id, round_id)
-        for name in ("repairable", "unrepairable", "suggested", "correct", "wrong", "suggested_for_unrepairable"):
+        for name in (
+            "repairable",
+            "unrepairable",
+            "suggested",
+            "correct",
+            "wrong",
+            "suggested_for_unrepairable",
+        ):
             setattr(total, name, getattr(total, name) + getattr(score, name))
     assert total.repairable >= 10 and total.unrepairable >= 10  # the sample really exercises both
     assert total.wrong == 0 and total.suggested_for_unrepairable == 0
@@ -149,3 +156,22 @@ def test_nik_repair_suggestion_reaches_the_region_masked(sample_rounds):
     assert f"************{suggested[-4:]}" in row["message"]
     assert f"digit ke-{digits}" in row["message"]
     assert suggested not in ditolak  # the full suggested NIK never leaves the warehouse
+
+
+def test_head_dead_only_per_dukcapil_is_succeeded_by_the_system(sample_rounds):
+    conn, scores, _ = sample_rounds
+    for round_id in ROUNDS:
+        with open(SAMPLE_DIR / "truth" / round_id / "cases.csv", encoding="utf-8") as fh:
+            expected = sum(
+                1
+                for r in csv.DictReader(fh)
+                if r["case"] == "UNREPORTED_HEAD_DEATH" and "becomes head" in r["note"]
+            )
+        result = scores[round_id][0]
+        assert result.merge.changes.get("heads succeeded (death by Dukcapil)", 0) == expected
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM registry.membership WHERE source = 'system' AND hubungan_keluarga = 1"
+        ).fetchone()[0]
+        >= 1
+    )

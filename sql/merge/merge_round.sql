@@ -474,6 +474,44 @@ SELECT DISTINCT m.no_kk FROM registry.membership m JOIN deceased d ON d.nik = m.
 UPDATE registry.membership m SET valid_to_round = %(round_seq)s
 FROM deceased d WHERE d.nik = m.nik AND m.valid_to_round IS NULL;
 
+-- name: dukcapil_head_succession
+-- A head whom only Dukcapil reports dead (the region named no successor) would leave an open family
+-- headless. The spouse, else the oldest remaining member, becomes head: the rule a region applies
+-- when it reports the death itself. Recorded as a 'system' change so the region can confirm or
+-- correct it in the next round.
+CREATE TEMP TABLE head_successor ON COMMIT DROP AS
+WITH headless AS (
+    SELECT DISTINCT m.no_kk FROM registry.membership m JOIN deceased d ON d.nik = m.nik
+    WHERE m.valid_to_round = %(round_seq)s AND m.hubungan_keluarga = 1
+      AND NOT EXISTS (SELECT 1 FROM registry.membership o
+                      WHERE o.no_kk = m.no_kk AND o.valid_to_round IS NULL AND o.hubungan_keluarga = 1)
+)
+SELECT DISTINCT ON (m.no_kk) m.nik, m.no_kk, m.hubungan_keluarga AS old_hubungan, m.valid_from_round
+FROM headless h
+JOIN registry.membership m ON m.no_kk = h.no_kk AND m.valid_to_round IS NULL
+JOIN registry.person p ON p.nik = m.nik
+ORDER BY m.no_kk, (m.hubungan_keluarga = 2) DESC, p.tanggal_lahir, m.nik;
+
+-- name: dukcapil_head_succession_apply
+WITH ended AS (
+    UPDATE registry.membership m SET valid_to_round = %(round_seq)s
+    FROM head_successor s
+    WHERE m.nik = s.nik AND m.valid_to_round IS NULL AND m.valid_from_round < %(round_seq)s
+    RETURNING m.nik, m.no_kk
+),
+reopened AS (
+    INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, submission_pk, source)
+    SELECT nik, no_kk, 1, %(round_seq)s, NULL, 'system' FROM ended
+),
+-- a membership opened this round is corrected in place (one row per person and round)
+in_place AS (
+    UPDATE registry.membership m SET hubungan_keluarga = 1, source = 'system'
+    FROM head_successor s
+    WHERE m.nik = s.nik AND m.valid_to_round IS NULL AND m.valid_from_round = %(round_seq)s
+)
+INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
+SELECT %(round_seq)s, 'M', nik, 'hubungan_keluarga', old_hubungan::text, '1', NULL, 'system' FROM head_successor;
+
 -- name: dukcapil_identity
 -- Identity fields that disagree with Dukcapil are corrected to its values (persons no row touched
 -- this round; touched persons already took Dukcapil's values in person_new).

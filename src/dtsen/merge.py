@@ -60,6 +60,8 @@ SELECT label, count FROM (
         WHERE round_seq = %(r)s AND entity = 'P' AND field <> 'is_open'
     UNION ALL SELECT 'identity corrected by Dukcapil', count(DISTINCT entity_key) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'P' AND source = 'dukcapil' AND field <> 'is_open'
+    UNION ALL SELECT 'heads succeeded (death by Dukcapil)', count(*) FROM registry.field_change
+        WHERE round_seq = %(r)s AND entity = 'M' AND field = 'hubungan_keluarga' AND source = 'system'
     UNION ALL SELECT 'persons moved family', count(*) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'M' AND field = 'no_kk' AND new_value IS NOT NULL
     UNION ALL SELECT 'field changes recorded', count(*) FROM registry.field_change WHERE round_seq = %(r)s

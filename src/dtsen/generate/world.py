@@ -26,6 +26,7 @@ RATES = {
     "death_reported": 0.0015,
     "death_unreported": 0.0005,
     "head_death": 0.0008,
+    "head_death_unreported": 0.0008,
     "marriage": 0.003,
     "move_village": 0.002,
     "attribute_change": 0.03,
@@ -372,6 +373,32 @@ def update_rows(
         P.at[successor.name, "hubungan_keluarga"] = 1
         picker.touched_persons.add(successor.nik)
         sub.add("anggota.csv", anggota_row("UBAH", successor, full=False, only={"hubungan_keluarga": 1}))
+
+    # A head dies and only Dukcapil knows: the merge must name the successor the way a region would
+    # (the spouse, else the oldest remaining member) or close the family if nobody is left.
+    quiet_families = F.no_kk[F.in_registry & picker.untouched_family_members()]
+    silent = picker.persons(
+        P.in_registry & (P.hubungan_keluarga == 1) & (ages > 55) & P.no_kk.isin(quiet_families),
+        count(rng, n_persons, RATES["head_death_unreported"]),
+    )
+    members_at = P.groupby("no_kk", sort=False).indices
+    for idx, h in silent.iterrows():
+        P.loc[idx, ["in_registry", "alive"]] = [False, False]
+        P.at[idx, "tanggal_meninggal"] = pd.Timestamp(today(rng))
+        picker.touched_families.add(h.no_kk)
+        family = P.iloc[members_at[h.no_kk]]
+        rest = family[family.in_registry]
+        if rest.empty:
+            F.at[family_at[h.no_kk], "in_registry"] = False
+            note = "only Dukcapil records the head's death; the family, now empty, must be closed"
+        else:
+            order = rest.assign(_spouse_first=rest.hubungan_keluarga != 2).sort_values(
+                ["_spouse_first", "tanggal_lahir", "nik"]
+            )
+            P.at[order.index[0], "hubungan_keluarga"] = 1
+            picker.touched_persons.update(rest.nik)
+            note = "only Dukcapil records the head's death; the spouse (else the oldest member) becomes head"
+        truth_only.append({"case": "UNREPORTED_HEAD_DEATH", "key_type": "nik", "key": h.nik, "note": note})
 
     # Marriage: a young adult leaves to found a family with a spouse not yet in the registry.
     singles = picker.persons(
