@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from dtsen.config import settings
 from dtsen.contract import FileKind
@@ -93,10 +94,17 @@ class GateOutcome:
 
 def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int | None) -> None:
     params = {"round_seq": round_seq, "snapshot_pk": snapshot_pk}
+    # Freshly loaded partitions have no statistics yet (autovacuum comes later): without them the
+    # planner takes the round's staging and rejections for empty and picks nested loops.
+    for table in (*STAGING_TABLES, "rejection"):
+        schema = "quality" if table == "rejection" else "staging"
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, f"{table}_r{int(round_seq)}")))
     for name, statement in statements("validate/cross_rules.sql").items():
         conn.execute(statement, params if "%(" in statement else None)
         log.debug("cross rule step %s done", name)
 
+
+STAGING_TABLES = ("pemda_keluarga", "pemda_anggota", "bps_keluarga", "kemensos_groundcheck")
 
 GATE_SQL = """
 SELECT sub.submission_pk,
