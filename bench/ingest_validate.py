@@ -20,48 +20,15 @@ import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
+from common import fresh_database, generated_world
 
 from dtsen.warehouse import engine
-from dtsen.warehouse.migrate import migrate
 
 ROUND = "2026-Q1"
 
 
-def _admin(url: str) -> str:
-    return engine.libpq_conninfo(make_url(url).set(database="postgres").render_as_string(hide_password=False))
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    with psycopg.connect(_admin(server_url), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
-        migrate(conn)
-    return url
-
-
 def generate(persons: int, work: Path) -> Path:
-    out = work / f"gen-{persons}"
-    if not (out / "summary.json").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dtsen.generate",
-                "--persons",
-                str(persons),
-                "--rounds",
-                "1",
-                "--seed",
-                "7",
-                "--out",
-                str(out),
-            ],
-            check=True,
-        )
-    return out / "landing"
+    return generated_world(persons, 1, work, name=f"gen-{persons}") / "landing"
 
 
 def data_files(landing: Path) -> list[Path]:
@@ -121,9 +88,9 @@ def main() -> None:
     for persons in args.persons:
         landing = generate(persons, args.work)
         files = data_files(landing)
-        url = fresh_database(server, f"dtsen_bench_{persons}")
+        url = fresh_database(f"dtsen_bench_{persons}", server)
         e2e = end_to_end(url, landing, args.work / f"publish-{persons}")
-        raw_url = fresh_database(server, f"dtsen_bench_raw_{persons}")
+        raw_url = fresh_database(f"dtsen_bench_raw_{persons}", server)
         raw_rows, raw_seconds = raw_copy_rate(raw_url, files)
         e2e_rows = e2e["rows"]  # every row of the same files: submissions and the Dukcapil snapshot
         result = {

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
+from common import fresh_database, generated_world
 
 from dtsen.contract import ROW_LEVEL_CODES
 from dtsen.evaluate import score_nik_repairs, score_registry, score_rejections
@@ -28,46 +26,6 @@ from dtsen.feedback import write_feedback
 from dtsen.merge import merge_round
 from dtsen.pipeline import stage_and_validate
 from dtsen.warehouse import engine
-from dtsen.warehouse.migrate import migrate
-
-
-def generate(persons: int, rounds: int, work: Path) -> Path:
-    out = work / f"gen-{persons}-r{rounds}"
-    if not (out / "summary.json").exists():
-        started = time.monotonic()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dtsen.generate",
-                "--persons",
-                str(persons),
-                "--rounds",
-                str(rounds),
-                "--seed",
-                "7",
-                "--out",
-                str(out),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        print(json.dumps({"generated": str(out), "seconds": round(time.monotonic() - started)}), flush=True)
-    return out
-
-
-def fresh_database(name: str) -> str:
-    server = engine.database_url()
-    admin = engine.libpq_conninfo(
-        make_url(server).set(database="postgres").render_as_string(hide_password=False)
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
-        migrate(conn)
-    return url
 
 
 def main() -> None:
@@ -76,7 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
     args = parser.parse_args()
-    world = generate(args.persons, args.rounds, args.work)
+    world = generated_world(args.persons, args.rounds, args.work)
     url = fresh_database(f"dtsen_truth_{args.persons}")
     os.environ["DTSEN_DATABASE_URL"] = url
     os.environ["DTSEN_RAW_ROOT"] = str(args.work / f"raw-truth-{args.persons}")

@@ -136,23 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("rest", nargs=argparse.REMAINDER)
     gen.set_defaults(func=cmd_generate)
 
-    val = sub.add_parser("validate", help="discover, stage and validate a round; write feedback to regions")
-    val.add_argument("--round", required=True, help="round id, YYYY-Qn")
-    val.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
-    val.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
-    val.add_argument(
-        "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
-    )
-    val.set_defaults(func=cmd_validate)
-
-    run = sub.add_parser("run-round", help="validate and merge a round into the registry")
-    run.add_argument("--round", required=True, help="round id, YYYY-Qn")
-    run.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
-    run.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
-    run.add_argument(
-        "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
-    )
-    run.set_defaults(func=cmd_run_round)
+    for name, help_text, func in (
+        ("validate", "discover, stage and validate a round; write feedback to regions", cmd_validate),
+        ("run-round", "validate and merge a round into the registry", cmd_run_round),
+    ):
+        stage = sub.add_parser(name, help=help_text)
+        stage.add_argument("--round", required=True, help="round id, YYYY-Qn")
+        stage.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
+        stage.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
+        stage.add_argument(
+            "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
+        )
+        stage.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")
     demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")

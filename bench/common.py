@@ -1,0 +1,56 @@
+"""Helpers shared by the benchmarks: a fresh migrated database, a cached generated world."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from dtsen.warehouse import engine
+from dtsen.warehouse.migrate import migrate
+
+
+def fresh_database(name: str, server_url: str | None = None) -> str:
+    """Drop and recreate database `name` on the warehouse server, migrated; returns its URL."""
+    server = server_url or engine.database_url()
+    admin = engine.libpq_conninfo(
+        make_url(server).set(database="postgres").render_as_string(hide_password=False)
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        migrate(conn)
+    return url
+
+
+def generated_world(persons: int, rounds: int, work: Path, name: str | None = None) -> Path:
+    """Generate (once; reused while its summary.json exists) a world with seed 7."""
+    out = work / (name or f"gen-{persons}-r{rounds}")
+    if not (out / "summary.json").exists():
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dtsen.generate",
+                "--persons",
+                str(persons),
+                "--rounds",
+                str(rounds),
+                "--seed",
+                "7",
+                "--out",
+                str(out),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(json.dumps({"generated": str(out), "seconds": round(time.monotonic() - started)}), flush=True)
+    return out
