@@ -308,16 +308,34 @@ WHERE v.old_value IS DISTINCT FROM v.new_value;
 
 -- name: dukcapil_changes
 -- Civil-registry rows that are new or changed since the snapshot the previous merge used: only these
--- can correct identity or record a death, so the work grows with the change, not with the registry.
+-- can correct identity or record a death. Usually they were computed when the snapshot was loaded
+-- (ref.dukcapil_change against diff_base_pk), so this reads the change, not the registry. The first
+-- merge reads the whole snapshot; a round reusing the previous snapshot reads nothing; a merge that
+-- skipped a snapshot compares the two snapshots here (the slow path, one merge join).
 CREATE TEMP TABLE dk_changed ON COMMIT DROP AS
+WITH snap AS (SELECT diff_base_pk FROM ingest.dukcapil_snapshot WHERE snapshot_pk = %(snapshot_pk)s)
+SELECT c.nik, c.nama, c.jenis_kelamin, c.tanggal_lahir, c.status_hidup, c.tanggal_meninggal
+FROM ref.dukcapil_change c
+WHERE c.snapshot_pk = %(snapshot_pk)s
+  AND %(previous_snapshot_pk)s::int IS NOT NULL AND %(previous_snapshot_pk)s::int <> %(snapshot_pk)s
+  AND (SELECT diff_base_pk FROM snap) = %(previous_snapshot_pk)s::int
+UNION ALL
+SELECT d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
+FROM ref.dukcapil_penduduk d
+WHERE d.snapshot_pk = %(snapshot_pk)s AND %(previous_snapshot_pk)s::int IS NULL
+UNION ALL
+-- each branch's conditions on parameters and on `snap` alone are one-time filters: a branch that
+-- does not apply is never scanned
 SELECT d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
 FROM ref.dukcapil_penduduk d
 WHERE d.snapshot_pk = %(snapshot_pk)s
-  AND (%(previous_snapshot_pk)s::int IS NULL OR NOT EXISTS (
+  AND %(previous_snapshot_pk)s::int IS NOT NULL AND %(previous_snapshot_pk)s::int <> %(snapshot_pk)s
+  AND (SELECT diff_base_pk FROM snap) IS DISTINCT FROM %(previous_snapshot_pk)s::int
+  AND NOT EXISTS (
         SELECT 1 FROM ref.dukcapil_penduduk o
         WHERE o.snapshot_pk = %(previous_snapshot_pk)s AND o.nik = d.nik
           AND (o.nama, o.jenis_kelamin, o.tanggal_lahir, o.status_hidup)
-              IS NOT DISTINCT FROM (d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup)));
+              IS NOT DISTINCT FROM (d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup));
 
 -- name: index_dukcapil_changes
 CREATE INDEX ON dk_changed (nik);

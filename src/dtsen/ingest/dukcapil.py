@@ -45,6 +45,20 @@ WHERE copies = 1
 """
 
 
+# New or changed rows against the previous snapshot (by date), kept for the merge (migration 0014).
+CHANGES_INSERT = """
+INSERT INTO ref.dukcapil_change (snapshot_pk, nik, nama, jenis_kelamin, tanggal_lahir, status_hidup, tanggal_meninggal)
+SELECT d.snapshot_pk, d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
+FROM ref.dukcapil_penduduk d
+WHERE d.snapshot_pk = %(snapshot_pk)s
+  AND NOT EXISTS (
+        SELECT 1 FROM ref.dukcapil_penduduk o
+        WHERE o.snapshot_pk = %(base_pk)s AND o.nik = d.nik
+          AND (o.nama, o.jenis_kelamin, o.tanggal_lahir, o.status_hidup)
+              IS NOT DISTINCT FROM (d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup))
+"""
+
+
 @dataclass
 class SnapshotOutcome:
     snapshot_pk: int
@@ -114,6 +128,17 @@ def ingest_latest_snapshot(
             (staged.rows_received, pk),
         )
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("ref", f"dukcapil_penduduk_s{pk}")))
+        base = conn.execute(
+            "SELECT snapshot_pk FROM ingest.dukcapil_snapshot WHERE snapshot_date < %s "
+            "ORDER BY snapshot_date DESC LIMIT 1",
+            (snapshot.snapshot_date,),
+        ).fetchone()
+        if base is not None:  # the first snapshot has no base: a first merge reads it whole anyway
+            changed = conn.execute(CHANGES_INSERT, {"snapshot_pk": pk, "base_pk": base[0]}).rowcount
+            conn.execute(
+                "UPDATE ingest.dukcapil_snapshot SET diff_base_pk = %s WHERE snapshot_pk = %s", (base[0], pk)
+            )
+            log.info("dukcapil snapshot %s: %d rows new or changed", snapshot.snapshot_date, changed)
     if kept < staged.rows_received:
         log.warning(
             "dukcapil snapshot %s: %d of %d rows unusable (malformed or duplicated NIK, bad identity)",
