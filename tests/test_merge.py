@@ -282,3 +282,45 @@ def test_a_merge_killed_mid_flight_leaves_the_registry_untouched_and_reruns_clea
     db.commit()
     assert db.execute(REGISTRY_FINGERPRINT).fetchone() == after
     assert _members(db, KK2) == {PEOPLE["B"][0]: 1, PEOPLE["C"][0]: 3}
+
+
+def test_round_scoped_invariants_catch_each_kind_of_violation(fresh_db, tmp_path, monkeypatch):
+    db, round_id = fresh_db, "2026-Q1"
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
+    anggota = [person("A", "TAMBAH", KK1, 1), person("C", "TAMBAH", KK1, 3)]
+    ingested, _ = _run(db, tmp_path, round_id, anggota, keluarga)
+    db.commit()
+    snapshot, head, child = ingested.snapshot.snapshot_pk, int(PEOPLE["A"][0]), int(PEOPLE["C"][0])
+    dead = int(PEOPLE["D"][0])  # deceased per the Dukcapil snapshot
+    with db.transaction(force_rollback=True):
+        # what a merge would leave behind if a step were wrong: a headless family, a member of a
+        # closed family, an open membership of a closed person, an open deceased person
+        db.execute(
+            "CREATE TEMP TABLE touched_family ON COMMIT DROP AS SELECT %s::bigint AS no_kk", (int(KK1),)
+        )
+        db.execute(
+            "CREATE TEMP TABLE touched_person ON COMMIT DROP AS SELECT unnest(%s::bigint[]) AS nik",
+            ([head, child, dead],),
+        )
+        db.execute(
+            "CREATE TEMP TABLE dk_changed ON COMMIT DROP AS SELECT nik, status_hidup FROM ref.dukcapil_penduduk "
+            "WHERE snapshot_pk = %s",
+            (snapshot,),
+        )
+        assert check_invariants(db, ingested.round_seq, snapshot) == {}
+        db.execute("UPDATE registry.membership SET hubungan_keluarga = 2 WHERE nik = %s", (head,))
+        db.execute("UPDATE registry.person SET is_open = false WHERE nik = %s", (child,))
+        db.execute(
+            "INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, created_round, updated_round) "
+            "VALUES (%s, 'x', 1, '1950-01-01', 1, 1)",
+            (dead,),
+        )
+        found = check_invariants(db, ingested.round_seq, snapshot)
+        assert set(found) == {
+            "open_family_without_exactly_one_head",
+            "open_membership_of_closed_person",
+            "open_person_deceased_per_dukcapil",
+        }
+        db.execute("UPDATE registry.family SET is_open = false WHERE no_kk = %s", (int(KK1),))
+        assert "open_membership_of_closed_family" in check_invariants(db, ingested.round_seq, snapshot)

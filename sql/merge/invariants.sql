@@ -1,5 +1,6 @@
 -- Invariants of the registry (checked after every merge; any row returned is a violation).
--- Scope: with %(round_seq)s set, only families and persons touched in that round (so the check
+-- Used for the whole registry (round_seq NULL; e.g. tests and audits); a merge checks what it touched
+-- with invariants_round.sql. Scope: with %(round_seq)s set, only families and persons touched in that round (so the check
 -- grows with the round, not the registry); with NULL, the whole registry.
 
 -- name: open_family_without_exactly_one_head

@@ -585,3 +585,25 @@ WITH emptied AS (
 )
 INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
 SELECT %(round_seq)s, 'F', no_kk, 'is_open', 'true', 'false', NULL, 'system' FROM emptied;
+
+-- name: touched_families
+-- What this round touched, for the invariant checks and the change counts: they then read the
+-- round's keys by index instead of scanning the registry (the merge grows with the round).
+CREATE TEMP TABLE touched_family ON COMMIT DROP AS
+SELECT no_kk FROM fam_new
+UNION SELECT target_kk FROM per_new WHERE target_kk IS NOT NULL
+UNION SELECT no_kk FROM left_families
+UNION SELECT no_kk FROM head_successor
+UNION SELECT entity_key FROM registry.field_change WHERE round_seq = %(round_seq)s AND entity = 'F';
+
+-- name: touched_persons
+CREATE TEMP TABLE touched_person ON COMMIT DROP AS
+SELECT nik FROM per_new
+UNION SELECT nik FROM deceased
+UNION SELECT entity_key FROM registry.field_change WHERE round_seq = %(round_seq)s AND entity IN ('P', 'M');
+
+-- name: index_touched
+CREATE UNIQUE INDEX ON touched_family (no_kk);
+CREATE UNIQUE INDEX ON touched_person (nik);
+ANALYZE touched_family;
+ANALYZE touched_person;

@@ -37,9 +37,14 @@ class MergeSummary:
 
 
 def check_invariants(conn: psycopg.Connection, round_seq: int | None, snapshot_pk: int | None) -> dict[str, int]:
-    """Violations per invariant (counts only: the offending keys are personal data)."""
+    """Violations per invariant (counts only: the offending keys are personal data).
+
+    With `round_seq`, only what that merge touched is checked; this must run inside the merge's
+    transaction (it reads the merge's touched_* tables). Without, the whole registry is checked.
+    """
     found = {}
-    for name, query in statements("merge/invariants.sql").items():
+    source = "merge/invariants_round.sql" if round_seq is not None else "merge/invariants.sql"
+    for name, query in statements(source).items():
         rows = conn.execute(query, {"round_seq": round_seq, "snapshot_pk": snapshot_pk}).fetchall()
         if rows:
             found[name] = len(rows)
@@ -48,14 +53,18 @@ def check_invariants(conn: psycopg.Connection, round_seq: int | None, snapshot_p
 
 CHANGE_COUNTS_SQL = """
 SELECT label, count FROM (
-    SELECT 'families added' AS label, count(*) FROM registry.family WHERE created_round = %(r)s
-    UNION ALL SELECT 'families closed', count(*) FROM registry.family WHERE closed_round = %(r)s
+    SELECT 'families added' AS label, count(*) FROM touched_family t
+        JOIN registry.family f ON f.no_kk = t.no_kk WHERE f.created_round = %(r)s
+    UNION ALL SELECT 'families closed', count(*) FROM touched_family t
+        JOIN registry.family f ON f.no_kk = t.no_kk WHERE f.closed_round = %(r)s
     UNION ALL SELECT 'families updated', count(DISTINCT entity_key) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'F' AND field <> 'is_open'
-    UNION ALL SELECT 'persons added', count(*) FROM registry.person WHERE created_round = %(r)s
-    UNION ALL SELECT 'persons closed', count(*) FROM registry.person WHERE closed_round = %(r)s
-    UNION ALL SELECT 'persons deceased', count(*) FROM registry.person
-        WHERE closed_round = %(r)s AND closed_reason = 'MENINGGAL'
+    UNION ALL SELECT 'persons added', count(*) FROM touched_person t
+        JOIN registry.person p ON p.nik = t.nik WHERE p.created_round = %(r)s
+    UNION ALL SELECT 'persons closed', count(*) FROM touched_person t
+        JOIN registry.person p ON p.nik = t.nik WHERE p.closed_round = %(r)s
+    UNION ALL SELECT 'persons deceased', count(*) FROM touched_person t
+        JOIN registry.person p ON p.nik = t.nik WHERE p.closed_round = %(r)s AND p.closed_reason = 'MENINGGAL'
     UNION ALL SELECT 'persons updated', count(DISTINCT entity_key) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'P' AND field <> 'is_open'
     UNION ALL SELECT 'identity corrected by Dukcapil', count(DISTINCT entity_key) FROM registry.field_change
@@ -66,7 +75,7 @@ SELECT label, count FROM (
         WHERE round_seq = %(r)s AND entity = 'M' AND field = 'no_kk' AND new_value IS NOT NULL
     UNION ALL SELECT 'field changes recorded', count(*) FROM registry.field_change WHERE round_seq = %(r)s
 ) t
-"""
+"""  # reads the merge's touched_* tables: runs inside its transaction
 
 
 def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
