@@ -1,0 +1,245 @@
+"""Benchmark: merge a round of 1M changed persons into registries of 2M and 10M persons (issue 4).
+
+    .venv/bin/python bench/merge_scale.py --registry 2000000 10000000 --changed 1000000
+
+For each registry size, once (cached under --work):
+  1. generate a one-round world of that size (the generator's round-1 truth is the baseline);
+  2. load the baseline straight into the registry (COPY from the truth; the Dukcapil snapshot through
+     the real ingest), as if round 2026-Q1 had been merged: building 10M persons through validation
+     would measure validation, not the merge;
+  3. write round 2026-Q2 to a landing zone: one pemda submission per regency with an UBAH of
+     status_pekerjaan for every k-th person (1M rows), and the same Dukcapil extract re-dated.
+Then, timed: stage + validate 2026-Q2 (printed, not the target); the merge of 2026-Q2 (with history,
+provenance, conflict ranking, Dukcapil changes, invariants); and, in the same run, the reference: a
+plain INSERT ... ON CONFLICT DO UPDATE of the same rows into a bare copy of the persons table (no
+partitions, no history). Target: merge >= 0.5 x reference rate, and merge time about equal for 2M
+and 10M (it must grow with the round, not the registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import gzip
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import psycopg
+from common import fresh_database, generated_world
+
+from dtsen.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS
+from dtsen.generate.run import write_manifest
+from dtsen.ingest.round import ingest_round
+from dtsen.warehouse import engine
+
+BASE_ROUND, CHANGE_ROUND, CHANGE_SNAPSHOT = "2026-Q1", "2026-Q2", "2026-06-27"
+PERSON_ATTRS = (
+    "status_perkawinan",
+    "pendidikan_tertinggi",
+    "status_sekolah",
+    "status_pekerjaan",
+    "disabilitas",
+    "penyakit_kronis",
+)
+
+
+def prepare_landing(world: Path, work: Path) -> Path:
+    """The bench's landing zone: the world's Dukcapil extract under its own date and re-dated for the
+    change round (hard links: no copy, and no symlink the landing checks would refuse)."""
+    landing = work / "landing"
+    shutil.rmtree(landing, ignore_errors=True)
+    (landing / BASE_ROUND).mkdir(parents=True)
+    source = sorted((world / "landing" / "reference" / "dukcapil").iterdir())[-1]
+    for date in (source.name, CHANGE_SNAPSHOT):
+        folder = landing / "reference" / "dukcapil" / date
+        folder.mkdir(parents=True)
+        os.link(source / "penduduk.csv", folder / "penduduk.csv")
+    return landing
+
+
+TYPES = {
+    "no_kk": "bigint",
+    "kode_wilayah": "text",
+    "alamat": "text",
+    "groundcheck_hasil": "text",
+    "daya_listrik_va": "integer",
+    "pengeluaran_per_kapita": "bigint",
+    "tanggal_pendataan": "date",
+    "tanggal_survei": "date",
+    "groundcheck_tanggal": "date",
+}  # everything else: smallint codes
+
+
+def load_baseline(conn: psycopg.Connection, world: Path, landing: Path, raw: Path) -> float:
+    started = time.monotonic()
+    ingested = ingest_round(conn, BASE_ROUND, landing_root=landing, raw_root=raw)
+    truth = world / "truth" / BASE_ROUND
+    with gzip.open(truth / "expected_keluarga.csv.gz", "rb") as fh:
+        header = fh.readline().decode().strip()
+        cols = [c for c in header.split(",")]
+        conn.execute("CREATE TEMP TABLE t_kel (" + ", ".join(f"{c} text" for c in cols) + ") ON COMMIT DROP")
+        with conn.cursor().copy("COPY t_kel FROM STDIN (FORMAT csv)") as copy:
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
+    typed = {
+        c: f"nullif({c}, '')::{'date' if c.startswith('tanggal') or c == 'groundcheck_tanggal' else 'text' if c in ('kode_wilayah', 'alamat', 'groundcheck_hasil') else 'bigint' if c in ('no_kk', 'pengeluaran_per_kapita', 'daya_listrik_va') else 'smallint'}"
+        for c in cols
+    }
+    conn.execute(
+        f"INSERT INTO registry.family ({', '.join(cols)}, created_round, updated_round) "  # noqa: S608
+        f"SELECT {', '.join(typed[c] for c in cols)}, %(r)s, %(r)s FROM t_kel",
+        {"r": ingested.round_seq},
+    )
+    with gzip.open(truth / "expected_anggota.csv.gz", "rb") as fh:
+        header = fh.readline().decode().strip()
+        acols = header.split(",")
+        conn.execute("CREATE TEMP TABLE t_ang (" + ", ".join(f"{c} text" for c in acols) + ") ON COMMIT DROP")
+        with conn.cursor().copy("COPY t_ang FROM STDIN (FORMAT csv)") as copy:
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
+    attrs = ", ".join(PERSON_ATTRS)
+    conn.execute(
+        f"INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, {attrs}, created_round, updated_round) "  # noqa: S608
+        f"SELECT nik::bigint, nama, jenis_kelamin::smallint, tanggal_lahir::date, "
+        f"{', '.join(f'{a}::smallint' for a in PERSON_ATTRS)}, %(r)s, %(r)s FROM t_ang",
+        {"r": ingested.round_seq},
+    )
+    conn.execute(
+        "INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, source) "
+        "SELECT nik::bigint, no_kk::bigint, hubungan_keluarga::smallint, %(r)s, 'pemda' FROM t_ang",
+        {"r": ingested.round_seq},
+    )
+    conn.execute(
+        "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s",
+        (ingested.round_seq,),
+    )
+    conn.commit()
+    for table in ("registry.family", "registry.person", "registry.membership"):
+        conn.execute(f"ANALYZE {table}")
+    conn.commit()
+    return time.monotonic() - started
+
+
+def write_change_round(world: Path, landing: Path, every: int) -> int:
+    """Pemda submissions of the change round: an UBAH of status_pekerjaan for every `every`-th person."""
+    round_dir = landing / CHANGE_ROUND
+    shutil.rmtree(round_dir, ignore_errors=True)
+    writers, handles, rows = {}, [], 0
+    with gzip.open(world / "truth" / BASE_ROUND / "expected_anggota.csv.gz", "rt", newline="") as fh:
+        for i, person in enumerate(csv.DictReader(fh)):
+            if i % every:
+                continue
+            kab = person["no_kk"][:4]
+            if kab not in writers:
+                folder = round_dir / "pemda" / f"{kab}-2026Q2-01"
+                folder.mkdir(parents=True)
+                with open(folder / "keluarga.csv", "w", newline="") as kel:
+                    csv.writer(kel).writerow(KELUARGA_COLUMNS)
+                out = open(folder / "anggota.csv", "w", newline="")  # noqa: SIM115 (closed below)
+                handles.append((out, folder, kab))
+                writers[kab] = csv.writer(out)
+                writers[kab].writerow(ANGGOTA_COLUMNS)
+            row = dict.fromkeys(ANGGOTA_COLUMNS, "")
+            row.update(
+                operasi="UBAH",
+                nik=person["nik"],
+                no_kk=person["no_kk"],
+                status_pekerjaan="2" if person["status_pekerjaan"] == "1" else "1",
+            )
+            writers[kab].writerow([row[c] for c in ANGGOTA_COLUMNS])
+            rows += 1
+    for out, folder, kab in handles:
+        out.close()
+        write_manifest(
+            folder,
+            "pemda",
+            folder.name,
+            CHANGE_ROUND,
+            kab,
+            dt.datetime(2026, 6, 20, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7))),
+            f"dinsos.{kab}",
+        )
+    return rows
+
+
+REFERENCE_SQL = """
+INSERT INTO bench_person_bare AS t (nik, status_perkawinan, pendidikan_tertinggi, status_sekolah, status_pekerjaan,
+                                    disabilitas, penyakit_kronis)
+SELECT nik::bigint, nullif(status_perkawinan, '')::smallint, nullif(pendidikan_tertinggi, '')::smallint,
+       nullif(status_sekolah, '')::smallint, nullif(status_pekerjaan, '')::smallint,
+       nullif(disabilitas, '')::smallint, nullif(penyakit_kronis, '')::smallint
+FROM staging.pemda_anggota WHERE round_seq = %(r)s
+ON CONFLICT (nik) DO UPDATE SET
+    status_perkawinan = coalesce(EXCLUDED.status_perkawinan, t.status_perkawinan),
+    pendidikan_tertinggi = coalesce(EXCLUDED.pendidikan_tertinggi, t.pendidikan_tertinggi),
+    status_sekolah = coalesce(EXCLUDED.status_sekolah, t.status_sekolah),
+    status_pekerjaan = coalesce(EXCLUDED.status_pekerjaan, t.status_pekerjaan),
+    disabilitas = coalesce(EXCLUDED.disabilitas, t.disabilitas),
+    penyakit_kronis = coalesce(EXCLUDED.penyakit_kronis, t.penyakit_kronis)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--registry", type=int, nargs="+", default=[2_000_000, 10_000_000])
+    parser.add_argument("--changed", type=int, default=1_000_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
+    args = parser.parse_args()
+    from dtsen.merge import merge_round
+    from dtsen.pipeline import stage_and_validate
+
+    for size in args.registry:
+        world = generated_world(size, 1, args.work, name=f"gen-{size}")
+        work = args.work / f"merge-{size}"
+        work.mkdir(parents=True, exist_ok=True)
+        url = fresh_database(f"dtsen_merge_{size}")
+        os.environ["DTSEN_DATABASE_URL"] = url
+        os.environ["DTSEN_RAW_ROOT"] = str(work / "raw")
+        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+            landing = prepare_landing(world, work)
+            baseline_seconds = load_baseline(conn, world, landing, work / "raw")
+            persons = conn.execute("SELECT count(*) FROM registry.person").fetchone()[0]
+            conn.commit()
+            rows = write_change_round(world, landing, max(1, persons // args.changed))
+            started = time.monotonic()
+            validation = stage_and_validate(CHANGE_ROUND, landing_root=landing, publish_root=work / "publish")
+            validate_seconds = time.monotonic() - started
+            rejected = sum(s.rejected_rows for s in validation.submissions)
+            started = time.monotonic()
+            merged = merge_round(conn, validation.round_seq)
+            conn.commit()
+            merge_seconds = time.monotonic() - started
+            conn.execute("CREATE TABLE bench_person_bare AS SELECT * FROM registry.person")
+            conn.execute("ALTER TABLE bench_person_bare ADD PRIMARY KEY (nik)")
+            conn.execute("ANALYZE bench_person_bare")
+            conn.commit()
+            started = time.monotonic()
+            conn.execute(REFERENCE_SQL, {"r": validation.round_seq})
+            conn.commit()
+            reference_seconds = time.monotonic() - started
+        print(
+            json.dumps(
+                {
+                    "registry_persons": persons,
+                    "changed_rows": rows,
+                    "rejected_rows": rejected,
+                    "baseline_load_seconds": round(baseline_seconds, 1),
+                    "stage_validate_seconds": round(validate_seconds, 1),
+                    "merge_seconds": round(merge_seconds, 1),
+                    "merge_rows_per_s": round(rows / merge_seconds),
+                    "reference_upsert_seconds": round(reference_seconds, 1),
+                    "reference_rows_per_s": round(rows / reference_seconds),
+                    "ratio": round(reference_seconds / merge_seconds, 3),
+                    "persons_updated": merged.changes.get("persons updated"),
+                }
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
