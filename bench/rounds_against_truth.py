@@ -33,9 +33,10 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
+    parser.add_argument("--world", type=Path, default=None, help="an existing world, e.g. data/sample")
     args = parser.parse_args()
-    world = generated_world(args.persons, args.rounds, args.work)
-    url = fresh_database(f"dtsen_truth_{args.persons}")
+    world = args.world or generated_world(args.persons, args.rounds, args.work)
+    url = fresh_database(f"dtsen_truth_{args.persons if args.world is None else world.name}")
     os.environ["DTSEN_DATABASE_URL"] = url
     os.environ["DTSEN_RAW_ROOT"] = str(args.work / f"raw-truth-{args.persons}")
     publish = args.work / f"publish-truth-{args.persons}"
