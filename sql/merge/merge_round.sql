@@ -32,10 +32,15 @@ SELECT s.submission_pk, s.line_no, sub.submitted_at, s.operasi, s.nik::bigint AS
        s.status_perkawinan::smallint AS status_perkawinan, s.pendidikan_tertinggi::smallint AS pendidikan_tertinggi,
        s.status_sekolah::smallint AS status_sekolah, s.status_pekerjaan::smallint AS status_pekerjaan,
        s.disabilitas::smallint AS disabilitas, s.penyakit_kronis::smallint AS penyakit_kronis, s.alasan_hapus,
-       (SELECT max(meta.to_date_or_null(k.tanggal_pendataan)) FROM staging.pemda_keluarga k
-        WHERE k.round_seq = s.round_seq AND k.submission_pk = s.submission_pk AND k.no_kk = s.no_kk) AS collected
+       k.collected
 FROM staging.pemda_anggota s
 JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
+-- a join to the per-family dates, not a subquery per member: staging has no (submission, no_kk)
+-- index, and the correlated form scanned a submission's families once per member row
+LEFT JOIN (SELECT submission_pk, no_kk, max(meta.to_date_or_null(tanggal_pendataan)) AS collected
+           FROM staging.pemda_keluarga WHERE round_seq = %(round_seq)s
+           GROUP BY submission_pk, no_kk) k
+       ON k.submission_pk = s.submission_pk AND k.no_kk = s.no_kk
 WHERE s.round_seq = %(round_seq)s
   AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
                   AND q.submission_pk = s.submission_pk AND q.file_name = 'anggota.csv' AND q.line_no = s.line_no);
