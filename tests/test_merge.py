@@ -324,3 +324,50 @@ def test_round_scoped_invariants_catch_each_kind_of_violation(fresh_db, tmp_path
         }
         db.execute("UPDATE registry.family SET is_open = false WHERE no_kk = %s", (int(KK1),))
         assert "open_membership_of_closed_family" in check_invariants(db, ingested.round_seq, snapshot)
+
+
+def test_family_structure_cascades_to_the_family_a_rejected_member_was_founding(
+    fresh_db, tmp_path, monkeypatch
+):
+    """The head of KK1 leaves without a successor (FAMILY_STRUCTURE), which also rejects C's move out
+    of KK1; C was to head the new KK2, so KK2 and the spouse joining it must be rejected too, or
+    KK2 would be merged headless (found by the 1M-person bench)."""
+    from tests.factories import make_submission
+    from tests.test_validate_round import ANGGOTA_HEADER, KELUARGA_HEADER
+
+    db = fresh_db
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
+    anggota = [person("A", "TAMBAH", KK1, 1), person("C", "TAMBAH", KK1, 3), person("E", "TAMBAH", KK1, 3)]
+    landing = build_round(tmp_path, "2026-Q1", anggota, keluarga)
+    first = ingest_round(db, "2026-Q1", landing_root=landing)
+    validate_round(db, first.round_seq, threshold=1.0)
+    merge_round(db, first.round_seq)
+    make_submission(
+        landing,
+        "3273-2026Q2",
+        folder_round="2026-Q2",
+        data_files={
+            "keluarga.csv": f"{KELUARGA_HEADER}\nTAMBAH,{KK2},3273011001,Jl. Dua,2026-05-02,{FAMILY_VALUES},\n".encode(),
+            "anggota.csv": (
+                f"{ANGGOTA_HEADER}\nHAPUS,{PEOPLE['A'][0]},{KK1},,,,,,,,,,,PINDAH\n"
+                f"UBAH,{PEOPLE['E'][0]},{KK2},,,,1,,,,,,,\n"
+                f"{person('B', 'TAMBAH', KK2, 2)}\n"
+            ).encode(),
+        },
+    )
+    second = ingest_round(db, "2026-Q2", landing_root=landing)
+    validate_round(db, second.round_seq, threshold=1.0)
+    rejected = db.execute(
+        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s ORDER BY 1, 2",
+        (second.round_seq,),
+    ).fetchall()
+    assert rejected == [
+        ("anggota.csv", 2, "FAMILY_STRUCTURE"),
+        ("anggota.csv", 3, "FAMILY_STRUCTURE"),
+        ("anggota.csv", 4, "FAMILY_STRUCTURE"),
+        ("keluarga.csv", 2, "FAMILY_STRUCTURE"),
+    ]
+    merge_round(db, second.round_seq)  # no headless family: the invariants hold
+    assert _members(db, KK1) == {PEOPLE["A"][0]: 1, PEOPLE["C"][0]: 3, PEOPLE["E"][0]: 3}
+    assert _members(db, KK2) == {}

@@ -410,6 +410,10 @@ def update_rows(
     for idx, p in singles.iterrows():
         spouse = picker.persons(pool_adults & (P.jenis_kelamin != p.jenis_kelamin), 1)
         old = F.loc[family_at[p.no_kk]]
+        # the family left behind is touched too: no injected case may target it this round
+        picker.touched_families.add(p.no_kk)
+        if not spouse.empty:
+            picker.touched_families.add(spouse.iloc[0].no_kk)
         village = str(rng.choice(ctx.villages))
         kk = new_kk(ctx, rng, village[:6])
         welfare = float(old.welfare + rng.normal(0, 0.3))

@@ -99,11 +99,25 @@ def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int
     for table in (*STAGING_TABLES, "rejection"):
         schema = "quality" if table == "rejection" else "staging"
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, f"{table}_r{int(round_seq)}")))
-    for name, statement in statements("validate/cross_rules.sql").items():
-        conn.execute(statement, params if "%(" in statement else None)
+    steps = statements("validate/cross_rules.sql")
+    rejected = 0
+    for name, statement in steps.items():
+        rejected = conn.execute(statement, params if "%(" in statement else None).rowcount
         log.debug("cross rule step %s done", name)
+    # FAMILY_STRUCTURE cascades: a rejected member row can leave another family of the submission
+    # (the one it was moving into) without its head, so the check repeats on the rows still clean
+    # until nothing more fails. Families are chained only by moves: a few passes at most.
+    passes = 0
+    while rejected:
+        if passes == MAX_STRUCTURE_PASSES:
+            raise RuntimeError(f"FAMILY_STRUCTURE did not settle after {MAX_STRUCTURE_PASSES} passes")
+        for name in ("drop_rejected_members", "drop_rejected_families"):
+            conn.execute(steps[name], params)
+        rejected = conn.execute(steps["family_structure"], params).rowcount
+        passes += 1
 
 
+MAX_STRUCTURE_PASSES = 50
 STAGING_TABLES = ("pemda_keluarga", "pemda_anggota", "bps_keluarga", "kemensos_groundcheck")
 
 GATE_SQL = """
