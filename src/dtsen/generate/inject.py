@@ -460,6 +460,12 @@ class Injector:
             attrs = list(self.rng.choice(FAMILY_ATTRIBUTES, 2, replace=False))
             current = F.loc[F.no_kk == fam.no_kk].iloc[0]
             values = {a: redraw_attribute(self.rng, a, int(bps[a]), current.welfare) for a in attrs}
+            # redraw_attribute gives up (returns BPS's value) when a welfare level makes other values
+            # very unlikely; an attribute where both sources agree is no conflict, so drop it
+            values = {a: v for a, v in values.items() if v != int(bps[a])}
+            if not values:
+                continue
+            attrs = list(values)
             row = keluarga_row("UBAH", {**current.to_dict(), **values}, self.ctx.day(self.rng), only=attrs)
             self.sub.add(
                 "keluarga.csv",
