@@ -31,20 +31,13 @@ from pathlib import Path
 import psycopg
 from common import fresh_database, generated_world
 
+from dtsen.domain.codes import MEMBER_ATTRIBUTES
 from dtsen.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS
 from dtsen.generate.run import write_manifest
 from dtsen.ingest.round import ingest_round
 from dtsen.warehouse import engine
 
 BASE_ROUND, CHANGE_ROUND, CHANGE_SNAPSHOT = "2026-Q1", "2026-Q2", "2026-06-27"
-PERSON_ATTRS = (
-    "status_perkawinan",
-    "pendidikan_tertinggi",
-    "status_sekolah",
-    "status_pekerjaan",
-    "disabilitas",
-    "penyakit_kronis",
-)
 
 
 def prepare_landing(world: Path, work: Path) -> Path:
@@ -74,38 +67,36 @@ TYPES = {
 }  # everything else: smallint codes
 
 
+def _copy_truth(conn: psycopg.Connection, path: Path, table: str) -> list[str]:
+    """Stream a gzipped truth CSV into a temp table of text columns; returns its columns."""
+    with gzip.open(path, "rb") as fh:
+        columns = fh.readline().decode().strip().split(",")
+        conn.execute(
+            f"CREATE TEMP TABLE {table} (" + ", ".join(f"{c} text" for c in columns) + ") ON COMMIT DROP"
+        )
+        with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
+    return columns
+
+
 def load_baseline(conn: psycopg.Connection, world: Path, landing: Path, raw: Path) -> float:
     started = time.monotonic()
     ingested = ingest_round(conn, BASE_ROUND, landing_root=landing, raw_root=raw)
     truth = world / "truth" / BASE_ROUND
-    with gzip.open(truth / "expected_keluarga.csv.gz", "rb") as fh:
-        header = fh.readline().decode().strip()
-        cols = [c for c in header.split(",")]
-        conn.execute("CREATE TEMP TABLE t_kel (" + ", ".join(f"{c} text" for c in cols) + ") ON COMMIT DROP")
-        with conn.cursor().copy("COPY t_kel FROM STDIN (FORMAT csv)") as copy:
-            while chunk := fh.read(1 << 20):
-                copy.write(chunk)
-    typed = {
-        c: f"nullif({c}, '')::{'date' if c.startswith('tanggal') or c == 'groundcheck_tanggal' else 'text' if c in ('kode_wilayah', 'alamat', 'groundcheck_hasil') else 'bigint' if c in ('no_kk', 'pengeluaran_per_kapita', 'daya_listrik_va') else 'smallint'}"
-        for c in cols
-    }
+    cols = _copy_truth(conn, truth / "expected_keluarga.csv.gz", "t_kel")
+    typed = ", ".join(f"nullif({c}, '')::{TYPES.get(c, 'smallint')}" for c in cols)
     conn.execute(
         f"INSERT INTO registry.family ({', '.join(cols)}, created_round, updated_round) "  # noqa: S608
-        f"SELECT {', '.join(typed[c] for c in cols)}, %(r)s, %(r)s FROM t_kel",
+        f"SELECT {typed}, %(r)s, %(r)s FROM t_kel",
         {"r": ingested.round_seq},
     )
-    with gzip.open(truth / "expected_anggota.csv.gz", "rb") as fh:
-        header = fh.readline().decode().strip()
-        acols = header.split(",")
-        conn.execute("CREATE TEMP TABLE t_ang (" + ", ".join(f"{c} text" for c in acols) + ") ON COMMIT DROP")
-        with conn.cursor().copy("COPY t_ang FROM STDIN (FORMAT csv)") as copy:
-            while chunk := fh.read(1 << 20):
-                copy.write(chunk)
-    attrs = ", ".join(PERSON_ATTRS)
+    _copy_truth(conn, truth / "expected_anggota.csv.gz", "t_ang")
+    attrs = ", ".join(MEMBER_ATTRIBUTES)
     conn.execute(
         f"INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, {attrs}, created_round, updated_round) "  # noqa: S608
         f"SELECT nik::bigint, nama, jenis_kelamin::smallint, tanggal_lahir::date, "
-        f"{', '.join(f'{a}::smallint' for a in PERSON_ATTRS)}, %(r)s, %(r)s FROM t_ang",
+        f"{', '.join(f'{a}::smallint' for a in MEMBER_ATTRIBUTES)}, %(r)s, %(r)s FROM t_ang",
         {"r": ingested.round_seq},
     )
     conn.execute(
