@@ -22,9 +22,7 @@ from common import fresh_database, generated_world
 
 from dtsen.contract import ROW_LEVEL_CODES
 from dtsen.evaluate import score_nik_repairs, score_registry, score_rejections
-from dtsen.feedback import write_feedback
-from dtsen.merge import merge_round
-from dtsen.pipeline import stage_and_validate
+from dtsen.pipeline import validate_and_merge
 from dtsen.warehouse import engine
 
 
@@ -44,15 +42,9 @@ def main() -> None:
     with psycopg.connect(engine.libpq_conninfo(url)) as conn:
         for round_id in rounds:
             started = time.monotonic()
-            validation = stage_and_validate(round_id, landing_root=world / "landing", publish_root=publish)
-            validated = time.monotonic()
-            merged = merge_round(conn, validation.round_seq)
-            conn.commit()
-            merge_seconds = time.monotonic() - validated
-            for sub in validation.submissions:
-                write_feedback(conn, sub.submission_pk, publish)
-            conn.commit()
+            result = validate_and_merge(round_id, landing_root=world / "landing", publish_root=publish)
             total = time.monotonic() - started
+            validation, merged = result.validation, result.merge
             truth = world / "truth" / round_id
             rejections = score_rejections(conn, truth, round_id, set(ROW_LEVEL_CODES))
             registry = score_registry(conn, truth)
@@ -65,7 +57,7 @@ def main() -> None:
                         "round": round_id,
                         "input_rows": rows,
                         "seconds_total": round(total, 1),
-                        "seconds_merge": round(merge_seconds, 1),
+                        "seconds_merge": round(result.merge_seconds, 1),
                         "changes": merged.changes,
                         "conflict_lost": merged.conflict_lost,
                         "codes_not_perfect": {

@@ -6,6 +6,7 @@ Each returns small summaries (ids, counts, codes), never rows or personal data.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,8 @@ def format_validation(summary: ValidationSummary) -> list[str]:
 class RoundResult:
     validation: ValidationSummary
     merge: MergeSummary
+    validate_seconds: float = 0.0  # discover + stage + validate + first feedback
+    merge_seconds: float = 0.0  # the merge transaction alone
 
 
 def validate_and_merge(
@@ -132,17 +135,20 @@ def validate_and_merge(
     threshold: float | None = None,
 ) -> RoundResult:
     """Stage and validate a round, merge it, then rewrite feedback (merging adds CONFLICT_LOST)."""
+    started = time.monotonic()
     validation = stage_and_validate(
         round_id, landing_root=landing_root, publish_root=publish_root, threshold=threshold
     )
+    validated = time.monotonic()
     publish = publish_root or settings().publish_root
     with engine.connect() as conn:
         merged = merge_round(conn, validation.round_seq)
         conn.commit()
+        merge_seconds = time.monotonic() - validated
         for sub in validation.submissions:
             write_feedback(conn, sub.submission_pk, publish)
         conn.commit()
-    return RoundResult(validation, merged)
+    return RoundResult(validation, merged, validated - started, merge_seconds)
 
 
 def format_merge(result: MergeSummary, round_id: str) -> list[str]:
