@@ -381,7 +381,6 @@ def update_rows(
         P.in_registry & (P.hubungan_keluarga == 1) & (ages > 55) & P.no_kk.isin(quiet_families),
         count(rng, n_persons, RATES["head_death_unreported"]),
     )
-    members_at = P.groupby("no_kk", sort=False).indices
     for idx, h in silent.iterrows():
         P.loc[idx, ["in_registry", "alive"]] = [False, False]
         P.at[idx, "tanggal_meninggal"] = pd.Timestamp(today(rng))
@@ -477,7 +476,7 @@ def update_rows(
         for k, v in change.items():
             P.at[idx, k] = v
         sub.add("anggota.csv", anggota_row("UBAH", P.loc[idx], full=False, only=change))
-    members_at = P.groupby("no_kk", sort=False).indices
+    members_at = P.groupby("no_kk", sort=False).indices  # regrouped: marriages moved people
     for idx, fam in picker.families(
         F.in_registry & picker.untouched_family_members(), count(rng, n_fams, RATES["removal"])
     ).iterrows():
