@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from dtsen.config import settings
-from dtsen.contract import FileKind
+from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.sqlfiles import statements
 from dtsen.validate.nik_repair import suggest_nik_repairs
 from dtsen.validate.run import (
@@ -96,7 +96,7 @@ def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int
     params = {"round_seq": round_seq, "snapshot_pk": snapshot_pk}
     # Freshly loaded partitions have no statistics yet (autovacuum comes later): without them the
     # planner takes the round's staging and rejections for empty and picks nested loops.
-    for table in (*STAGING_TABLES, "rejection"):
+    for table in (*(kind.value for kind in ROUND_KINDS), "rejection"):
         schema = "quality" if table == "rejection" else "staging"
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, f"{table}_r{int(round_seq)}")))
     steps = statements("validate/cross_rules.sql")
@@ -118,7 +118,8 @@ def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int
 
 
 MAX_STRUCTURE_PASSES = 50
-STAGING_TABLES = ("pemda_keluarga", "pemda_anggota", "bps_keluarga", "kemensos_groundcheck")
+# the per-round staging tables: one per submission file kind (Dukcapil is staged per snapshot)
+ROUND_KINDS = tuple(kind for kind in FileKind if kind is not FileKind.DUKCAPIL_PENDUDUK)
 
 GATE_SQL = """
 SELECT sub.submission_pk,
@@ -140,12 +141,7 @@ WHERE s.round_seq = %(round_seq)s AND s.submission_pk = %(submission_pk)s
                   AND q.submission_pk = s.submission_pk AND q.file_name = %(file_name)s AND q.line_no = s.line_no)
 ON CONFLICT DO NOTHING
 """  # noqa: S608 (table and key names come from the contract enum)
-    for kind, key in (
-        ("pemda_keluarga", "no_kk"),
-        ("pemda_anggota", "nik"),
-        ("bps_keluarga", "no_kk"),
-        ("kemensos_groundcheck", "no_kk"),
-    )
+    for kind, key in ((k.value, FILE_SPECS[k].key) for k in ROUND_KINDS)
 }
 
 
