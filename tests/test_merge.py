@@ -22,6 +22,13 @@ def _run(db, tmp_path, round_id, anggota, keluarga, sub="r"):
     return ingested, merge_round(db, ingested.round_seq)
 
 
+def _rejections(db, round_seq: int) -> list[tuple[str, int, str]]:
+    return db.execute(
+        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s ORDER BY 1, 2, 3",
+        (round_seq,),
+    ).fetchall()
+
+
 def _members(db, kk: str) -> dict[str, int]:
     return {
         str(nik): hub
@@ -108,22 +115,14 @@ def two_rounds(db, tmp_path, monkeypatch):
     )
     second = ingest_round(db, "2026-Q2", landing_root=landing)
     validate_round(db, second.round_seq, threshold=1.0)
-    rejected = db.execute(
-        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s",
-        (second.round_seq,),
-    ).fetchall()
-    assert rejected == []
+    assert _rejections(db, second.round_seq) == []
     return first, second
 
 
 def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fresh_db, tmp_path, monkeypatch):
     db = fresh_db
     first, second = two_rounds(db, tmp_path, monkeypatch)
-    rejected = db.execute(
-        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s",
-        (second.round_seq,),
-    ).fetchall()
-    assert rejected == []
+    assert _rejections(db, second.round_seq) == []
     summary = merge_round(db, second.round_seq)
 
     assert _members(db, KK1) == {PEOPLE["A"][0]: 1}
@@ -358,11 +357,7 @@ def test_family_structure_cascades_to_the_family_a_rejected_member_was_founding(
     )
     second = ingest_round(db, "2026-Q2", landing_root=landing)
     validate_round(db, second.round_seq, threshold=1.0)
-    rejected = db.execute(
-        "SELECT file_name, line_no, reason_code FROM quality.rejection WHERE round_seq = %s ORDER BY 1, 2",
-        (second.round_seq,),
-    ).fetchall()
-    assert rejected == [
+    assert _rejections(db, second.round_seq) == [
         ("anggota.csv", 2, "FAMILY_STRUCTURE"),
         ("anggota.csv", 3, "FAMILY_STRUCTURE"),
         ("anggota.csv", 4, "FAMILY_STRUCTURE"),
