@@ -174,11 +174,29 @@ ON CONFLICT (nik) DO UPDATE SET
 """
 
 
+def explain_slow_statements(conn: psycopg.Connection, out: Path) -> None:
+    """auto_explain at NOTICE level, so the plans come back to this client rather than the server log."""
+    sink = out.open("w")
+    conn.add_notice_handler(lambda diag: sink.write(f"{diag.message_primary}\n\n") or sink.flush())
+    conn.execute("LOAD 'auto_explain'")
+    for setting, value in {
+        "log_min_duration": "2s",
+        "log_analyze": "on",
+        "log_buffers": "on",
+        "log_level": "notice",
+        "log_nested_statements": "on",
+    }.items():
+        conn.execute(f"SET auto_explain.{setting} = '{value}'")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--registry", type=int, nargs="+", default=[2_000_000, 10_000_000])
     parser.add_argument("--changed", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
+    parser.add_argument(
+        "--explain", type=Path, help="write EXPLAIN ANALYZE of every merge statement over 2 s to this file"
+    )
     args = parser.parse_args()
     from dtsen.merge import merge_round
     from dtsen.pipeline import stage_and_validate
@@ -200,6 +218,8 @@ def main() -> None:
             validation = stage_and_validate(CHANGE_ROUND, landing_root=landing, publish_root=work / "publish")
             validate_seconds = time.monotonic() - started
             rejected = sum(s.rejected_rows for s in validation.submissions)
+            if args.explain:
+                explain_slow_statements(conn, args.explain)
             started = time.monotonic()
             merged = merge_round(conn, validation.round_seq)
             conn.commit()
@@ -226,6 +246,10 @@ def main() -> None:
                     "reference_rows_per_s": round(rows / reference_seconds),
                     "ratio": round(reference_seconds / merge_seconds, 3),
                     "persons_updated": merged.changes.get("persons updated"),
+                    "slowest_merge_steps": {
+                        name: round(seconds, 1)
+                        for name, seconds in sorted(merged.step_seconds.items(), key=lambda kv: -kv[1])[:8]
+                    },
                 }
             ),
             flush=True,

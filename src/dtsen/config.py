@@ -20,6 +20,8 @@ class Settings:
     raw_root: Path  # kept copies of every delivered file, content-addressed by sha256
     local_pg_port: int
     quality_gate_threshold: float
+    ranking_model_path: Path  # the PMT model file (versioned; its hash is recorded per version)
+    programs_path: Path  # program eligibility rules
 
 
 def _path(name: str, default: Path) -> Path:
@@ -38,4 +40,6 @@ def settings() -> Settings:
         raw_root=_path("DTSEN_RAW_ROOT", home / "raw"),
         local_pg_port=int(os.environ.get("DTSEN_LOCAL_PG_PORT", DEFAULT_LOCAL_PG_PORT)),
         quality_gate_threshold=float(os.environ.get("DTSEN_QUALITY_GATE_THRESHOLD", "0.20")),
+        ranking_model_path=_path("DTSEN_RANKING_MODEL", PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"),
+        programs_path=_path("DTSEN_PROGRAMS", PROJECT_ROOT / "config" / "programs.json"),
     )

@@ -9,6 +9,7 @@ two schedulers fire.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -34,9 +35,12 @@ class MergeSummary:
     already_merged: bool = False
     changes: dict[str, int] = field(default_factory=dict)
     conflict_lost: int = 0
+    step_seconds: dict[str, float] = field(default_factory=dict)  # where a slow merge spends its time
 
 
-def check_invariants(conn: psycopg.Connection, round_seq: int | None, snapshot_pk: int | None) -> dict[str, int]:
+def check_invariants(
+    conn: psycopg.Connection, round_seq: int | None, snapshot_pk: int | None
+) -> dict[str, int]:
     """Violations per invariant (counts only: the offending keys are personal data).
 
     With `round_seq`, only what that merge touched is checked; this must run inside the merge's
@@ -83,7 +87,8 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK_KEY,))
         status, snapshot_pk = conn.execute(
-            "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s FOR UPDATE", (round_seq,)
+            "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s FOR UPDATE",
+            (round_seq,),
         ).fetchone()
         if status in ("MERGED", "PUBLISHED"):
             summary.already_merged = True
@@ -108,11 +113,13 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
             "previous_snapshot_pk": previous[0] if previous else None,
         }
         for name, statement in statements("merge/merge_round.sql").items():
+            started = time.perf_counter()
             try:
                 conn.execute(statement, params if "%(" in statement else None)
             except psycopg.Error as exc:
                 raise MergeError(f"merge step {name} failed: {exc.diag.message_primary}") from exc
-            log.debug("merge step %s done", name)
+            summary.step_seconds[name] = time.perf_counter() - started
+            log.debug("merge step %s done in %.1f s", name, summary.step_seconds[name])
         violations = check_invariants(conn, round_seq, snapshot_pk)
         if violations:
             listed = ", ".join(f"{k} ({v}+ cases)" for k, v in violations.items())

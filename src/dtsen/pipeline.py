@@ -15,6 +15,11 @@ from dtsen.config import settings
 from dtsen.feedback import write_feedback
 from dtsen.ingest.round import ingest_round
 from dtsen.merge import MergeSummary, merge_round
+from dtsen.programs import load_programs
+from dtsen.publish.audit import AuditConfig, AuditOutcome, audit_version
+from dtsen.publish.candidate import CandidateSummary, build_candidate
+from dtsen.publish.version import PublishSummary, publish_version
+from dtsen.rank.model import load_model
 from dtsen.validate.round import validate_round
 from dtsen.warehouse import engine
 
@@ -157,4 +162,74 @@ def format_merge(result: MergeSummary, round_id: str) -> list[str]:
     lines = [f"round {round_id} merged:"]
     lines += [f"  {label:<32} {count}" for label, count in result.changes.items()]
     lines.append(f"  {'rows lost to a conflict':<32} {result.conflict_lost}")
+    return lines
+
+
+@dataclass
+class PublicationResult:
+    candidate: CandidateSummary
+    audit: AuditOutcome
+    published: PublishSummary | None  # None while the audit blocks the candidate
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def rank_audit_publish(
+    round_id: str,
+    *,
+    publish_root: Path | None = None,
+    model_path: Path | None = None,
+    programs_path: Path | None = None,
+    audit_config: AuditConfig | None = None,
+) -> PublicationResult:
+    """Write-audit-publish for a merged round: candidate, GE audit, then the version's files.
+
+    A blocked audit stops before publishing (the current version stays current); run again after
+    `dtsen approve` to publish the approved candidate. Re-running a published round changes nothing.
+    """
+    cfg = settings()
+    model = load_model(model_path or cfg.ranking_model_path)
+    programs = load_programs(programs_path or cfg.programs_path)
+    seconds = {}
+    with engine.connect() as conn:
+        started = time.monotonic()
+        candidate = build_candidate(conn, round_id, model, programs)
+        seconds["candidate"] = time.monotonic() - started
+        started = time.monotonic()
+        audit = audit_version(conn, candidate.version, audit_config)
+        seconds["audit"] = time.monotonic() - started
+        published = None
+        if audit.status in ("AUDITED", "APPROVED", "PUBLISHED", "SUPERSEDED"):
+            started = time.monotonic()
+            published = publish_version(conn, candidate.version, publish_root or cfg.publish_root)
+            seconds["publish"] = time.monotonic() - started
+    return PublicationResult(candidate, audit, published, seconds)
+
+
+def format_publication(result: PublicationResult) -> list[str]:
+    c = result.candidate
+    lines = [f"round {c.round_id}: version {c.version} ({'built now' if c.created_now else 'already built'})"]
+    counts = c.counts or {}
+    lines.append(f"  individuals {counts.get('individuals')}, families {counts.get('families')}")
+    desil = counts.get("desil", {})
+    if desil:
+        lines.append(
+            "  individuals per desil: "
+            + ", ".join(
+                f"{d}={v['individuals']}" for d, v in sorted(desil.items(), key=lambda kv: int(kv[0]))
+            )
+        )
+    for program, p in (c.programs or {}).items():
+        lines.append(
+            f"  {program:<16} recipients {p['recipients']:>7}  added {p['added']:>6}  removed {p['removed']:>6}"
+        )
+    lines += ["  " + line for line in result.audit.report()]
+    if result.published is None:
+        lines.append(
+            f"  NOT published: the audit blocked version {c.version}; the current version stays current. "
+            f"Review the report, then `dtsen approve --version {c.version} --by NAME --reason TEXT` and run again."
+        )
+    elif result.published.published_now:
+        lines.append(f"  published: {result.published.path}")
+    else:
+        lines.append(f"  already published: {result.published.path} (nothing rewritten)")
     return lines

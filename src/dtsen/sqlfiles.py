@@ -22,7 +22,10 @@ def statements(relative_path: str) -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in named:
             raise ValueError(f"{relative_path}: statement {name} defined twice")
-        named[name] = body.strip().rstrip(";")
+        lines = body.strip().splitlines()
+        while lines and lines[-1].lstrip().startswith("--"):
+            lines.pop()  # a comment before the next block introduces that block, not this one
+        named[name] = "\n".join(lines).strip().rstrip(";")
     if not named:
         raise ValueError(f"{relative_path}: no '-- name:' blocks")
     return named

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import make_url
 
 from dtsen.contract import FILE_SPECS, FileKind
+from dtsen.gx import failed_count, validate_views
 from dtsen.validate.rules import Rule, rules_for
 from dtsen.validate.suites import load_suite
-from dtsen.warehouse import engine
 
 log = logging.getLogger(__name__)
 
@@ -76,47 +75,17 @@ class SuiteOutcome:
 
 def run_suite(batch: Batch) -> SuiteOutcome:
     """Run the file kind's suite with Great Expectations against the staged batch in PostgreSQL."""
-    import great_expectations as gx  # heavy import: only where validation runs
-
     suite_json = load_suite(batch.kind)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
-    # GE finds the batch view by its bare name: staging first on the search path
-    ge_url = make_url(engine.database_url()).update_query_dict({"options": "-csearch_path=staging,public"})
-    source = context.data_sources.add_postgres(
-        "warehouse", connection_string=ge_url.render_as_string(hide_password=False)
-    )
-    # The batch is a view, not a query asset: GE learns a query asset's columns by running the query
-    # and buffering every row (1.9 GB for a 5M-row Dukcapil snapshot); a view's come from the catalog.
-    view = f"batch_{batch.name}"
-    with psycopg.connect(engine.libpq_conninfo(engine.database_url()), autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(
-                sql.Identifier("staging", view), sql.SQL(batch.sql())
-            )
-        )
-        try:
-            asset = source.add_table_asset(batch.name, table_name=view)
-            definition = asset.add_batch_definition_whole_table("staged")
-            suite = context.suites.add(gx.ExpectationSuite(**suite_json))
-            validation = context.validation_definitions.add(
-                gx.ValidationDefinition(data=definition, suite=suite, name=f"validate_{batch.name}")
-            )
-            result = validation.run(result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
-        finally:
-            admin.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier("staging", view)))
+    result = validate_views("staging", {f"batch_{batch.name}": (batch.sql(), suite_json)})[
+        f"batch_{batch.name}"
+    ]
     rules = []
     for item in result.results:
         meta = item.expectation_config.meta
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            # A rule that cannot run is a defect of the suite, not of the data: stop loudly.
-            raise RuntimeError(
-                f"expectation {meta.get('rule')} failed to run: {item.exception_info.get('exception_message')}"
-            )
-        counts = item.result or {}
-        failed = counts.get("unexpected_count", counts.get("observed_value", 0)) or 0
         rules.append(
-            RuleOutcome(meta["rule"], meta["reason_code"], meta["field"], bool(item.success), int(failed))
+            RuleOutcome(
+                meta["rule"], meta["reason_code"], meta["field"], bool(item.success), failed_count(item)
+            )
         )
     evaluated = int(result.statistics.get("evaluated_expectations", len(rules)))
     return SuiteOutcome(

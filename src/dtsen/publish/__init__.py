@@ -1,0 +1,1 @@
+"""Write-audit-publish of DTSEN versions: candidate, audit, files, explain."""

@@ -1,0 +1,197 @@
+"""Audit a candidate version with Great Expectations (write-audit-publish: "audit"), and approvals.
+
+The suite expectations/version_audit.json checks the contract's invariants on the candidate's own
+rows, the desil shares, and drift against the current published version per regency and program.
+A failing audit marks the candidate BLOCKED: the current version stays current until an admin
+approves the candidate explicitly (who and why are recorded) or it is discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from dtsen.gx import validate_views
+from dtsen.paths import EXPECTATIONS_DIR, PROJECT_ROOT
+from dtsen.sqlfiles import statements
+
+log = logging.getLogger(__name__)
+
+AUDIT_SUITE_PATH = EXPECTATIONS_DIR / "version_audit.json"
+DEFAULT_AUDIT_CONFIG_PATH = PROJECT_ROOT / "config" / "audit.json"
+
+
+class AuditError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    desil_share_tolerance: float
+    drift_max_share: float
+    drift_min_base: int
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AuditConfig:
+        raw = json.loads(Path(path or DEFAULT_AUDIT_CONFIG_PATH).read_text(encoding="utf-8"))
+        return cls(
+            float(raw["desil_share_tolerance"]), float(raw["drift_max_share"]), int(raw["drift_min_base"])
+        )
+
+
+@dataclass
+class AuditOutcome:
+    version: int
+    status: str  # AUDITED | BLOCKED | APPROVED | PUBLISHED | ...
+    success: bool
+    checks: list[dict] = field(default_factory=list)
+    drift_flagged: list[dict] = field(default_factory=list)  # regencies beyond the drift threshold
+
+    def report(self) -> list[str]:
+        """For operators: which checks failed and which regencies drifted (no personal data)."""
+        lines = [f"audit of version {self.version}: {'passed' if self.success else 'FAILED'} ({self.status})"]
+        for check in self.checks:
+            if not check["success"]:
+                lines.append(
+                    f"  failed: {check['rule']}: {check['description']} (observed {check['observed']})"
+                )
+        for d in self.drift_flagged:
+            lines.append(
+                f"  drift: regency {d['kode_kabupaten']} program {d['program']}: {d['sebelumnya']} recipients before, "
+                f"+{d['ditambah']} ({d['added_share']:.0%}) -{d['dikeluarkan']} ({d['removed_share']:.0%})"
+            )
+        return lines
+
+
+def _audit_views(
+    conn: psycopg.Connection, version: int, previous: int | None, snapshot_pk: int | None, config: AuditConfig
+) -> dict[str, str]:
+    values = {
+        "version": sql.Literal(version),
+        "previous": sql.Literal(previous if previous is not None else -1),
+        "snapshot_pk": sql.Literal(snapshot_pk),
+        "min_base": sql.Literal(config.drift_min_base),
+    }
+    return {
+        name: sql.SQL(text)
+        .format(**{k: v for k, v in values.items() if "{" + k + "}" in text})
+        .as_string(conn)
+        for name, text in statements("publish/audit.sql").items()
+    }
+
+
+def _observed(item: object) -> object:
+    result = item.result or {}
+    if "unexpected_count" in result:
+        return result["unexpected_count"]
+    return result.get("observed_value")
+
+
+def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | None = None) -> AuditOutcome:
+    """Run the audit of a CANDIDATE (idempotent: an audited version returns its stored outcome)."""
+    config = config or AuditConfig.load()
+    row = conn.execute(
+        "SELECT v.status, v.previous_version, r.dukcapil_snapshot_pk, v.audit FROM publish.version v "
+        "JOIN ingest.round r ON r.round_seq = v.round_seq WHERE v.version = %s",
+        (version,),
+    ).fetchone()
+    if not row:
+        raise AuditError(f"version {version} does not exist")
+    status, previous, snapshot_pk, stored = row
+    if status != "CANDIDATE":
+        stored = stored or {}
+        return AuditOutcome(
+            version,
+            status,
+            bool(stored.get("success")),
+            stored.get("checks", []),
+            stored.get("drift_flagged", []),
+        )
+    views = _audit_views(conn, version, previous, snapshot_pk, config)
+    conn.commit()  # GE reads through its own connection: the views' tables must be visible
+    suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
+    batches = {}
+    for asset, query in views.items():
+        expectations = [e for e in suite["expectations"] if e["meta"]["asset"] == asset]
+        sub_suite = {"name": f"{suite['name']}_{asset}", "expectations": expectations}
+        batches[f"audit_v{version}_{asset}"] = (query, sub_suite)
+    parameters = {
+        "desil_share_min": 0.1 - config.desil_share_tolerance,
+        "desil_share_max": 0.1 + config.desil_share_tolerance,
+        "drift_max_share": config.drift_max_share,
+    }
+    results = validate_views("publish", batches, parameters)
+    checks = []
+    for result in results.values():
+        for item in result.results:
+            meta = item.expectation_config.meta
+            checks.append(
+                {
+                    "rule": meta["rule"],
+                    "asset": meta["asset"],
+                    "description": meta["description"],
+                    "success": bool(item.success),
+                    "observed": _observed(item),
+                }
+            )
+    success = all(c["success"] for c in checks)
+    flagged_rows = conn.execute(
+        f"SELECT * FROM ({views['drift']}) d WHERE added_share > %(m)s OR removed_share > %(m)s "  # noqa: S608
+        "ORDER BY kode_kabupaten, program",
+        {"m": config.drift_max_share},
+    )
+    names = [d.name for d in flagged_rows.description]
+    drift_flagged = [dict(zip(names, r, strict=True)) for r in flagged_rows.fetchall()]
+    new_status = "AUDITED" if success else "BLOCKED"
+    audit = {
+        "success": success,
+        "checks": checks,
+        "drift_flagged": drift_flagged,
+        "thresholds": parameters | {"drift_min_base": config.drift_min_base},
+    }
+    conn.execute(
+        "UPDATE publish.version SET status = %s, audit = %s WHERE version = %s AND status = 'CANDIDATE'",
+        (new_status, Jsonb(audit), version),
+    )
+    conn.commit()
+    outcome = AuditOutcome(version, new_status, success, checks, drift_flagged)
+    for line in outcome.report():
+        log.info("%s", line)
+    return outcome
+
+
+def approve_version(conn: psycopg.Connection, version: int, approved_by: str, reason: str) -> None:
+    """An admin lets a BLOCKED candidate through; who and why are kept with the version."""
+    if not approved_by.strip() or not reason.strip():
+        raise AuditError("an approval needs the approver's name and a reason")
+    updated = conn.execute(
+        "UPDATE publish.version SET status = 'APPROVED', approved_by = %s, approval_reason = %s, approved_at = now() "
+        "WHERE version = %s AND status = 'BLOCKED' RETURNING version",
+        (approved_by.strip(), reason.strip(), version),
+    ).fetchone()
+    if not updated:
+        status = conn.execute("SELECT status FROM publish.version WHERE version = %s", (version,)).fetchone()
+        conn.rollback()
+        raise AuditError(
+            f"version {version} is {status[0] if status else 'unknown'}; only a BLOCKED candidate can be approved"
+        )
+    conn.commit()
+
+
+def discard_version(conn: psycopg.Connection, version: int, reason: str) -> None:
+    """Drop an unpublished candidate (e.g. after fixing the ranking model), freeing its round."""
+    updated = conn.execute(
+        "UPDATE publish.version SET status = 'DISCARDED', approval_reason = %s "
+        "WHERE version = %s AND status IN ('CANDIDATE', 'AUDITED', 'BLOCKED', 'APPROVED') RETURNING version",
+        (reason, version),
+    ).fetchone()
+    if not updated:
+        conn.rollback()
+        raise AuditError(f"version {version} cannot be discarded: it is published or unknown")
+    conn.commit()

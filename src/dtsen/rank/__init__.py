@@ -1,0 +1,1 @@
+"""Welfare ranking: the PMT model, its fit, and desil."""

@@ -1,0 +1,158 @@
+"""Fit the default PMT model's coefficients on a generated world (where welfare is known).
+
+BPS's real PMT coefficients are not public (../shared/domain.md). The project's default model is
+therefore fitted by least squares on a synthetic world from the generator, whose hidden welfare is
+the target; a deployment refits the same terms on Susenas microdata and ships a new model version.
+Features are computed by the same SQL the ranking uses (`family_features_query`), so the fitted
+coefficients mean exactly what the ranking applies.
+
+    dtsen rank-fit --world /tmp/w --round 2026-Q1 --out config/ranking/pmt-v1.json
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, parse_model
+
+CATEGORY_FEATURES = (
+    "status_kepemilikan_rumah",
+    "jenis_lantai",
+    "jenis_dinding",
+    "jenis_atap",
+    "sumber_air_minum",
+    "sumber_penerangan",
+    "daya_listrik_kelas",
+    "bahan_bakar_memasak",
+    "fasilitas_bab",
+    "pendidikan_kepala",
+    "pendidikan_tertinggi_dewasa",
+)
+LINEAR_FEATURES = (
+    "punya_kulkas",
+    "punya_ac",
+    "punya_sepeda_motor",
+    "punya_mobil",
+    "punya_emas",
+    "punya_lahan",
+    "punya_ternak",
+    "log_luas_lantai_per_kapita",
+    "log_jumlah_anggota",
+    "share_umur_0_14",
+    "share_umur_60_plus",
+    "share_bekerja_formal",
+    "share_bekerja",
+    "ada_asn_bumn",
+    "share_disabilitas",
+    "share_penyakit_kronis",
+    "kepala_perempuan",
+    "share_anak_7_18_sekolah",
+)
+
+_FAMILY_COLUMNS = {"no_kk": "bigint", "luas_lantai_m2": "integer", "daya_listrik_va": "integer"}
+_DATE_COLUMNS = ("tanggal_pendataan", "tanggal_survei", "groundcheck_tanggal", "tanggal_lahir")
+_TEXT_COLUMNS = ("kode_wilayah", "alamat", "groundcheck_hasil", "nama")
+
+
+def _column_type(name: str) -> str:
+    if name in _FAMILY_COLUMNS:
+        return _FAMILY_COLUMNS[name]
+    if name in ("nik", "pengeluaran_per_kapita"):
+        return "bigint"
+    if name in _DATE_COLUMNS:
+        return "date"
+    if name in _TEXT_COLUMNS:
+        return "text"
+    return "smallint"
+
+
+def _load_csv_gz(conn: psycopg.Connection, path: Path, table: str) -> None:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+        columns = ", ".join(f"{c} {_column_type(c)}" for c in header)
+        conn.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+        with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
+
+
+def features_frame(conn: psycopg.Connection, truth: Path, reference_date: dt.date) -> pd.DataFrame:
+    """Every library feature for each family of a generator truth folder, with its hidden welfare."""
+    _load_csv_gz(conn, truth / "expected_keluarga.csv.gz", "fit_family")
+    _load_csv_gz(conn, truth / "expected_anggota.csv.gz", "fit_member")
+    select = ", ".join(["f.no_kk"] + [f"({FEATURES[name]})::float8 AS {name}" for name in FEATURES])
+    query = family_features_query(select, "fit_family", "fit_member", list(MEMBER_FEATURES))
+    cur = conn.execute(query, {"reference_date": reference_date})
+    frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    welfare = pd.read_csv(truth / "welfare.csv.gz", dtype={"no_kk": "int64"})
+    return frame.merge(welfare, on="no_kk", how="inner")
+
+
+def fit_model(frame: pd.DataFrame, *, name: str, version: str, source: str, ridge: float = 1e-3) -> dict:
+    """Least squares (a touch of ridge for rare levels) of hidden welfare on the library features."""
+    columns, spec = [], []
+    design = [np.ones(len(frame))]
+    for feature in CATEGORY_FEATURES:
+        values = frame[feature]
+        levels = values.dropna().value_counts()
+        reference = levels.index[0]  # the most common level is the reference (coefficient 0)
+        for level in sorted(levels.index):
+            if level == reference:
+                continue
+            design.append((values == level).to_numpy(float))
+            columns.append((feature, int(level)))
+        spec.append(feature)
+    defaults = {}
+    for feature in LINEAR_FEATURES:
+        default = float(frame[feature].median()) if frame[feature].notna().any() else 0.0
+        defaults[feature] = default
+        design.append(frame[feature].fillna(default).to_numpy(float))
+        columns.append((feature, None))
+    x = np.column_stack(design)
+    y = frame["log_pengeluaran_per_kapita"].to_numpy(float)
+    penalty = ridge * len(y) * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0
+    beta = np.linalg.solve(x.T @ x + penalty, x.T @ y)
+    fitted = x @ beta
+    r2 = 1 - float(np.sum((y - fitted) ** 2) / np.sum((y - y.mean()) ** 2))
+
+    terms: dict[str, dict] = {}
+    for (feature, level), coef, column in zip(columns, beta[1:], x.T[1:], strict=True):
+        if level is None:
+            terms[feature] = {
+                "feature": feature,
+                "type": "linear",
+                "coefficient": round(float(coef), 5),
+                "default": round(defaults[feature], 5),
+                "mean_contribution": round(float(coef * column.mean()), 5),
+            }
+        else:
+            term = terms.setdefault(
+                feature,
+                {"feature": feature, "type": "category", "coefficients": {}, "mean_contribution": 0.0},
+            )
+            term["coefficients"][str(level)] = round(float(coef), 5)
+            term["mean_contribution"] = round(term["mean_contribution"] + float(coef * column.mean()), 5)
+    document = {
+        "name": name,
+        "version": version,
+        "target": "log monthly per-capita expenditure (rupiah)",
+        "bps_measurement_max_age_months": 12,
+        "intercept": round(float(beta[0]), 5),
+        "terms": [terms[f] for f in CATEGORY_FEATURES + LINEAR_FEATURES if f in terms],
+        "fitted_on": {"source": source, "families": len(frame), "r2": round(r2, 4)},
+    }
+    parse_model(document)  # what we write must load
+    return document
+
+
+def write_model(document: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
