@@ -43,18 +43,3 @@ JOIN registry.family f ON f.no_kk = s.no_kk;
 
 -- name: analyze_families
 ANALYZE publish.keluarga;
-
--- One row per member with everything a program rule may read.
--- name: eligibility_context
-CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS
-SELECT a.nik, a.no_kk, k.kode_wilayah, k.desil, a.hubungan_keluarga, a.status_sekolah,
-       (extract(year FROM age(%(reference_date)s::date, a.tanggal_lahir)))::int AS umur,
-       coalesce(fam.pekerjaan_keluarga, '{}') AS pekerjaan_keluarga, k.groundcheck_hasil,
-       coalesce(d.status_hidup = 'MENINGGAL', false) AS meninggal
-FROM publish.anggota a
-JOIN publish.keluarga k ON k.version = a.version AND k.no_kk = a.no_kk
-JOIN (SELECT no_kk, array_agg(DISTINCT status_pekerjaan) FILTER (WHERE status_pekerjaan IS NOT NULL)
-             AS pekerjaan_keluarga
-      FROM publish.anggota WHERE version = %(version)s GROUP BY no_kk) fam ON fam.no_kk = a.no_kk
-LEFT JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = a.nik
-WHERE a.version = %(version)s;

@@ -104,6 +104,76 @@ def cmd_run_round(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dtsen.pipeline import format_publication, rank_audit_publish
+
+    result = rank_audit_publish(
+        args.round,
+        publish_root=Path(args.publish_root) if args.publish_root else None,
+        model_path=Path(args.model) if args.model else None,
+        programs_path=Path(args.programs) if args.programs else None,
+    )
+    print("\n".join(format_publication(result)))
+    return 0 if result.published else 3  # 3: blocked by the audit, awaiting approval
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from dtsen.publish.audit import approve_version
+    from dtsen.warehouse import engine
+
+    with engine.connect() as conn:
+        approve_version(conn, args.version, args.by, args.reason)
+    print(f"version {args.version} approved by {args.by}; run `dtsen publish --round ...` to publish it")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dtsen.config import settings
+    from dtsen.programs import load_programs
+    from dtsen.publish.explain import ExplainError, explain
+    from dtsen.rank.model import load_model
+    from dtsen.warehouse import engine
+
+    cfg = settings()
+    if not (args.nik.isdigit() and len(args.nik) == 16):
+        print("a NIK is 16 digits", file=sys.stderr)
+        return 2
+    with engine.connect() as conn:
+        try:
+            lines = explain(
+                conn,
+                int(args.nik),
+                args.version,
+                load_model(cfg.ranking_model_path),
+                load_programs(cfg.programs_path),
+            )
+        except ExplainError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_rank_fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dtsen.ingest.register import round_reference_date
+    from dtsen.rank.fit import features_frame, fit_model, write_model
+    from dtsen.warehouse import engine
+
+    truth = Path(args.world) / "truth" / args.round
+    with engine.connect() as conn:
+        frame = features_frame(conn, truth, round_reference_date(args.round))
+    document = fit_model(frame, name=args.name, version=args.version, source=args.source or str(truth))
+    write_model(document, Path(args.out))
+    print(
+        f"fitted on {document['fitted_on']['families']} families, R^2 {document['fitted_on']['r2']}: {args.out}"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dtsen.demo import run_demo
 
@@ -148,6 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
             "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
         )
         stage.set_defaults(func=func)
+
+    pub = sub.add_parser("publish", help="rank a merged round, audit the candidate version, publish it")
+    pub.add_argument("--round", required=True, help="round id, YYYY-Qn (merged)")
+    pub.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
+    pub.add_argument("--model", default=None, help="ranking model file (default: DTSEN_RANKING_MODEL)")
+    pub.add_argument("--programs", default=None, help="program rules file (default: DTSEN_PROGRAMS)")
+    pub.set_defaults(func=cmd_publish)
+
+    approve = sub.add_parser("approve", help="let a candidate blocked by its audit be published")
+    approve.add_argument("--version", type=int, required=True)
+    approve.add_argument("--by", required=True, help="who approves (recorded)")
+    approve.add_argument("--reason", required=True, help="why (recorded)")
+    approve.set_defaults(func=cmd_approve)
+
+    exp = sub.add_parser("explain", help="why a person is or is not a recipient of each program")
+    exp.add_argument("--nik", required=True)
+    exp.add_argument("--version", type=int, default=None, help="default: the current published version")
+    exp.set_defaults(func=cmd_explain)
+
+    fit = sub.add_parser("rank-fit", help="fit the PMT model's coefficients on a generated world")
+    fit.add_argument("--world", required=True, help="a `dtsen generate` output folder")
+    fit.add_argument("--round", default="2026-Q1")
+    fit.add_argument("--out", required=True)
+    fit.add_argument("--name", default="dtsen-pmt")
+    fit.add_argument("--version", default="1")
+    fit.add_argument("--source", default=None, help="how the world was generated (recorded in the model)")
+    fit.set_defaults(func=cmd_rank_fit)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")
     demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")

@@ -212,3 +212,56 @@ def score_nik_repairs(conn: psycopg.Connection, truth_round: Path, round_id: str
             else:
                 score.suggested_for_unrepairable += 1
     return score
+
+
+@dataclass
+class RankingScore:
+    """How well a version's ranking recovers the generator's hidden welfare (person-weighted desil)."""
+
+    families: int
+    spearman: float  # rank correlation of score and hidden welfare, over families
+    inclusion_error: float  # of individuals ranked desil 1-5, the share truly in desil 6-10
+    exclusion_error: float  # of individuals truly in desil 1-5, the share ranked desil 6-10
+    desil_exact: float  # individuals whose ranked desil equals the true desil
+
+    def line(self) -> str:
+        return (
+            f"ranking vs hidden welfare: {self.families} families, Spearman {self.spearman:.3f}, "
+            f"desil 1-5 inclusion error {self.inclusion_error:.3f}, exclusion error {self.exclusion_error:.3f}, "
+            f"same desil {self.desil_exact:.3f}"
+        )
+
+
+def population_desil(score, weight):  # pandas Series in, Series out
+    """The ranking's rule applied to any score: sort (ties by index), cut by cumulative individuals."""
+    import numpy as np
+
+    order = score.sort_values(kind="mergesort").index
+    w = weight.loc[order]
+    before = w.cumsum() - w
+    desil = np.minimum(10, 1 + np.floor(10 * before / w.sum())).astype(int)
+    return desil.reindex(score.index)
+
+
+def score_ranking(conn: psycopg.Connection, version: int, truth_round: Path) -> RankingScore:
+    import pandas as pd
+
+    cur = conn.execute(
+        "SELECT no_kk, skor_kesejahteraan, desil, jumlah_anggota FROM publish.keluarga WHERE version = %s",
+        (version,),
+    )
+    ranked = (
+        pd.DataFrame(cur.fetchall(), columns=["no_kk", "skor", "desil", "n"]).set_index("no_kk").sort_index()
+    )
+    truth = pd.read_csv(truth_round / "welfare.csv.gz", dtype={"no_kk": "int64"}).set_index("no_kk")
+    joined = ranked.join(truth, how="inner")
+    true_desil = population_desil(joined["log_pengeluaran_per_kapita"], joined["n"])
+    ranked_poor, truly_poor = joined["desil"] <= 5, true_desil <= 5
+    n = joined["n"]
+    return RankingScore(
+        families=len(joined),
+        spearman=float(joined["skor"].corr(joined["log_pengeluaran_per_kapita"], method="spearman")),
+        inclusion_error=float(n[ranked_poor & ~truly_poor].sum() / n[ranked_poor].sum()),
+        exclusion_error=float(n[truly_poor & ~ranked_poor].sum() / n[truly_poor].sum()),
+        desil_exact=float(n[joined["desil"] == true_desil].sum() / n.sum()),
+    )

@@ -37,14 +37,19 @@ class CandidateSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _members(version: int) -> str:
+    return f"(SELECT * FROM publish.anggota WHERE version = {int(version)})"  # noqa: S608 (an int)
+
+
 def rank_statement(model: RankingModel, version: int) -> str:
     """family_score: each open family's score: BPS's recent measurement, else the model's prediction."""
     score = model.score_sql()
     select = f"""f.no_kk, a.jumlah_anggota,
         CASE WHEN {_bps_recent(model)} THEN ln(f.pengeluaran_per_kapita::float8) ELSE {score} END AS skor,
         CASE WHEN {_bps_recent(model)} THEN 'BPS' ELSE 'PMT' END AS sumber"""
-    members = f"(SELECT * FROM publish.anggota WHERE version = {int(version)})"  # noqa: S608 (an int)
-    query = family_features_query(select, "registry.current_family", members, model.member_features_used())
+    query = family_features_query(
+        select, "registry.current_family", _members(version), model.member_features_used()
+    )
     return f"CREATE TEMP TABLE family_score ON COMMIT DROP AS {query}"
 
 
@@ -53,6 +58,11 @@ def _bps_recent(model: RankingModel) -> str:
         "(f.pengeluaran_per_kapita IS NOT NULL AND f.tanggal_survei > "
         f"%(reference_date)s::date - interval '{int(model.bps_max_age_months)} months')"
     )
+
+
+def eligibility_context_sql(members: str) -> str:
+    """The eligibility context over `members` (a relation of publish.anggota rows)."""
+    return statements("publish/eligibility.sql")["context"].replace("{members}", members)
 
 
 def _recipient_statement(program_sql: str, priority_sql: str, program_id: str) -> str:
@@ -152,6 +162,10 @@ def build_candidate(
         summary = CandidateSummary(version, round_id, "CANDIDATE", True)
         steps = list(statements("publish/candidate.sql").items())
         steps.insert(2, ("rank_families", rank_statement(model, version)))
+        context = eligibility_context_sql(_members(version))
+        steps.append(
+            ("eligibility_context", f"CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS {context}")
+        )
         for program in programs.programs:
             steps.append(
                 (
