@@ -67,25 +67,25 @@ def copy_to_parquet(conn: psycopg.Connection, query: str, path: Path, params: di
     producer.start()
     rows = 0
     try:
-        with os.fdopen(read_fd, "rb") as source:
-            reader = pacsv.open_csv(
-                source,
-                read_options=pacsv.ReadOptions(column_names=schema.names, block_size=BLOCK_BYTES),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=schema,
-                    strings_can_be_null=True,  # COPY writes NULL unquoted-empty, '' quoted
-                    quoted_strings_can_be_null=False,
-                    true_values=["t"],
-                    false_values=["f"],
-                ),
-            )
-            with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        with os.fdopen(read_fd, "rb") as source, pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            if not source.peek(1):  # no rows: pyarrow's CSV reader refuses an empty stream
+                writer.write_table(schema.empty_table())
+            else:
+                reader = pacsv.open_csv(
+                    source,
+                    read_options=pacsv.ReadOptions(column_names=schema.names, block_size=BLOCK_BYTES),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=schema,
+                        strings_can_be_null=True,  # COPY writes NULL unquoted-empty, '' quoted
+                        quoted_strings_can_be_null=False,
+                        true_values=["t"],
+                        false_values=["f"],
+                    ),
+                )
                 for batch in reader:
                     writer.write_batch(batch)
                     rows += batch.num_rows
-                if rows == 0:
-                    writer.write_table(schema.empty_table())
     finally:
         producer.join()
     if failure:
