@@ -18,7 +18,8 @@ def _configure_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     # Great Expectations logs every expectation it builds at INFO; operators need our lines only.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.ERROR)
 

@@ -1,6 +1,7 @@
 """The main job on bundled sample data: warehouse up and migrated, sample rounds in the landing zone.
 
-Later stages (validate, merge, rank, publish) extend this as they land.
+Each sample round is validated, merged, ranked, audited and published as a DTSEN version; the
+version summary and the ranking's quality against the sample's hidden welfare are printed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from pathlib import Path
 
 from dtsen.config import settings
 from dtsen.contract import SUBMISSION_FILES
+from dtsen.evaluate import score_ranking
 from dtsen.paths import SAMPLE_DIR
-from dtsen.pipeline import format_merge, format_validation, validate_and_merge
+from dtsen.pipeline import (
+    format_merge,
+    format_publication,
+    format_validation,
+    rank_audit_publish,
+    validate_and_merge,
+)
 from dtsen.warehouse import engine
 from dtsen.warehouse.migrate import migrate
 
@@ -106,10 +114,18 @@ def run_demo(landing_root: str | Path | None = None) -> int:
     print("injected cases in the sample's ground truth (expected reason codes):")
     print("\n".join(truth_summary()))
     rounds = sorted(p.name for p in landing.iterdir() if p.is_dir() and p.name != "reference")
-    for round_id in rounds[:2]:
+    for round_id in rounds:
         print(f"\nround {round_id}: stage, validate, merge, feedback")
         result = validate_and_merge(round_id, landing_root=landing)
         print("\n".join(format_validation(result.validation)))
         print("\n".join(format_merge(result.merge, round_id)))
+        print(f"\nround {round_id}: rank, audit, publish")
+        publication = rank_audit_publish(round_id)
+        print("\n".join(format_publication(publication)))
+        truth = SAMPLE_TRUTH / round_id
+        if truth.is_dir():
+            with engine.connect() as conn:
+                print("  " + score_ranking(conn, publication.candidate.version, truth).line())
     print(f"\nfeedback for regions in {cfg.publish_root / 'feedback'}")
+    print(f"published versions in {cfg.publish_root / 'versions'}")
     return 0

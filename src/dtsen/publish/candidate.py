@@ -177,7 +177,7 @@ def build_candidate(
             started = time.perf_counter()
             conn.execute(statement, params if "%(" in statement else None)
             summary.step_seconds[name] = time.perf_counter() - started
-            log.info("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
+            log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
         summary.counts = _counts(conn, version)
         empty = {"recipients": 0, "added": 0, "removed": 0}
         summary.programs = {p.id: dict(empty) for p in programs.programs} | program_changes(

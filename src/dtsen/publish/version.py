@@ -91,7 +91,7 @@ def write_version_files(
         rows[relative] = copy_to_parquet(conn, query, path, params)
         seconds[relative] = time.perf_counter() - started
         checksums[relative] = sha256_file(path)
-        log.info("version %s: %s, %s rows in %.1f s", version, relative, rows[relative], seconds[relative])
+        log.debug("version %s: %s, %s rows in %.1f s", version, relative, rows[relative], seconds[relative])
     return checksums, seconds, rows
 
 
