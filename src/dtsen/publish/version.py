@@ -65,7 +65,7 @@ def verify_version_dir(path: Path) -> dict:
     return manifest
 
 
-def _files(program_ids: list[str]) -> dict[str, str]:
+def version_files(program_ids: list[str]) -> dict[str, str]:
     queries = statements("publish/files.sql")
     files = {
         "keluarga.parquet": queries["keluarga"],
@@ -81,7 +81,7 @@ def write_version_files(
     conn: psycopg.Connection, version: int, previous: int | None, program_ids: list[str], target: Path
 ) -> tuple[dict[str, str], dict[str, float], dict[str, int]]:
     checksums, seconds, rows = {}, {}, {}
-    for relative, query in _files(program_ids).items():
+    for relative, query in version_files(program_ids).items():
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         params = {"version": version, "previous": previous if previous is not None else -1}
