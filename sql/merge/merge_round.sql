@@ -16,7 +16,9 @@ SELECT s.submission_pk, s.line_no, sub.submitted_at, s.operasi, s.no_kk::bigint 
        s.punya_kulkas::smallint AS punya_kulkas, s.punya_ac::smallint AS punya_ac,
        s.punya_sepeda_motor::smallint AS punya_sepeda_motor, s.punya_mobil::smallint AS punya_mobil,
        s.punya_emas::smallint AS punya_emas, s.punya_lahan::smallint AS punya_lahan,
-       s.punya_ternak::smallint AS punya_ternak, s.alasan_hapus
+       s.punya_ternak::smallint AS punya_ternak, s.alasan_hapus,
+       row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_pendataan::date DESC NULLS LAST,
+                          sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
 FROM staging.pemda_keluarga s
 JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
 WHERE s.round_seq = %(round_seq)s
@@ -32,7 +34,9 @@ SELECT s.submission_pk, s.line_no, sub.submitted_at, s.operasi, s.nik::bigint AS
        s.status_perkawinan::smallint AS status_perkawinan, s.pendidikan_tertinggi::smallint AS pendidikan_tertinggi,
        s.status_sekolah::smallint AS status_sekolah, s.status_pekerjaan::smallint AS status_pekerjaan,
        s.disabilitas::smallint AS disabilitas, s.penyakit_kronis::smallint AS penyakit_kronis, s.alasan_hapus,
-       k.collected
+       k.collected,
+       row_number() OVER (PARTITION BY s.nik::bigint ORDER BY k.collected DESC NULLS LAST,
+                          sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
 FROM staging.pemda_anggota s
 JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
 -- a join to the per-family dates, not a subquery per member: staging has no (submission, no_kk)
@@ -56,7 +60,9 @@ SELECT s.submission_pk, s.line_no, sub.submitted_at, s.no_kk::bigint AS no_kk, s
        s.punya_kulkas::smallint AS punya_kulkas, s.punya_ac::smallint AS punya_ac,
        s.punya_sepeda_motor::smallint AS punya_sepeda_motor, s.punya_mobil::smallint AS punya_mobil,
        s.punya_emas::smallint AS punya_emas, s.punya_lahan::smallint AS punya_lahan,
-       s.punya_ternak::smallint AS punya_ternak, s.pengeluaran_per_kapita::bigint AS pengeluaran_per_kapita
+       s.punya_ternak::smallint AS punya_ternak, s.pengeluaran_per_kapita::bigint AS pengeluaran_per_kapita,
+       row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_survei::date DESC,
+                          sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
 FROM staging.bps_keluarga s
 JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
 WHERE s.round_seq = %(round_seq)s
@@ -66,7 +72,9 @@ WHERE s.round_seq = %(round_seq)s
 -- name: accepted_kemensos
 CREATE TEMP TABLE acc_kemensos ON COMMIT DROP AS
 SELECT s.submission_pk, s.line_no, sub.submitted_at, s.no_kk::bigint AS no_kk,
-       s.tanggal_kunjungan::date AS tanggal_kunjungan, s.hasil, s.layak::smallint AS layak
+       s.tanggal_kunjungan::date AS tanggal_kunjungan, s.hasil, s.layak::smallint AS layak,
+       row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_kunjungan::date DESC,
+                          sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
 FROM staging.kemensos_groundcheck s
 JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
 WHERE s.round_seq = %(round_seq)s
@@ -75,27 +83,8 @@ WHERE s.round_seq = %(round_seq)s
 
 -- name: rank_conflicts
 -- Same record in several submissions of one priority: the later collection date wins, then the
--- later submitted_at (submission_pk breaks exact ties deterministically).
-ALTER TABLE acc_keluarga ADD COLUMN rnk int;
-ALTER TABLE acc_anggota ADD COLUMN rnk int;
-ALTER TABLE acc_bps ADD COLUMN rnk int;
-ALTER TABLE acc_kemensos ADD COLUMN rnk int;
-UPDATE acc_keluarga a SET rnk = r.rnk FROM (
-    SELECT submission_pk, line_no, row_number() OVER (PARTITION BY no_kk
-        ORDER BY tanggal_pendataan DESC NULLS LAST, submitted_at DESC NULLS LAST, submission_pk DESC) AS rnk
-    FROM acc_keluarga) r WHERE r.submission_pk = a.submission_pk AND r.line_no = a.line_no;
-UPDATE acc_anggota a SET rnk = r.rnk FROM (
-    SELECT submission_pk, line_no, row_number() OVER (PARTITION BY nik
-        ORDER BY collected DESC NULLS LAST, submitted_at DESC NULLS LAST, submission_pk DESC) AS rnk
-    FROM acc_anggota) r WHERE r.submission_pk = a.submission_pk AND r.line_no = a.line_no;
-UPDATE acc_bps a SET rnk = r.rnk FROM (
-    SELECT submission_pk, line_no, row_number() OVER (PARTITION BY no_kk
-        ORDER BY tanggal_survei DESC, submitted_at DESC NULLS LAST, submission_pk DESC) AS rnk
-    FROM acc_bps) r WHERE r.submission_pk = a.submission_pk AND r.line_no = a.line_no;
-UPDATE acc_kemensos a SET rnk = r.rnk FROM (
-    SELECT submission_pk, line_no, row_number() OVER (PARTITION BY no_kk
-        ORDER BY tanggal_kunjungan DESC, submitted_at DESC NULLS LAST, submission_pk DESC) AS rnk
-    FROM acc_kemensos) r WHERE r.submission_pk = a.submission_pk AND r.line_no = a.line_no;
+-- later submitted_at (submission_pk breaks exact ties deterministically). rnk is computed as each
+-- accepted_* table is created (one sort, no rewrite of the table).
 CREATE INDEX ON acc_keluarga (no_kk) WHERE rnk = 1;
 CREATE INDEX ON acc_anggota (nik) WHERE rnk = 1;
 CREATE INDEX ON acc_bps (no_kk) WHERE rnk = 1;
@@ -367,7 +356,12 @@ SELECT a.nik, a.operasi, a.alasan_hapus, a.submission_pk, a.no_kk AS target_kk,
        coalesce(a.status_sekolah, p.status_sekolah) AS status_sekolah,
        coalesce(a.status_pekerjaan, p.status_pekerjaan) AS status_pekerjaan,
        coalesce(a.disabilitas, p.disabilitas) AS disabilitas,
-       coalesce(a.penyakit_kronis, p.penyakit_kronis) AS penyakit_kronis
+       coalesce(a.penyakit_kronis, p.penyakit_kronis) AS penyakit_kronis,
+       -- the registry's values before this round, so recording the changes needs no second join
+       p.nama AS old_nama, p.jenis_kelamin AS old_jenis_kelamin, p.tanggal_lahir AS old_tanggal_lahir,
+       p.status_perkawinan AS old_status_perkawinan, p.pendidikan_tertinggi AS old_pendidikan_tertinggi,
+       p.status_sekolah AS old_status_sekolah, p.status_pekerjaan AS old_status_pekerjaan,
+       p.disabilitas AS old_disabilitas, p.penyakit_kronis AS old_penyakit_kronis, p.is_open AS old_is_open
 FROM acc_anggota a
 LEFT JOIN registry.person p ON p.nik = a.nik
 LEFT JOIN registry.membership m ON m.nik = a.nik AND m.valid_to_round IS NULL
@@ -386,20 +380,19 @@ SELECT %(round_seq)s, 'P', n.nik, v.field, v.old_value, v.new_value,
        CASE WHEN v.by_dukcapil THEN NULL ELSE n.submission_pk END,
        CASE WHEN v.by_dukcapil THEN 'dukcapil' ELSE 'pemda' END
 FROM per_new n
-LEFT JOIN registry.person p ON p.nik = n.nik
 CROSS JOIN LATERAL (VALUES
-    ('nama', CASE WHEN n.existed THEN p.nama ELSE n.nama_reported END, n.nama, n.nama_by_dukcapil),
-    ('jenis_kelamin', CASE WHEN n.existed THEN p.jenis_kelamin ELSE n.jk_reported END::text,
+    ('nama', CASE WHEN n.existed THEN n.old_nama ELSE n.nama_reported END, n.nama, n.nama_by_dukcapil),
+    ('jenis_kelamin', CASE WHEN n.existed THEN n.old_jenis_kelamin ELSE n.jk_reported END::text,
      n.jenis_kelamin::text, n.jk_by_dukcapil),
-    ('tanggal_lahir', CASE WHEN n.existed THEN p.tanggal_lahir ELSE n.tgl_reported END::text,
+    ('tanggal_lahir', CASE WHEN n.existed THEN n.old_tanggal_lahir ELSE n.tgl_reported END::text,
      n.tanggal_lahir::text, n.tgl_by_dukcapil),
-    ('status_perkawinan', p.status_perkawinan::text, n.status_perkawinan::text, false),
-    ('pendidikan_tertinggi', p.pendidikan_tertinggi::text, n.pendidikan_tertinggi::text, false),
-    ('status_sekolah', p.status_sekolah::text, n.status_sekolah::text, false),
-    ('status_pekerjaan', p.status_pekerjaan::text, n.status_pekerjaan::text, false),
-    ('disabilitas', p.disabilitas::text, n.disabilitas::text, false),
-    ('penyakit_kronis', p.penyakit_kronis::text, n.penyakit_kronis::text, false),
-    ('is_open', p.is_open::text, 'true', false)
+    ('status_perkawinan', n.old_status_perkawinan::text, n.status_perkawinan::text, false),
+    ('pendidikan_tertinggi', n.old_pendidikan_tertinggi::text, n.pendidikan_tertinggi::text, false),
+    ('status_sekolah', n.old_status_sekolah::text, n.status_sekolah::text, false),
+    ('status_pekerjaan', n.old_status_pekerjaan::text, n.status_pekerjaan::text, false),
+    ('disabilitas', n.old_disabilitas::text, n.disabilitas::text, false),
+    ('penyakit_kronis', n.old_penyakit_kronis::text, n.penyakit_kronis::text, false),
+    ('is_open', n.old_is_open::text, 'true', false)
 ) AS v(field, old_value, new_value, by_dukcapil)
 WHERE n.operasi <> 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_value
   AND (n.existed OR v.field IN ('nama', 'jenis_kelamin', 'tanggal_lahir'));
@@ -612,3 +605,6 @@ CREATE UNIQUE INDEX ON touched_family (no_kk);
 CREATE UNIQUE INDEX ON touched_person (nik);
 ANALYZE touched_family;
 ANALYZE touched_person;
+
+-- name: index_round_changes
+SELECT registry.index_round_changes(%(round_seq)s::smallint);
