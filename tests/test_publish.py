@@ -80,6 +80,14 @@ def test_each_merged_round_is_published_as_the_next_version(published):
     assert [r.published.version for r in results.values()] == [1, 2]
     assert sorted(p.name for p in (root / "versions").iterdir()) == ["1", "2"]  # nothing half-written left
     assert results["2026-Q2"].published.manifest["previous_version"] == 1
+    conn = published[0]
+    per_version = dict(
+        conn.execute("SELECT version, count(*) FROM publish.recipient_pbi_jk GROUP BY 1").fetchall()
+    )
+    assert per_version == {
+        v: results[r].candidate.programs["pbi_jk"]["recipients"] for v, r in ((1, "2026-Q1"), (2, "2026-Q2"))
+    }
+    conn.rollback()
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -132,7 +140,9 @@ def test_published_versions_hold_the_registry_invariants(published, version):
     assert heads.reindex(keluarga["no_kk"]).fillna(0).eq(1).all()
     assert anggota["no_kk"].isin(keluarga["no_kk"]).all()
     snapshot = {1: "2026-03-28", 2: "2026-06-27"}[version]  # the Dukcapil extract of the version's round
-    with open(SAMPLE_DIR / "landing" / "reference" / "dukcapil" / snapshot / "penduduk.csv", encoding="utf-8") as fh:
+    with open(
+        SAMPLE_DIR / "landing" / "reference" / "dukcapil" / snapshot / "penduduk.csv", encoding="utf-8"
+    ) as fh:
         deceased = {r["nik"] for r in csv.DictReader(fh) if r["status_hidup"] == "MENINGGAL"}
     assert deceased and not set(anggota["nik"]) & deceased
     shares = keluarga.groupby("desil")["jumlah_anggota"].sum() / keluarga["jumlah_anggota"].sum()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
@@ -166,6 +167,14 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
             "WHERE version = %s",
             (Jsonb(summary.manifest), str(final), version),
         )
+        for program in summary.manifest.get("programs", {}):
+            # one view per program for its team: every published version's recipients (filter on version)
+            conn.execute(
+                sql.SQL(
+                    "CREATE OR REPLACE VIEW publish.{} AS SELECT version, nik, no_kk, kode_wilayah, desil, prioritas "
+                    "FROM publish.recipient_published WHERE program = {}"
+                ).format(sql.Identifier(f"recipient_{program}"), sql.Literal(program))
+            )
         conn.execute(
             "UPDATE ingest.round SET status = 'PUBLISHED', published_version = %s WHERE round_id = %s",
             (version, round_id),
