@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import io
 import json
 import math
@@ -38,6 +37,7 @@ from dtsen.generate.world import (
     survey_and_groundcheck,
     update_rows,
 )
+from dtsen.ingest.manifest import file_sha256
 from dtsen.reference import read_wilayah
 
 POOL_SHARE = 0.05  # households known to Dukcapil but not (yet) in the registry
@@ -116,14 +116,6 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
         writer.writerows([r.get(c, "") for c in columns] for r in rows)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_manifest(
     folder: Path,
     source: str,
@@ -133,7 +125,7 @@ def write_manifest(
     submitted_at: dt.datetime,
     by: str,
 ) -> None:
-    files = {p.name: _sha256(p) for p in sorted(folder.glob("*.csv"))}
+    files = {p.name: file_sha256(p)[0] for p in sorted(folder.glob("*.csv"))}
     manifest = {
         "source": source,
         "submission_id": submission_id,

@@ -8,7 +8,6 @@ result description, so the file's schema is the warehouse's.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -91,11 +90,3 @@ def copy_to_parquet(conn: psycopg.Connection, query: str, path: Path, params: di
     if failure:
         raise failure[0]
     return rows
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

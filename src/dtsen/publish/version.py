@@ -22,8 +22,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dtsen.ingest.manifest import file_sha256
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
-from dtsen.publish.parquet import copy_to_parquet, sha256_file
+from dtsen.publish.parquet import copy_to_parquet
 from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def verify_version_dir(path: Path) -> dict:
     """The manifest of a version directory whose every file matches its recorded sha256."""
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     for relative, digest in manifest["files"].items():
-        if sha256_file(path / relative) != digest:
+        if file_sha256(path / relative)[0] != digest:
             raise PublishError(f"{path.name}/{relative} does not match its manifest checksum")
     return manifest
 
@@ -91,7 +92,7 @@ def write_version_files(
         started = time.perf_counter()
         rows[relative] = copy_to_parquet(conn, query, path, params)
         seconds[relative] = time.perf_counter() - started
-        checksums[relative] = sha256_file(path)
+        checksums[relative] = file_sha256(path)[0]
         log.debug("version %s: %s, %s rows in %.1f s", version, relative, rows[relative], seconds[relative])
     return checksums, seconds, rows
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from dtsen.domain.codes import ASSET_FIELDS
 from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, parse_model
 
 CATEGORY_FEATURES = (
@@ -36,13 +37,7 @@ CATEGORY_FEATURES = (
     "pendidikan_tertinggi_dewasa",
 )
 LINEAR_FEATURES = (
-    "punya_kulkas",
-    "punya_ac",
-    "punya_sepeda_motor",
-    "punya_mobil",
-    "punya_emas",
-    "punya_lahan",
-    "punya_ternak",
+    *(field.name for field in ASSET_FIELDS),
     "log_luas_lantai_per_kapita",
     "log_jumlah_anggota",
     "share_umur_0_14",
