@@ -5,7 +5,8 @@ each scored against the generator's ground truth (issue 4's "a bench script on 1
 
 Per round it prints one JSON line: seconds for stage+validate+merge, the merge's share, precision and
 recall per reason code (only codes that are not perfect are listed), whether the registry equals the
-expected registry for every person and family, and the NIK-repair suggestions' precision and recall.
+expected registry for every person and family, the NIK-repair suggestions' precision and recall, and
+(issue 5) the round's publication: seconds, and how well the ranking recovers the hidden welfare.
 The world is generated once under --work and reused.
 """
 
@@ -21,8 +22,8 @@ import psycopg
 from common import fresh_database, generated_world
 
 from dtsen.contract import ROW_LEVEL_CODES
-from dtsen.evaluate import score_nik_repairs, score_registry, score_rejections
-from dtsen.pipeline import validate_and_merge
+from dtsen.evaluate import score_nik_repairs, score_ranking, score_registry, score_rejections
+from dtsen.pipeline import rank_audit_publish, validate_and_merge
 from dtsen.warehouse import engine
 
 
@@ -50,6 +51,11 @@ def main() -> None:
             registry = score_registry(conn, truth)
             repair = score_nik_repairs(conn, truth, round_id)
             conn.commit()  # end the read transaction: the next round creates partitions (needs locks)
+            started = time.monotonic()
+            publication = rank_audit_publish(round_id, publish_root=publish)
+            publish_seconds = time.monotonic() - started
+            ranking = score_ranking(conn, publication.candidate.version, truth)
+            conn.commit()
             rows = sum(sum(s.received.values()) for s in validation.submissions)
             print(
                 json.dumps(
@@ -86,6 +92,19 @@ def main() -> None:
                             "suggested_for_unrepairable": repair.suggested_for_unrepairable,
                             "precision": round(repair.precision, 4),
                             "recall": round(repair.recall, 4),
+                        },
+                        "publication": {
+                            "version": publication.candidate.version,
+                            "seconds": round(publish_seconds, 1),
+                            "audit_passed": publication.audit.success,
+                            "published": publication.published is not None,
+                            "programs": publication.candidate.programs,
+                        },
+                        "ranking": {
+                            "spearman": round(ranking.spearman, 4),
+                            "inclusion_error": round(ranking.inclusion_error, 4),
+                            "exclusion_error": round(ranking.exclusion_error, 4),
+                            "same_desil": round(ranking.desil_exact, 4),
                         },
                     },
                     default=str,
