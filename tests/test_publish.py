@@ -333,6 +333,14 @@ def test_audit_blocks_a_drifted_candidate_until_an_admin_approves_it(published, 
     assert conn.execute("SELECT version FROM publish.current_version").fetchone()[0] == 2
     with pytest.raises(AuditError, match="approver's name and a reason"):
         approve_version(conn, 3, "", "")
+    audit = conn.execute("SELECT audit FROM publish.version WHERE version = 3").fetchone()[0]
+    conn.execute(
+        "UPDATE publish.version SET audit = jsonb_set(audit, '{checks,0,success}', 'false') WHERE version = 3"
+    )
+    with pytest.raises(AuditError, match="nik_unique: an invariant cannot be approved"):
+        approve_version(conn, 3, "admin.pusat", "trying to approve a duplicate NIK")
+    conn.rollback()
+    assert audit["checks"][0]["rule"] == "nik_unique"
     approve_version(conn, 3, "admin.pusat", "PBI JK narrowed to desil 1-2 by ministerial decree (test)")
     assert build_candidate(conn, "2026-Q3", load_model(), load_programs()).status == "APPROVED"
     conn.commit()

@@ -10,7 +10,7 @@ import psycopg
 
 from dtsen.config import settings
 from dtsen.ingest.dukcapil import SnapshotOutcome, ingest_latest_snapshot
-from dtsen.ingest.landing import Refused, list_round
+from dtsen.ingest.landing import Refused, SubmissionDir, list_round
 from dtsen.ingest.register import SubmissionOutcome, ensure_round, ingest_submission, round_reference_date
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,21 @@ class RoundIngest:
     refused: list[Refused] = field(default_factory=list)
 
 
-def ingest_round(
+@dataclass
+class RoundOpening:
+    round_id: str
+    round_seq: int
+    snapshot: SnapshotOutcome | None
+    landing: Path
+    raw: Path
+    submissions: list[SubmissionDir] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
+def open_round(
     conn: psycopg.Connection, round_id: str, *, landing_root: Path | None = None, raw_root: Path | None = None
-) -> RoundIngest:
+) -> RoundOpening:
+    """Register the round, load its Dukcapil snapshot, and list its submissions (nothing staged yet)."""
     cfg = settings()
     landing = (landing_root or cfg.landing_root).resolve()
     raw = raw_root or cfg.raw_root
@@ -46,8 +58,43 @@ def ingest_round(
     listing = list_round(landing, round_id)
     for refused in listing.refused:
         log.warning("round %s: refused landing entry %s (%s)", round_id, refused.entry, refused.why)
-    known_regencies = {row[0] for row in conn.execute("SELECT kode FROM ref.kabupaten")}
-    result = RoundIngest(round_id, round_seq, snapshot, refused=listing.refused)
-    for sub in listing.submissions:
-        result.submissions.append(ingest_submission(conn, landing, raw, round_seq, sub, known_regencies))
+    return RoundOpening(round_id, round_seq, snapshot, landing, raw, listing.submissions, listing.refused)
+
+
+def known_regencies(conn: psycopg.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT kode FROM ref.kabupaten")}
+
+
+def ingest_listed_submission(
+    conn: psycopg.Connection,
+    round_id: str,
+    source: str,
+    submission_id: str,
+    *,
+    landing_root: Path | None = None,
+    raw_root: Path | None = None,
+) -> SubmissionOutcome:
+    """Check, register and stage one submission of an opened round (one Airflow mapped task)."""
+    cfg = settings()
+    landing = (landing_root or cfg.landing_root).resolve()
+    listing = list_round(landing, round_id)
+    found = [s for s in listing.submissions if (s.source, s.submission_id) == (source, submission_id)]
+    if not found:
+        raise LookupError(f"submission {source}/{submission_id} is not in round {round_id}'s landing zone")
+    round_seq = ensure_round(conn, round_id)
+    return ingest_submission(
+        conn, landing, raw_root or cfg.raw_root, round_seq, found[0], known_regencies(conn)
+    )
+
+
+def ingest_round(
+    conn: psycopg.Connection, round_id: str, *, landing_root: Path | None = None, raw_root: Path | None = None
+) -> RoundIngest:
+    opened = open_round(conn, round_id, landing_root=landing_root, raw_root=raw_root)
+    regencies = known_regencies(conn)
+    result = RoundIngest(round_id, opened.round_seq, opened.snapshot, refused=opened.refused)
+    for sub in opened.submissions:
+        result.submissions.append(
+            ingest_submission(conn, opened.landing, opened.raw, opened.round_seq, sub, regencies)
+        )
     return result

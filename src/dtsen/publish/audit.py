@@ -166,10 +166,26 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
     return outcome
 
 
+# Checks an admin may overrule (a real shift in who is poor, a decree changing a program); a broken
+# invariant (a duplicate NIK, a headless family, a deceased recipient) can never be approved.
+APPROVABLE_RULES = {"drift_added", "drift_removed", "desil_shares"}
+
+
 def approve_version(conn: psycopg.Connection, version: int, approved_by: str, reason: str) -> None:
     """An admin lets a BLOCKED candidate through; who and why are kept with the version."""
     if not approved_by.strip() or not reason.strip():
         raise AuditError("an approval needs the approver's name and a reason")
+    audit = conn.execute("SELECT audit FROM publish.version WHERE version = %s", (version,)).fetchone()
+    broken = sorted(
+        c["rule"]
+        for c in ((audit[0] or {}).get("checks", []) if audit else [])
+        if not c["success"] and c["rule"] not in APPROVABLE_RULES
+    )
+    if broken:
+        raise AuditError(
+            f"version {version} breaks {', '.join(broken)}: an invariant cannot be approved; fix the data and "
+            "discard the candidate"
+        )
     updated = conn.execute(
         "UPDATE publish.version SET status = 'APPROVED', approved_by = %s, approval_reason = %s, approved_at = now() "
         "WHERE version = %s AND status = 'BLOCKED' RETURNING version",

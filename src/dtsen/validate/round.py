@@ -199,16 +199,28 @@ def validate_round(
     if snapshot_pk is not None:
         validate_snapshot(conn, snapshot_pk)
     submissions = [validate_submission(conn, pk) for pk in pks]
+    gate = finish_validation(conn, round_seq, threshold)
+    if gate is None:
+        return RoundValidation(round_seq, submissions, [], already_validated=True)
+    return RoundValidation(round_seq, submissions, gate)
+
+
+def finish_validation(
+    conn: psycopg.Connection, round_seq: int, threshold: float | None = None
+) -> list[GateOutcome] | None:
+    """After every submission's suites: cross-row rules, the quality gate, NIK-repair suggestions, and
+    the round marked VALIDATED, in one transaction. None if the round was validated before."""
+    threshold = settings().quality_gate_threshold if threshold is None else threshold
     with conn.transaction():
         # One round validates at a time; the lock is released at commit.
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x0D75E2, round_seq))
-        if (
-            conn.execute("SELECT status FROM ingest.round WHERE round_seq = %s", (round_seq,)).fetchone()[0]
-            != "OPEN"
-        ):
-            return RoundValidation(round_seq, submissions, [], already_validated=True)
+        status, snapshot_pk = conn.execute(
+            "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s", (round_seq,)
+        ).fetchone()
+        if status != "OPEN":
+            return None
         apply_cross_rules(conn, round_seq, snapshot_pk)
         gate = apply_quality_gate(conn, round_seq, threshold)
         suggest_nik_repairs(conn, round_seq, snapshot_pk)
         conn.execute("UPDATE ingest.round SET status = 'VALIDATED' WHERE round_seq = %s", (round_seq,))
-    return RoundValidation(round_seq, submissions, gate)
+    return gate
