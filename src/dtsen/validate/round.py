@@ -205,6 +205,22 @@ def validate_round(
     return RoundValidation(round_seq, submissions, gate)
 
 
+class RoundNotReady(RuntimeError):
+    pass
+
+
+# Submissions registered but not through their suites (a task that failed or has not run yet).
+UNFINISHED_SUBMISSIONS_SQL = """
+SELECT count(*) FROM ingest.submission s
+WHERE s.round_seq = %(round_seq)s
+  AND (s.status = 'RECEIVED'
+       OR (s.status = 'STAGED' AND EXISTS (
+               SELECT 1 FROM ingest.submission_file f WHERE f.submission_pk = s.submission_pk AND f.status = 'STAGED'
+                 AND NOT EXISTS (SELECT 1 FROM quality.suite_result r
+                                 WHERE r.submission_pk = s.submission_pk AND r.file_kind = f.file_kind))))
+"""
+
+
 def finish_validation(
     conn: psycopg.Connection, round_seq: int, threshold: float | None = None
 ) -> list[GateOutcome] | None:
@@ -219,6 +235,10 @@ def finish_validation(
         ).fetchone()
         if status != "OPEN":
             return None
+        unfinished = conn.execute(UNFINISHED_SUBMISSIONS_SQL, {"round_seq": round_seq}).fetchone()[0]
+        if unfinished:
+            # their rows would be neither merged nor rejected: stage and validate them first
+            raise RoundNotReady(f"{unfinished} submission(s) of round #{round_seq} are not staged and validated yet")
         apply_cross_rules(conn, round_seq, snapshot_pk)
         gate = apply_quality_gate(conn, round_seq, threshold)
         suggest_nik_repairs(conn, round_seq, snapshot_pk)

@@ -1,0 +1,143 @@
+"""The texts of every notification: to program owners (a published version), to regions (their
+feedback), to data ops (a failed task, a blocked audit). Built from manifests, ringkasan.json and
+counts only; `redact` masks any NIK-like digit run in text that came from an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dtsen.notify.subscribers import Subscribers
+
+_LONG_DIGITS = re.compile(r"\d{12,}")
+
+
+@dataclass(frozen=True)
+class Email:
+    to: tuple[str, ...]
+    subject: str
+    body: str  # plain text; senders wrap it for HTML transports
+
+
+def redact(text: str, limit: int = 500) -> str:
+    """Mask digit runs long enough to be a NIK or KK number (last 4 kept) and cap the length."""
+    masked = _LONG_DIGITS.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
+    return masked if len(masked) <= limit else masked[:limit] + " [...]"
+
+
+def version_location(subscribers: Subscribers, version_path: str, version: int) -> str:
+    base = subscribers.files_base_url.rstrip("/")
+    return f"{base}/{version}/" if base else f"{version_path}/"
+
+
+def program_payload(manifest: dict, program: str, location: str) -> dict:
+    """What a program owner is told (email and webhook alike)."""
+    counts = manifest["programs"][program]
+    files = {k: v for k, v in manifest["files"].items() if k == f"programs/{program}.parquet" or "/" not in k}
+    return {
+        "event": "dtsen.version.published",
+        "program": program,
+        "version": manifest["version"],
+        "round_id": manifest["round_id"],
+        "published_at": manifest["published_at"],
+        "previous_version": manifest.get("previous_version"),
+        "recipients": counts["recipients"],
+        "added": counts["added"],
+        "removed": counts["removed"],
+        "location": location,
+        "files": files,
+        "ranking_model": manifest.get("ranking_model"),
+    }
+
+
+def program_email(payload: dict, to: tuple[str, ...]) -> Email:
+    lines = [
+        f"DTSEN versi {payload['version']} (putaran {payload['round_id']}) telah terbit pada {payload['published_at']}.",
+        "",
+        f"Program {payload['program']}:",
+        f"  penerima      {payload['recipients']:>10,}",
+        f"  ditambahkan   {payload['added']:>10,}",
+        f"  dikeluarkan   {payload['removed']:>10,}",
+        f"  (dibandingkan versi {payload['previous_version'] or '-'})",
+        "",
+        f"Berkas: {payload['location']}",
+        "Checksum SHA-256 (periksa sebelum digunakan):",
+        *[f"  {name}  {digest}" for name, digest in sorted(payload["files"].items())],
+        "",
+        "Pesan ini dikirim otomatis oleh pipeline DTSEN; data pribadi tidak pernah dikirim lewat email.",
+    ]
+    subject = (
+        f"[DTSEN] Versi {payload['version']} terbit: {payload['program']} {payload['recipients']:,} penerima"
+    )
+    return Email(to, subject, "\n".join(lines))
+
+
+def region_emails(round_id: str, feedback: list[dict], subscribers: Subscribers) -> list[tuple[str, Email]]:
+    """(regency, email): one per regency, summarising each of its pemda submissions' ringkasan.json."""
+    by_regency: dict[str, list[dict]] = {}
+    for item in feedback:
+        if item.get("source") == "pemda" and item.get("kode_wilayah"):
+            by_regency.setdefault(item["kode_wilayah"][:4], []).append(item)
+    emails = []
+    for regency, items in sorted(by_regency.items()):
+        to = subscribers.region_emails(regency)
+        if not to:
+            continue
+        lines = [
+            f"Hasil pemrosesan kiriman data DTSEN putaran {round_id} untuk kabupaten/kota {regency}:",
+            "",
+        ]
+        for item in items:
+            folder = Path(item["path"])
+            summary = json.loads((folder / "ringkasan.json").read_text(encoding="utf-8"))
+            lines.append(f"Kiriman {summary['submission_id']}: {summary['status']}")
+            for name, rows in sorted(summary.get("rows", {}).items()):
+                lines.append(
+                    f"  {name}: diterima {rows['received']}, masuk DTSEN {rows['merged']}, ditolak {rows['rejected']}"
+                )
+            for code, n in sorted(summary.get("reasons", {}).items()):
+                lines.append(f"  {n:>6}  {code}: {summary.get('pesan', {}).get(code, '')}")
+            lines.append(f"  Rincian baris yang ditolak: {folder / 'ditolak.csv'}")
+            lines.append("")
+        lines.append("Perbaiki baris yang ditolak dan kirimkan kembali pada putaran berikutnya.")
+        emails.append(
+            (regency, Email(to, f"[DTSEN] Hasil kiriman putaran {round_id} - {regency}", "\n".join(lines)))
+        )
+    return emails
+
+
+def task_failure_email(
+    to: tuple[str, ...],
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    try_number: int,
+    exception: BaseException | str | None,
+    log_url: str | None = None,
+) -> Email:
+    kind = type(exception).__name__ if isinstance(exception, BaseException) else "error"
+    text = redact(str(exception)) if exception is not None else "(no exception recorded)"
+    lines = [
+        f"Task {dag_id}.{task_id} failed (run {run_id}, try {try_number}).",
+        f"{kind}: {text}",
+        "",
+        f"Log: {log_url}" if log_url else "See the task log in the Airflow UI.",
+        "Every step of a round is idempotent: after fixing the cause, clear the failed task to rerun it.",
+    ]
+    return Email(to, f"[DTSEN] FAILED {dag_id}.{task_id}", "\n".join(lines))
+
+
+def audit_blocked_email(to: tuple[str, ...], round_id: str, version: int, report: list[str]) -> Email:
+    lines = [
+        f"The candidate version {version} of round {round_id} failed its audit and was NOT published;",
+        "the current version stays current. Audit report:",
+        "",
+        *report,
+        "",
+        "If the drift is expected, approve it: trigger dtsen_update_round again with approve_drift and a reason,",
+        f"or run `dtsen approve --version {version} --by NAME --reason TEXT` and then `dtsen publish --round {round_id}`.",
+    ]
+    return Email(to, f"[DTSEN] Audit blocked version {version} (round {round_id})", "\n".join(lines))
