@@ -335,6 +335,14 @@ WHERE d.snapshot_pk = %(snapshot_pk)s
 CREATE INDEX ON dk_changed (nik);
 ANALYZE dk_changed;
 
+-- name: probe_registry_by_key
+-- From here to registry_probes_done the round's persons are looked up in the registry by key.
+-- Hash joins would scan every registry row (289M nationally) once per statement; index probes cost
+-- what the round costs. dtsen.merge switches the planner to probes when the round is small against
+-- the registry (below PROBE_FRACTION); for a round that touches most of the registry, scans win.
+SET LOCAL enable_hashjoin = off;
+SET LOCAL enable_mergejoin = off;
+
 -- name: person_new
 -- Each person a winning member row touches, with identity from Dukcapil where it knows the NIK.
 CREATE TEMP TABLE per_new ON COMMIT DROP AS
@@ -463,6 +471,10 @@ SELECT n.nik, n.target_kk, n.hubungan_keluarga, %(round_seq)s, n.submission_pk, 
 FROM per_new n
 WHERE n.operasi <> 'HAPUS'
   AND NOT EXISTS (SELECT 1 FROM registry.membership m WHERE m.nik = n.nik AND m.valid_to_round IS NULL);
+
+-- name: registry_probes_done
+SET LOCAL enable_hashjoin = on;
+SET LOCAL enable_mergejoin = on;
 
 -- name: dukcapil_deaths
 -- Dukcapil is the authority on death: open persons it records as deceased are closed, reported by a
