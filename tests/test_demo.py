@@ -21,9 +21,10 @@ def test_the_main_job_publishes_every_sample_round_once(scratch_database, tmp_pa
     first = _demo(env)
     for version in (1, 2, 3):
         assert f"published: {tmp_path / 'publish' / 'versions' / str(version)}" in first
-    assert "Spearman" in first and "pbi_jk" in first
+    assert first.count("run success") == 3 and "Spearman" in first
+    assert "mail delivered to the local SMTP sink (24 messages)" in first  # 4 regions + 4 programs, x3
     versions = tmp_path / "publish" / "versions"
     before = {p: p.stat().st_mtime_ns for p in versions.rglob("*")}
     second = _demo(env)
-    assert "already published" in second and "built now" not in second
+    assert "built now" not in second and "mail delivered to the local SMTP sink (0 messages)" in second
     assert {p: p.stat().st_mtime_ns for p in versions.rglob("*")} == before

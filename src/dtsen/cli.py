@@ -178,7 +178,7 @@ def cmd_rank_fit(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from dtsen.demo import run_demo
 
-    return run_demo(landing_root=args.landing_root)
+    return run_demo(landing_root=args.landing_root, via_airflow=not args.no_airflow)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")
     demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
+    demo.add_argument(
+        "--no-airflow", action="store_true", help="run the rounds' steps directly, without Airflow"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -231,5 +231,5 @@ def format_publication(result: PublicationResult) -> list[str]:
     elif result.published.published_now:
         lines.append(f"  published: {result.published.path}")
     else:
-        lines.append(f"  already published: {result.published.path} (nothing rewritten)")
+        lines.append(f"  published: {result.published.path} (before this call; a version is never rewritten)")
     return lines

@@ -238,7 +238,9 @@ def finish_validation(
         unfinished = conn.execute(UNFINISHED_SUBMISSIONS_SQL, {"round_seq": round_seq}).fetchone()[0]
         if unfinished:
             # their rows would be neither merged nor rejected: stage and validate them first
-            raise RoundNotReady(f"{unfinished} submission(s) of round #{round_seq} are not staged and validated yet")
+            raise RoundNotReady(
+                f"{unfinished} submission(s) of round #{round_seq} are not staged and validated yet"
+            )
         apply_cross_rules(conn, round_seq, snapshot_pk)
         gate = apply_quality_gate(conn, round_seq, threshold)
         suggest_nik_repairs(conn, round_seq, snapshot_pk)

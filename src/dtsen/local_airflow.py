@@ -1,0 +1,130 @@
+"""Airflow on this machine: the environment for the project's DAGs, a local SMTP sink, and the rounds
+of the main job run through the real Airflow runtime (`dag.test()`, in process).
+
+Airflow keeps its metadata in SQLite under DTSEN_HOME/airflow; the warehouse is the project's own
+(DTSEN_DATABASE_URL or the private cluster). Airflow is configured from the environment, so
+`airflow_env()` must be applied before Airflow is first imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from email import policy
+from pathlib import Path
+
+from dtsen.config import settings
+from dtsen.paths import PROJECT_ROOT
+
+LOCAL_SMTP_PORT = 2525
+
+
+def airflow_env(smtp_port: int = LOCAL_SMTP_PORT) -> dict[str, str]:
+    """Airflow settings for the project: its DAGs, no examples, SQLite metadata, the SMTP connection."""
+    home = settings().home / "airflow"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__EXPOSE_CONFIG": "False",
+        "AIRFLOW_CONN_DTSEN_SMTP": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1},
+            }
+        ),
+    }
+
+
+def migrate_airflow_db(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ | env,
+    )
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class MailSink:
+    """A local SMTP server that keeps what it receives (aiosmtpd), for trials and the main job."""
+
+    port: int = LOCAL_SMTP_PORT
+    messages: list = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def __enter__(self) -> MailSink:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._controller.stop()
+
+
+def run_round_through_airflow(round_id: str) -> tuple[str, dict[str, str], int | None]:
+    """dtsen_update_round for `round_id`, then dtsen_notify_programs for the version it published.
+    Returns the run's state, each task's state, and the published version (None if none)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    if bag.import_errors:
+        raise RuntimeError(f"DAGs failed to import: {sorted(bag.import_errors)}")
+    log_file = Path(os.environ.get("AIRFLOW_HOME", ".")) / "dag-test.log"
+    with open(log_file, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+        run = bag.dags["dtsen_update_round"].test(run_conf={"round_id": round_id})
+    states = {}
+    for ti in run.get_task_instances():
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+        states[key] = str(ti.state)
+    version = published_version(round_id) if states.get("publish") == "success" else None
+    if version is not None:
+        with open(log_file, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+            notify = bag.dags["dtsen_notify_programs"].test(run_conf={"version": version})
+        states["dtsen_notify_programs.notify"] = str(notify.state)
+    return str(run.state), states, version
+
+
+def published_version(round_id: str) -> int | None:
+    from dtsen.warehouse import engine
+
+    with engine.connect() as conn:
+        found = conn.execute(
+            "SELECT published_version FROM ingest.round WHERE round_id = %s", (round_id,)
+        ).fetchone()
+    return found[0] if found else None
+
+
+def free_port(preferred: int = LOCAL_SMTP_PORT) -> int:
+    if port_is_free(preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mail_lines(messages: list) -> list[str]:
+    return [f"  to {m['To']:<36} {m['Subject']}" for m in messages]
