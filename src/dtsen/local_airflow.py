@@ -85,16 +85,33 @@ class MailSink:
         self._controller.stop()
 
 
+@contextlib.contextmanager
+def _output_to(path: Path):
+    """Send this process's stdout to `path` at the file-descriptor level (Airflow's task logs write
+    to the original stream, not to sys.stdout), so the main job prints only its summary."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(path, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def run_round_through_airflow(round_id: str) -> tuple[str, dict[str, str], int | None]:
     """dtsen_update_round for `round_id`, then dtsen_notify_programs for the version it published.
     Returns the run's state, each task's state, and the published version (None if none)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    log_file = Path(os.environ.get("AIRFLOW_HOME", ".")) / "dag-test.log"
+    with _output_to(log_file):
+        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if bag.import_errors:
         raise RuntimeError(f"DAGs failed to import: {sorted(bag.import_errors)}")
-    log_file = Path(os.environ.get("AIRFLOW_HOME", ".")) / "dag-test.log"
-    with open(log_file, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+    with _output_to(log_file):
         run = bag.dags["dtsen_update_round"].test(run_conf={"round_id": round_id})
     states = {}
     for ti in run.get_task_instances():
@@ -102,7 +119,7 @@ def run_round_through_airflow(round_id: str) -> tuple[str, dict[str, str], int |
         states[key] = str(ti.state)
     version = published_version(round_id) if states.get("publish") == "success" else None
     if version is not None:
-        with open(log_file, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+        with _output_to(log_file):
             notify = bag.dags["dtsen_notify_programs"].test(run_conf={"version": version})
         states["dtsen_notify_programs.notify"] = str(notify.state)
     return str(run.state), states, version
