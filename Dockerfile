@@ -2,7 +2,7 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client tini \
+ && apt-get install -y --no-install-recommends postgresql-client tini curl \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/dtsen
@@ -13,11 +13,13 @@ COPY src ./src
 COPY sql ./sql
 COPY data ./data
 COPY expectations ./expectations
+COPY config ./config
 COPY dags ./dags
 COPY plugins ./plugins
 RUN uv pip install --system --no-cache --no-deps -e .
 
 ENV DTSEN_LANDING_ROOT=/data/landing \
+    AIRFLOW_HOME=/opt/airflow \
     DTSEN_PUBLISH_ROOT=/data/publish \
     PYTHONUNBUFFERED=1
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -26,7 +26,9 @@ def test_compose_parses_and_every_pipeline_container_gets_the_contract_settings(
 
 
 def test_compose_settings_are_ones_the_code_reads():
-    source = (PROJECT_ROOT / "src" / "dtsen" / "config.py").read_text()
+    source = "".join(
+        p.read_text() for folder in ("src", "dags") for p in (PROJECT_ROOT / folder).rglob("*.py")
+    )
     for svc in _compose()["services"].values():
         for var in svc.get("environment") or {}:
             if var.startswith("DTSEN_"):
@@ -35,7 +37,7 @@ def test_compose_settings_are_ones_the_code_reads():
 
 def test_compose_warehouse_url_points_at_the_warehouse_service():
     compose = _compose()
-    url = compose["services"]["dtsen-job"]["environment"]["DTSEN_DATABASE_URL"]
+    url = compose["services"]["airflow-worker"]["environment"]["DTSEN_DATABASE_URL"]
     host = re.search(r"@([^:/]+)", url).group(1)
     assert host in compose["services"]
 
@@ -46,3 +48,75 @@ def test_dockerfile_copies_paths_that_exist_and_installs_from_the_lock():
         for part in line.split()[:-1]:  # the last token is the destination
             assert (PROJECT_ROOT / part).exists(), part
     assert "--require-hashes -r requirements.lock" in text
+
+
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+    "airflow-db",
+    "redis",
+    "warehouse",
+    "mailcatcher",
+}
+
+
+def _host(url: str) -> str:
+    return re.search(r"://(?:[^@/]*@)?([^:/?]+)", url).group(1)
+
+
+def test_compose_has_the_airflow_3_celery_shape_with_the_project_image():
+    services = _compose()["services"]
+    assert AIRFLOW_SERVICES <= set(services)
+    for name in AIRFLOW_SERVICES - {"airflow-db", "redis", "warehouse", "mailcatcher"}:
+        env = services[name]["environment"]
+        assert services[name]["image"] == "dtsen:latest", name
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        for key in (
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW_CONN_DTSEN_SMTP",
+            "DTSEN_DATABASE_URL",
+        ):
+            assert _host(env[key]) in services, (name, key)  # every address is a service of this file
+    assert services["airflow-apiserver"]["command"] == ["airflow", "api-server"]
+    assert services["airflow-worker"]["command"] == ["airflow", "celery", "worker"]
+
+
+def test_compose_paths_are_where_the_image_puts_the_dags_and_config():
+    text = DOCKERFILE.read_text()
+    workdir = re.search(r"^WORKDIR (\S+)$", text, flags=re.M).group(1)
+    copied = {
+        dest.rstrip("/").removeprefix("./"): src
+        for src, dest in re.findall(r"^COPY (\S+) (\S+)$", text, re.M)
+    }
+    env = _compose()["services"]["airflow-worker"]["environment"]
+    for key, folder in (("AIRFLOW__CORE__DAGS_FOLDER", "dags"), ("AIRFLOW__CORE__PLUGINS_FOLDER", "plugins")):
+        assert env[key] == f"{workdir}/{folder}" and folder in copied, key
+    assert env["DTSEN_SUBSCRIBERS"].startswith(f"{workdir}/config/") and "config" in copied
+    assert (PROJECT_ROOT / env["DTSEN_SUBSCRIBERS"].removeprefix(f"{workdir}/")).exists()
+
+
+def test_every_container_running_tasks_mounts_the_landing_zone_and_publish_root():
+    services = _compose()["services"]
+    for name in (
+        "airflow-worker",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-apiserver",
+    ):
+        env, mounts = services[name]["environment"], services[name]["volumes"]
+        targets = {m.split(":")[1] for m in mounts}
+        assert env["DTSEN_LANDING_ROOT"] in targets and env["DTSEN_PUBLISH_ROOT"] in targets, name
+
+
+def test_the_smtp_connection_in_compose_is_the_one_the_dags_use():
+    from dtsen.airflow_support import SMTP_CONN_ID
+
+    env = _compose()["services"]["airflow-worker"]["environment"]
+    assert f"AIRFLOW_CONN_{SMTP_CONN_ID.upper()}" in env
