@@ -175,6 +175,12 @@ def cmd_rank_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from dtsen.local_airflow import standalone
+
+    return standalone(port=args.port)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dtsen.demo import run_demo
 
@@ -246,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--version", default="1")
     fit.add_argument("--source", default=None, help="how the world was generated (recorded in the model)")
     fit.set_defaults(func=cmd_rank_fit)
+
+    af = sub.add_parser(
+        "airflow", help="start Airflow locally (standalone) with the project's DAGs and warehouse"
+    )
+    af.add_argument("--port", type=int, default=8080)
+    af.set_defaults(func=cmd_airflow)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")
     demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")

@@ -145,3 +145,53 @@ def free_port(preferred: int = LOCAL_SMTP_PORT) -> int:
 
 def mail_lines(messages: list) -> list[str]:
     return [f"  to {m['To']:<36} {m['Subject']}" for m in messages]
+
+
+def standalone(port: int = 8080) -> int:
+    """`airflow standalone` for this project: its DAGs and connections, the local warehouse, and a
+    local SMTP sink whose mail is kept as files (a Maildir) under DTSEN_HOME/mail."""
+    from dtsen.warehouse import engine
+
+    cfg = settings()
+    smtp_port = free_port()
+    env = (
+        os.environ
+        | airflow_env(smtp_port)
+        | {
+            "DTSEN_DATABASE_URL": engine.database_url(),  # the tasks use exactly this warehouse
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # standalone starts `airflow api-server`, `airflow scheduler`, ... by name: this venv's first
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    migrate_airflow_db(env)
+    mail = cfg.home / "mail"
+    mail.mkdir(parents=True, exist_ok=True)
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{smtp_port}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(mail),
+        ],
+        env=env,
+    )
+    passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    print(
+        f"Airflow UI: http://localhost:{port}  (user admin; its password is printed below by Airflow and kept "
+        f"in {passwords})"
+    )
+    print(
+        f"DAGs from {env['AIRFLOW__CORE__DAGS_FOLDER']}; warehouse {engine.describe_target(env['DTSEN_DATABASE_URL'])}"
+    )
+    print(f"mail goes to a local SMTP sink on 127.0.0.1:{smtp_port}, kept in {mail}/new/")
+    try:
+        return subprocess.run([sys.executable, "-m", "airflow", "standalone"], env=env).returncode
+    finally:
+        sink.terminate()
