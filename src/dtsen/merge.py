@@ -140,8 +140,9 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
             log.debug("merge step %s done in %.1f s", name, summary.step_seconds[name])
         if probe:
             conn.execute(statements("merge/merge_round.sql")["probe_registry_by_key"])
+        started = time.perf_counter()
         violations = check_invariants(conn, round_seq, snapshot_pk)
-        conn.execute(statements("merge/merge_round.sql")["registry_probes_done"])
+        summary.step_seconds["invariants"] = time.perf_counter() - started
         if violations:
             listed = ", ".join(f"{k} ({v}+ cases)" for k, v in violations.items())
             raise InvariantViolation(
@@ -159,5 +160,8 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         conn.execute(
             "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s", (round_seq,)
         )
+        started = time.perf_counter()
         summary.changes = dict(conn.execute(CHANGE_COUNTS_SQL, {"r": round_seq}).fetchall())
+        summary.step_seconds["change_counts"] = time.perf_counter() - started
+        conn.execute(statements("merge/merge_round.sql")["registry_probes_done"])
     return summary
