@@ -276,3 +276,49 @@ def test_a_failing_task_emails_data_ops(airflow_round, smtp):
     assert [m["To"] for m in sent] == ["dataops@dtsen.example"]
     assert sent[0]["Subject"] == "[DTSEN] FAILED dtsen_update_round.prepare"
     assert "LandingError" in sent[0].get_body().get_content()
+    import psycopg
+
+    from dtsen.warehouse import engine
+
+    with psycopg.connect(
+        engine.libpq_conninfo(os.environ["DTSEN_DATABASE_URL"])
+    ) as conn:  # a typo registers nothing
+        assert conn.execute("SELECT count(*) FROM ingest.round WHERE round_id = '2031-Q1'").fetchone()[0] == 0
+
+
+def test_a_blocked_audit_emails_data_ops_and_approve_drift_publishes_it(
+    airflow_round, smtp, tmp_path, monkeypatch
+):
+    """Round 2026-Q2 ranked with PBI JK cut to desil 1-2: the audit blocks it (drift in every regency);
+    triggering again with approve_drift and a reason publishes it, recording the approval."""
+    bag, work, _ = airflow_round
+    programs = json.loads((PROJECT_ROOT / "config" / "programs.json").read_text())
+    next(p for p in programs["programs"] if p["id"] == "pbi_jk")["desil_max"] = 2
+    (tmp_path / "programs.json").write_text(json.dumps(programs))
+    monkeypatch.setenv("DTSEN_PROGRAMS", str(tmp_path / "programs.json"))
+    smtp.take()
+    dag = bag.dags["dtsen_update_round"]
+    blocked = dag.test(run_conf={"round_id": "2026-Q2"})
+    states = {ti.task_id: str(ti.state) for ti in blocked.get_task_instances() if ti.map_index < 0}
+    assert (
+        blocked.state == "success"
+        and states["publish"] == "skipped"
+        and states["rank_and_audit"] == "success"
+    )
+    assert not (work / "publish" / "versions" / "2").exists()
+    to_ops = [m for m in smtp.take() if m["To"] == "dataops@dtsen.example"]
+    assert [m["Subject"] for m in to_ops] == ["[DTSEN] Audit blocked version 2 (round 2026-Q2)"]
+    assert "drift: regency 3674 program pbi_jk" in to_ops[0].get_body().get_content()
+
+    refused = dag.test(run_conf={"round_id": "2026-Q2", "approve_drift": True})  # no reason given
+    assert refused.state == "failed"
+    approved = dag.test(
+        run_conf={
+            "round_id": "2026-Q2",
+            "approve_drift": True,
+            "approval_reason": "PBI JK narrowed by decree (test)",
+        }
+    )
+    assert approved.state == "success"
+    manifest = json.loads((work / "publish" / "versions" / "2" / "manifest.json").read_text())
+    assert manifest["audit"] == {"success": False, "approved_by": "airflow-trigger"}

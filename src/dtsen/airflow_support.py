@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from dtsen.ingest.dukcapil import SnapshotConflict
 from dtsen.ingest.landing import LandingError
+from dtsen.ingest.register import RoundOrderError
 from dtsen.merge import MergeError
 from dtsen.notify.messages import Email, task_failure_email
 from dtsen.notify.subscribers import SubscriberConfigError, load_subscribers
@@ -20,6 +22,7 @@ from dtsen.publish.audit import AuditError
 from dtsen.publish.candidate import CandidateError
 from dtsen.publish.version import PublishError
 from dtsen.rank.model import ModelError
+from dtsen.validate.rules import SuiteFormatError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ OWNER = "dtsen-data-ops"
 # Errors in the data or the configuration: retrying cannot help, a person has to act.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
     LandingError,
+    RoundOrderError,
+    SnapshotConflict,
     MergeError,
     CandidateError,
     AuditError,
@@ -37,6 +42,7 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     ModelError,
     ProgramConfigError,
     SubscriberConfigError,
+    SuiteFormatError,
     LookupError,
 )
 

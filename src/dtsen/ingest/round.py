@@ -43,6 +43,9 @@ def open_round(
     cfg = settings()
     landing = (landing_root or cfg.landing_root).resolve()
     raw = raw_root or cfg.raw_root
+    # list first: a round id with no folder (a typo) must not be registered, or it would block
+    # every earlier round (rounds are merged in order)
+    listing = list_round(landing, round_id)
     round_seq = ensure_round(conn, round_id)
     snapshot = ingest_latest_snapshot(conn, landing, raw, round_reference_date(round_id))
     if snapshot is None:
@@ -55,7 +58,6 @@ def open_round(
                 "UPDATE ingest.round SET dukcapil_snapshot_pk = %s WHERE round_seq = %s",
                 (snapshot.snapshot_pk, round_seq),
             )
-    listing = list_round(landing, round_id)
     for refused in listing.refused:
         log.warning("round %s: refused landing entry %s (%s)", round_id, refused.entry, refused.why)
     return RoundOpening(round_id, round_seq, snapshot, landing, raw, listing.submissions, listing.refused)
