@@ -125,23 +125,18 @@ def airflow_round(scratch_database, smtp, webhook_receiver, tmp_path_factory):
         "DTSEN_SUBSCRIBERS": str(work / "subscribers.json"),
         "DTSEN_TEST_PBI_SECRET": WEBHOOK_SECRET,
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ | AIRFLOW_ENV,
-    )
-    from airflow.dag_processing.dagbag import DagBag
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            check=True,
+            capture_output=True,
+            env=os.environ | AIRFLOW_ENV,
+        )
+        from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
-    yield bag, work, calls
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+        yield DagBag(dag_folder=str(PROJECT_ROOT / "dags")), work, calls
 
 
 def test_dags_parse_fast_without_touching_the_warehouse(tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -52,23 +51,18 @@ CHANGES = {"ADDED", "REMOVED", "DESIL_CHANGED", "MOVED_FAMILY", "ATTRIBUTES_CHAN
 def published(scratch_database, tmp_path_factory):
     """Sample rounds 2026-Q1 and 2026-Q2 merged and published (versions 1 and 2)."""
     url = scratch_database("publish")
-    saved = {k: os.environ.get(k) for k in ("DTSEN_DATABASE_URL", "DTSEN_RAW_ROOT")}
-    os.environ["DTSEN_DATABASE_URL"] = url
-    os.environ["DTSEN_RAW_ROOT"] = str(tmp_path_factory.mktemp("raw"))
     publish_root = tmp_path_factory.mktemp("publish")
-    conn = psycopg.connect(engine.libpq_conninfo(url))
-    migrate(conn)
-    results = {}
-    for round_id in ("2026-Q1", "2026-Q2"):
-        validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish_root)
-        results[round_id] = rank_audit_publish(round_id, publish_root=publish_root)
-    yield conn, publish_root, results
-    conn.close()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_DATABASE_URL", url)
+        env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp("raw")))
+        conn = psycopg.connect(engine.libpq_conninfo(url))
+        migrate(conn)
+        results = {}
+        for round_id in ("2026-Q1", "2026-Q2"):
+            validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish_root)
+            results[round_id] = rank_audit_publish(round_id, publish_root=publish_root)
+        yield conn, publish_root, results
+        conn.close()
 
 
 def _read(version_dir: Path, relative: str) -> pd.DataFrame:

@@ -32,7 +32,6 @@ GE_CODES = {
 @pytest.fixture(scope="module")
 def sample_rounds(scratch_database, tmp_path_factory):
     """The three sample rounds run through validate + merge in a warehouse of their own."""
-    import os
 
     import psycopg
 
@@ -40,27 +39,23 @@ def sample_rounds(scratch_database, tmp_path_factory):
     from dtsen.warehouse.migrate import migrate
 
     url = scratch_database("sample")
-    previous = os.environ.get("DTSEN_DATABASE_URL")
-    os.environ["DTSEN_DATABASE_URL"] = url
-    os.environ["DTSEN_RAW_ROOT"] = str(tmp_path_factory.mktemp("raw"))
-    conn = psycopg.connect(engine.libpq_conninfo(url))
-    migrate(conn)
     publish = tmp_path_factory.mktemp("publish")
-    scores = {}
-    for round_id in ROUNDS:
-        result = validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
-        scores[round_id] = (
-            result,
-            score_rejections(conn, SAMPLE_DIR / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
-            score_registry(conn, SAMPLE_DIR / "truth" / round_id),
-        )
-        conn.commit()
-    yield conn, scores, publish
-    conn.close()
-    if previous is None:
-        os.environ.pop("DTSEN_DATABASE_URL", None)
-    else:
-        os.environ["DTSEN_DATABASE_URL"] = previous
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_DATABASE_URL", url)
+        env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp("raw")))
+        conn = psycopg.connect(engine.libpq_conninfo(url))
+        migrate(conn)
+        scores = {}
+        for round_id in ROUNDS:
+            result = validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
+            scores[round_id] = (
+                result,
+                score_rejections(conn, SAMPLE_DIR / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
+                score_registry(conn, SAMPLE_DIR / "truth" / round_id),
+            )
+            conn.commit()
+        yield conn, scores, publish
+        conn.close()
 
 
 @pytest.mark.parametrize("round_id", ROUNDS)
