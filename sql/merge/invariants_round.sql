@@ -4,12 +4,13 @@
 -- whole registry.
 
 -- name: open_family_without_exactly_one_head
-SELECT f.no_kk
+-- driven from the touched families, each counted by its own members (one index probe per family)
+SELECT t.no_kk
 FROM touched_family t
 JOIN registry.family f ON f.no_kk = t.no_kk AND f.is_open
-LEFT JOIN registry.membership m ON m.no_kk = f.no_kk AND m.valid_to_round IS NULL
-GROUP BY f.no_kk
-HAVING count(m.nik) FILTER (WHERE m.hubungan_keluarga = 1) <> 1
+CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE m.hubungan_keluarga = 1) AS heads
+                    FROM registry.membership m WHERE m.no_kk = t.no_kk AND m.valid_to_round IS NULL) h
+WHERE h.heads <> 1
 LIMIT 20;
 
 -- name: open_membership_of_closed_family

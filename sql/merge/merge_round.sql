@@ -601,7 +601,10 @@ SELECT %(round_seq)s, 'F', no_kk, 'is_open', 'true', 'false', NULL, 'system' FRO
 -- round's keys by index instead of scanning the registry (the merge grows with the round).
 CREATE TEMP TABLE touched_family ON COMMIT DROP AS
 SELECT no_kk FROM fam_new
+-- families a person joined or changed relationship in (an attribute update inside the same family
+-- cannot change who heads it, so it does not make the family "touched")
 UNION SELECT target_kk FROM per_new WHERE target_kk IS NOT NULL
+    AND (NOT was_open OR current_kk IS DISTINCT FROM target_kk OR current_hubungan IS DISTINCT FROM hubungan_keluarga)
 UNION SELECT no_kk FROM left_families
 UNION SELECT no_kk FROM head_successor
 UNION SELECT entity_key FROM registry.field_change WHERE round_seq = %(round_seq)s AND entity = 'F';
