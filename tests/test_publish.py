@@ -19,16 +19,18 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
+from dtsen.config import DEFAULT_PROGRAMS as DEFAULT_PROGRAMS_PATH
+from dtsen.config import DEFAULT_RANKING_MODEL as DEFAULT_MODEL_PATH
 from dtsen.evaluate import score_ranking
 from dtsen.paths import SAMPLE_DIR
 from dtsen.pipeline import rank_audit_publish, validate_and_merge
-from dtsen.programs import DEFAULT_PROGRAMS_PATH, ProgramConfigError, load_programs, parse_programs
+from dtsen.programs import ProgramConfigError, load_programs, parse_programs
 from dtsen.publish.audit import AuditError, approve_version
 from dtsen.publish.candidate import build_candidate, eligibility_context_sql
 from dtsen.publish.explain import explain
 from dtsen.publish.parquet import copy_to_parquet
 from dtsen.publish.version import PublishError, publish_version, verify_version_dir
-from dtsen.rank.model import DEFAULT_MODEL_PATH, ModelError, load_model, parse_model
+from dtsen.rank.model import ModelError, load_model, parse_model
 from dtsen.warehouse import engine
 from dtsen.warehouse.migrate import migrate
 

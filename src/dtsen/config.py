@@ -8,7 +8,11 @@ from pathlib import Path
 
 from dtsen.paths import PROJECT_ROOT
 
-DEFAULT_LOCAL_PG_PORT = 54329  # away from 5432 so a system server never collides with ours
+DEFAULT_LOCAL_PG_PORT = 54329
+DEFAULT_RANKING_MODEL = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
+DEFAULT_PROGRAMS = (
+    PROJECT_ROOT / "config" / "programs.json"
+)  # away from 5432 so a system server never collides with ours
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,6 @@ def settings() -> Settings:
         raw_root=_path("DTSEN_RAW_ROOT", home / "raw"),
         local_pg_port=int(os.environ.get("DTSEN_LOCAL_PG_PORT", DEFAULT_LOCAL_PG_PORT)),
         quality_gate_threshold=float(os.environ.get("DTSEN_QUALITY_GATE_THRESHOLD", "0.20")),
-        ranking_model_path=_path("DTSEN_RANKING_MODEL", PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"),
-        programs_path=_path("DTSEN_PROGRAMS", PROJECT_ROOT / "config" / "programs.json"),
+        ranking_model_path=_path("DTSEN_RANKING_MODEL", DEFAULT_RANKING_MODEL),
+        programs_path=_path("DTSEN_PROGRAMS", DEFAULT_PROGRAMS),
     )

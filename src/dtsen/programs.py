@@ -15,10 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dtsen.config import settings
 from dtsen.domain.codes import CODED_FIELDS
-from dtsen.paths import PROJECT_ROOT
 
-DEFAULT_PROGRAMS_PATH = PROJECT_ROOT / "config" / "programs.json"
 GROUNDCHECK_RESULTS = ("DITEMUKAN", "TIDAK_DITEMUKAN", "PINDAH", "MENINGGAL")
 _PROGRAM_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")  # also the parquet file name: keep it plain
 
@@ -127,5 +126,5 @@ def parse_programs(document: dict) -> ProgramSet:
 
 
 def load_programs(path: Path | None = None) -> ProgramSet:
-    path = Path(path) if path else DEFAULT_PROGRAMS_PATH
+    path = Path(path) if path else settings().programs_path
     return parse_programs(json.loads(path.read_text(encoding="utf-8")))

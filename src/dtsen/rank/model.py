@@ -20,10 +20,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from dtsen.config import settings
 from dtsen.domain.codes import FAMILY_ATTRIBUTES
-from dtsen.paths import PROJECT_ROOT
-
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
 
 # Member aggregates: SQL over one family's members `m` (publish.anggota joined with `umur`, the age in
 # whole years on the round's reference date). Each is a number per family.
@@ -183,5 +181,5 @@ def parse_model(document: dict) -> RankingModel:
 
 
 def load_model(path: Path | None = None) -> RankingModel:
-    path = Path(path) if path else DEFAULT_MODEL_PATH
+    path = Path(path) if path else settings().ranking_model_path
     return parse_model(json.loads(path.read_text(encoding="utf-8")))
