@@ -15,6 +15,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from dtsen import tasks
 from dtsen.airflow_support import VERSIONS_NAME, VERSIONS_URI, default_args, round_for, run_step, send_email
+from dtsen.publish.version import PUBLISHABLE, RELEASED
 
 VERSIONS = Asset(uri=VERSIONS_URI, name=VERSIONS_NAME)
 
@@ -185,7 +186,7 @@ def dtsen_update_round():
         context = get_current_context()
         if context["params"].get("dry_run"):
             raise AirflowSkipException(f"dry run: version {candidate['version']} stays a candidate")
-        if candidate["status"] not in ("AUDITED", "APPROVED", "PUBLISHED", "SUPERSEDED"):
+        if candidate["status"] not in PUBLISHABLE + RELEASED:
             raise AirflowSkipException(
                 f"version {candidate['version']} is {candidate['status']}: not published"
             )

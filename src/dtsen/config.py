@@ -8,11 +8,9 @@ from pathlib import Path
 
 from dtsen.paths import PROJECT_ROOT
 
-DEFAULT_LOCAL_PG_PORT = 54329
+DEFAULT_LOCAL_PG_PORT = 54329  # away from 5432 so a system server never collides with ours
 DEFAULT_RANKING_MODEL = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
-DEFAULT_PROGRAMS = (
-    PROJECT_ROOT / "config" / "programs.json"
-)  # away from 5432 so a system server never collides with ours
+DEFAULT_PROGRAMS = PROJECT_ROOT / "config" / "programs.json"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dtsen.config import settings
 from dtsen.contract import SUBMISSION_FILES
 from dtsen.evaluate import score_ranking
 from dtsen.local_airflow import (
+    LOCAL_SMTP_PORT,
     MailSink,
     airflow_env,
     free_port,
@@ -155,7 +156,7 @@ def _rounds_directly(rounds: list[str], landing: Path) -> None:
 def _rounds_through_airflow(rounds: list[str]) -> None:
     """Each round through the real Airflow runtime (dag.test of dtsen_update_round, then of
     dtsen_notify_programs), with mail delivered to a local SMTP sink listed at the end."""
-    port = free_port()
+    port = free_port(LOCAL_SMTP_PORT)
     env = airflow_env(port)
     os.environ.update(env)  # before Airflow is first imported: it reads its configuration then
     print(

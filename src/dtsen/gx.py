@@ -73,7 +73,14 @@ def validate_views(
     return results
 
 
+def observed_value(item: object) -> object:
+    """What an expectation result reports: its failing-row count, else its observed value."""
+    result = item.result or {}
+    if "unexpected_count" in result:
+        return result["unexpected_count"]
+    return result.get("observed_value")
+
+
 def failed_count(item: object) -> int:
     """How many rows (or the observed value) an expectation result reports as failing."""
-    counts = item.result or {}
-    return int(counts.get("unexpected_count", counts.get("observed_value", 0)) or 0)
+    return int(observed_value(item) or 0)

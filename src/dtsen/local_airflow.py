@@ -25,11 +25,11 @@ from dtsen.paths import PROJECT_ROOT
 LOCAL_SMTP_PORT = 2525
 
 
-def airflow_env(smtp_port: int = LOCAL_SMTP_PORT) -> dict[str, str]:
-    """Airflow settings for the project: its DAGs, no examples, SQLite metadata, the SMTP connection."""
-    home = settings().home / "airflow"
+def airflow_env(smtp_port: int = LOCAL_SMTP_PORT, home: Path | None = None) -> dict[str, str]:
+    """Airflow settings for the project: its DAGs, no examples, SQLite metadata under `home`
+    (default DTSEN_HOME/airflow), the SMTP connection to a local sink on `smtp_port`."""
     return {
-        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_HOME": str(home or settings().home / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -84,6 +84,11 @@ class MailSink:
     def __exit__(self, *exc) -> None:
         self._controller.stop()
 
+    def take(self) -> list:
+        """The messages received since the last take."""
+        taken, self.messages = self.messages, []
+        return taken
+
 
 @contextlib.contextmanager
 def _output_to(path: Path):
@@ -135,8 +140,9 @@ def published_version(round_id: str) -> int | None:
     return found[0] if found else None
 
 
-def free_port(preferred: int = LOCAL_SMTP_PORT) -> int:
-    if port_is_free(preferred):
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if nothing listens there, else a port the system picks."""
+    if preferred and port_is_free(preferred):
         return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -153,7 +159,7 @@ def standalone(port: int = 8080) -> int:
     from dtsen.warehouse import engine
 
     cfg = settings()
-    smtp_port = free_port()
+    smtp_port = free_port(LOCAL_SMTP_PORT)
     env = (
         os.environ
         | airflow_env(smtp_port)

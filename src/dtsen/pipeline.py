@@ -18,7 +18,7 @@ from dtsen.merge import MergeSummary, merge_round
 from dtsen.programs import load_programs
 from dtsen.publish.audit import AuditConfig, AuditOutcome, audit_version
 from dtsen.publish.candidate import CandidateSummary, build_candidate
-from dtsen.publish.version import PublishSummary, publish_version
+from dtsen.publish.version import PUBLISHABLE, RELEASED, PublishSummary, publish_version
 from dtsen.rank.model import load_model
 from dtsen.validate.round import validate_round
 from dtsen.warehouse import engine
@@ -187,8 +187,8 @@ def rank_audit_publish(
     `dtsen approve` to publish the approved candidate. Re-running a published round changes nothing.
     """
     cfg = settings()
-    model = load_model(model_path or cfg.ranking_model_path)
-    programs = load_programs(programs_path or cfg.programs_path)
+    model = load_model(model_path)  # None: the configured file
+    programs = load_programs(programs_path)
     seconds = {}
     with engine.connect() as conn:
         started = time.monotonic()
@@ -198,7 +198,7 @@ def rank_audit_publish(
         audit = audit_version(conn, candidate.version, audit_config)
         seconds["audit"] = time.monotonic() - started
         published = None
-        if audit.status in ("AUDITED", "APPROVED", "PUBLISHED", "SUPERSEDED"):
+        if audit.status in PUBLISHABLE + RELEASED:
             started = time.monotonic()
             published = publish_version(conn, candidate.version, publish_root or cfg.publish_root)
             seconds["publish"] = time.monotonic() - started

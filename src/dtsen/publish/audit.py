@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from dtsen.gx import validate_views
+from dtsen.gx import observed_value, validate_views
 from dtsen.paths import EXPECTATIONS_DIR, PROJECT_ROOT
 from dtsen.sqlfiles import statements
 
@@ -86,13 +86,6 @@ def _audit_views(
     }
 
 
-def _observed(item: object) -> object:
-    result = item.result or {}
-    if "unexpected_count" in result:
-        return result["unexpected_count"]
-    return result.get("observed_value")
-
-
 def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | None = None) -> AuditOutcome:
     """Run the audit of a CANDIDATE (idempotent: an audited version returns its stored outcome)."""
     config = config or AuditConfig.load()
@@ -137,7 +130,7 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
                     "asset": meta["asset"],
                     "description": meta["description"],
                     "success": bool(item.success),
-                    "observed": _observed(item),
+                    "observed": observed_value(item),
                 }
             )
     success = all(c["success"] for c in checks)
@@ -168,7 +161,8 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
 
 # Checks an admin may overrule (a real shift in who is poor, a decree changing a program); a broken
 # invariant (a duplicate NIK, a headless family, a deceased recipient) can never be approved.
-APPROVABLE_RULES = {"drift_added", "drift_removed", "desil_shares"}
+DRIFT_RULES = frozenset({"drift_added", "drift_removed"})
+APPROVABLE_RULES = DRIFT_RULES | {"desil_shares"}
 
 
 def approve_version(conn: psycopg.Connection, version: int, approved_by: str, reason: str) -> None:

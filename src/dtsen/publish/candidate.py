@@ -37,8 +37,10 @@ class CandidateSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _members(version: int) -> str:
-    return f"(SELECT * FROM publish.anggota WHERE version = {int(version)})"  # noqa: S608 (an int)
+def version_members(version: int, no_kk: int | None = None) -> str:
+    """A version's members (or one family's) as a relation for the feature and eligibility SQL."""
+    family = f" AND no_kk = {int(no_kk)}" if no_kk is not None else ""
+    return f"(SELECT * FROM publish.anggota WHERE version = {int(version)}{family})"  # noqa: S608 (ints)
 
 
 def rank_statement(model: RankingModel, version: int) -> str:
@@ -48,7 +50,7 @@ def rank_statement(model: RankingModel, version: int) -> str:
         CASE WHEN {_bps_recent(model)} THEN ln(f.pengeluaran_per_kapita::float8) ELSE {score} END AS skor,
         CASE WHEN {_bps_recent(model)} THEN 'BPS' ELSE 'PMT' END AS sumber"""
     query = family_features_query(
-        select, "registry.current_family", _members(version), model.member_features_used()
+        select, "registry.current_family", version_members(version), model.member_features_used()
     )
     return f"CREATE TEMP TABLE family_score ON COMMIT DROP AS {query}"
 
@@ -161,8 +163,10 @@ def build_candidate(
         params = {"version": version, "reference_date": reference_date, "snapshot_pk": snapshot_pk}
         summary = CandidateSummary(version, round_id, "CANDIDATE", True)
         steps = list(statements("publish/candidate.sql").items())
-        steps.insert(2, ("rank_families", rank_statement(model, version)))
-        context = eligibility_context_sql(_members(version))
+        # the ranking (generated from the model file) runs on the frozen members, before the deciles
+        at = [name for name, _ in steps].index("assign_desil")
+        steps.insert(at, ("rank_families", rank_statement(model, version)))
+        context = eligibility_context_sql(version_members(version))
         steps.append(
             ("eligibility_context", f"CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS {context}")
         )

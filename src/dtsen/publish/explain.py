@@ -14,8 +14,8 @@ import psycopg
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen.domain.identity import mask
 from dtsen.programs import ProgramSet
-from dtsen.publish.candidate import eligibility_context_sql
-from dtsen.rank.model import FAMILY_FEATURES, RankingModel, family_features_query
+from dtsen.publish.candidate import eligibility_context_sql, version_members
+from dtsen.rank.model import FEATURES, RankingModel, family_features_query
 
 HUBUNGAN = {
     1: "head",
@@ -62,10 +62,11 @@ def _term_contributions(conn, model: RankingModel, version: int, no_kk: int, ref
     columns = []
     for i, term in enumerate(model.terms):
         columns.append(f"({term.sql()})::float8 AS t{i}")
-        columns.append(f"({FAMILY_FEATURES.get(term.feature, 'a.' + term.feature)})::text AS v{i}")
+        columns.append(f"({FEATURES[term.feature]})::text AS v{i}")
     family = f"(SELECT * FROM publish.keluarga WHERE version = {int(version)} AND no_kk = {int(no_kk)})"  # noqa: S608
-    members = f"(SELECT * FROM publish.anggota WHERE version = {int(version)} AND no_kk = {int(no_kk)})"  # noqa: S608
-    query = family_features_query(", ".join(columns), family, members, model.member_features_used())
+    query = family_features_query(
+        ", ".join(columns), family, version_members(version, no_kk), model.member_features_used()
+    )
     row = conn.execute(query, {"reference_date": reference_date}).fetchone()
     out = []
     for i, term in enumerate(model.terms):
@@ -160,13 +161,12 @@ def explain(
     for entity, field, rid, source, submission in rows:
         owner = "person" if entity == "P" else "family"
         lines.append(f"    {owner} {field:<26} {rid}  {source:<8} {submission or '-'}")
-    members = f"(SELECT * FROM publish.anggota WHERE version = {int(version)} AND no_kk = {int(no_kk)})"  # noqa: S608
     checks = ", ".join(
         f"({rule.sql}) AS {program.id}__{rule.name}"
         for program in programs.programs
         for rule in program.rules
     )
-    context = eligibility_context_sql(members)
+    context = eligibility_context_sql(version_members(version, no_kk))
     row = conn.execute(
         f"SELECT c.umur, {checks} FROM ({context}) c WHERE c.nik = %(nik)s",  # noqa: S608
         {"version": version, "reference_date": reference_date, "snapshot_pk": snapshot_pk, "nik": nik},

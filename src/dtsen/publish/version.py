@@ -29,7 +29,8 @@ from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
 
-PUBLISHABLE = ("AUDITED", "APPROVED")
+PUBLISHABLE = ("AUDITED", "APPROVED")  # may be published now
+RELEASED = ("PUBLISHED", "SUPERSEDED")  # published before: publishing again returns them
 
 
 class PublishError(RuntimeError):
@@ -109,7 +110,7 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
         raise PublishError(f"version {version} does not exist")
     status, previous, counts, programs, model, stored_manifest, round_id, audit, approved_by = row
     conn.rollback()
-    if status in ("PUBLISHED", "SUPERSEDED"):
+    if status in RELEASED:
         return PublishSummary(version, final, False, stored_manifest)
     if status not in PUBLISHABLE:
         raise PublishError(

@@ -183,7 +183,6 @@ class RoundValidation:
 def validate_round(
     conn: psycopg.Connection, round_seq: int, *, threshold: float | None = None
 ) -> RoundValidation:
-    threshold = settings().quality_gate_threshold if threshold is None else threshold
     status, snapshot_pk = conn.execute(
         "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s", (round_seq,)
     ).fetchone()
