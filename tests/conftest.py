@@ -89,3 +89,16 @@ def fresh_db(scratch_database, monkeypatch, request) -> Iterator[psycopg.Connect
         migrate(conn)
         yield conn
         conn.rollback()
+
+
+@pytest.fixture(scope="module")
+def module_warehouse(scratch_database, tmp_path_factory, request) -> Iterator[psycopg.Connection]:
+    """A migrated warehouse (and raw store) of a test module's own, exported as DTSEN_DATABASE_URL
+    for the module's duration: for modules that run whole rounds in order from an empty registry."""
+    url = scratch_database(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_DATABASE_URL", url)
+        env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp("raw")))
+        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+            migrate(conn)
+            yield conn

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,18 +16,12 @@ import urllib.request
 
 import pytest
 
-from dtsen.paths import PROJECT_ROOT
+from dtsen.local_airflow import airflow_env, free_port, migrate_airflow_db
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, seconds: float) -> None:
@@ -45,16 +38,17 @@ def _wait_http(url: str, seconds: float) -> None:
 @pytest.fixture(scope="module")
 def airflow_ui(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-ui")
-    port = _free_port()
-    env = os.environ | {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # no login page in the way
-        "DTSEN_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/unused",  # the UI never needs the warehouse
-    }
+    port = free_port()
+    env = (
+        os.environ
+        | airflow_env(free_port(), home=home)  # the project's own settings, as the main job uses them
+        | {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # no login page in the way
+            "DTSEN_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/unused",  # the UI never needs the warehouse
+        }
+    )
+    migrate_airflow_db(env)
     airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([*airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [*airflow, "api-server", "--port", str(port)],
@@ -72,7 +66,7 @@ def airflow_ui(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    debug_port = _free_port()
+    debug_port = free_port()
     profile = tempfile.mkdtemp(prefix="dtsen-chromium-")
     proc = subprocess.Popen(
         [

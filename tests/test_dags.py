@@ -8,76 +8,38 @@ Airflow reads its configuration when first imported: this module points it at a 
 from __future__ import annotations
 
 import csv
-import email
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from dtsen.local_airflow import MailSink, airflow_env, free_port, migrate_airflow_db
 from dtsen.paths import PROJECT_ROOT, SAMPLE_DIR
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dtsen-airflow-test-"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-SMTP_PORT = _free_port()
-AIRFLOW_ENV = {
-    "AIRFLOW_HOME": str(AIRFLOW_HOME),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW_CONN_DTSEN_SMTP": json.dumps(
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": SMTP_PORT,
-            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0},
-        }
-    ),
-}
+SMTP_PORT = free_port()
+# the project's own Airflow settings, with a home of this module's own; loud task-runner errors
+AIRFLOW_ENV = airflow_env(SMTP_PORT, home=AIRFLOW_HOME) | {"AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
 os.environ.update(AIRFLOW_ENV)
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 WEBHOOK_SECRET = "test-secret-for-pbi-jk"
 
 
-class SmtpSink:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def take(self) -> list[email.message.EmailMessage]:
-        taken, self.messages = self.messages, []
-        return taken
-
-
 @pytest.fixture(scope="module")
 def smtp():
-    from aiosmtpd.controller import Controller
-
-    sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=SMTP_PORT)
-    controller.start()
-    yield sink
-    controller.stop()
+    with MailSink(SMTP_PORT) as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +90,7 @@ def airflow_round(scratch_database, smtp, webhook_receiver, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            check=True,
-            capture_output=True,
-            env=os.environ | AIRFLOW_ENV,
-        )
+        migrate_airflow_db(AIRFLOW_ENV)
         from airflow.dag_processing.dagbag import DagBag
 
         yield DagBag(dag_folder=str(PROJECT_ROOT / "dags")), work, calls

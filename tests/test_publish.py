@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import psycopg
 import pyarrow.parquet as pq
 import pytest
 
@@ -31,8 +30,6 @@ from dtsen.publish.explain import explain
 from dtsen.publish.parquet import copy_to_parquet
 from dtsen.publish.version import PublishError, publish_version, verify_version_dir
 from dtsen.rank.model import ModelError, load_model, parse_model
-from dtsen.warehouse import engine
-from dtsen.warehouse.migrate import migrate
 
 KELUARGA_COLUMNS = {"no_kk", "kode_wilayah", "desil", "skor_kesejahteraan", "jumlah_anggota", "jenis_lantai"}
 ANGGOTA_COLUMNS = {
@@ -50,21 +47,15 @@ CHANGES = {"ADDED", "REMOVED", "DESIL_CHANGED", "MOVED_FAMILY", "ATTRIBUTES_CHAN
 
 
 @pytest.fixture(scope="module")
-def published(scratch_database, tmp_path_factory):
+def published(module_warehouse, tmp_path_factory):
     """Sample rounds 2026-Q1 and 2026-Q2 merged and published (versions 1 and 2)."""
-    url = scratch_database("publish")
     publish_root = tmp_path_factory.mktemp("publish")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DTSEN_DATABASE_URL", url)
-        env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp("raw")))
-        conn = psycopg.connect(engine.libpq_conninfo(url))
-        migrate(conn)
-        results = {}
-        for round_id in ("2026-Q1", "2026-Q2"):
-            validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish_root)
-            results[round_id] = rank_audit_publish(round_id, publish_root=publish_root)
-        yield conn, publish_root, results
-        conn.close()
+    results = {}
+    for round_id in ("2026-Q1", "2026-Q2"):
+        validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish_root)
+        results[round_id] = rank_audit_publish(round_id, publish_root=publish_root)
+    module_warehouse.commit()
+    return module_warehouse, publish_root, results
 
 
 def _read(version_dir: Path, relative: str) -> pd.DataFrame:

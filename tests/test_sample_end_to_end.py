@@ -30,32 +30,20 @@ GE_CODES = {
 
 
 @pytest.fixture(scope="module")
-def sample_rounds(scratch_database, tmp_path_factory):
+def sample_rounds(module_warehouse, tmp_path_factory):
     """The three sample rounds run through validate + merge in a warehouse of their own."""
-
-    import psycopg
-
-    from dtsen.warehouse import engine
-    from dtsen.warehouse.migrate import migrate
-
-    url = scratch_database("sample")
+    conn = module_warehouse
     publish = tmp_path_factory.mktemp("publish")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DTSEN_DATABASE_URL", url)
-        env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp("raw")))
-        conn = psycopg.connect(engine.libpq_conninfo(url))
-        migrate(conn)
-        scores = {}
-        for round_id in ROUNDS:
-            result = validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
-            scores[round_id] = (
-                result,
-                score_rejections(conn, SAMPLE_DIR / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
-                score_registry(conn, SAMPLE_DIR / "truth" / round_id),
-            )
-            conn.commit()
-        yield conn, scores, publish
-        conn.close()
+    scores = {}
+    for round_id in ROUNDS:
+        result = validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
+        scores[round_id] = (
+            result,
+            score_rejections(conn, SAMPLE_DIR / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
+            score_registry(conn, SAMPLE_DIR / "truth" / round_id),
+        )
+        conn.commit()
+    return conn, scores, publish
 
 
 @pytest.mark.parametrize("round_id", ROUNDS)
