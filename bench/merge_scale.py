@@ -32,6 +32,7 @@ import psycopg
 from common import fresh_database, generated_world
 
 from dtsen.domain.codes import MEMBER_ATTRIBUTES
+from dtsen.evaluate import copy_truth_csv
 from dtsen.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS
 from dtsen.generate.run import write_manifest
 from dtsen.ingest.round import ingest_round
@@ -54,54 +55,26 @@ def prepare_landing(world: Path, work: Path) -> Path:
     return landing
 
 
-TYPES = {
-    "no_kk": "bigint",
-    "kode_wilayah": "text",
-    "alamat": "text",
-    "groundcheck_hasil": "text",
-    "daya_listrik_va": "integer",
-    "pengeluaran_per_kapita": "bigint",
-    "tanggal_pendataan": "date",
-    "tanggal_survei": "date",
-    "groundcheck_tanggal": "date",
-}  # everything else: smallint codes
-
-
-def _copy_truth(conn: psycopg.Connection, path: Path, table: str) -> list[str]:
-    """Stream a gzipped truth CSV into a temp table of text columns; returns its columns."""
-    with gzip.open(path, "rb") as fh:
-        columns = fh.readline().decode().strip().split(",")
-        conn.execute(
-            f"CREATE TEMP TABLE {table} (" + ", ".join(f"{c} text" for c in columns) + ") ON COMMIT DROP"
-        )
-        with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
-            while chunk := fh.read(1 << 20):
-                copy.write(chunk)
-    return columns
-
-
 def load_baseline(conn: psycopg.Connection, world: Path, landing: Path, raw: Path) -> float:
     started = time.monotonic()
     ingested = ingest_round(conn, BASE_ROUND, landing_root=landing, raw_root=raw)
     truth = world / "truth" / BASE_ROUND
-    cols = _copy_truth(conn, truth / "expected_keluarga.csv.gz", "t_kel")
-    typed = ", ".join(f"nullif({c}, '')::{TYPES.get(c, 'smallint')}" for c in cols)
+    cols = ", ".join(copy_truth_csv(conn, truth / "expected_keluarga.csv.gz", "t_kel"))
     conn.execute(
-        f"INSERT INTO registry.family ({', '.join(cols)}, created_round, updated_round) "  # noqa: S608
-        f"SELECT {typed}, %(r)s, %(r)s FROM t_kel",
+        f"INSERT INTO registry.family ({cols}, created_round, updated_round) "  # noqa: S608
+        f"SELECT {cols}, %(r)s, %(r)s FROM t_kel",
         {"r": ingested.round_seq},
     )
-    _copy_truth(conn, truth / "expected_anggota.csv.gz", "t_ang")
-    attrs = ", ".join(MEMBER_ATTRIBUTES)
+    copy_truth_csv(conn, truth / "expected_anggota.csv.gz", "t_ang")
+    person = ", ".join(("nik", "nama", "jenis_kelamin", "tanggal_lahir", *MEMBER_ATTRIBUTES))
     conn.execute(
-        f"INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, {attrs}, created_round, updated_round) "  # noqa: S608
-        f"SELECT nik::bigint, nama, jenis_kelamin::smallint, tanggal_lahir::date, "
-        f"{', '.join(f'{a}::smallint' for a in MEMBER_ATTRIBUTES)}, %(r)s, %(r)s FROM t_ang",
+        f"INSERT INTO registry.person ({person}, created_round, updated_round) "  # noqa: S608
+        f"SELECT {person}, %(r)s, %(r)s FROM t_ang",
         {"r": ingested.round_seq},
     )
     conn.execute(
         "INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, source) "
-        "SELECT nik::bigint, no_kk::bigint, hubungan_keluarga::smallint, %(r)s, 'pemda' FROM t_ang",
+        "SELECT nik, no_kk, hubungan_keluarga, %(r)s, 'pemda' FROM t_ang",
         {"r": ingested.round_seq},
     )
     conn.execute(

@@ -265,3 +265,31 @@ def score_ranking(conn: psycopg.Connection, version: int, truth_round: Path) -> 
         exclusion_error=float(n[truly_poor & ~ranked_poor].sum() / n[truly_poor].sum()),
         desil_exact=float(n[joined["desil"] == true_desil].sum() / n.sum()),
     )
+
+
+REGISTRY_COLUMN_TYPES_SQL = """
+SELECT DISTINCT ON (column_name) column_name, format_type(a.atttypid, a.atttypmod)
+FROM information_schema.columns c
+JOIN pg_attribute a ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
+                   AND a.attname = c.column_name
+WHERE c.table_schema = 'registry' AND c.table_name IN ('family', 'person', 'membership')
+ORDER BY column_name
+"""
+
+
+def copy_truth_csv(conn: psycopg.Connection, path: Path, table: str) -> list[str]:
+    """Stream a gzipped truth CSV (expected_keluarga/anggota) into temp table `table`, each column
+    typed as the registry types it (the truth files use the registry's column names); returns the
+    columns. Unquoted empty fields load as NULL."""
+    types = dict(conn.execute(REGISTRY_COLUMN_TYPES_SQL).fetchall())
+    with gzip.open(path, "rb") as fh:
+        columns = fh.readline().decode().strip().split(",")
+        unknown = [c for c in columns if c not in types]
+        if unknown:
+            raise ValueError(f"{path.name}: columns the registry does not have: {unknown}")
+        definition = ", ".join(f"{c} {types[c]}" for c in columns)
+        conn.execute(f"CREATE TEMP TABLE {table} ({definition}) ON COMMIT DROP")
+        with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
+    return columns

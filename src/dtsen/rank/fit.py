@@ -12,7 +12,6 @@ coefficients mean exactly what the ranking applies.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 import psycopg
 
 from dtsen.domain.codes import ASSET_FIELDS
+from dtsen.evaluate import copy_truth_csv
 from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, parse_model
 
 CATEGORY_FEATURES = (
@@ -51,37 +51,11 @@ LINEAR_FEATURES = (
     "share_anak_7_18_sekolah",
 )
 
-_FAMILY_COLUMNS = {"no_kk": "bigint", "luas_lantai_m2": "integer", "daya_listrik_va": "integer"}
-_DATE_COLUMNS = ("tanggal_pendataan", "tanggal_survei", "groundcheck_tanggal", "tanggal_lahir")
-_TEXT_COLUMNS = ("kode_wilayah", "alamat", "groundcheck_hasil", "nama")
-
-
-def _column_type(name: str) -> str:
-    if name in _FAMILY_COLUMNS:
-        return _FAMILY_COLUMNS[name]
-    if name in ("nik", "pengeluaran_per_kapita"):
-        return "bigint"
-    if name in _DATE_COLUMNS:
-        return "date"
-    if name in _TEXT_COLUMNS:
-        return "text"
-    return "smallint"
-
-
-def _load_csv_gz(conn: psycopg.Connection, path: Path, table: str) -> None:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        header = fh.readline().strip().split(",")
-        columns = ", ".join(f"{c} {_column_type(c)}" for c in header)
-        conn.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
-        with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
-            while chunk := fh.read(1 << 20):
-                copy.write(chunk)
-
 
 def features_frame(conn: psycopg.Connection, truth: Path, reference_date: dt.date) -> pd.DataFrame:
     """Every library feature for each family of a generator truth folder, with its hidden welfare."""
-    _load_csv_gz(conn, truth / "expected_keluarga.csv.gz", "fit_family")
-    _load_csv_gz(conn, truth / "expected_anggota.csv.gz", "fit_member")
+    copy_truth_csv(conn, truth / "expected_keluarga.csv.gz", "fit_family")
+    copy_truth_csv(conn, truth / "expected_anggota.csv.gz", "fit_member")
     select = ", ".join(["f.no_kk"] + [f"({FEATURES[name]})::float8 AS {name}" for name in FEATURES])
     query = family_features_query(select, "fit_family", "fit_member", list(MEMBER_FEATURES))
     cur = conn.execute(query, {"reference_date": reference_date})
