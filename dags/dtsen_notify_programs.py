@@ -55,17 +55,9 @@ def dtsen_notify_programs():
             events = [e for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
             if events:
                 version = events[-1].extra.get("version")
-        from dtsen.notify.deliver import notify_programs
-        from dtsen.notify.subscribers import load_subscribers
-        from dtsen.warehouse import engine
+        from dtsen import tasks
 
-        with engine.connect() as conn:
-            if version is None:
-                found = conn.execute("SELECT version FROM publish.current_version").fetchone()
-                version = found[0] if found else None
-            if version is None:
-                return {"version": None, "emails_sent": 0, "webhooks_delivered": 0}
-            return run_step(notify_programs, conn, int(version), load_subscribers(), send_email)
+        return run_step(tasks.notify_programs, version, send_email)
 
     notify()
 

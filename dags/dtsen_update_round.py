@@ -139,7 +139,7 @@ def dtsen_update_round():
     def feedback(merged: dict) -> dict:
         return {
             "round_id": merged["round_id"],
-            "reports": run_step(tasks.write_round_feedback, merged["round_id"]),
+            "reports": run_step(tasks.write_feedback, merged["round_id"]),
         }
 
     @task(

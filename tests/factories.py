@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from dtsen.ingest.register import round_reference_date
+
 ROUND = "2026-Q2"
 KELUARGA = b"operasi,no_kk,kode_wilayah,tanggal_pendataan\nUBAH,3273010101200001,3273011001,2026-05-01\n"
 ANGGOTA = b"operasi,nik,no_kk\nUBAH,3273014101900001,3273010101200001\n"
@@ -45,3 +47,139 @@ def make_dukcapil(root: Path, snapshot_date: str, body: bytes) -> Path:
     path.mkdir(parents=True)
     (path / "penduduk.csv").write_bytes(body)
     return path / "penduduk.csv"
+
+
+# -- a small round whose expected reason codes are known (validation, feedback, bad input) --------
+
+FAMILY_ATTRS = (
+    "status_kepemilikan_rumah,luas_lantai_m2,jenis_lantai,jenis_dinding,jenis_atap,sumber_air_minum,"
+    "sumber_penerangan,daya_listrik_va,bahan_bakar_memasak,fasilitas_bab,punya_kulkas,punya_ac,"
+    "punya_sepeda_motor,punya_mobil,punya_emas,punya_lahan,punya_ternak"
+)
+KELUARGA_HEADER = f"operasi,no_kk,kode_wilayah,alamat,tanggal_pendataan,{FAMILY_ATTRS},alasan_hapus"
+FAMILY_VALUES = "1,36,2,1,2,3,1,900,3,1,1,0,1,0,0,0,0"
+ANGGOTA_HEADER = (
+    "operasi,nik,no_kk,nama,jenis_kelamin,tanggal_lahir,hubungan_keluarga,status_perkawinan,"
+    "pendidikan_tertinggi,status_sekolah,status_pekerjaan,disabilitas,penyakit_kronis,alasan_hapus"
+)
+
+KK1, KK2, KK_NOWHERE = "3273010101200001", "3273010101200002", "3273010101200099"
+# (nik, sex, birth date, life status)
+PEOPLE = {
+    "A": ("3273014101900001", 2, "1990-01-01", "HIDUP"),
+    "B": ("3273010505600002", 1, "1960-05-05", "HIDUP"),
+    "C": ("3273011212120003", 1, "2012-12-12", "HIDUP"),
+    "D": ("3273015003850004", 2, "1985-03-10", "MENINGGAL"),
+    "E": ("3273010202700005", 1, "1970-02-02", "HIDUP"),
+    "F": ("3273010303800006", 1, "1980-03-03", "HIDUP"),
+    "H": ("3273010606060008", 1, "2006-06-06", "HIDUP"),
+    "J": ("3273010707070009", 1, "2007-07-07", "HIDUP"),
+}
+NOT_IN_DUKCAPIL = ("3273010404900007", 1, "1990-04-04")
+
+
+def member(op: str, nik: str, kk: str, sex: int, born: str, hub: int) -> str:
+    return f"{op},{nik},{kk},Nama Orang,{sex},{born},{hub},1,3,2,1,0,0,"
+
+
+def person(key: str, op: str, kk: str, hub: int) -> str:
+    nik, sex, born, _ = PEOPLE[key]
+    return member(op, nik, kk, sex, born, hub)
+
+
+def build_round(tmp_path, round_id: str, anggota_rows: list[str], keluarga_rows: list[str]):
+    landing = tmp_path / "landing"
+    dukcapil = ["nik,no_kk,nama,jenis_kelamin,tanggal_lahir,kode_wilayah,status_hidup,tanggal_meninggal"]
+    for nik, sex, born, life in PEOPLE.values():
+        dukcapil.append(
+            f"{nik},{KK1},Nama Orang,{sex},{born},3273011001,{life},{'2026-01-05' if life == 'MENINGGAL' else ''}"
+        )
+    make_dukcapil(landing, round_reference_date(round_id).isoformat(), ("\n".join(dukcapil) + "\n").encode())
+    make_submission(
+        landing,
+        "3273-test",
+        folder_round=round_id,
+        data_files={
+            "keluarga.csv": ("\n".join([KELUARGA_HEADER, *keluarga_rows]) + "\n").encode(),
+            "anggota.csv": ("\n".join([ANGGOTA_HEADER, *anggota_rows]) + "\n").encode(),
+        },
+    )
+    return landing
+
+
+class RewrittenOnReopen:
+    """Rewrite a file the moment it is opened a second time (fanotify: the opener waits until the new
+    bytes are in place), to prove the pipeline reads a delivered file once: the bytes it hashes are
+    the bytes it keeps and stages. Needs CAP_SYS_ADMIN (root); `available()` says whether it can run.
+    """
+
+    FAN_CLASS_CONTENT, FAN_OPEN_PERM, FAN_MARK_ADD, FAN_ALLOW, AT_FDCWD = 0x04, 0x00010000, 0x1, 0x01, -100
+
+    def __init__(self, path: Path, new_bytes: bytes):
+        import ctypes
+
+        self.path, self.new_bytes, self.opens = path, new_bytes, 0
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
+        self._libc.fanotify_mark.argtypes = [
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint64,
+            ctypes.c_int,
+            ctypes.c_char_p,
+        ]
+
+    @classmethod
+    def available(cls) -> bool:
+        import ctypes
+        import os
+
+        fd = ctypes.CDLL(None, use_errno=True).fanotify_init(cls.FAN_CLASS_CONTENT, os.O_RDONLY)
+        if fd < 0:
+            return False
+        os.close(fd)
+        return True
+
+    def __enter__(self) -> RewrittenOnReopen:
+        import os
+        import threading
+
+        self._held = os.open(self.path, os.O_RDWR)  # rewrites go through this: no open event of ours
+        self._fd = self._libc.fanotify_init(self.FAN_CLASS_CONTENT, os.O_RDONLY)
+        if self._fd < 0 or self._libc.fanotify_mark(
+            self._fd, self.FAN_MARK_ADD, self.FAN_OPEN_PERM, self.AT_FDCWD, str(self.path).encode()
+        ):
+            raise OSError("fanotify is not available")
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        import os
+        import select
+        import struct
+
+        while not self._stop:
+            ready, _, _ = select.select([self._fd], [], [], 0.05)
+            if not ready:
+                continue
+            data = os.read(self._fd, 4096)
+            offset = 0
+            while offset < len(data):
+                length, _, _, _, _, event_fd, _ = struct.unpack_from("IBBHQii", data, offset)
+                self.opens += 1
+                if self.opens == 2:
+                    os.ftruncate(self._held, 0)
+                    os.pwrite(self._held, self.new_bytes, 0)
+                os.write(self._fd, struct.pack("iI", event_fd, self.FAN_ALLOW))
+                os.close(event_fd)
+                offset += length
+
+    def __exit__(self, *exc) -> None:
+        import os
+
+        self._stop = True
+        self._thread.join()
+        os.close(self._fd)
+        os.close(self._held)

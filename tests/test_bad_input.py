@@ -10,13 +10,13 @@ import io
 import json
 
 from dtsen.pipeline import stage_and_validate
-from tests.factories import make_submission
-from tests.test_validate_round import (
+from tests.factories import (
     ANGGOTA_HEADER,
     FAMILY_VALUES,
     KELUARGA_HEADER,
     KK1,
     build_round,
+    make_submission,
     member,
     person,
 )
@@ -92,23 +92,23 @@ def test_hostile_round_loses_no_row_and_reports_every_file(db, tmp_path, monkeyp
     assert by_id["3273-zcopy"].reason_code == "DUPLICATE_SUBMISSION"  # same bytes as 3273-headeronly
     assert by_id["3273-test"].status == "VALIDATED"  # two submissions for one regency are both processed
 
-    # Conservation: per staged file, records in the file == accepted + rejected rows.
+    # Conservation: per file, records in the file == rows received (also for files refused whole),
+    # and every received row ends merged or rejected in the feedback of a refused submission
     for sub in summary.submissions:
         for name, received in sub.received.items():
             data = (landing / round_id / "pemda" / sub.submission_id / name).read_bytes()
             expected = _records(data)
-            if expected >= 0 and sub.reason_code not in (
-                "CHECKSUM_MISMATCH",
-                "DUPLICATE_SUBMISSION",
-                "MANIFEST_INVALID",
-                "FILE_MISSING_COLUMN",
-            ):
+            if expected >= 0:
                 assert received == expected, (sub.submission_id, name)
+        if sub.status != "REJECTED":
+            assert sub.feedback_path is None  # not merged yet: no report may say "merged"
+            continue
         ringkasan = json.loads(
             (tmp_path / "publish" / "feedback" / round_id / sub.submission_id / "ringkasan.json").read_text()
         )
+        assert ringkasan["rows"].keys() == sub.received.keys(), sub.submission_id
         for name, counts in ringkasan["rows"].items():
-            assert counts["merged"] + counts["rejected"] == counts["received"], (sub.submission_id, name)
+            assert counts == {"received": sub.received[name], "merged": 0, "rejected": sub.received[name]}
 
     # Hostile values were stored verbatim, never executed, and never copied into feedback.
     names = {
@@ -125,12 +125,20 @@ def test_hostile_round_loses_no_row_and_reports_every_file(db, tmp_path, monkeyp
         (by_id["3273-test"].submission_pk,),
     ).fetchone()[0]
     assert huge_len == 10 * 1024 * 1024
-    feedback = (tmp_path / "publish" / "feedback" / round_id / "3273-test" / "ditolak.csv").read_text()
-    assert "calc" not in feedback and "DROP TABLE" not in feedback
+    rejected = dict(
+        db.execute(
+            "SELECT reason_code || '/' || field, count(*) FROM quality.rejection WHERE submission_pk = %s "
+            "AND reason_code = 'CODE_OUT_OF_DOMAIN' GROUP BY 1",
+            (by_id["3273-test"].submission_pk,),
+        ).fetchall()
+    )
     # the 10 MB name is over the 100-character limit: rejected, but the round went on
-    assert "CODE_OUT_OF_DOMAIN" in feedback
+    assert rejected == {"CODE_OUT_OF_DOMAIN/nama": 1}
     # the rejected-whole latin-1 submission still reports its readable sibling file's rows
     latin = json.loads(
         (tmp_path / "publish" / "feedback" / round_id / "3273-latin1" / "ringkasan.json").read_text()
     )
     assert latin["status"] == "REJECTED" and latin["rows"]["keluarga.csv"]["rejected"] == 1
+    assert latin["rows"]["anggota.csv"] == {"received": 1, "merged": 0, "rejected": 1}
+    assert latin["reasons"] == {"FILE_UNREADABLE": 2}
+    assert "Baris 2" in latin["keterangan"]  # the latin-1 byte is on line 2, not "in the header"

@@ -96,11 +96,16 @@ def airflow_round(scratch_database, smtp, webhook_receiver, tmp_path_factory):
         yield DagBag(dag_folder=str(PROJECT_ROOT / "dags")), work, calls
 
 
-def test_dags_parse_fast_without_touching_the_warehouse(tmp_path):
-    """Each DAG file parses in under 2 s with a warehouse URL that cannot connect and no local cluster."""
+HEAVY_MODULES = ("great_expectations", "pandas", "pyarrow", "rapidfuzz", "numpy")
+
+
+def test_dags_parse_without_touching_the_warehouse_or_importing_heavy_modules(tmp_path):
+    """Each DAG file parses with a warehouse URL that cannot connect, starts no local cluster, and
+    imports none of the heavy libraries the tasks need (parse time itself is measured in bench/)."""
     script = (
-        "import sys, time; from airflow.dag_processing.dagbag import DagBag; t = time.perf_counter(); "
-        "b = DagBag(dag_folder=sys.argv[1]); print('RESULT', time.perf_counter() - t, len(b.dags), repr(b.import_errors))"
+        "import sys; from airflow.dag_processing.dagbag import DagBag; b = DagBag(dag_folder=sys.argv[1]); "
+        f"heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]; "
+        "print('RESULT', len(b.dags), ','.join(heavy) or '-', repr(b.import_errors))"
     )
     env = (
         os.environ
@@ -116,10 +121,9 @@ def test_dags_parse_fast_without_touching_the_warehouse(tmp_path):
         )
         assert done.returncode == 0, done.stderr[-2000:]
         result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")][-1]
-        out = result.split(maxsplit=3)[1:]
-        seconds, dags, errors = float(out[0]), int(out[1]), out[2].strip()
-        assert errors == "{}" and dags == 1, (path.name, errors)
-        assert seconds < 2.0, (path.name, seconds)
+        dags, heavy, errors = result.split(maxsplit=3)[1:]
+        assert errors.strip() == "{}" and int(dags) == 1, (path.name, errors)
+        assert heavy == "-", (path.name, heavy)
     assert not (tmp_path / "home").exists()  # no private cluster was started
 
 
@@ -212,6 +216,8 @@ def test_a_full_round_runs_through_airflow_and_notifies_everyone_once(airflow_ro
     assert payload["recipients"] == manifest["programs"]["pbi_jk"]["recipients"]
     assert payload["files"]["programs/pbi_jk.parquet"] == manifest["files"]["programs/pbi_jk.parquet"]
     assert _digits_or_names_leak(regions + programs) == []
+    for message in regions + programs:  # a resend after a crash would carry the same ids
+        assert message["Message-ID"].endswith("@dtsen>") and message["X-DTSEN-Delivery-Id"], message["Subject"]
 
     again = bag.dags["dtsen_notify_programs"].test(run_conf={"version": 1})
     assert again.state == "success" and smtp.take() == [] and len(calls) == 2  # each notice goes once

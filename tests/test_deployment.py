@@ -120,3 +120,88 @@ def test_the_smtp_connection_in_compose_is_the_one_the_dags_use():
 
     env = _compose()["services"]["airflow-worker"]["environment"]
     assert f"AIRFLOW_CONN_{SMTP_CONN_ID.upper()}" in env
+
+
+# -- defaults that must not reach production (issue 10) ------------------------------------------
+
+ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+
+
+def _example_env() -> dict[str, str]:
+    pairs = (
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_compose_commits_no_secret_and_requires_each_from_the_env_file():
+    from dtsen.deployment import SECRETS
+
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses, name
+        assert all(u.startswith(":?") for u in uses), (name, uses)  # required, never a default
+    assert set(SECRETS) <= set(_example_env())
+    assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().split()
+    services = _compose()["services"]
+    assert not {"POSTGRES_PASSWORD"} & {
+        k for s in services.values() for k, v in (s.get("environment") or {}).items() if "${" not in str(v)
+    }
+
+
+def test_the_init_job_checks_the_secrets_before_anything_starts():
+    services = _compose()["services"]
+    command = services["airflow-init"]["command"][-1]
+    assert command.startswith("dtsen check-deployment && ")
+    env = services["airflow-init"]["environment"]
+    from dtsen.deployment import ALLOW_INSECURE, SECRETS
+
+    assert set(SECRETS) | {ALLOW_INSECURE} <= set(env)
+
+
+def test_check_deployment_refuses_placeholders_unless_a_trial_says_so():
+    import base64
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    from dtsen.deployment import SECRETS
+
+    def run(env: dict[str, str]) -> subprocess.CompletedProcess:
+        clean = {
+            k: v for k, v in os.environ.items() if k not in SECRETS and k != "DTSEN_ALLOW_INSECURE_DEFAULTS"
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "dtsen.cli", "check-deployment"],
+            env=clean | env,
+            capture_output=True,
+            text=True,
+        )
+
+    example = _example_env() | {"DTSEN_ALLOW_INSECURE_DEFAULTS": "0"}
+    refused = run(example)
+    assert refused.returncode == 1
+    for name in SECRETS:
+        assert name in refused.stderr
+        assert example[name] not in refused.stderr  # values are never printed
+    trial = run(example | {"DTSEN_ALLOW_INSECURE_DEFAULTS": "1"})
+    assert trial.returncode == 0 and "WARNING" in trial.stdout
+    strong = {name: secrets.token_hex(24) for name in SECRETS}
+    strong["AIRFLOW_FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    strong["MAILPIT_UI_AUTH"] = "dataops:" + secrets.token_hex(16)
+    assert run(strong).returncode == 0
+    assert run({}).returncode == 1  # nothing set at all
+
+
+def test_redis_mail_catcher_and_warehouse_are_not_left_open():
+    services = _compose()["services"]
+    assert "--requirepass" in services["redis"]["command"]
+    assert "${REDIS_PASSWORD" in services["airflow-worker"]["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+    assert all(p.startswith("127.0.0.1:") for p in services["mailcatcher"]["ports"])
+    assert "MP_UI_AUTH" in services["mailcatcher"]["environment"]
+    warehouse = services["warehouse"]["command"]
+    assert "log_error_verbosity=terse" in warehouse and "log_min_error_statement=panic" in warehouse

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dtsen.ingest.round import ingest_round
 from dtsen.merge import check_invariants, merge_round
 from dtsen.validate.round import validate_round
-from tests.test_validate_round import (
+from tests.factories import (
     FAMILY_VALUES,
     KK1,
     KK2,
@@ -55,8 +55,7 @@ def test_tambah_round_creates_families_members_and_skips_rejected_rows(fresh_db,
 def two_rounds(db, tmp_path, monkeypatch):
     """Round 1 merged and round 2 validated (not merged) in the given fresh warehouse."""
     from dtsen.ingest.register import round_reference_date
-    from tests.factories import make_dukcapil, make_submission
-    from tests.test_validate_round import ANGGOTA_HEADER, KELUARGA_HEADER
+    from tests.factories import ANGGOTA_HEADER, KELUARGA_HEADER, make_dukcapil, make_submission
 
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     keluarga = [
@@ -331,8 +330,7 @@ def test_family_structure_cascades_to_the_family_a_rejected_member_was_founding(
     """The head of KK1 leaves without a successor (FAMILY_STRUCTURE), which also rejects C's move out
     of KK1; C was to head the new KK2, so KK2 and the spouse joining it must be rejected too, or
     KK2 would be merged headless (found by the 1M-person bench)."""
-    from tests.factories import make_submission
-    from tests.test_validate_round import ANGGOTA_HEADER, KELUARGA_HEADER
+    from tests.factories import ANGGOTA_HEADER, KELUARGA_HEADER, make_submission
 
     db = fresh_db
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))

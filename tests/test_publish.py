@@ -215,12 +215,15 @@ def test_a_tampered_version_directory_is_refused_not_adopted(published, tmp_path
     shutil.copytree(root / "versions" / "2", copy)
     with open(copy / "keluarga.parquet", "ab") as fh:
         fh.write(b"x")
-    conn.execute("UPDATE publish.version SET status = 'AUDITED' WHERE version = 2")
+    conn.execute("UPDATE publish.version SET status = 'AUDITED' WHERE version = 2")  # as if never recorded
+    conn.commit()
     try:
         with pytest.raises(PublishError, match="does not match its manifest checksum"):
             publish_version(conn, 2, tmp_path)
     finally:
         conn.rollback()
+        conn.execute("UPDATE publish.version SET status = 'PUBLISHED' WHERE version = 2")
+        conn.commit()
 
 
 def test_explain_shows_desil_terms_sources_and_each_rule_for_a_sample_nik(published):

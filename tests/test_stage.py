@@ -135,3 +135,93 @@ def test_other_file_kinds_use_their_own_columns(db, tmp_path):
     )
     assert result.code is None and any("catatan" in w for w in result.warnings)
     assert db.execute("SELECT hasil, catatan FROM t_gc").fetchone() == ("DITEMUKAN", None)
+
+
+# -- nothing COPY is handed goes unaccounted (issue 10) -------------------------------------------
+
+
+def test_a_line_holding_only_backslash_dot_rejects_the_file_instead_of_ending_it(staged, tmp_path):
+    # PostgreSQL's CSV COPY reads a lone \. as end-of-data: without a check, rows 5-6 would vanish
+    body = f"{HEADER}\n{ROW}\n{ROW}\n\\.\n{ROW}\n{ROW}\n"
+    result, rows = staged(write(tmp_path, body.encode()))
+    assert result.code == "FILE_UNREADABLE" and "line 4" in result.detail
+    assert "Baris 4" in result.pesan and "\\." in result.pesan
+    assert rows == []
+    assert result.rows_received == 5  # every data line of the file is accounted as received (and refused)
+
+
+def test_quoted_newline_and_no_final_newline_keep_the_real_line_numbers(staged, tmp_path):
+    multi = ROW.replace("Siti Aminah", '"Siti\nAminah"')
+    bad = ROW.replace(",2,1990-01-01,", ",7,1990-01-01,")
+    result, rows = staged(write(tmp_path, f"{HEADER}\n{multi}\n{ROW}\n{bad}".encode()))
+    assert result.code is None and result.rows_received == 3
+    assert [r[2] for r in rows] == [2, 4, 5]
+
+
+def test_blank_lines_are_skipped_and_counted_not_fatal(staged, tmp_path):
+    body = f"{HEADER}\n{ROW}\n\n   \n,,,,\n{ROW}\n\n"
+    result, rows = staged(write(tmp_path, body.encode()))
+    assert result.code is None and result.rows_received == 2
+    assert [r[2] for r in rows] == [2, 6]
+    assert any("4 baris kosong dilewati (baris 3, 4, 5, 7)" in w for w in result.warnings), result.warnings
+
+
+def test_a_blank_line_inside_a_quoted_field_is_data(staged, tmp_path):
+    multi = ROW.replace("Siti Aminah", '"Siti\n\nAminah"')
+    result, rows = staged(write(tmp_path, f"{HEADER}\n{multi}\n{ROW}\n".encode()))
+    assert result.code is None and result.rows_received == 2
+    assert rows[0][6] == "Siti\n\nAminah" and [r[2] for r in rows] == [2, 5]
+
+
+def test_a_bad_byte_is_reported_on_its_own_line_not_in_the_header(staged, tmp_path):
+    data = f"{HEADER}\n{ROW}\n{ROW}\n".encode()
+    data = data.replace(b"Siti Aminah", "Jos\u00e9".encode("latin-1"), 2).replace(
+        "Jos\u00e9".encode("latin-1"), b"Siti Aminah", 1
+    )
+    result, _ = staged(write(tmp_path, data))
+    assert result.code == "FILE_UNREADABLE" and "line 3" in result.detail and "header" not in result.detail
+    assert "Baris 3" in result.pesan
+
+
+def test_an_unbalanced_quote_is_reported_where_it_opens(staged, tmp_path):
+    lines = [ROW] * 20
+    lines[5] = ROW.replace("Siti Aminah", '"Siti Aminah')  # line 7 of the file
+    lines[10] = ROW.replace("Siti Aminah", '"Siti, Aminah"')  # a well-formed quoted field later on
+    result, _ = staged(write(tmp_path, ("\n".join([HEADER, *lines]) + "\n").encode()))
+    assert result.code == "FILE_UNREADABLE" and "line 7" in result.detail, result.detail
+    assert "baris 7" in result.pesan
+
+
+def test_a_ragged_row_in_a_multi_line_record_names_the_line_the_record_starts_on(staged, tmp_path):
+    ragged = ROW.replace("Siti Aminah", '"Siti\nAminah"') + ",extra"
+    result, _ = staged(write(tmp_path, f"{HEADER}\n{ROW}\n{ragged}\n{ROW}\n".encode()))
+    assert result.code == "FILE_UNREADABLE" and "line 3" in result.detail and "14 columns" in result.detail
+
+
+def test_a_missing_column_is_named_for_the_region(staged, tmp_path):
+    result, _ = staged(write(tmp_path, b"operasi,no_kk,nama\nTAMBAH,3273010101200001,x\n"))
+    assert result.code == "FILE_MISSING_COLUMN"
+    assert "nik" in result.pesan and "kolom wajib" in result.pesan.lower()
+    assert result.rows_received == 1
+
+
+def test_a_missing_column_needed_for_tambah_is_not_called_optional(db, tmp_path):
+    from dtsen.contract import PEMDA_KELUARGA
+
+    db.execute("CREATE TEMP TABLE t_kel (LIKE staging.pemda_keluarga)")
+    path = write(
+        tmp_path,
+        b"operasi,no_kk,kode_wilayah,tanggal_pendataan\nUBAH,3273010101200001,3273011001,2026-05-01\n",
+        "keluarga.csv",
+    )
+    result = stage_file(
+        db,
+        path,
+        PEMDA_KELUARGA,
+        target=sql.Identifier("t_kel"),
+        key_columns={"round_seq": 1, "submission_pk": 3},
+    )
+    assert result.code is None
+    tambah = [w for w in result.warnings if "wajib untuk operasi TAMBAH" in w]
+    assert tambah and "alamat" in tambah[0]
+    assert not any("opsional" in w and "alamat" in w for w in result.warnings)

@@ -3,66 +3,20 @@
 from __future__ import annotations
 
 from dtsen.contract import FileKind
-from dtsen.ingest.register import round_reference_date
 from dtsen.ingest.round import ingest_round
 from dtsen.validate.round import validate_round
 from dtsen.validate.run import Batch, run_suite
-from tests.factories import make_dukcapil, make_submission
-
-FAMILY_ATTRS = (
-    "status_kepemilikan_rumah,luas_lantai_m2,jenis_lantai,jenis_dinding,jenis_atap,sumber_air_minum,"
-    "sumber_penerangan,daya_listrik_va,bahan_bakar_memasak,fasilitas_bab,punya_kulkas,punya_ac,"
-    "punya_sepeda_motor,punya_mobil,punya_emas,punya_lahan,punya_ternak"
+from tests.factories import (
+    FAMILY_VALUES,
+    KK1,
+    KK2,
+    KK_NOWHERE,
+    NOT_IN_DUKCAPIL,
+    PEOPLE,
+    build_round,
+    member,
+    person,
 )
-KELUARGA_HEADER = f"operasi,no_kk,kode_wilayah,alamat,tanggal_pendataan,{FAMILY_ATTRS},alasan_hapus"
-FAMILY_VALUES = "1,36,2,1,2,3,1,900,3,1,1,0,1,0,0,0,0"
-ANGGOTA_HEADER = (
-    "operasi,nik,no_kk,nama,jenis_kelamin,tanggal_lahir,hubungan_keluarga,status_perkawinan,"
-    "pendidikan_tertinggi,status_sekolah,status_pekerjaan,disabilitas,penyakit_kronis,alasan_hapus"
-)
-
-KK1, KK2, KK_NOWHERE = "3273010101200001", "3273010101200002", "3273010101200099"
-# (nik, sex, birth date, life status)
-PEOPLE = {
-    "A": ("3273014101900001", 2, "1990-01-01", "HIDUP"),
-    "B": ("3273010505600002", 1, "1960-05-05", "HIDUP"),
-    "C": ("3273011212120003", 1, "2012-12-12", "HIDUP"),
-    "D": ("3273015003850004", 2, "1985-03-10", "MENINGGAL"),
-    "E": ("3273010202700005", 1, "1970-02-02", "HIDUP"),
-    "F": ("3273010303800006", 1, "1980-03-03", "HIDUP"),
-    "H": ("3273010606060008", 1, "2006-06-06", "HIDUP"),
-    "J": ("3273010707070009", 1, "2007-07-07", "HIDUP"),
-}
-NOT_IN_DUKCAPIL = ("3273010404900007", 1, "1990-04-04")
-
-
-def member(op: str, nik: str, kk: str, sex: int, born: str, hub: int) -> str:
-    return f"{op},{nik},{kk},Nama Orang,{sex},{born},{hub},1,3,2,1,0,0,"
-
-
-def person(key: str, op: str, kk: str, hub: int) -> str:
-    nik, sex, born, _ = PEOPLE[key]
-    return member(op, nik, kk, sex, born, hub)
-
-
-def build_round(tmp_path, round_id: str, anggota_rows: list[str], keluarga_rows: list[str]):
-    landing = tmp_path / "landing"
-    dukcapil = ["nik,no_kk,nama,jenis_kelamin,tanggal_lahir,kode_wilayah,status_hidup,tanggal_meninggal"]
-    for nik, sex, born, life in PEOPLE.values():
-        dukcapil.append(
-            f"{nik},{KK1},Nama Orang,{sex},{born},3273011001,{life},{'2026-01-05' if life == 'MENINGGAL' else ''}"
-        )
-    make_dukcapil(landing, round_reference_date(round_id).isoformat(), ("\n".join(dukcapil) + "\n").encode())
-    make_submission(
-        landing,
-        "3273-test",
-        folder_round=round_id,
-        data_files={
-            "keluarga.csv": ("\n".join([KELUARGA_HEADER, *keluarga_rows]) + "\n").encode(),
-            "anggota.csv": ("\n".join([ANGGOTA_HEADER, *anggota_rows]) + "\n").encode(),
-        },
-    )
-    return landing
 
 
 def codes_by_line(db, submission_pk: int) -> dict[tuple[str, int], set[str]]:
@@ -172,12 +126,14 @@ def test_suite_counts_agree_with_row_rejections(db, tmp_path, monkeypatch, round
         assert from_ge == derived and derived
 
 
-def test_feedback_masks_keys_and_explains_in_indonesian(db, tmp_path, monkeypatch, round_id):
+def test_feedback_masks_keys_and_explains_in_indonesian(fresh_db, tmp_path, monkeypatch):
     import csv
     import json
 
     from dtsen.feedback import write_feedback
+    from dtsen.merge import merge_round
 
+    db, round_id = fresh_db, "2026-Q1"
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
     evil = member("TAMBAH", "=cmd|' /C calc'!A0", KK1, 1, "1980-03-03", 3)
@@ -185,7 +141,12 @@ def test_feedback_masks_keys_and_explains_in_indonesian(db, tmp_path, monkeypatc
     landing = build_round(tmp_path, round_id, anggota, keluarga)
     ingested = ingest_round(db, round_id, landing_root=landing)
     validate_round(db, ingested.round_seq, threshold=1.0)
-    report = write_feedback(db, ingested.submissions[0].submission_pk, tmp_path / "publish")
+    pk = ingested.submissions[0].submission_pk
+    # before the merge nothing is final: no report may say rows were merged
+    assert write_feedback(db, pk, tmp_path / "publish") is None
+    assert not (tmp_path / "publish" / "feedback" / round_id / "3273-test").exists()
+    merge_round(db, ingested.round_seq)
+    report = write_feedback(db, pk, tmp_path / "publish")
     assert report.path == tmp_path / "publish" / "feedback" / round_id / "3273-test"
     with open(report.path / "ditolak.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

@@ -67,6 +67,7 @@ def send_email(email: Email, conn_id: str = SMTP_CONN_ID) -> None:
             subject=email.subject,
             html_content=f"<pre>{html.escape(email.body)}</pre>",
             from_email=load_subscribers().from_email,
+            custom_headers=email.headers() or None,
         )
 
 

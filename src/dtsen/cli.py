@@ -69,6 +69,16 @@ def cmd_db_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_deployment(_: argparse.Namespace) -> int:
+    import os
+
+    from dtsen.deployment import check_deployment
+
+    ok, lines = check_deployment(os.environ)
+    print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from dtsen.generate.__main__ import main as generate_main
 
@@ -130,6 +140,27 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_versions(_: argparse.Namespace) -> int:
+    from dtsen.publish.version import unrecorded_warning
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            "SELECT v.version, r.round_id, v.status, v.published_at, v.approved_by FROM publish.version v "
+            "JOIN ingest.round r ON r.round_seq = v.round_seq ORDER BY v.version"
+        ).fetchall()
+        current = conn.execute("SELECT version FROM publish.current_version").fetchone()
+        warning = unrecorded_warning(conn, settings().publish_root)
+    for version, round_id, status, published_at, approved_by in rows:
+        mark = " (current)" if current and version == current[0] else ""
+        when = published_at.isoformat(timespec="seconds") if published_at else "-"
+        approval = f", approved by {approved_by}" if approved_by else ""
+        print(f"version {version:>4}  round {round_id}  {status:<10} published {when}{approval}{mark}")
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+        return 4
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from dtsen.config import settings
     from dtsen.programs import load_programs
@@ -142,6 +173,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print("a NIK is 16 digits", file=sys.stderr)
         return 2
     with engine.connect() as conn:
+        if args.version is None:
+            from dtsen.publish.version import unrecorded_warning
+
+            warning = unrecorded_warning(conn, cfg.publish_root)
+            if warning:
+                print(f"WARNING: {warning}", file=sys.stderr)
         try:
             lines = explain(
                 conn,
@@ -207,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_db_migrate
     )
 
+    sub.add_parser(
+        "check-deployment", help="refuse to start when a deployment secret is missing or a known default"
+    ).set_defaults(func=cmd_check_deployment)
+
     gen = sub.add_parser(
         "generate", help="write a synthetic population and rounds (see --help)", add_help=False
     )
@@ -238,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--by", required=True, help="who approves (recorded)")
     approve.add_argument("--reason", required=True, help="why (recorded)")
     approve.set_defaults(func=cmd_approve)
+
+    sub.add_parser("versions", help="the versions, their status and which is current").set_defaults(
+        func=cmd_versions
+    )
 
     exp = sub.add_parser("explain", help="why a person is or is not a recipient of each program")
     exp.add_argument("--nik", required=True)

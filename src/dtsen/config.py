@@ -24,6 +24,8 @@ class Settings:
     quality_gate_threshold: float
     ranking_model_path: Path  # the PMT model file (versioned; its hash is recorded per version)
     programs_path: Path  # program eligibility rules
+    max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
+    feedback_max_rows_per_reason: int  # ditolak.csv lists at most this many rows per reason (all are counted)
 
 
 def _path(name: str, default: Path) -> Path:
@@ -44,4 +46,6 @@ def settings() -> Settings:
         quality_gate_threshold=float(os.environ.get("DTSEN_QUALITY_GATE_THRESHOLD", "0.20")),
         ranking_model_path=_path("DTSEN_RANKING_MODEL", DEFAULT_RANKING_MODEL),
         programs_path=_path("DTSEN_PROGRAMS", DEFAULT_PROGRAMS),
+        max_submission_bytes=int(os.environ.get("DTSEN_MAX_SUBMISSION_BYTES", str(1 << 30))),
+        feedback_max_rows_per_reason=int(os.environ.get("DTSEN_FEEDBACK_MAX_ROWS_PER_REASON", "10000")),
     )

@@ -112,6 +112,10 @@ DUKCAPIL_PENDUDUK = FileSpec(
     key="nik",
 )
 
+# Longest value accepted in a free-text column (longer: CODE_OUT_OF_DOMAIN). `nama` 1-100 is the
+# contract's; the others are this project's (extension), so a 10 MB address never reaches the registry.
+TEXT_MAX_CHARS: dict[str, int] = {"nama": 100, "alamat": 500, "petugas_id": 64, "catatan": 1000}
+
 FILE_SPECS: dict[FileKind, FileSpec] = {
     s.kind: s for s in (PEMDA_KELUARGA, PEMDA_ANGGOTA, BPS_KELUARGA, KEMENSOS_GROUNDCHECK, DUKCAPIL_PENDUDUK)
 }

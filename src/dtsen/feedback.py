@@ -1,147 +1,100 @@
 """Feedback to each submission (contract section 3): ringkasan.json and ditolak.csv.
 
-`<publish_root>/feedback/<round_id>/<submission_id>/`. ditolak.csv is produced by PostgreSQL
-(COPY ... TO STDOUT) and streamed to disk, so a submission with millions of rejected rows needs no
-memory. Keys are masked to their last 4 digits; every cell that a spreadsheet would read as a formula
-is prefixed with an apostrophe. Files are written next to their final name and renamed into place,
-so a region never reads a half-written report.
+`<publish_root>/feedback/<round_id>/<submission_id>/`, written once a submission's outcome is final:
+refused (REJECTED), or merged. Before the merge nothing is written, so no report ever says "merged"
+for rows that were not. ditolak.csv is produced by PostgreSQL (COPY ... TO STDOUT) and streamed to
+disk, so a submission with millions of rejected rows needs no memory; it lists at most
+`DTSEN_FEEDBACK_MAX_ROWS_PER_REASON` rows per reason, while ringkasan.json counts every row. Keys are
+masked to their last 4 digits. Files are written under a name unique to the writer and renamed into
+place, so a region never reads a half-written report and two runs never collide.
+
+Counting: `rows` counts data rows (blank lines skipped) per file, also for a file or submission
+refused whole; `reasons` counts rows per reason code (so a whole-submission refusal counts each of its
+rows once; a refusal that read no rows counts 0).
 
 Extensions to the contract (additive): ditolak.csv carries both `nik` and `no_kk` (masked) because a
-pemda submission mixes member and family rows; rows of a file that could not be read at all appear
-once with an empty `line`; a NIK_NOT_IN_DUKCAPIL / NIK_MISMATCH message may end with a NIK-repair
-suggestion (masked, with the positions of the differing digits). ringkasan.json adds `pesan` (the Indonesian text of each reason code
-used) and `keterangan` (why a whole submission was rejected).
+pemda submission mixes member and family rows; a file refused whole appears once with an empty
+`line` and a message saying exactly what is wrong (which line, which column); a NIK_NOT_IN_DUKCAPIL /
+NIK_MISMATCH message may end with a NIK-repair suggestion (masked, with the positions of the differing
+digits). ringkasan.json adds `pesan` (the Indonesian text of each reason code used) and `keterangan`
+(why a whole submission was refused). Landing entries that could not be processed as submissions
+(`ingest.refused_entry`) get the same two files under `feedback/<round_id>/~refused/<name>/`, with a
+`folder` key naming the entry.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
+from dtsen.sqlfiles import statements
+from dtsen.storage import atomic_output, atomic_write, sweep_partials
 
 DITOLAK_COLUMNS = ("file", "line", "nik", "no_kk", "reason", "field", "message")
-
-# Rejected rows of one submission: row-level rejections, plus the staged rows of a submission that
-# was rejected whole at file level (they carry the submission's code), plus one row for each file
-# that could not be read at all. One output row per input row; several reasons are joined by ';'.
-REJECTED_ROWS_SQL = """
-WITH sub AS (
-    SELECT submission_pk, round_seq, status, reason_code FROM ingest.submission WHERE submission_pk = %(pk)s
-),
-staged AS (
-    SELECT 'keluarga.csv' AS file_name, line_no, NULL::text AS nik, no_kk, 'pemda' AS source
-    FROM staging.pemda_keluarga WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s
-    UNION ALL
-    SELECT 'anggota.csv', line_no, nik, no_kk, 'pemda'
-    FROM staging.pemda_anggota WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s
-    UNION ALL
-    SELECT 'keluarga.csv', line_no, NULL, no_kk, 'bps'
-    FROM staging.bps_keluarga WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s
-    UNION ALL
-    SELECT 'groundcheck.csv', line_no, NULL, no_kk, 'kemensos'
-    FROM staging.kemensos_groundcheck WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s
-),
-reasons AS (
-    SELECT q.file_name, q.line_no, q.reason_code, q.field
-    FROM quality.rejection q WHERE q.round_seq = %(round_seq)s AND q.submission_pk = %(pk)s
-    UNION ALL
-    SELECT s.file_name, s.line_no, sub.reason_code, f.file_name
-    FROM staged s CROSS JOIN sub
-    JOIN ingest.submission_file f ON f.submission_pk = sub.submission_pk AND f.status = 'REJECTED'
-    WHERE sub.status = 'REJECTED' AND sub.reason_code IN ('FILE_UNREADABLE', 'FILE_MISSING_COLUMN')
-      AND s.source = (SELECT source FROM ingest.submission WHERE submission_pk = %(pk)s)
-      AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
-                      AND q.submission_pk = %(pk)s AND q.file_name = s.file_name AND q.line_no = s.line_no)
-    UNION ALL
-    SELECT f.file_name, NULL, coalesce(f.reason_code, sub.reason_code), ''
-    FROM ingest.submission_file f CROSS JOIN sub
-    WHERE f.submission_pk = sub.submission_pk
-      AND (f.status = 'REJECTED' OR sub.reason_code IN ('CHECKSUM_MISMATCH', 'DUPLICATE_SUBMISSION'))
-),
-per_row AS (
-    SELECT r.file_name, r.line_no,
-           string_agg(r.reason_code, ';' ORDER BY r.reason_code, r.field) AS reason,
-           string_agg(nullif(r.field, ''), ';' ORDER BY r.reason_code, r.field) AS field,
-           string_agg(CASE WHEN r.field <> '' THEN 'Kolom ' || r.field || ': ' ELSE '' END || c.pesan, ' '
-                      ORDER BY r.reason_code, r.field) AS message
-    FROM reasons r JOIN quality.reason_code c ON c.code = r.reason_code
-    GROUP BY r.file_name, r.line_no
-)
-SELECT p.file_name AS file, p.line_no AS line,
-       meta.mask_for_feedback(s.nik) AS nik, meta.mask_for_feedback(s.no_kk) AS no_kk,
-       p.reason, p.field,
-       p.message || coalesce(
-           ' Saran: data Dukcapil memuat penduduk dengan nama, tanggal lahir dan jenis kelamin yang cocok, '
-           || 'dengan NIK ' || meta.mask_for_feedback(ns.suggested_nik::text)
-           || ' (berbeda pada digit ke-' || ns.digits_differing || ' dari NIK yang dikirim). '
-           || 'Periksa KTP/KK orang ini, lalu kirim ulang barisnya dengan NIK yang benar.', '') AS message
-FROM per_row p
-LEFT JOIN staged s ON s.file_name = p.file_name AND s.line_no = p.line_no
-LEFT JOIN quality.nik_suggestion ns ON ns.round_seq = %(round_seq)s AND ns.submission_pk = %(pk)s
-      AND ns.file_name = p.file_name AND ns.line_no = p.line_no
-ORDER BY p.file_name, p.line_no NULLS FIRST
-"""
-
-COUNTS_SQL = """
-SELECT file_name, coalesce(rows_received, 0),
-       (SELECT count(DISTINCT q.line_no) FROM quality.rejection q
-        WHERE q.round_seq = %(round_seq)s AND q.submission_pk = f.submission_pk AND q.file_name = f.file_name)
-FROM ingest.submission_file f WHERE f.submission_pk = %(pk)s ORDER BY file_name
-"""
-
-REASON_COUNTS_SQL = """
-SELECT reason_code, count(DISTINCT (file_name, line_no))
-FROM quality.rejection WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s GROUP BY reason_code
-"""
+FINAL = ("REJECTED", "MERGED")
 
 
 @dataclass
 class FeedbackReport:
-    submission_pk: int
+    submission_pk: int | None  # None for a refused landing entry
     path: Path
     status: str
-    rejected_rows: int
+    rejected_rows: int  # rows listed in ditolak.csv
+    refused_pk: int | None = None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+def feedback_dir(publish_root: Path, round_id: str, name: str) -> Path:
+    return publish_root / "feedback" / round_id / name
 
 
-def write_feedback(conn: psycopg.Connection, submission_pk: int, publish_root: Path) -> FeedbackReport:
-    round_seq, round_id, submission_id, status, reason_code, detail = conn.execute(
-        "SELECT s.round_seq, r.round_id, s.submission_id, s.status, s.reason_code, s.detail "
+def _csv_field(value: object) -> str:
+    text = "" if value is None else str(value)
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') else text
+
+
+def _ringkasan(path: Path, document: dict) -> None:
+    atomic_write(path, json.dumps(document, indent=2, ensure_ascii=False).encode())
+
+
+def write_feedback(
+    conn: psycopg.Connection, submission_pk: int, publish_root: Path, max_rows_per_reason: int | None = None
+) -> FeedbackReport | None:
+    """Write a submission's feedback if its outcome is final; None while it still awaits the merge."""
+    round_seq, round_id, submission_id, status, reason_code = conn.execute(
+        "SELECT s.round_seq, r.round_id, s.submission_id, s.status, s.reason_code "
         "FROM ingest.submission s JOIN ingest.round r USING (round_seq) WHERE s.submission_pk = %s",
         (submission_pk,),
     ).fetchone()
-    params = {"pk": submission_pk, "round_seq": round_seq}
-    folder = publish_root / "feedback" / round_id / submission_id
-    folder.mkdir(parents=True, exist_ok=True)
+    if status not in FINAL:
+        return None
+    cap = settings().feedback_max_rows_per_reason if max_rows_per_reason is None else max_rows_per_reason
+    queries = statements("feedback/feedback.sql")
+    params = {"pk": submission_pk, "round_seq": round_seq, "cap": cap}
+    folder = feedback_dir(publish_root, round_id, submission_id)
+    sweep_partials(folder)
 
-    ditolak = folder / "ditolak.csv"
-    partial = ditolak.with_name(".ditolak.csv.partial")
-    written_rows = -1  # header
-    with conn.cursor() as cur, open(partial, "wb") as out:
-        # psycopg binds COPY parameters client-side; the query text is our own constant.
-        with cur.copy(f"COPY ({REJECTED_ROWS_SQL}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy:
+    written_rows = -1  # the header line
+    with conn.cursor() as cur, atomic_output(folder / "ditolak.csv") as out:
+        # psycopg binds COPY parameters client-side; the query text is our own, from sql/feedback/
+        with cur.copy(
+            f"COPY ({queries['rejected_rows']}) TO STDOUT WITH (FORMAT csv, HEADER true)", params
+        ) as copy:
             for chunk in copy:
                 out.write(chunk)
                 written_rows += bytes(chunk).count(b"\n")
-    os.replace(partial, ditolak)
 
     rows, rejected_total = {}, 0
-    for file_name, received, rejected in conn.execute(COUNTS_SQL, params).fetchall():
+    for file_name, received, rejected in conn.execute(queries["file_counts"], params).fetchall():
         if status == "REJECTED":
-            rejected = received  # nothing of a rejected submission is merged
+            rejected = received  # nothing of a refused submission is merged
         rows[file_name] = {"received": received, "merged": received - rejected, "rejected": rejected}
         rejected_total += rejected
-    reasons = dict(conn.execute(REASON_COUNTS_SQL, params).fetchall())
+    reasons = dict(conn.execute(queries["reason_counts"], params).fetchall())
     if status == "REJECTED" and reason_code and reason_code not in reasons:
         reasons[reason_code] = sum(r["received"] for r in rows.values())
     warnings = [
@@ -152,22 +105,82 @@ def write_feedback(conn: psycopg.Connection, submission_pk: int, publish_root: P
         )
         for w in ws
     ]
+    for code, count in conn.execute(queries["rows_per_reason"], params).fetchall():
+        if count > cap:
+            warnings.append(
+                f"ditolak.csv memuat {cap:,} dari {count:,} baris yang ditolak dengan alasan {code}; "
+                "semua baris tetap dihitung di ringkasan ini"
+            )
     if status == "REJECTED":
         summary_status = "REJECTED"
     elif rejected_total:
         summary_status = "PARTIAL"
     else:
         summary_status = "MERGED"
-    ringkasan = {
-        "submission_id": submission_id,
-        "round_id": round_id,
-        "status": summary_status,
-        "rows": rows,
-        "reasons": dict(sorted(reasons.items())),
-        "warnings": warnings,
-        "pesan": {code: REASON_BY_CODE[code].pesan for code in sorted(reasons)},
-        "keterangan": REASON_BY_CODE[reason_code].pesan if status == "REJECTED" and reason_code else "",
-    }
-    _write_atomically(folder / "ringkasan.json", json.dumps(ringkasan, indent=2, ensure_ascii=False).encode())
-    del detail  # operator detail stays in the warehouse; regions get the plain Indonesian message
+    sub_pesan = conn.execute(
+        "SELECT pesan FROM ingest.submission WHERE submission_pk = %s", (submission_pk,)
+    ).fetchone()[0]
+    _ringkasan(
+        folder / "ringkasan.json",
+        {
+            "submission_id": submission_id,
+            "round_id": round_id,
+            "status": summary_status,
+            "rows": rows,
+            "reasons": dict(sorted(reasons.items())),
+            "warnings": warnings,
+            "pesan": {code: REASON_BY_CODE[code].pesan for code in sorted(reasons)},
+            "keterangan": (sub_pesan or REASON_BY_CODE[reason_code].pesan)
+            if status == "REJECTED" and reason_code
+            else "",
+        },
+    )
     return FeedbackReport(submission_pk, folder, summary_status, max(written_rows, 0))
+
+
+def write_refused_feedback(conn: psycopg.Connection, refused_pk: int, publish_root: Path) -> FeedbackReport:
+    """ringkasan.json and ditolak.csv of a landing entry that could not be processed as a submission."""
+    round_id, entry, code, pesan, folder_name, rows = conn.execute(
+        "SELECT r.round_id, e.entry, e.reason_code, e.pesan, e.feedback_dir, e.rows FROM ingest.refused_entry e "
+        "JOIN ingest.round r USING (round_seq) WHERE e.refused_pk = %s",
+        (refused_pk,),
+    ).fetchone()
+    folder = feedback_dir(publish_root, round_id, folder_name)
+    lines = [",".join(DITOLAK_COLUMNS)]
+    for file_name in sorted(rows) or [""]:
+        lines.append(",".join(_csv_field(v) for v in (file_name, "", "", "", code, "", pesan)))
+    atomic_write(folder / "ditolak.csv", ("\n".join(lines) + "\n").encode())
+    _ringkasan(
+        folder / "ringkasan.json",
+        {
+            "submission_id": entry.rsplit("/", 1)[-1],
+            "folder": entry,
+            "round_id": round_id,
+            "status": "REJECTED",
+            "rows": {name: {"received": n, "merged": 0, "rejected": n} for name, n in sorted(rows.items())},
+            "reasons": {code: sum(rows.values())},
+            "warnings": [],
+            "pesan": {code: REASON_BY_CODE[code].pesan},
+            "keterangan": pesan,
+        },
+    )
+    return FeedbackReport(None, folder, "REJECTED", len(lines) - 1, refused_pk)
+
+
+def write_round_feedback(
+    conn: psycopg.Connection, round_seq: int, publish_root: Path
+) -> list[FeedbackReport]:
+    """Feedback of every submission of the round whose outcome is final, and of every refused entry."""
+    reports = []
+    for (pk,) in conn.execute(
+        "SELECT submission_pk FROM ingest.submission WHERE round_seq = %s ORDER BY submission_pk",
+        (round_seq,),
+    ).fetchall():
+        report = write_feedback(conn, pk, publish_root)
+        if report is not None:
+            reports.append(report)
+    for (pk,) in conn.execute(
+        "SELECT refused_pk FROM ingest.refused_entry WHERE round_seq = %s ORDER BY refused_pk", (round_seq,)
+    ).fetchall():
+        reports.append(write_refused_feedback(conn, pk, publish_root))
+    return reports

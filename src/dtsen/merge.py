@@ -134,8 +134,13 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
             started = time.perf_counter()
             try:
                 conn.execute(statement, params if "%(" in statement else None)
-            except psycopg.Error as exc:
-                raise MergeError(f"merge step {name} failed: {exc.diag.message_primary}") from exc
+            except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+                # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything
+                # else (a lost connection, a restart, a deadlock, no disk) is left to retry.
+                # named by its condition only: PostgreSQL's message may quote the offending value
+                raise MergeError(
+                    f"merge step {name} failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate}); nothing was changed"
+                ) from exc
             summary.step_seconds[name] = time.perf_counter() - started
             log.debug("merge step %s done in %.1f s", name, summary.step_seconds[name])
         if probe:

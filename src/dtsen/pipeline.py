@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtsen.config import settings
-from dtsen.feedback import write_feedback
+from dtsen.feedback import write_round_feedback
 from dtsen.ingest.round import ingest_round
 from dtsen.merge import MergeSummary, merge_round
 from dtsen.programs import load_programs
@@ -36,6 +35,13 @@ class SubmissionSummary:
     received: dict[str, int]
     rejected_rows: int
     reasons: dict[str, int]
+    feedback_path: str | None  # None until the outcome is final (refused, or merged)
+
+
+@dataclass
+class RefusedSummary:
+    entry: str  # printable name of the landing entry
+    detail: str  # why, for operators
     feedback_path: str
 
 
@@ -45,14 +51,21 @@ class ValidationSummary:
     round_seq: int
     dukcapil_snapshot: str | None
     submissions: list[SubmissionSummary] = field(default_factory=list)
-    refused_entries: int = 0
+    refused: list[RefusedSummary] = field(default_factory=list)
     dukcapil_rows_loaded: int = 0  # 0 when the snapshot was already loaded by an earlier run
 
-    def reasons_total(self) -> Counter:
-        total: Counter = Counter()
-        for s in self.submissions:
-            total.update(s.reasons)
-        return total
+
+def refused_entries(conn, round_seq: int, publish_root: Path) -> list[RefusedSummary]:
+    round_id = conn.execute(
+        "SELECT round_id FROM ingest.round WHERE round_seq = %s", (round_seq,)
+    ).fetchone()[0]
+    return [
+        RefusedSummary(entry, detail, str(publish_root / "feedback" / round_id / folder))
+        for entry, detail, folder in conn.execute(
+            "SELECT entry, detail, feedback_dir FROM ingest.refused_entry WHERE round_seq = %s ORDER BY refused_pk",
+            (round_seq,),
+        )
+    ]
 
 
 def stage_and_validate(
@@ -62,7 +75,7 @@ def stage_and_validate(
     publish_root: Path | None = None,
     threshold: float | None = None,
 ) -> ValidationSummary:
-    """Discover, stage and validate a round, then write each submission's feedback."""
+    """Discover, stage and validate a round; write the feedback of what is final already (refusals)."""
     cfg = settings()
     publish = publish_root or cfg.publish_root
     with engine.connect() as conn:
@@ -73,13 +86,14 @@ def stage_and_validate(
             round_id,
             ingested.round_seq,
             ingested.snapshot.snapshot_date.isoformat() if ingested.snapshot else None,
-            refused_entries=len(ingested.refused),
             dukcapil_rows_loaded=ingested.snapshot.rows_received
             if ingested.snapshot and ingested.snapshot.loaded_now
             else 0,
         )
+        reports = {r.submission_pk: r for r in write_round_feedback(conn, ingested.round_seq, publish)}
         for sub in ingested.submissions:
-            report = write_feedback(conn, sub.submission_pk, publish)
+            if sub.submission_pk is None:  # refused before registration: listed with the refused entries
+                continue
             status, reason = conn.execute(
                 "SELECT status, reason_code FROM ingest.submission WHERE submission_pk = %s",
                 (sub.submission_pk,),
@@ -92,7 +106,8 @@ def stage_and_validate(
                 ).fetchall()
             )
             if status == "REJECTED" and reason and reason not in reasons:
-                reasons[reason] = sum(f.rows_received for f in sub.files) or 1
+                reasons[reason] = sum(f.rows_received for f in sub.files)
+            report = reports.get(sub.submission_pk)
             summary.submissions.append(
                 SubmissionSummary(
                     sub.submission_pk,
@@ -101,11 +116,14 @@ def stage_and_validate(
                     status,
                     reason,
                     {f.file_name: f.rows_received for f in sub.files},
-                    report.rejected_rows,
+                    sum(reasons.values())
+                    if status != "REJECTED"
+                    else sum(f.rows_received for f in sub.files),
                     reasons,
-                    str(report.path),
+                    str(report.path) if report else None,
                 )
             )
+        summary.refused = refused_entries(conn, ingested.round_seq, publish)
         conn.commit()
     return summary
 
@@ -119,8 +137,10 @@ def format_validation(summary: ValidationSummary) -> list[str]:
             f"  {s.source:<8} {s.submission_id:<24} {s.status:<9} rows {received}; rejected rows "
             f"{s.rejected_rows}; reasons {reasons}"
         )
-    if summary.refused_entries:
-        lines.append(f"  {summary.refused_entries} landing entries refused (see log)")
+    for r in summary.refused:
+        lines.append(f"  REFUSED  {r.entry}: {r.detail} (feedback in {r.feedback_path})")
+    if any(s.feedback_path is None for s in summary.submissions):
+        lines.append("  feedback of the validated submissions is written when the round is merged")
     return lines
 
 
@@ -150,9 +170,11 @@ def validate_and_merge(
         merged = merge_round(conn, validation.round_seq)
         conn.commit()
         merge_seconds = time.monotonic() - validated
-        for sub in validation.submissions:
-            write_feedback(conn, sub.submission_pk, publish)
+        reports = {r.submission_pk: r for r in write_round_feedback(conn, validation.round_seq, publish)}
         conn.commit()
+    for sub in validation.submissions:
+        if sub.submission_pk in reports:
+            sub.feedback_path = str(reports[sub.submission_pk].path)
     return RoundResult(validation, merged, validated - started, merge_seconds)
 
 

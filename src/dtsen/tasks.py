@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from dtsen.config import settings
-from dtsen.feedback import write_feedback
+from dtsen.feedback import write_round_feedback
 from dtsen.ingest.round import ingest_listed_submission, open_round
 from dtsen.merge import merge_round
 from dtsen.programs import load_programs
@@ -60,8 +60,10 @@ def stage_and_validate_submission(
             conn, round_id, source, submission_id, landing_root=_path(landing_root)
         )
         conn.commit()
-        validated = validate_submission(conn, outcome.submission_pk)
-        conn.commit()
+        row_rejections = 0
+        if outcome.submission_pk is not None:  # None: refused as a submission (its feedback says why)
+            row_rejections = validate_submission(conn, outcome.submission_pk).row_rejections
+            conn.commit()
     return {
         "submission_pk": outcome.submission_pk,
         "source": source,
@@ -69,7 +71,7 @@ def stage_and_validate_submission(
         "status": outcome.status,
         "reason_code": outcome.reason_code,
         "rows_received": sum(f.rows_received for f in outcome.files),
-        "row_rejections": validated.row_rejections,
+        "row_rejections": row_rejections,
     }
 
 
@@ -98,31 +100,36 @@ def merge(round_id: str) -> dict:
     }
 
 
-def write_round_feedback(round_id: str, publish_root: str | None = None) -> list[dict]:
-    """Every submission's ringkasan.json and ditolak.csv (after the merge: it adds CONFLICT_LOST)."""
+def write_feedback(round_id: str, publish_root: str | None = None) -> list[dict]:
+    """Every final submission's ringkasan.json and ditolak.csv (after the merge: it adds CONFLICT_LOST),
+    and those of the landing entries refused as submissions."""
     root = _path(publish_root) or settings().publish_root
-    out = []
     with engine.connect() as conn:
-        rows = conn.execute(
-            "SELECT submission_pk, source, submission_id, kode_wilayah FROM ingest.submission s "
-            "JOIN ingest.round r USING (round_seq) WHERE r.round_id = %s ORDER BY submission_pk",
-            (round_id,),
-        ).fetchall()
-        for pk, source, submission_id, kode_wilayah in rows:
-            report = write_feedback(conn, pk, root)
-            out.append(
-                {
-                    "submission_pk": pk,
-                    "source": source,
-                    "submission_id": submission_id,
-                    "kode_wilayah": kode_wilayah,
-                    "status": report.status,
-                    "rejected_rows": report.rejected_rows,
-                    "path": str(report.path),
-                }
-            )
+        round_seq = _round_seq(conn, round_id)
+        reports = write_round_feedback(conn, round_seq, root)
+        regions = dict(
+            conn.execute(
+                "SELECT submission_pk, kode_wilayah FROM ingest.submission WHERE round_seq = %s", (round_seq,)
+            ).fetchall()
+        )
+        sources = dict(
+            conn.execute(
+                "SELECT submission_pk, source FROM ingest.submission WHERE round_seq = %s", (round_seq,)
+            ).fetchall()
+        )
         conn.commit()
-    return out
+    return [
+        {
+            "submission_pk": r.submission_pk,
+            "refused_pk": r.refused_pk,
+            "source": sources.get(r.submission_pk),
+            "kode_wilayah": regions.get(r.submission_pk),
+            "status": r.status,
+            "rejected_rows": r.rejected_rows,
+            "path": str(r.path),
+        }
+        for r in reports
+    ]
 
 
 def build_and_audit(
@@ -167,3 +174,16 @@ def _round_seq(conn, round_id: str) -> int:
     if not found:
         raise LookupError(f"round {round_id} is not registered: run prepare_round first")
     return found[0]
+
+
+def notify_programs(version: int | None, send) -> dict:
+    """Email and webhook every program owner of `version` (None: the current version)."""
+    from dtsen.notify.deliver import notify_programs as deliver
+    from dtsen.notify.deliver import version_to_announce
+    from dtsen.notify.subscribers import load_subscribers
+
+    with engine.connect() as conn:
+        version = version_to_announce(conn, version, settings().publish_root)
+        if version is None:
+            return {"version": None, "emails_sent": 0, "webhooks_delivered": 0}
+        return deliver(conn, int(version), load_subscribers(), send)

@@ -37,8 +37,8 @@ from dtsen.generate.world import (
     survey_and_groundcheck,
     update_rows,
 )
-from dtsen.ingest.manifest import file_sha256
 from dtsen.reference import read_wilayah
+from dtsen.storage import file_sha256
 
 POOL_SHARE = 0.05  # households known to Dukcapil but not (yet) in the registry
 MAX_INJECTED_SHARE = 0.12

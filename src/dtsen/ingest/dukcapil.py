@@ -17,8 +17,8 @@ from psycopg import sql
 from dtsen.contract import DUKCAPIL_PENDUDUK
 from dtsen.ingest import rawstore
 from dtsen.ingest.landing import list_dukcapil_snapshots
-from dtsen.ingest.manifest import file_sha256
 from dtsen.ingest.stage import stage_file
+from dtsen.storage import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ def ingest_latest_snapshot(
     if not eligible:
         return None
     snapshot = eligible[-1]
-    digest, size = file_sha256(snapshot.path)
     with conn.transaction():
         conn.execute("LOCK TABLE ingest.dukcapil_snapshot IN SHARE ROW EXCLUSIVE MODE")
         row = conn.execute(
@@ -94,7 +93,7 @@ def ingest_latest_snapshot(
         ).fetchone()
         if row is not None:
             pk, loaded_sha, received = row
-            if loaded_sha != digest:
+            if file_sha256(snapshot.path)[0] != loaded_sha:
                 raise SnapshotConflict(
                     f"Dukcapil snapshot {snapshot.snapshot_date} changed after it was loaded; "
                     "deliver a corrected extract under a new date folder"
@@ -103,16 +102,17 @@ def ingest_latest_snapshot(
                 "SELECT count(*) FROM ref.dukcapil_penduduk WHERE snapshot_pk = %s", (pk,)
             ).fetchone()[0]
             return SnapshotOutcome(pk, snapshot.snapshot_date, received or 0, kept, loaded_now=False)
-        kept_path = rawstore.keep(raw_root, snapshot.path, digest)
+        # hashed as it is copied, and staged from the copy: the bytes loaded are the bytes recorded
+        copy = rawstore.keep(raw_root, snapshot.path)
         pk = conn.execute(
             "INSERT INTO ingest.dukcapil_snapshot (snapshot_date, sha256, size_bytes, raw_path) VALUES (%s, %s, %s, %s) "
             "RETURNING snapshot_pk",
-            (snapshot.snapshot_date, digest, size, str(kept_path)),
+            (snapshot.snapshot_date, copy.sha256, copy.size_bytes, str(copy.path)),
         ).fetchone()[0]
         conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
         staged = stage_file(
             conn,
-            snapshot.path,
+            copy.path,
             DUKCAPIL_PENDUDUK,
             target=sql.Identifier("staging", "dukcapil_penduduk"),
             key_columns={"snapshot_pk": pk},

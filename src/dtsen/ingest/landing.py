@@ -35,7 +35,29 @@ class DukcapilSnapshotFile:
 @dataclass(frozen=True)
 class Refused:
     entry: str  # printable, truncated relative name
-    why: str
+    why: str  # for operators (English)
+    source: str = ""
+    name: str = ""  # the entry's own name, as found (identifies it; never printed unescaped)
+    pesan: str = ""  # for the region (Indonesian)
+    folder: Path | None = None  # set when it is a folder inside the landing zone (its files may be counted)
+
+
+BAD_NAME = (
+    "submission folder name is not [A-Za-z0-9_.-]{1,64}",
+    "Nama folder kiriman tidak sesuai ketentuan (hanya huruf, angka, garis bawah, titik dan tanda "
+    "hubung, paling panjang 64 karakter), sehingga kiriman tidak diproses. Kirim ulang dalam folder "
+    "bernama submission_id yang sah.",
+)
+LEAVES_LANDING = (
+    "link that leaves the landing zone (or is broken)",
+    "Folder kiriman ini berupa tautan (link) ke luar zona pendaratan atau tautan yang rusak, sehingga "
+    "tidak dibaca. Salin berkasnya ke dalam folder kiriman lalu kirim ulang.",
+)
+NOT_A_FOLDER = (
+    "not a folder",
+    "Di folder sumber ada berkas, bukan folder kiriman. Setiap kiriman berupa folder berisi "
+    "manifest.json dan berkas datanya.",
+)
 
 
 @dataclass
@@ -79,15 +101,17 @@ def list_round(landing_root: Path, round_id: str) -> RoundListing:
         with os.scandir(source_dir) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 rel = f"{round_id}/{source}/{shown(entry.name)}"
-                if not SUBMISSION_ID_RE.match(entry.name):
-                    listing.refused.append(Refused(rel, "submission folder name is not [A-Za-z0-9_.-]{1,64}"))
-                    continue
                 target = inside(root, Path(entry.path))
                 if target is None:
-                    listing.refused.append(Refused(rel, "link that leaves the landing zone (or is broken)"))
+                    listing.refused.append(
+                        Refused(rel, LEAVES_LANDING[0], source, entry.name, LEAVES_LANDING[1])
+                    )
                     continue
                 if not target.is_dir():
-                    listing.refused.append(Refused(rel, "not a folder"))
+                    listing.refused.append(Refused(rel, NOT_A_FOLDER[0], source, entry.name, NOT_A_FOLDER[1]))
+                    continue
+                if not SUBMISSION_ID_RE.match(entry.name):
+                    listing.refused.append(Refused(rel, BAD_NAME[0], source, entry.name, BAD_NAME[1], target))
                     continue
                 listing.submissions.append(SubmissionDir(round_id, source, entry.name, target))
     return listing

@@ -11,7 +11,13 @@ import psycopg
 from dtsen.config import settings
 from dtsen.ingest.dukcapil import SnapshotOutcome, ingest_latest_snapshot
 from dtsen.ingest.landing import Refused, SubmissionDir, list_round
-from dtsen.ingest.register import SubmissionOutcome, ensure_round, ingest_submission, round_reference_date
+from dtsen.ingest.register import (
+    SubmissionOutcome,
+    ensure_round,
+    ingest_submission,
+    record_refused_listing,
+    round_reference_date,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,8 @@ def open_round(
     # list first: a round id with no folder (a typo) must not be registered, or it would block
     # every earlier round (rounds are merged in order)
     listing = list_round(landing, round_id)
-    round_seq = ensure_round(conn, round_id)
+    round_seq = ensure_round(conn, round_id, landing)
+    record_refused_listing(conn, round_seq, listing.refused)
     snapshot = ingest_latest_snapshot(conn, landing, raw, round_reference_date(round_id))
     if snapshot is None:
         log.warning(
@@ -58,8 +65,6 @@ def open_round(
                 "UPDATE ingest.round SET dukcapil_snapshot_pk = %s WHERE round_seq = %s",
                 (snapshot.snapshot_pk, round_seq),
             )
-    for refused in listing.refused:
-        log.warning("round %s: refused landing entry %s (%s)", round_id, refused.entry, refused.why)
     return RoundOpening(round_id, round_seq, snapshot, landing, raw, listing.submissions, listing.refused)
 
 
@@ -83,9 +88,15 @@ def ingest_listed_submission(
     found = [s for s in listing.submissions if (s.source, s.submission_id) == (source, submission_id)]
     if not found:
         raise LookupError(f"submission {source}/{submission_id} is not in round {round_id}'s landing zone")
-    round_seq = ensure_round(conn, round_id)
+    round_seq = ensure_round(conn, round_id, landing)
     return ingest_submission(
-        conn, landing, raw_root or cfg.raw_root, round_seq, found[0], known_regencies(conn)
+        conn,
+        landing,
+        raw_root or cfg.raw_root,
+        round_seq,
+        found[0],
+        known_regencies(conn),
+        max_submission_bytes=cfg.max_submission_bytes,
     )
 
 
@@ -97,6 +108,14 @@ def ingest_round(
     result = RoundIngest(round_id, opened.round_seq, opened.snapshot, refused=opened.refused)
     for sub in opened.submissions:
         result.submissions.append(
-            ingest_submission(conn, opened.landing, opened.raw, opened.round_seq, sub, regencies)
+            ingest_submission(
+                conn,
+                opened.landing,
+                opened.raw,
+                opened.round_seq,
+                sub,
+                regencies,
+                max_submission_bytes=settings().max_submission_bytes,
+            )
         )
     return result

@@ -6,11 +6,14 @@ first in a temporary table numbered in file order (header included), then move t
 INSERT ... SELECT that maps the file's header to the contract's columns, trims values (empty = NULL)
 and turns record numbers into physical line numbers (header = line 1; a quoted newline inside a
 field makes a record span several lines).
+
+Nothing COPY is handed goes unaccounted: blank lines are skipped and counted, the lines COPY took
+are checked against the lines the file has (`dtsen.ingest.csvscan`), and a file refused as a whole
+still reports how many rows it held, so a region sees that every row it sent was refused, and why.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import re
 from dataclasses import dataclass, field
@@ -20,90 +23,138 @@ import psycopg
 from psycopg import sql
 
 from dtsen.contract import FileSpec
+from dtsen.ingest import csvscan
+from dtsen.ingest.landing import shown
 
-CHUNK = 1 << 20
 HEADER_PROBE_LIMIT = 1 << 20  # a header longer than 1 MiB is not a CSV header
-BOM = codecs.BOM_UTF8
 # What PostgreSQL appends to a COPY error: "COPY tmp, line 7, column c3: ...". Only the line number
 # is kept: the rest may quote the row's values (personal data).
+COPY_ERRORS = (
+    psycopg.errors.DataError,
+    psycopg.errors.BadCopyFileFormat,
+    psycopg.errors.CharacterNotInRepertoire,
+    psycopg.errors.UntranslatableCharacter,
+)
 COPY_LINE_RE = re.compile(r"line (\d+)")
+BLANK_LINES_SHOWN = 10
 
 
 @dataclass
 class StageResult:
     code: str | None = None  # FILE_UNREADABLE / FILE_MISSING_COLUMN, or None when staged
-    detail: str = ""
-    rows_received: int = 0
+    detail: str = ""  # for operators (English), never the file's values
+    pesan: str = ""  # for the region (Indonesian): what exactly is wrong with the file
+    rows_received: int = 0  # data rows (blank lines excluded), also of a file refused whole
     warnings: list[str] = field(default_factory=list)
-    columns: dict[str, str] = field(default_factory=dict)  # contract column -> file column position
 
 
 class FileRejected(Exception):
-    def __init__(self, code: str, detail: str):
+    def __init__(self, code: str, detail: str, pesan: str):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.pesan = pesan
 
 
-def read_header(path: Path) -> list[str]:
-    """The header record's fields, normalised (case-folded, trimmed, BOM dropped)."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    text = ""
-    with open(path, "rb") as fh:
-        while len(text) < HEADER_PROBE_LIMIT:
-            chunk = fh.read(64 * 1024)
-            try:
-                text += decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                raise FileRejected("FILE_UNREADABLE", "file is not valid UTF-8 (in the header)") from exc
-            end = _header_end(text.removeprefix("\ufeff"), at_eof=not chunk)
-            if end is not None:
-                line = text.removeprefix("\ufeff")[:end]
-                if not line.strip():
-                    break
-                try:
-                    header = next(csv.reader([line]))
-                except csv.Error as exc:
-                    raise FileRejected("FILE_UNREADABLE", "the header line cannot be parsed as CSV") from exc
-                return [name.strip().lower() for name in header]
-            if not chunk:
-                break
-    if not text.strip("\ufeff \r\n\t"):
-        raise FileRejected("FILE_MISSING_COLUMN", "file is empty: no header row")
-    raise FileRejected("FILE_UNREADABLE", "no complete header row in the first 1 MiB")
+def _unreadable(kind: str, line: int | None, ncols: int = 0) -> FileRejected:
+    return FileRejected("FILE_UNREADABLE", *csvscan.describe(kind, line, ncols))
 
 
-def _header_end(text: str, *, at_eof: bool) -> int | None:
-    """End of the first record: the first newline outside quotes (quotes pair up before it)."""
-    start = 0
-    while (nl := text.find("\n", start)) != -1:
-        if text.count('"', 0, nl) % 2 == 0:
+def _record_end(data: bytes, start: int, at_eof: bool) -> int | None:
+    """End of the record starting at `start`: the first newline outside quotes."""
+    position = start
+    while (nl := data.find(b"\n", position)) != -1:
+        if data.count(b'"', start, nl) % 2 == 0:
             return nl
-        start = nl + 1
-    return len(text) if at_eof else None
+        position = nl + 1
+    return len(data) if at_eof else None
+
+
+def read_header(path: Path) -> tuple[list[str], int]:
+    """The header record's fields, normalised (case-folded, trimmed), and the line it is on.
+
+    Blank lines before it are skipped. Only the header's own bytes are decoded here: a bad byte
+    further down is reported by COPY with its own line.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER_PROBE_LIMIT + 1)
+    at_eof = len(head) <= HEADER_PROBE_LIMIT
+    head = head.removeprefix(csvscan.BOM)
+    start, line = 0, 1
+    while True:
+        nl = head.find(b"\n", start)
+        if csvscan.BLANK_LINE.fullmatch(head[start : nl if nl != -1 else len(head)]) is None:
+            break
+        if nl == -1:
+            raise FileRejected(
+                "FILE_MISSING_COLUMN",
+                "file is empty: no header row",
+                "Berkas kosong: tidak ada baris judul (header) maupun data.",
+            )
+        start, line = nl + 1, line + 1
+    end = _record_end(head, start, at_eof)
+    if end is None:
+        raise FileRejected(
+            "FILE_UNREADABLE",
+            "no complete header row in the first 1 MiB",
+            "Baris judul (header) tidak ditemukan dalam 1 MiB pertama berkas.",
+        )
+    raw = head[start:end]
+    if b"\x00" in raw:
+        raise _unreadable("nul_byte", line)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _unreadable("not_utf8", line) from exc
+    try:
+        header = next(csv.reader([text.rstrip("\r")]))
+    except csv.Error as exc:
+        raise _unreadable("unparsable", line) from exc
+    return [name.strip().lower() for name in header], line
 
 
 def map_columns(header: list[str], spec: FileSpec) -> tuple[dict[str, int], list[str]]:
-    """Contract column -> 1-based position in the file; plus warnings for extra columns."""
+    """Contract column -> 1-based position in the file; plus warnings (in Indonesian, for the region)."""
     positions: dict[str, int] = {}
     for index, name in enumerate(header, start=1):
         if name in positions:
-            raise FileRejected("FILE_UNREADABLE", f"column {name!r} appears twice in the header")
+            raise FileRejected(
+                "FILE_UNREADABLE",
+                f"column {shown(name)!r} appears twice in the header",
+                f"Kolom {shown(name)} muncul dua kali pada baris judul (header). Hapus salah satunya lalu "
+                "kirim ulang.",
+            )
         positions[name] = index
     missing = [c for c in spec.required if c not in positions]
     if missing:
-        raise FileRejected("FILE_MISSING_COLUMN", f"header lacks required column(s): {', '.join(missing)}")
+        listed = ", ".join(missing)
+        raise FileRejected(
+            "FILE_MISSING_COLUMN",
+            f"header lacks required column(s): {listed}",
+            f"Baris judul (header) tidak memuat kolom wajib: {listed}. Tambahkan kolom tersebut lalu kirim "
+            "ulang.",
+        )
     known = {c: positions[c] for c in spec.columns if c in positions}
-    extra = [name for name in header if name not in spec.columns]
-    warnings = [f"kolom tidak dikenal diabaikan: {', '.join(extra[:20])}"] if extra else []
-    absent = [c for c in spec.columns if c not in positions]
-    if absent:
-        warnings.append(f"kolom opsional tidak ada (dianggap kosong): {', '.join(absent)}")
+    warnings = []
+    extra = [shown(name) or "(tanpa nama)" for name in header if name not in spec.columns]
+    if extra:
+        warnings.append(f"kolom tidak dikenal diabaikan: {', '.join(extra[:20])}")
+    for operation, needed in (("TAMBAH", spec.required_for_tambah), ("HAPUS", spec.required_for_hapus)):
+        absent = [c for c in needed if c not in positions]
+        if absent:
+            warnings.append(
+                f"kolom wajib untuk operasi {operation} tidak ada: {', '.join(absent)}; setiap baris "
+                f"{operation} ditolak (REQUIRED_MISSING)"
+            )
+    conditional = set(spec.required_for_tambah) | set(spec.required_for_hapus)
+    optional = [c for c in spec.columns if c not in positions and c not in conditional]
+    if optional:
+        warnings.append(f"kolom opsional tidak ada (dianggap kosong): {', '.join(optional)}")
     return known, warnings
 
 
-def _copy_raw(conn: psycopg.Connection, path: Path, ncols: int) -> tuple[int, int]:
-    """COPY every record (header included) into pg_temp.raw_file; returns (records, newlines)."""
+def _copy_raw(conn: psycopg.Connection, path: Path, ncols: int) -> tuple[int, csvscan.StreamStats]:
+    """COPY every record (header included) into pg_temp.raw_file; returns (records, what was counted)."""
     cols = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(1, ncols + 1))
     conn.execute(
         sql.SQL(
@@ -114,20 +165,49 @@ def _copy_raw(conn: psycopg.Connection, path: Path, ncols: int) -> tuple[int, in
             )
         )
     )
-    newlines = 0
-    with conn.cursor() as cur, open(path, "rb") as fh:
+    with conn.cursor() as cur:
         with cur.copy(
             sql.SQL("COPY raw_file ({}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(cols)
         ) as copy:
-            first = True
-            while chunk := fh.read(CHUNK):
-                if first:
-                    chunk = chunk.removeprefix(BOM)
-                    first = False
-                newlines += chunk.count(b"\n")
-                copy.write(chunk)
-        records = cur.rowcount
-    return records, newlines
+            stats = csvscan.stream_for_copy(path, ncols, copy.write)
+        return cur.rowcount, stats
+
+
+def _newlines_in(column: sql.Composable) -> sql.Composable:
+    return sql.SQL("coalesce(length({0}) - length(replace({0}, E'\\n', '')), 0)").format(column)
+
+
+def _line_numbers(
+    conn: psycopg.Connection, path: Path, records: int, stats: csvscan.StreamStats, ncols: int
+) -> sql.Composable:
+    """The SQL giving each record its physical line, after checking COPY took every line of the file."""
+    if records == stats.lines:  # one line per record: nothing embedded, nothing left unread
+        return sql.SQL("rec")
+    if records > stats.lines:
+        raise _unreadable("cr_line_ends", None)
+    per_record = sql.SQL(" + ").join(_newlines_in(sql.Identifier(f"c{i}")) for i in range(1, ncols + 1))
+    embedded = conn.execute(
+        sql.SQL("SELECT coalesce(sum({}), 0) FROM raw_file").format(per_record)
+    ).fetchone()[0]
+    consumed = records + int(embedded)
+    if consumed != stats.lines:  # COPY stopped early (a line holding only \. ends its input)
+        line = consumed + 1
+        marker = (csvscan.line_text(path, line) or b"").strip() == b"\\."
+        raise _unreadable("end_marker" if marker else "not_read_whole", line)
+    # line of record k = k + newlines inside all earlier records (header = record 1 = line 1)
+    return sql.SQL(
+        "rec + coalesce(sum({}) OVER (ORDER BY rec ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
+    ).format(per_record)
+
+
+def _copy_failure(path: Path, exc: psycopg.Error, ncols: int) -> FileRejected:
+    """Name the kind of failure and the line a person must fix, never the offending values."""
+    diag = exc.diag
+    found = COPY_LINE_RE.search(diag.context or "")
+    kind, line = csvscan.locate_problem(
+        path, diag.sqlstate or "", diag.message_primary or "", int(found.group(1)) if found else None
+    )
+    return _unreadable(kind, line, ncols)
 
 
 def stage_file(
@@ -141,39 +221,36 @@ def stage_file(
     """Stage one file into `target` (a staging table) inside the caller's transaction.
 
     `key_columns` are constant leading columns (round_seq + submission_pk, or snapshot_pk).
-    On a file-level problem nothing is staged and the result carries the contract code.
+    On a file-level problem nothing is staged, and the result carries the contract code, what is
+    wrong (for operators and for the region) and how many rows the file held.
     """
     result = StageResult()
     try:
-        header = read_header(path)
+        header, header_line = read_header(path)
         positions, result.warnings = map_columns(header, spec)
-        with conn.transaction():  # savepoint: a failed COPY leaves the caller's transaction usable
-            records, newlines = _copy_raw(conn, path, len(header))
-            result.rows_received = max(records - 1, 0)
-            _move_to_staging(conn, spec, positions, target, key_columns, embedded_newlines=newlines > records)
+        with conn.transaction():  # savepoint: a refused file leaves the caller's transaction usable
+            try:
+                records, stats = _copy_raw(conn, path, len(header))
+            except COPY_ERRORS as exc:
+                raise _copy_failure(path, exc, len(header)) from exc
+            except csvscan.ScanError as exc:
+                raise _unreadable(exc.kind, exc.line) from exc
+            line_expr = _line_numbers(conn, path, records, stats, len(header))
+            result.rows_received, blanks, first_blanks = _move_to_staging(
+                conn, spec, positions, target, key_columns, line_expr, header_line, len(header), records
+            )
+        if blanks:
+            more = ", ..." if blanks > len(first_blanks) else ""
+            result.warnings.append(
+                f"{blanks} baris kosong dilewati (baris {', '.join(map(str, first_blanks))}{more})"
+            )
     except FileRejected as rejected:
-        result.code, result.detail = rejected.code, rejected.detail
-    except (
-        psycopg.errors.DataError,
-        psycopg.errors.BadCopyFileFormat,
-        psycopg.errors.CharacterNotInRepertoire,
-        psycopg.errors.UntranslatableCharacter,
-    ) as exc:
-        result.code = "FILE_UNREADABLE"
-        result.detail = _copy_error_detail(exc)
+        result.code, result.detail, result.pesan = rejected.code, rejected.detail, rejected.pesan
+        try:
+            result.rows_received = csvscan.count_data_rows(path)
+        except csvscan.ScanError:
+            result.rows_received = 0
     return result
-
-
-def _copy_error_detail(exc: psycopg.Error) -> str:
-    """Name the kind of failure and the record number, never the offending values."""
-    diag = exc.diag
-    where = COPY_LINE_RE.search(diag.context or "")
-    kind = {
-        "22021": "bytes that are not valid UTF-8",
-        "22P04": "a malformed CSV record (wrong number of fields or a stray quote)",
-        "22P05": "a character PostgreSQL cannot store (e.g. a NUL byte)",
-    }.get(diag.sqlstate or "", "data PostgreSQL could not parse as CSV")
-    return f"file has {kind}" + (f" near line {where.group(1)}" if where else "")
 
 
 def _move_to_staging(
@@ -182,41 +259,50 @@ def _move_to_staging(
     positions: dict[str, int],
     target: sql.Composable,
     key_columns: dict[str, object],
-    *,
-    embedded_newlines: bool,
-) -> None:
+    line_expr: sql.Composable,
+    header_line: int,
+    ncols: int,
+    records: int,
+) -> tuple[int, int, list[int]]:
+    """Data records into staging, blank ones skipped; returns (rows staged, blanks, their first lines)."""
     values = [
         sql.SQL("nullif(btrim({}, E' \\t\\r'), '')").format(sql.Identifier(f"c{positions[c]}"))
         if c in positions
         else sql.NULL
         for c in spec.columns
     ]
-    if embedded_newlines:
-        # line of record k = k + newlines inside all earlier records (header = record 1 = line 1)
-        nl = sql.SQL(" + ").join(
-            sql.SQL("coalesce(length({0}) - length(replace({0}, E'\\n', '')), 0)").format(
-                sql.Identifier(f"c{i}")
-            )
-            for i in sorted(positions.values())
-        )
-        line_expr = sql.SQL(
-            "rec + coalesce(sum({}) OVER (ORDER BY rec ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
-        ).format(nl)
-    else:
-        line_expr = sql.SQL("rec")
-    keys = list(key_columns)
-    query = sql.SQL(
-        "INSERT INTO {target} ({keys}, line_no, {cols}) "
-        "SELECT {key_values}, line_no::int, {values} FROM ("
-        "  SELECT {line_expr} AS line_no, * FROM raw_file) r "
-        "WHERE rec > 1"
-    ).format(
-        target=target,
-        keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
-        cols=sql.SQL(", ").join(map(sql.Identifier, spec.columns)),
-        key_values=sql.SQL(", ").join(sql.Literal(key_columns[k]) for k in keys),
-        values=sql.SQL(", ").join(values),
-        line_expr=line_expr,
+    # blank lines reached COPY as records of empty fields; a record with any value is data
+    has_value = sql.SQL("btrim(concat({}), E' \\t\\r') <> ''").format(
+        sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(1, ncols + 1))
     )
-    conn.execute(query)
+    numbered = sql.SQL("(SELECT {line_expr} AS line_no, * FROM raw_file) r WHERE rec > {header}").format(
+        line_expr=line_expr, header=sql.Literal(header_line)
+    )
+    keys = list(key_columns)
+    staged = conn.execute(
+        sql.SQL(
+            "INSERT INTO {target} ({keys}, line_no, {cols}) SELECT {key_values}, line_no::int, {values} "
+            "FROM {numbered} AND {has_value}"
+        ).format(
+            target=target,
+            keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
+            cols=sql.SQL(", ").join(map(sql.Identifier, spec.columns)),
+            key_values=sql.SQL(", ").join(sql.Literal(key_columns[k]) for k in keys),
+            values=sql.SQL(", ").join(values),
+            numbered=numbered,
+            has_value=has_value,
+        )
+    ).rowcount
+    blanks = records - header_line - staged
+    first_blanks: list[int] = []
+    if blanks:
+        first_blanks = [
+            row[0]
+            for row in conn.execute(
+                sql.SQL("SELECT line_no FROM {} AND NOT {} ORDER BY rec LIMIT {}").format(
+                    numbered, has_value, sql.Literal(BLANK_LINES_SHOWN)
+                )
+            )
+        ]
     conn.execute("DROP TABLE raw_file")
+    return staged, blanks, first_blanks

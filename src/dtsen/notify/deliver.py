@@ -1,43 +1,60 @@
 """Deliver the notifications of a published version and of a round's feedback, once each.
 
-Each delivery is recorded in publish.notification; a retried task skips what already went out, so
-program owners and regions are told once. Email sending is injected (`send`): the Airflow tasks pass
-the SMTP provider's hook, tests and the CLI may pass anything that delivers an `Email`.
+Exactly-once delivery to a mail server or a webhook is impossible; what is done instead: the intent
+of each delivery is recorded (committed) in publish.notification before it is sent, with a delivery
+id derived from what is delivered to whom, and it is marked SENT after. A retried task skips what
+was sent; a crash between sending and marking resends with the same delivery id (the email's
+Message-ID, the webhook body's `delivery_id`), so the duplicate is rare and recognisable. Email
+sending is injected (`send`): the Airflow tasks pass the SMTP provider's hook, tests and the CLI may
+pass anything that delivers an `Email`.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 
 from dtsen.notify.messages import Email, program_email, program_payload, region_emails, version_location
 from dtsen.notify.subscribers import Subscribers
 from dtsen.notify.webhook import WebhookError, post_signed
+from dtsen.publish.version import PublishError, unrecorded_warning
 
 log = logging.getLogger(__name__)
 
 SendEmail = Callable[[Email], None]
+DELIVERY_NAMESPACE = uuid.UUID("6f1c2d1e-5b0a-4f49-9d7e-0d75e0d75e00")
 
 
-def _delivered(conn: psycopg.Connection, topic: str, channel: str, target: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM publish.notification WHERE topic = %s AND channel = %s AND target = %s",
-            (topic, channel, target),
-        ).fetchone()
-        is not None
-    )
+def delivery_id(topic: str, channel: str, target: str) -> str:
+    """The same id for the same notice to the same target, on every attempt."""
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{topic}\n{channel}\n{target}"))
 
 
-def _record(
-    conn: psycopg.Connection, topic: str, channel: str, target: str, status: str, attempts: int = 1
-) -> None:
+def _intend(conn: psycopg.Connection, topic: str, channel: str, target: str) -> tuple[str, bool]:
+    """Record the intent to deliver (committed before sending); returns (delivery id, already sent)."""
+    did = delivery_id(topic, channel, target)
     conn.execute(
-        "INSERT INTO publish.notification (topic, channel, target, status, attempts) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (topic, channel, target) DO NOTHING",
-        (topic, channel, target, status, attempts),
+        "INSERT INTO publish.notification (topic, channel, target, status, attempts, delivery_id) "
+        "VALUES (%s, %s, %s, 'PENDING', 0, %s) ON CONFLICT (topic, channel, target) DO NOTHING",
+        (topic, channel, target, did),
+    )
+    status, stored = conn.execute(
+        "SELECT status, delivery_id FROM publish.notification WHERE topic = %s AND channel = %s AND target = %s",
+        (topic, channel, target),
+    ).fetchone()
+    conn.commit()
+    return str(stored), status != "PENDING"
+
+
+def _delivered(conn: psycopg.Connection, did: str, status: str, attempts: int) -> None:
+    conn.execute(
+        "UPDATE publish.notification SET status = %s, attempts = attempts + %s, sent_at = now() WHERE delivery_id = %s",
+        (status, attempts, did),
     )
     conn.commit()
 
@@ -46,10 +63,11 @@ def send_once(conn: psycopg.Connection, topic: str, email: Email, send: SendEmai
     """Send `email` to each of its recipients not yet sent this topic; returns how many were sent."""
     sent = 0
     for address in email.to:
-        if _delivered(conn, topic, "email", address):
+        did, done = _intend(conn, topic, "email", address)
+        if done:
             continue
-        send(Email((address,), email.subject, email.body))
-        _record(conn, topic, "email", address, "SENT")
+        send(replace(email, to=(address,), delivery_id=did))
+        _delivered(conn, did, "SENT", 1)
         sent += 1
     return sent
 
@@ -79,14 +97,15 @@ def notify_programs(
         if targets.emails:
             emails += send_once(conn, topic, program_email(payload, targets.emails), send)
         for hook in targets.webhooks:
-            if _delivered(conn, topic, "webhook", hook.url):
+            did, done = _intend(conn, topic, "webhook", hook.url)
+            if done:
                 continue
             try:
-                delivery = post_signed(hook.url, payload, hook.secret())
+                delivery = post_signed(hook.url, payload, hook.secret(), delivery_id=did)
             except WebhookError as exc:
                 failures.append(str(exc))
                 continue
-            _record(conn, topic, "webhook", hook.url, str(delivery.status), delivery.attempts)
+            _delivered(conn, did, str(delivery.status), delivery.attempts)
             webhooks += 1
     if failures:
         raise WebhookError("; ".join(failures))
@@ -100,3 +119,16 @@ def notify_regions(
     for regency, email in region_emails(round_id, feedback, subscribers):
         sent += send_once(conn, f"round:{round_id}:region:{regency}", email, send)
     return {"round_id": round_id, "emails_sent": sent}
+
+
+def version_to_announce(conn: psycopg.Connection, requested: int | None, publish_root: Path) -> int | None:
+    """The version to notify about: the one asked for, else the current one, unless a newer version
+    was written to disk whose publication the warehouse never recorded (an interrupted publish):
+    then say so, instead of announcing the older version as current."""
+    if requested is not None:
+        return requested
+    warning = unrecorded_warning(conn, publish_root)
+    if warning:
+        raise PublishError(warning)
+    current = conn.execute("SELECT version FROM publish.current_version").fetchone()
+    return current[0] if current else None

@@ -20,6 +20,13 @@ class Email:
     to: tuple[str, ...]
     subject: str
     body: str  # plain text; senders wrap it for HTML transports
+    delivery_id: str | None = None  # the same on every retry: receivers can drop a duplicate
+
+    def headers(self) -> dict[str, str]:
+        """Message-ID and X-DTSEN-Delivery-Id, both stable for one delivery (RFC 5322 Message-ID)."""
+        if not self.delivery_id:
+            return {}
+        return {"Message-ID": f"<{self.delivery_id}@dtsen>", "X-DTSEN-Delivery-Id": self.delivery_id}
 
 
 def redact(text: str, limit: int = 500) -> str:

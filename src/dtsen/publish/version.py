@@ -8,13 +8,16 @@ and the warehouse's commit is checked against its manifest and adopted, not rewr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +25,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from dtsen.ingest.manifest import file_sha256
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
-from dtsen.publish.parquet import copy_to_parquet
 from dtsen.sqlfiles import statements
+from dtsen.storage import DIR_MODE, FILE_MODE, StorageFull, file_sha256, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ def version_files(program_ids: list[str]) -> dict[str, str]:
 def write_version_files(
     conn: psycopg.Connection, version: int, previous: int | None, program_ids: list[str], target: Path
 ) -> tuple[dict[str, str], dict[str, float], dict[str, int]]:
+    from dtsen.publish.parquet import copy_to_parquet  # pyarrow: not at DAG parse
+
     checksums, seconds, rows = {}, {}, {}
     for relative, query in version_files(program_ids).items():
         path = target / relative
@@ -96,6 +100,72 @@ def write_version_files(
         checksums[relative] = file_sha256(path)[0]
         log.debug("version %s: %s, %s rows in %.1f s", version, relative, rows[relative], seconds[relative])
     return checksums, seconds, rows
+
+
+INCOMPLETE_PREFIX = ".incomplete-"
+
+
+@contextlib.contextmanager
+def _publication_lock(conn: psycopg.Connection) -> Iterator[None]:
+    """One publication at a time, warehouse-wide (held across the file writing, unlike the
+    transaction lock of the final commit), so a leftover `.incomplete-*` can only be a crash's."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
+    conn.commit()
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (PUBLISH_LOCK_KEY,))
+            conn.commit()
+
+
+def remove_incomplete(versions: Path) -> list[str]:
+    """Delete what interrupted publications left behind (they hold full NIKs and names)."""
+    removed = []
+    if versions.is_dir():
+        for leftover in sorted(versions.glob(f"{INCOMPLETE_PREFIX}*")):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover.name)
+            log.warning("removed %s, left by an interrupted publication", leftover)
+    return removed
+
+
+def unrecorded_versions(conn: psycopg.Connection, publish_root: Path) -> list[int]:
+    """Version folders on disk whose publication the warehouse never recorded: a crash between the
+    rename and the commit. The next publication of their round adopts them."""
+    versions = publish_root / "versions"
+    if not versions.is_dir():
+        return []
+    on_disk = {int(p.name) for p in versions.iterdir() if p.name.isdigit() and p.is_dir()}
+    recorded = {
+        v
+        for (v,) in conn.execute(
+            "SELECT version FROM publish.version WHERE status IN ('PUBLISHED', 'SUPERSEDED')"
+        )
+    }
+    return sorted(on_disk - recorded)
+
+
+def unrecorded_warning(conn: psycopg.Connection, publish_root: Path) -> str | None:
+    """For operators: a newer version on disk than the warehouse's current one, if any."""
+    current = conn.execute("SELECT version FROM publish.current_version").fetchone()
+    current = current[0] if current else None
+    newer = [v for v in unrecorded_versions(conn, publish_root) if current is None or v > current]
+    if not newer:
+        return None
+    return (
+        f"version {newer[-1]} is in {publish_root / 'versions'} but its publication was never recorded "
+        f"(an interrupted publish); version {current if current is not None else '(none)'} is current until "
+        "its round is published again (`dtsen publish --round ...` or the DAG), which adopts it"
+    )
+
+
+def _private(path: Path) -> None:
+    """The version's files: readable by the service's user and group only (they hold personal data)."""
+    for item in path.rglob("*"):
+        item.chmod(DIR_MODE if item.is_dir() else FILE_MODE)
+    path.chmod(DIR_MODE)
 
 
 def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) -> PublishSummary:
@@ -121,14 +191,40 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
                 else ""
             )
         )
+    with _publication_lock(conn):
+        return _publish_locked(
+            conn, version, final, previous, counts, programs, model, round_id, audit, approved_by
+        )
+
+
+def _publish_locked(
+    conn: psycopg.Connection,
+    version: int,
+    final: Path,
+    previous: int | None,
+    counts: dict,
+    programs: dict,
+    model: dict,
+    round_id: str,
+    audit: dict | None,
+    approved_by: str | None,
+) -> PublishSummary:
+    status, stored_manifest = conn.execute(
+        "SELECT status, manifest FROM publish.version WHERE version = %s", (version,)
+    ).fetchone()
+    conn.rollback()
+    if status in RELEASED:  # published by another run while this one waited for the lock
+        return PublishSummary(version, final, False, stored_manifest)
+    make_dirs(final.parent)
+    remove_incomplete(final.parent)
     if final.exists():
         manifest = verify_version_dir(final)  # a crash after the rename: adopt, never rewrite
         if manifest.get("version") != version:
             raise PublishError(f"{final} holds version {manifest.get('version')}, not {version}")
         summary = PublishSummary(version, final, True, manifest)
     else:
-        staging = final.parent / f".incomplete-{version}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
+        staging = final.parent / f"{INCOMPLETE_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(mode=DIR_MODE)
         try:
             program_ids = sorted(programs)
             checksums, seconds, rows = write_version_files(conn, version, previous, program_ids, staging)
@@ -148,14 +244,17 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
                 json.dump(manifest, fh, indent=2, ensure_ascii=False)
                 fh.flush()
                 os.fsync(fh.fileno())
+            _private(staging)
             for path in staging.rglob("*.parquet"):
                 with open(path, "rb") as fh:
                     os.fsync(fh.fileno())
             _fsync_dir(staging)
             os.rename(staging, final)  # atomic on one filesystem; fails if the version exists
             _fsync_dir(final.parent)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(staging, None) from exc
             raise
         summary = PublishSummary(version, final, True, manifest, seconds, rows)
     with conn.transaction():

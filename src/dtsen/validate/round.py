@@ -16,7 +16,6 @@ from psycopg import sql
 from dtsen.config import settings
 from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.sqlfiles import statements
-from dtsen.validate.nik_repair import suggest_nik_repairs
 from dtsen.validate.run import (
     Batch,
     run_suite,
@@ -242,6 +241,8 @@ def finish_validation(
             )
         apply_cross_rules(conn, round_seq, snapshot_pk)
         gate = apply_quality_gate(conn, round_seq, threshold)
+        from dtsen.validate.nik_repair import suggest_nik_repairs  # pandas, rapidfuzz: not at DAG parse
+
         suggest_nik_repairs(conn, round_seq, snapshot_pk)
         conn.execute("UPDATE ingest.round SET status = 'VALIDATED' WHERE round_seq = %s", (round_seq,))
     return gate

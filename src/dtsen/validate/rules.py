@@ -39,6 +39,15 @@ def _predicate(expectation: dict) -> sql.Composable:
             col=sql.Identifier(kwargs["column"]),
             values=sql.SQL(", ").join(sql.Literal(str(v)) for v in kwargs["value_set"]),
         )
+    if kind == "expect_column_value_lengths_to_be_between":
+        # GE measures length() of non-null values; bounds are inclusive
+        col = sql.Identifier(kwargs["column"])
+        bounds = []
+        if kwargs.get("min_value") is not None:
+            bounds.append(sql.SQL("length({}) < {}").format(col, sql.Literal(int(kwargs["min_value"]))))
+        if kwargs.get("max_value") is not None:
+            bounds.append(sql.SQL("length({}) > {}").format(col, sql.Literal(int(kwargs["max_value"]))))
+        return sql.SQL("{} IS NOT NULL AND ({})").format(col, sql.SQL(" OR ").join(bounds))
     if kind == "unexpected_rows_expectation":
         query = kwargs["unexpected_rows_query"]
         if not query.startswith(ROWS_PREFIX):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dtsen.contract import FILE_SPECS, FileKind, FileSpec
+from dtsen.contract import FILE_SPECS, TEXT_MAX_CHARS, FileKind, FileSpec
 from dtsen.domain import codes
 from dtsen.paths import EXPECTATIONS_DIR
 
@@ -132,9 +132,18 @@ WILAYAH_OUT_OF_SCOPE = _rows(
     "EXISTS (SELECT 1 FROM ref.desa d WHERE d.kode = kode_wilayah) AND left(kode_wilayah, 4) <> _regency",
     "the village lies inside the submitting regency",
 )
-NAMA_LENGTH = _rows(
-    "CODE_OUT_OF_DOMAIN", "nama", "nama IS NOT NULL AND char_length(nama) > 100", "nama has 1-100 characters"
-)
+
+
+def _max_length(column: str) -> dict:
+    return {
+        "type": "expect_column_value_lengths_to_be_between",
+        "kwargs": {"column": column, "max_value": TEXT_MAX_CHARS[column]},
+        "meta": _meta("CODE_OUT_OF_DOMAIN", column),
+    }
+
+
+def _text_limits(spec: FileSpec) -> list[dict]:
+    return [_max_length(c) for c in spec.columns if c in TEXT_MAX_CHARS]
 
 
 def _operation_rules(spec: FileSpec, alasan: tuple[str, ...]) -> list[dict]:
@@ -155,7 +164,7 @@ def build_suite(kind: FileKind) -> dict:
         expectations += family_codes
     elif kind is FileKind.PEMDA_ANGGOTA:
         expectations += _operation_rules(spec, codes.ALASAN_HAPUS_ANGGOTA)
-        expectations += [NIK_FORMAT, KK_FORMAT, NAMA_LENGTH, _date_rule("tanggal_lahir"), NIK_MISMATCH]
+        expectations += [NIK_FORMAT, KK_FORMAT, _date_rule("tanggal_lahir"), NIK_MISMATCH]
         expectations += [_code_rule(f) for f in codes.IDENTITY_CODED_FIELDS + codes.MEMBER_ATTRIBUTE_FIELDS]
     elif kind is FileKind.BPS_KELUARGA:
         expectations += [KK_FORMAT, WILAYAH_UNKNOWN, _date_rule("tanggal_survei"), *family_codes]
@@ -168,9 +177,10 @@ def build_suite(kind: FileKind) -> dict:
         ]
         expectations.append(_in_set("layak", ["0", "1"]))
     elif kind is FileKind.DUKCAPIL_PENDUDUK:
-        expectations += [NIK_FORMAT, KK_FORMAT, NAMA_LENGTH, _date_rule("tanggal_lahir"), NIK_MISMATCH]
+        expectations += [NIK_FORMAT, KK_FORMAT, _date_rule("tanggal_lahir"), NIK_MISMATCH]
         expectations += [_code_rule(codes.CODED_FIELDS["jenis_kelamin"]), WILAYAH_UNKNOWN]
         expectations += [_in_set("status_hidup", list(codes.STATUS_HIDUP)), _date_rule("tanggal_meninggal")]
+    expectations += _text_limits(spec)
     for index, expectation in enumerate(expectations):
         expectation["meta"]["rule"] = f"{kind.value}.{index:02d}"
     return {

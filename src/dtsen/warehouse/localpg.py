@@ -45,6 +45,9 @@ SERVER_SETTINGS = {
     "jit": "off",  # JIT compile time dominates the many short validation queries
     "log_min_duration_statement": "-1",
     "log_statement": "'none'",  # statements may carry NIKs: never log them
+    # nor a failed statement's text, nor DETAIL/CONTEXT lines: COPY's CONTEXT quotes the rejected row
+    "log_min_error_statement": "panic",
+    "log_error_verbosity": "terse",
     "timezone": "'UTC'",
 }
 
@@ -164,12 +167,32 @@ def _initdb(cluster: LocalCluster, bindir: Path) -> None:
             "--no-instructions",
         ]
     )
-    conf = "\n".join(f"{k} = {v}" for k, v in SERVER_SETTINGS.items())
-    conf += f"\nport = {cluster.port}\nunix_socket_directories = '{cluster.socket_dir}'\n"
-    conf_path = cluster.data_dir / "postgresql.conf"
-    # Root may append to the cluster user's file; ownership stays with that user.
-    with open(conf_path, "a", encoding="utf-8") as fh:
-        fh.write("\n# dtsen private cluster\n" + conf)
+
+
+SETTINGS_FILE = "dtsen.conf"
+
+
+def _apply_settings(cluster: LocalCluster) -> bool:
+    """Write the project's server settings (SERVER_SETTINGS, port, socket) into the cluster's own
+    include file; True if they changed. Run at every start, so a cluster made by an older version
+    of the project gets today's settings too."""
+    wanted = "# written by dtsen at every start: edit SERVER_SETTINGS in dtsen/warehouse/localpg.py\n"
+    wanted += "\n".join(f"{k} = {v}" for k, v in SERVER_SETTINGS.items())
+    wanted += f"\nport = {cluster.port}\nunix_socket_directories = '{cluster.socket_dir}'\n"
+    conf = cluster.data_dir / "postgresql.conf"
+    include = f"include_if_exists = '{SETTINGS_FILE}'"
+    if include not in conf.read_text(encoding="utf-8"):
+        # Root may append to the cluster user's file; ownership stays with that user. Last one wins.
+        with open(conf, "a", encoding="utf-8") as fh:
+            fh.write(f"\n# dtsen private cluster\n{include}\n")
+    target = cluster.data_dir / SETTINGS_FILE
+    if target.exists() and target.read_text(encoding="utf-8") == wanted:
+        return False
+    target.write_text(wanted, encoding="utf-8")
+    if _as_root():
+        user = pwd.getpwnam(RUN_AS_WHEN_ROOT)
+        os.chown(target, user.pw_uid, user.pw_gid)
+    return True
 
 
 def is_running(cluster: LocalCluster) -> bool:
@@ -209,6 +232,10 @@ def ensure_started(cfg: Settings | None = None) -> LocalCluster:
         _prepare_root(cluster)
         if not (cluster.data_dir / "PG_VERSION").exists():
             _initdb(cluster, bindir)
+        changed = _apply_settings(cluster)
+        if changed and is_running(cluster):
+            # logging settings take effect on reload; memory settings at the next start
+            _run([str(bindir / "pg_ctl"), "-D", str(cluster.data_dir), "reload"])
         if not is_running(cluster):
             log.info("starting private PostgreSQL on 127.0.0.1:%s", cluster.port)
             result = _run(

@@ -1,0 +1,76 @@
+"""Refuse to start a deployment whose secrets are still known defaults (`dtsen check-deployment`).
+
+docker-compose.yaml takes every secret from an `.env` file that is never committed (`.env.example`
+shows the names, with placeholders). Its init job runs this check before anything else: a missing,
+placeholder or well-known value stops the deployment, unless `DTSEN_ALLOW_INSECURE_DEFAULTS=1` is set
+for a trial on a closed machine. Only the names of failing settings are reported, never their values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+ALLOW_INSECURE = "DTSEN_ALLOW_INSECURE_DEFAULTS"
+SECRETS: dict[str, str] = {
+    "DTSEN_WAREHOUSE_PASSWORD": "the registry warehouse's database password",
+    "AIRFLOW_DB_PASSWORD": "Airflow's metadata database password",
+    "AIRFLOW_FERNET_KEY": "Airflow's Fernet key (encrypts connections and variables)",
+    "AIRFLOW_JWT_SECRET": "Airflow's API token signing secret",
+    "REDIS_PASSWORD": "the Celery broker's (Redis) password",
+    "MAILPIT_UI_AUTH": "user:password of the trial mail catcher's web UI",
+}
+MIN_LENGTH = 16
+WELL_KNOWN = {
+    "admin",
+    "airflow",
+    "changeme",
+    "default",
+    "dtsen",
+    "password",
+    "postgres",
+    "redis",
+    "secret",
+    "test",
+}
+PLACEHOLDER_PREFIX = "change-me"  # what .env.example holds
+
+
+def _fernet_key_ok(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def insecure_settings(env: Mapping[str, str]) -> list[str]:
+    """One line per secret that must not reach production (names and reasons only)."""
+    problems = []
+    for name, meaning in SECRETS.items():
+        value = env.get(name, "")
+        secret = value.split(":", 1)[-1] if name == "MAILPIT_UI_AUTH" else value
+        if not value:
+            problems.append(f"{name} ({meaning}) is not set")
+        elif secret.lower().startswith(PLACEHOLDER_PREFIX) or secret.lower() in WELL_KNOWN:
+            problems.append(f"{name} ({meaning}) is still a placeholder or well-known default")
+        elif name == "AIRFLOW_FERNET_KEY" and not _fernet_key_ok(value):
+            problems.append(f"{name} is not a Fernet key (32 url-safe base64-encoded bytes)")
+        elif name != "AIRFLOW_FERNET_KEY" and len(secret) < MIN_LENGTH:
+            problems.append(f"{name} ({meaning}) is shorter than {MIN_LENGTH} characters")
+    return problems
+
+
+def check_deployment(env: Mapping[str, str]) -> tuple[bool, list[str]]:
+    """(may start, lines to print)."""
+    problems = insecure_settings(env)
+    if not problems:
+        return True, ["deployment secrets: all set, none is a known default"]
+    if env.get(ALLOW_INSECURE) == "1":
+        return True, [f"WARNING (trial only, {ALLOW_INSECURE}=1): {p}" for p in problems]
+    return False, [
+        *problems,
+        "Set them in .env (see .env.example; e.g. `openssl rand -hex 24`, and for the Fernet key "
+        "`python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`), "
+        f"or set {ALLOW_INSECURE}=1 for a trial on a closed machine.",
+    ]
