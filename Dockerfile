@@ -1,4 +1,5 @@
-# The project image: Python 3.11 with the exact dependency set of requirements.lock.
+# The project image: Python 3.11 with the exact production dependency set of requirements.lock, and
+# the product package only (no development tooling, no sample data or its ground truth).
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
@@ -9,9 +10,9 @@ WORKDIR /opt/dtsen
 COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir "uv==0.13.9" \
  && uv pip install --system --no-cache --require-hashes -r requirements.lock
-COPY src ./src
+COPY src/dtsen ./src/dtsen
 COPY sql ./sql
-COPY data ./data
+COPY data/reference ./data/reference
 COPY expectations ./expectations
 COPY config ./config
 COPY dags ./dags

@@ -39,7 +39,7 @@ def generated_world(persons: int, rounds: int, work: Path, name: str | None = No
             [
                 sys.executable,
                 "-m",
-                "dtsen.generate",
+                "dtsen_dev.generate",
                 "--persons",
                 str(persons),
                 "--rounds",

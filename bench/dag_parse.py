@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dtsen.local_airflow import airflow_env
 from dtsen.paths import PROJECT_ROOT
+from dtsen_dev.local_airflow import airflow_env
 
 SCRIPT = (
     "import sys, time; from airflow.dag_processing.dagbag import DagBag; t = time.perf_counter(); "

@@ -57,13 +57,18 @@ def raw_copy_rate(url: str, files: list[Path]) -> tuple[int, float]:
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from dtsen.pipeline import stage_and_validate
+from dtsen.report import round_report
+from dtsen.round import RoundContext, run_round
+from dtsen.warehouse import engine
+ctx = RoundContext.create(sys.argv[1], landing_root=sys.argv[2], publish_root=sys.argv[3])
 started = time.monotonic()
-summary = stage_and_validate(sys.argv[1], landing_root=Path(sys.argv[2]), publish_root=Path(sys.argv[3]))
+done = run_round(ctx, only=("open_round", "stage_and_validate", "finish_validation", "feedback"))
 elapsed = time.monotonic() - started
-rows = sum(sum(s.received.values()) for s in summary.submissions) + summary.dukcapil_rows_loaded
+with engine.connect() as conn:
+    report = round_report(conn, ctx.round_id, ctx.settings.publish_root)
+rows = sum(sum(s.received.values()) for s in report.submissions) + done["open_round"]["dukcapil_rows"]
 print(json.dumps({"elapsed": elapsed, "rows": rows, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rejected_rows": sum(s.rejected_rows for s in summary.submissions)}))
+                  "rejected_rows": sum(s.rejected_rows for s in report.submissions)}))
 """
 
 

@@ -32,11 +32,11 @@ import psycopg
 from common import fresh_database, generated_world
 
 from dtsen.domain.codes import MEMBER_ATTRIBUTES
-from dtsen.evaluate import copy_truth_csv
-from dtsen.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS
-from dtsen.generate.run import write_manifest
-from dtsen.ingest.round import ingest_round
+from dtsen.round import RoundContext, run_round
 from dtsen.warehouse import engine
+from dtsen_dev.evaluate import copy_truth_csv
+from dtsen_dev.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS
+from dtsen_dev.generate.run import write_manifest
 
 BASE_ROUND, CHANGE_ROUND, CHANGE_SNAPSHOT = "2026-Q1", "2026-Q2", "2026-06-27"
 
@@ -57,29 +57,32 @@ def prepare_landing(world: Path, work: Path) -> Path:
 
 def load_baseline(conn: psycopg.Connection, world: Path, landing: Path, raw: Path) -> float:
     started = time.monotonic()
-    ingested = ingest_round(conn, BASE_ROUND, landing_root=landing, raw_root=raw)
+    opened = run_round(
+        RoundContext.create(BASE_ROUND, landing_root=landing, raw_root=raw), until="open_round"
+    )
+    round_seq = opened["open_round"]["round_seq"]
     truth = world / "truth" / BASE_ROUND
     cols = ", ".join(copy_truth_csv(conn, truth / "expected_keluarga.csv.gz", "t_kel"))
     conn.execute(
         f"INSERT INTO registry.family ({cols}, created_round, updated_round) "  # noqa: S608
         f"SELECT {cols}, %(r)s, %(r)s FROM t_kel",
-        {"r": ingested.round_seq},
+        {"r": round_seq},
     )
     copy_truth_csv(conn, truth / "expected_anggota.csv.gz", "t_ang")
     person = ", ".join(("nik", "nama", "jenis_kelamin", "tanggal_lahir", *MEMBER_ATTRIBUTES))
     conn.execute(
         f"INSERT INTO registry.person ({person}, created_round, updated_round) "  # noqa: S608
         f"SELECT {person}, %(r)s, %(r)s FROM t_ang",
-        {"r": ingested.round_seq},
+        {"r": round_seq},
     )
     conn.execute(
         "INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, source) "
         "SELECT nik, no_kk, hubungan_keluarga, %(r)s, 'pemda' FROM t_ang",
-        {"r": ingested.round_seq},
+        {"r": round_seq},
     )
     conn.execute(
         "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s",
-        (ingested.round_seq,),
+        (round_seq,),
     )
     conn.commit()
     for table in ("registry.family", "registry.person", "registry.membership"):
@@ -171,8 +174,6 @@ def main() -> None:
         "--explain", type=Path, help="write EXPLAIN ANALYZE of every merge statement over 2 s to this file"
     )
     args = parser.parse_args()
-    from dtsen.merge import merge_round
-    from dtsen.pipeline import stage_and_validate
 
     for size in args.registry:
         world = generated_world(size, 1, args.work, name=f"gen-{size}")
@@ -187,22 +188,31 @@ def main() -> None:
             persons = conn.execute("SELECT count(*) FROM registry.person").fetchone()[0]
             conn.commit()
             rows = write_change_round(world, landing, max(1, persons // args.changed))
+            ctx = RoundContext.create(CHANGE_ROUND, landing_root=landing, publish_root=work / "publish")
             started = time.monotonic()
-            validation = stage_and_validate(CHANGE_ROUND, landing_root=landing, publish_root=work / "publish")
+            validated = run_round(ctx, until="finish_validation")
             validate_seconds = time.monotonic() - started
-            rejected = sum(s.rejected_rows for s in validation.submissions)
+            round_seq = validated["open_round"]["round_seq"]
+            rejected = conn.execute(
+                "SELECT count(DISTINCT (submission_pk, file_name, line_no)) FROM quality.rejection WHERE round_seq = %s",
+                (round_seq,),
+            ).fetchone()[0]
+            conn.commit()
             if args.explain:
                 explain_slow_statements(conn, args.explain)
             started = time.monotonic()
-            merged = merge_round(conn, validation.round_seq)
-            conn.commit()
+            run_round(ctx, only=("merge",))  # the round's own merge step
             merge_seconds = time.monotonic() - started
+            merged = conn.execute(
+                "SELECT merge_summary FROM ingest.round WHERE round_seq = %s", (round_seq,)
+            ).fetchone()[0]
+            conn.commit()
             conn.execute("CREATE TABLE bench_person_bare AS SELECT * FROM registry.person")
             conn.execute("ALTER TABLE bench_person_bare ADD PRIMARY KEY (nik)")
             conn.execute("ANALYZE bench_person_bare")
             conn.commit()
             started = time.monotonic()
-            conn.execute(REFERENCE_SQL, {"r": validation.round_seq})
+            conn.execute(REFERENCE_SQL, {"r": round_seq})
             conn.commit()
             reference_seconds = time.monotonic() - started
         print(
@@ -218,10 +228,10 @@ def main() -> None:
                     "reference_upsert_seconds": round(reference_seconds, 1),
                     "reference_rows_per_s": round(rows / reference_seconds),
                     "ratio": round(reference_seconds / merge_seconds, 3),
-                    "persons_updated": merged.changes.get("persons updated"),
+                    "persons_updated": merged["changes"].get("persons updated"),
                     "slowest_merge_steps": {
                         name: round(seconds, 1)
-                        for name, seconds in sorted(merged.step_seconds.items(), key=lambda kv: -kv[1])[:8]
+                        for name, seconds in sorted(merged["step_seconds"].items(), key=lambda kv: -kv[1])[:8]
                     },
                 }
             ),

@@ -22,9 +22,10 @@ import psycopg
 from common import fresh_database, generated_world
 
 from dtsen.contract import ROW_LEVEL_CODES
-from dtsen.evaluate import score_nik_repairs, score_ranking, score_registry, score_rejections
-from dtsen.pipeline import rank_audit_publish, validate_and_merge
+from dtsen.report import round_report
+from dtsen.round import RoundContext, run_round
 from dtsen.warehouse import engine
+from dtsen_dev.evaluate import score_nik_repairs, score_ranking, score_registry, score_rejections
 
 
 def main() -> None:
@@ -42,30 +43,32 @@ def main() -> None:
     rounds = sorted(p.name for p in (world / "truth").iterdir() if p.is_dir())
     with psycopg.connect(engine.libpq_conninfo(url)) as conn:
         for round_id in rounds:
+            ctx = RoundContext.create(round_id, landing_root=world / "landing", publish_root=publish)
             started = time.monotonic()
-            result = validate_and_merge(round_id, landing_root=world / "landing", publish_root=publish)
+            done = run_round(ctx, until="feedback")  # the round's own steps, through the merge
             total = time.monotonic() - started
-            validation, merged = result.validation, result.merge
+            report = round_report(conn, round_id, publish)
             truth = world / "truth" / round_id
             rejections = score_rejections(conn, truth, round_id, set(ROW_LEVEL_CODES))
             registry = score_registry(conn, truth)
             repair = score_nik_repairs(conn, truth, round_id)
             conn.commit()  # end the read transaction: the next round creates partitions (needs locks)
             started = time.monotonic()
-            publication = rank_audit_publish(round_id, publish_root=publish)
+            published = run_round(ctx, only=("rank_and_audit", "publish"))
             publish_seconds = time.monotonic() - started
-            ranking = score_ranking(conn, publication.candidate.version, truth)
+            audited = published["rank_and_audit"]
+            ranking = score_ranking(conn, audited["version"], truth)
             conn.commit()
-            rows = sum(sum(s.received.values()) for s in validation.submissions)
+            rows = sum(sum(s.received.values()) for s in report.submissions)
             print(
                 json.dumps(
                     {
                         "round": round_id,
                         "input_rows": rows,
                         "seconds_total": round(total, 1),
-                        "seconds_merge": round(result.merge_seconds, 1),
-                        "changes": merged.changes,
-                        "conflict_lost": merged.conflict_lost,
+                        "seconds_merge": round(sum(report.merge["step_seconds"].values()), 1),
+                        "changes": done["merge"]["changes"],
+                        "conflict_lost": done["merge"]["conflict_lost"],
                         "codes_not_perfect": {
                             c: {"expected": s.expected, "found": s.found, "tp": s.true_positive}
                             for c, s in rejections.codes.items()
@@ -94,11 +97,10 @@ def main() -> None:
                             "recall": round(repair.recall, 4),
                         },
                         "publication": {
-                            "version": publication.candidate.version,
+                            "version": audited["version"],
                             "seconds": round(publish_seconds, 1),
-                            "audit_passed": publication.audit.success,
-                            "published": publication.published is not None,
-                            "programs": publication.candidate.programs,
+                            "audit_passed": audited["audit_passed"],
+                            "published": "skipped" not in published["publish"],
                         },
                         "ranking": {
                             "spearman": round(ranking.spearman, 4),

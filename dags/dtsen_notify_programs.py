@@ -1,33 +1,34 @@
 """dtsen_notify_programs: tell program owners about a newly published DTSEN version.
 
-Scheduled on the dtsen://versions asset that dtsen_update_round's publish task emits.
+Scheduled on the dtsen://versions asset that dtsen_update_round's publish task emits; its one task is
+the step dtsen.round.NOTIFY_PROGRAMS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag
 
-from dtsen.airflow_support import VERSIONS_NAME, VERSIONS_URI, default_args, run_step, send_email
-
-VERSIONS = Asset(uri=VERSIONS_URI, name=VERSIONS_NAME)
+from dtsen.airflow_support import default_args, notify_task, versions_asset
+from dtsen.round import NOTIFY_PROGRAMS
 
 DOC = """
 ### Notify program owners
 
 For a published version, each program's owners (config/subscribers.json) get an email through the
-`dtsen_smtp` connection and/or a webhook POST (JSON, HMAC-SHA256 signed with their own secret,
-retried with backoff): version, round, recipients, added and removed, where the files are and their
-SHA-256. No NIK or name is ever sent. Each delivery is recorded, so a retry sends only what did not go
-out. Runs when a version is published; trigger it by hand with `version` to resend a version's
-notices to subscribers added since.
+`dtsen_smtp` connection and/or a webhook POST (JSON with a delivery id and timestamp, HMAC-SHA256
+signed with their own secret, retried with backoff): version, round, recipients, added and removed,
+where the files are and their SHA-256. No NIK or name is ever sent. Each delivery is recorded before
+it is sent, so a retry sends only what did not go out (and a resend after a crash carries the same
+delivery id). Runs when a version is published; trigger it by hand with `version` to resend a
+version's notices to subscribers added since.
 """
 
 
 @dag(
     dag_id="dtsen_notify_programs",
-    schedule=[VERSIONS],
+    schedule=[versions_asset()],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     default_args=default_args(),
@@ -43,23 +44,7 @@ notices to subscribers added since.
     },
 )
 def dtsen_notify_programs():
-    @task(
-        doc_md="""Email and webhook every program owner of the version. **If it fails**: a webhook
-    receiver refused or was unreachable after retries (see the log for which URL); what was delivered
-    is recorded and is not sent again when the task is cleared."""
-    )
-    def notify() -> dict:
-        context = get_current_context()
-        version = context["params"].get("version")
-        if version is None:
-            events = [e for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
-            if events:
-                version = events[-1].extra.get("version")
-        from dtsen import tasks
-
-        return run_step(tasks.notify_programs, version, send_email)
-
-    notify()
+    notify_task(NOTIFY_PROGRAMS)()
 
 
 dtsen_notify_programs()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -61,6 +62,15 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
     mp = pytest.MonkeyPatch()
     yield mp
     mp.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def outbox(tmp_path_factory, monkeypatch_session) -> Path:
+    """Emails the steps send outside Airflow land in the session's own outbox, never the developer's."""
+    folder = tmp_path_factory.mktemp("outbox")
+    monkeypatch_session.setenv("DTSEN_OUTBOX", str(folder))
+    monkeypatch_session.delenv("DTSEN_SMTP_URL", raising=False)
+    return folder
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from dtsen.ingest.register import round_reference_date
@@ -183,3 +184,57 @@ class RewrittenOnReopen:
         self._thread.join()
         os.close(self._fd)
         os.close(self._held)
+
+
+# -- running a round's steps (dtsen.round), as the DAG and the command line do ----------------------
+
+VALIDATION_STEPS = ("open_round", "stage_and_validate", "finish_validation")
+
+
+def run_steps(round_id: str, *, landing_root, publish_root=None, until=None, only=None, **options) -> dict:
+    """Run the round's step list (or the steps in `only`); the steps' summaries by name."""
+    from dtsen.round import RoundContext, run_round
+
+    ctx = RoundContext.create(round_id, landing_root=landing_root, publish_root=publish_root, **options)
+    return run_round(ctx, until=until, only=only)
+
+
+def validate(round_id: str, *, landing_root, publish_root, threshold: float | None = None):
+    """Open, stage and validate a round, then write the feedback that is final (nothing is merged);
+    the round's report read back from the warehouse."""
+    from dtsen.report import round_report
+    from dtsen.warehouse import engine
+
+    run_steps(
+        round_id,
+        landing_root=landing_root,
+        publish_root=publish_root,
+        only=(*VALIDATION_STEPS, "feedback"),
+        quality_gate_threshold=threshold,
+    )
+    with engine.connect() as conn:
+        return round_report(conn, round_id, Path(publish_root))
+
+
+@dataclass
+class Staged:
+    """A round opened, staged and (unless asked not to) validated through its steps."""
+
+    round_seq: int
+    opened: dict  # the open_round step's summary
+    submissions: list[dict]  # the stage_and_validate step's summaries, one per submission
+
+
+def stage(round_id: str, landing_root, *, validate: bool = True, threshold: float | None = 1.0) -> Staged:
+    steps = VALIDATION_STEPS if validate else VALIDATION_STEPS[:2]
+    done = run_steps(round_id, landing_root=landing_root, only=steps, quality_gate_threshold=threshold)
+    return Staged(done["open_round"]["round_seq"], done["open_round"], done["stage_and_validate"])
+
+
+def merge(conn, round_seq: int):
+    """Merge in a transaction of its own (committed: later steps read through their own connections)."""
+    from dtsen.merge import merge_round
+
+    conn.commit()
+    with conn.transaction():
+        return merge_round(conn, round_seq)

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from dtsen.pipeline import format_validation, stage_and_validate
+from dtsen.report import format_round
 from dtsen.storage import file_sha256
 from tests.factories import (
     ANGGOTA_HEADER,
@@ -23,6 +23,7 @@ from tests.factories import (
     make_submission,
     member,
     person,
+    validate,
 )
 
 KEL = f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"
@@ -77,7 +78,7 @@ def test_a_submission_refused_whole_still_accounts_for_every_row_it_sent(db, lan
         },
     )
     publish = tmp_path / "publish"
-    stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    validate(round_id, landing_root=landing, publish_root=publish)
 
     ringkasan, ditolak = _feedback(publish, round_id, "3273-lies")
     assert ringkasan["status"] == "REJECTED"
@@ -110,7 +111,7 @@ def test_the_same_submission_id_under_two_sources_keeps_both_reports_apart(db, l
     bps = b"no_kk,kode_wilayah,tanggal_survei\n3273010101200001,3273011001,2026-01-05\n"
     make_submission(landing, "X-2026", folder="bps", folder_round=round_id, data_files={"keluarga.csv": bps})
     publish = tmp_path / "publish"
-    summary = stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    summary = validate(round_id, landing_root=landing, publish_root=publish)
 
     assert [(s.source, s.submission_id) for s in summary.submissions] == [("pemda", "X-2026")]
     assert db.execute(
@@ -124,9 +125,9 @@ def test_the_same_submission_id_under_two_sources_keeps_both_reports_apart(db, l
     assert ringkasan["status"] == "REJECTED" and ringkasan["reasons"] == {"MANIFEST_INVALID": 1}
     assert ringkasan["rows"] == {"keluarga.csv": {"received": 1, "merged": 0, "rejected": 1}}
     assert "pemda" in ringkasan["keterangan"] and ditolak[0]["reason"] == "MANIFEST_INVALID"
-    assert any("REFUSED" in line and "bps/X-2026" in line for line in format_validation(summary))
+    assert any("REFUSED" in line and "bps/X-2026" in line for line in format_round(summary))
     # running the round again changes nothing and reports the same
-    again = stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    again = validate(round_id, landing_root=landing, publish_root=publish)
     assert len(again.refused) == 1 and _refused_folders(publish, round_id).keys() == refused.keys()
 
 
@@ -146,7 +147,7 @@ def test_refused_folders_get_feedback_under_a_safe_name_and_a_line_in_the_summar
     (outside / "anggota.csv").write_text("rahasia\n")
     os.symlink(outside, pemda / "3273-link")
     publish = tmp_path / "publish"
-    summary = stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    summary = validate(round_id, landing_root=landing, publish_root=publish)
 
     refused = _refused_folders(publish, round_id)
     assert len(refused) == 2 and len(summary.refused) == 2
@@ -161,7 +162,7 @@ def test_refused_folders_get_feedback_under_a_safe_name_and_a_line_in_the_summar
         "keluarga.csv",
     }
     assert all("\n" not in name and name.startswith("pemda-") for name in refused)
-    lines = format_validation(summary)
+    lines = format_round(summary)
     assert sum("REFUSED" in line for line in lines) == 2
     assert any("kiriman bulan\\nmei" in line for line in lines)  # printed escaped
 
@@ -170,14 +171,14 @@ def test_a_changed_redelivery_under_an_old_id_is_refused_and_reported(db, landin
     first = _files([person("A", "TAMBAH", KK1, 1)])
     folder = make_submission(landing, "3273-01", folder_round=round_id, data_files=first)
     publish = tmp_path / "publish"
-    stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    validate(round_id, landing_root=landing, publish_root=publish)
     changed = _csv(ANGGOTA_HEADER, [person("A", "TAMBAH", KK1, 1), person("C", "TAMBAH", KK1, 3)])
     (folder / "anggota.csv").write_bytes(changed)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"]["anggota.csv"] = hashlib.sha256(changed).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
-    summary = stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    summary = validate(round_id, landing_root=landing, publish_root=publish)
     assert len(summary.refused) == 1 and "already processed" in summary.refused[0].detail
     ((_, (ringkasan, _)),) = _refused_folders(publish, round_id).items()
     assert ringkasan["rows"]["anggota.csv"]["received"] == 2
@@ -195,7 +196,7 @@ def test_the_bytes_staged_and_kept_are_the_bytes_whose_checksum_was_checked(db, 
     folder = make_submission(landing, "3273-race", folder_round=round_id, data_files=original)
     swapped = _csv(ANGGOTA_HEADER, [person("C", "TAMBAH", KK1, 1), person("B", "TAMBAH", KK1, 3)])
     with RewrittenOnReopen(folder / "anggota.csv", swapped):
-        summary = stage_and_validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
+        summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
     pk = summary.submissions[0].submission_pk
     sha, raw_path = db.execute(
         "SELECT sha256, raw_path FROM ingest.submission_file WHERE submission_pk = %s AND file_name = 'anggota.csv'",
@@ -212,9 +213,7 @@ def test_the_bytes_staged_and_kept_are_the_bytes_whose_checksum_was_checked(db, 
 def test_free_text_longer_than_its_limit_is_rejected_row_by_row(db, landing, tmp_path, round_id, monkeypatch):
     long_address = KEL.replace("Jl. Satu", "Jl. " + "A" * (10 * 1024 * 1024))
     landing = build_round(tmp_path, round_id, [person("A", "TAMBAH", KK1, 1)], [long_address])
-    summary = stage_and_validate(
-        round_id, landing_root=landing, publish_root=tmp_path / "publish", threshold=1.0
-    )
+    summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "publish", threshold=1.0)
     pk = summary.submissions[0].submission_pk
     codes = db.execute(
         "SELECT file_name, reason_code, field FROM quality.rejection WHERE submission_pk = %s AND field = 'alamat'",
@@ -228,7 +227,7 @@ def test_a_submission_over_the_size_limit_is_refused_unread(db, landing, tmp_pat
     rows = [person("A", "TAMBAH", KK1, 1), person("C", "TAMBAH", KK1, 3)]
     make_submission(landing, "3273-big", folder_round=round_id, data_files=_files(rows))
     publish = tmp_path / "publish"
-    summary = stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    summary = validate(round_id, landing_root=landing, publish_root=publish)
     assert (summary.submissions[0].status, summary.submissions[0].reason_code) == (
         "REJECTED",
         "FILE_UNREADABLE",
@@ -250,9 +249,7 @@ def test_ditolak_lists_at_most_the_cap_per_reason_but_ringkasan_counts_every_row
     ]
     landing = build_round(tmp_path, round_id, [person("A", "TAMBAH", KK1, 1), *bad], [KEL])
     publish = tmp_path / "publish"
-    stage_and_validate(
-        round_id, landing_root=landing, publish_root=publish, threshold=0.2
-    )  # gate: all refused
+    validate(round_id, landing_root=landing, publish_root=publish, threshold=0.2)  # gate: all refused
     ringkasan, ditolak = _feedback(publish, round_id, "3273-test")
     assert ringkasan["status"] == "REJECTED" and ringkasan["reasons"]["CODE_OUT_OF_DOMAIN"] == 5
     listed = [r for r in ditolak if r["reason"].startswith("CODE_OUT_OF_DOMAIN")]
@@ -275,7 +272,7 @@ def test_the_latin1_byte_of_line_3_reaches_the_region_as_line_3(db, landing, tmp
         data_files={"keluarga.csv": _csv(KELUARGA_HEADER, [KEL]), "anggota.csv": anggota},
     )
     publish = tmp_path / "publish"
-    stage_and_validate(round_id, landing_root=landing, publish_root=publish)
+    validate(round_id, landing_root=landing, publish_root=publish)
     _, ditolak = _feedback(publish, round_id, "3273-latin")
     line = next(r for r in ditolak if r["file"] == "anggota.csv")
     assert line["reason"] == "FILE_UNREADABLE" and "Baris 3" in line["message"]

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from dtsen.local_airflow import airflow_env, free_port, migrate_airflow_db
+from dtsen_dev.local_airflow import airflow_env, free_port, migrate_airflow_db
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

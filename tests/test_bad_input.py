@@ -9,7 +9,6 @@ import csv
 import io
 import json
 
-from dtsen.pipeline import stage_and_validate
 from tests.factories import (
     ANGGOTA_HEADER,
     FAMILY_VALUES,
@@ -19,6 +18,7 @@ from tests.factories import (
     make_submission,
     member,
     person,
+    validate,
 )
 
 
@@ -79,9 +79,7 @@ def test_hostile_round_loses_no_row_and_reports_every_file(db, tmp_path, monkeyp
         data_files={"keluarga.csv": _csv(KELUARGA_HEADER, []), "anggota.csv": _csv(ANGGOTA_HEADER, [])},
     )
 
-    summary = stage_and_validate(
-        round_id, landing_root=landing, publish_root=tmp_path / "publish", threshold=1.0
-    )
+    summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "publish", threshold=1.0)
     by_id = {s.submission_id: s for s in summary.submissions}
     assert (by_id["3273-latin1"].status, by_id["3273-latin1"].reason_code) == ("REJECTED", "FILE_UNREADABLE")
     assert by_id["3273-empty"].reason_code == "FILE_MISSING_COLUMN"

@@ -11,10 +11,9 @@ import time
 import psycopg
 import pytest
 
-from dtsen.airflow_support import DATA_ERRORS
+from dtsen.errors import DataError
 from dtsen.feedback import write_round_feedback
 from dtsen.merge import MergeError, merge_round
-from dtsen.pipeline import stage_and_validate
 from dtsen.storage import StorageFull
 from dtsen.warehouse import engine
 from tests.factories import (
@@ -25,6 +24,7 @@ from tests.factories import (
     build_round,
     make_submission,
     person,
+    validate,
 )
 
 KEL = f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"
@@ -48,7 +48,7 @@ def test_a_connection_lost_during_the_merge_is_retried_not_reported_as_bad_data(
 ):
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     landing = build_round(tmp_path, "2026-Q1", [person("A", "TAMBAH", KK1, 1)], [KEL])
-    summary = stage_and_validate("2026-Q1", landing_root=landing, publish_root=tmp_path / "publish")
+    summary = validate("2026-Q1", landing_root=landing, publish_root=tmp_path / "publish")
     url = engine.libpq_conninfo(engine.database_url())
     failure: list[BaseException] = []
     with psycopg.connect(url) as blocker, psycopg.connect(url) as merging:
@@ -69,7 +69,7 @@ def test_a_connection_lost_during_the_merge_is_retried_not_reported_as_bad_data(
         worker.join(60)
         blocker.rollback()
     assert failure and isinstance(failure[0], psycopg.OperationalError), failure
-    assert not isinstance(failure[0], MergeError) and not isinstance(failure[0], DATA_ERRORS)
+    assert not isinstance(failure[0], MergeError) and not isinstance(failure[0], DataError)
     # nothing was merged, and the retry (a new connection) merges the round
     assert fresh_db.execute("SELECT count(*) FROM registry.person").fetchone() == (0,)
     with psycopg.connect(url) as retry:
@@ -89,7 +89,7 @@ def test_two_writers_of_one_submissions_feedback_never_collide(db, tmp_path, mon
     (folder / "anggota.csv").write_bytes(
         (ANGGOTA_HEADER + "\n" + person("A", "TAMBAH", KK1, 1) + "\n").encode()
     )
-    summary = stage_and_validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
+    summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
     assert summary.submissions[0].reason_code == "CHECKSUM_MISMATCH"  # final: its feedback is written
     url = engine.libpq_conninfo(engine.database_url())
     errors: list[BaseException] = []
@@ -135,9 +135,7 @@ def test_a_full_disk_is_reported_with_the_path_and_leaves_nothing_half_written(
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     bad = [person("A", "TAMBAH", KK1, 1).replace(",1,3,2,", f",{9},3,2,") for _ in range(400)]
     landing = build_round(tmp_path, round_id, bad, [KEL])
-    summary = stage_and_validate(
-        round_id, landing_root=landing, publish_root=tmp_path / "elsewhere", threshold=0.2
-    )
+    summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "elsewhere", threshold=0.2)
     assert summary.submissions[0].status == "REJECTED"
     with pytest.raises(StorageFull) as full:
         write_round_feedback(db, summary.round_seq, tiny_disk)

@@ -60,7 +60,7 @@ def files_of(round_id: str, source: str, name: str):
 def test_sample_regenerates_byte_identical(tmp_path):
     out = tmp_path / "sample"
     subprocess.run(
-        [sys.executable, "-m", "dtsen.generate", *SAMPLE_ARGS, "--out", str(out)],
+        [sys.executable, "-m", "dtsen_dev.generate", *SAMPLE_ARGS, "--out", str(out)],
         check=True,
         capture_output=True,
     )
@@ -82,7 +82,7 @@ def test_another_seed_gives_another_world(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "dtsen.generate",
+                "dtsen_dev.generate",
                 "--persons",
                 "400",
                 "--rounds",
@@ -235,7 +235,7 @@ def test_memory_stays_flat_for_a_larger_world(tmp_path):
         [
             sys.executable,
             "-m",
-            "dtsen.generate",
+            "dtsen_dev.generate",
             "--persons",
             "60000",
             "--rounds",

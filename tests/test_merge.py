@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from dtsen.ingest.round import ingest_round
 from dtsen.merge import check_invariants, merge_round
-from dtsen.validate.round import validate_round
 from tests.factories import (
     FAMILY_VALUES,
     KK1,
     KK2,
     PEOPLE,
     build_round,
+    merge,
     person,
+    stage,
 )
 
 
 def _run(db, tmp_path, round_id, anggota, keluarga, sub="r"):
     landing = build_round(tmp_path / sub, round_id, anggota, keluarga)
-    ingested = ingest_round(db, round_id, landing_root=landing)
-    validate_round(db, ingested.round_seq, threshold=1.0)
-    return ingested, merge_round(db, ingested.round_seq)
+    ingested = stage(round_id, landing)
+    return ingested, merge(db, ingested.round_seq)
 
 
 def _rejections(db, round_seq: int) -> list[tuple[str, int, str]]:
@@ -47,7 +46,7 @@ def test_tambah_round_creates_families_members_and_skips_rejected_rows(fresh_db,
     ingested, summary = _run(db, tmp_path, round_id, anggota, keluarga)
     assert _members(db, KK1) == {PEOPLE["A"][0]: 1, PEOPLE["C"][0]: 3}  # D is deceased: rejected
     assert summary.changes["families added"] == 1 and summary.changes["persons added"] == 2
-    assert check_invariants(db, None, ingested.snapshot.snapshot_pk) == {}
+    assert check_invariants(db, None, ingested.opened["dukcapil_snapshot_pk"]) == {}
     again = merge_round(db, ingested.round_seq)
     assert again.already_merged
 
@@ -70,9 +69,8 @@ def two_rounds(db, tmp_path, monkeypatch):
         person("F", "TAMBAH", KK2, 2),
     ]
     landing = build_round(tmp_path, "2026-Q1", anggota, keluarga)
-    first = ingest_round(db, "2026-Q1", landing_root=landing)
-    validate_round(db, first.round_seq, threshold=1.0)
-    merge_round(db, first.round_seq)
+    first = stage("2026-Q1", landing)
+    merge(db, first.round_seq)
     assert _members(db, KK2) == {PEOPLE["B"][0]: 1, PEOPLE["F"][0]: 2}
 
     # Round 2: J dies (only Dukcapil knows), B's name is corrected by Dukcapil, C moves to KK2,
@@ -112,8 +110,7 @@ def two_rounds(db, tmp_path, monkeypatch):
             f"{KK1},3273011001,2026-05-20,2,1250000\n".encode(),
         },
     )
-    second = ingest_round(db, "2026-Q2", landing_root=landing)
-    validate_round(db, second.round_seq, threshold=1.0)
+    second = stage("2026-Q2", landing)
     assert _rejections(db, second.round_seq) == []
     return first, second
 
@@ -122,7 +119,7 @@ def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fres
     db = fresh_db
     first, second = two_rounds(db, tmp_path, monkeypatch)
     assert _rejections(db, second.round_seq) == []
-    summary = merge_round(db, second.round_seq)
+    summary = merge(db, second.round_seq)
 
     assert _members(db, KK1) == {PEOPLE["A"][0]: 1}
     assert _members(db, KK2) == {PEOPLE["B"][0]: 1, PEOPLE["C"][0]: 3}
@@ -152,7 +149,7 @@ def test_second_round_moves_removes_and_takes_dukcapil_and_bps_as_authority(fres
     }
     assert provenance == {"nama": ("Nama Orang", "Budi Santoso", "dukcapil")}
     assert summary.changes["persons deceased"] == 1
-    assert check_invariants(db, None, second.snapshot.snapshot_pk) == {}
+    assert check_invariants(db, None, second.opened["dukcapil_snapshot_pk"]) == {}
 
     # History: the registry as of round 1 is exactly what round 1 left.
     as_of_1 = {
@@ -272,8 +269,7 @@ def test_a_merge_killed_mid_flight_leaves_the_registry_untouched_and_reruns_clea
     db.commit()
 
     # Rerun: merges fully; a third run changes nothing.
-    summary = merge_round(db, second.round_seq)
-    db.commit()
+    summary = merge(db, second.round_seq)
     assert not summary.already_merged and summary.conflict_lost == 1
     after = db.execute(REGISTRY_FINGERPRINT).fetchone()
     assert merge_round(db, second.round_seq).already_merged
@@ -289,7 +285,7 @@ def test_round_scoped_invariants_catch_each_kind_of_violation(fresh_db, tmp_path
     anggota = [person("A", "TAMBAH", KK1, 1), person("C", "TAMBAH", KK1, 3)]
     ingested, _ = _run(db, tmp_path, round_id, anggota, keluarga)
     db.commit()
-    snapshot, head, child = ingested.snapshot.snapshot_pk, int(PEOPLE["A"][0]), int(PEOPLE["C"][0])
+    snapshot, head, child = ingested.opened["dukcapil_snapshot_pk"], int(PEOPLE["A"][0]), int(PEOPLE["C"][0])
     dead = int(PEOPLE["D"][0])  # deceased per the Dukcapil snapshot
     with db.transaction(force_rollback=True):
         # what a merge would leave behind if a step were wrong: a headless family, a member of a
@@ -337,9 +333,8 @@ def test_family_structure_cascades_to_the_family_a_rejected_member_was_founding(
     keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
     anggota = [person("A", "TAMBAH", KK1, 1), person("C", "TAMBAH", KK1, 3), person("E", "TAMBAH", KK1, 3)]
     landing = build_round(tmp_path, "2026-Q1", anggota, keluarga)
-    first = ingest_round(db, "2026-Q1", landing_root=landing)
-    validate_round(db, first.round_seq, threshold=1.0)
-    merge_round(db, first.round_seq)
+    first = stage("2026-Q1", landing)
+    merge(db, first.round_seq)
     make_submission(
         landing,
         "3273-2026Q2",
@@ -353,14 +348,13 @@ def test_family_structure_cascades_to_the_family_a_rejected_member_was_founding(
             ).encode(),
         },
     )
-    second = ingest_round(db, "2026-Q2", landing_root=landing)
-    validate_round(db, second.round_seq, threshold=1.0)
+    second = stage("2026-Q2", landing)
     assert _rejections(db, second.round_seq) == [
         ("anggota.csv", 2, "FAMILY_STRUCTURE"),
         ("anggota.csv", 3, "FAMILY_STRUCTURE"),
         ("anggota.csv", 4, "FAMILY_STRUCTURE"),
         ("keluarga.csv", 2, "FAMILY_STRUCTURE"),
     ]
-    merge_round(db, second.round_seq)  # no headless family: the invariants hold
+    merge(db, second.round_seq)  # no headless family: the invariants hold
     assert _members(db, KK1) == {PEOPLE["A"][0]: 1, PEOPLE["C"][0]: 3, PEOPLE["E"][0]: 3}
     assert _members(db, KK2) == {}

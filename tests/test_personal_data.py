@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from dtsen.pipeline import stage_and_validate
 from dtsen.warehouse import localpg
-from tests.factories import ANGGOTA_HEADER, KELUARGA_HEADER, KK1, make_submission, person
+from tests.factories import ANGGOTA_HEADER, KELUARGA_HEADER, KK1, make_submission, person, validate
 
 SECRET_NIK, SECRET_NAME, SECRET_BIRTH = "3273015506910004", "Rahasia Sekali Binti Contoh", "1991-06-15"
 
@@ -45,7 +44,7 @@ def test_a_refused_file_never_puts_its_rows_into_the_warehouse_server_log(
             folder_round=round_id,
             data_files={"keluarga.csv": keluarga, "anggota.csv": anggota},
         )
-    summary = stage_and_validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
+    summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
     assert {s.reason_code for s in summary.submissions} == {"FILE_UNREADABLE"}
     written = log.read_bytes()[before:]
     assert written  # COPY did report the errors ...
@@ -64,7 +63,7 @@ def test_raw_copies_and_reports_are_not_world_readable(db, tmp_path, monkeypatch
         data_files={"keluarga.csv": (KELUARGA_HEADER + "\n").encode(), "anggota.csv": b""},
     )
     (folder / "anggota.csv").write_bytes(b"changed after the manifest\n")  # refused: final, so reported
-    stage_and_validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
+    validate(round_id, landing_root=landing, publish_root=tmp_path / "publish")
     kept = [p for p in (tmp_path / "raw").rglob("*") if p.is_file()]
     assert len(kept) == 2 and all(p.stat().st_mode & 0o777 == 0o440 for p in kept)
     assert all(p.stat().st_mode & 0o007 == 0 for p in (tmp_path / "raw").rglob("*"))

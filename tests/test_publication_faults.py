@@ -17,19 +17,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from dtsen.local_airflow import free_port
 from dtsen.notify.deliver import notify_programs, version_to_announce
 from dtsen.notify.messages import Email
 from dtsen.notify.subscribers import parse_subscribers
 from dtsen.notify.webhook import DuplicateDelivery, WebhookVerifier
 from dtsen.paths import SAMPLE_DIR
-from dtsen.pipeline import validate_and_merge
 from dtsen.programs import load_programs
 from dtsen.publish.audit import audit_version
 from dtsen.publish.candidate import build_candidate
 from dtsen.publish.version import PublishError, publish_version, unrecorded_warning
 from dtsen.rank.model import load_model
 from dtsen.warehouse import engine
+from dtsen_dev.local_airflow import free_port
+from tests.factories import run_steps
 
 SECRET = b"a-test-secret-of-the-pbi-team"
 
@@ -38,9 +38,10 @@ SECRET = b"a-test-secret-of-the-pbi-team"
 def candidate(module_warehouse, tmp_path_factory):
     """Sample round 2026-Q1 merged, its candidate built and audited, not yet published."""
     root = tmp_path_factory.mktemp("publish")
-    validate_and_merge("2026-Q1", landing_root=SAMPLE_DIR / "landing", publish_root=root)
-    built = build_candidate(module_warehouse, "2026-Q1", load_model(), load_programs())
-    assert audit_version(module_warehouse, built.version).status == "AUDITED"
+    run_steps("2026-Q1", landing_root=SAMPLE_DIR / "landing", publish_root=root, until="merge")
+    with module_warehouse.transaction():
+        built = build_candidate(module_warehouse, "2026-Q1", load_model(), load_programs())
+        assert audit_version(module_warehouse, built.version).status == "AUDITED"
     return module_warehouse, root, built.version
 
 
@@ -54,7 +55,7 @@ def test_a_publication_killed_mid_write_leaves_no_personal_data_behind(candidate
     script = (
         "import sys; from pathlib import Path; from dtsen.warehouse import engine; "
         "from dtsen.publish.version import publish_version; "
-        "publish_version(engine.connect(), int(sys.argv[1]), Path(sys.argv[2]))"
+        "c = engine.connect(); publish_version(c, int(sys.argv[1]), Path(sys.argv[2])); c.commit()"
     )
     with psycopg.connect(url) as blocker:
         blocker.execute("LOCK TABLE publish.recipient IN ACCESS EXCLUSIVE MODE")  # the program files wait
@@ -72,7 +73,8 @@ def test_a_publication_killed_mid_write_leaves_no_personal_data_behind(candidate
     leftover = list((root / "versions").glob(".incomplete-*"))
     assert leftover and (leftover[0] / "anggota.parquet").exists()  # full NIKs and names, on disk
 
-    published = publish_version(conn, version, root)
+    with conn.transaction():
+        published = publish_version(conn, version, root)
     assert published.published_now and published.path.exists()
     assert list((root / "versions").glob(".incomplete-*")) == []  # cleaned up by the next attempt
     for item in [published.path, *published.path.rglob("*")]:
@@ -82,7 +84,8 @@ def test_a_publication_killed_mid_write_leaves_no_personal_data_behind(candidate
 
 def test_a_version_on_disk_whose_publication_was_not_recorded_is_reported(candidate):
     conn, root, version = candidate
-    publish_version(conn, version, root)  # published (or already)
+    with conn.transaction():
+        publish_version(conn, version, root)  # published (or already)
     # the crash window: the folder was renamed into place, the warehouse's commit never happened
     conn.execute("UPDATE publish.version SET status = 'AUDITED' WHERE version = %s", (version,))
     conn.execute("UPDATE ingest.round SET status = 'MERGED' WHERE round_id = '2026-Q1'")
@@ -99,9 +102,12 @@ def test_a_version_on_disk_whose_publication_was_not_recorded_is_reported(candid
         )
         assert cli.returncode == 4 and "never recorded" in cli.stderr, cli.stderr
     finally:
-        adopted = publish_version(conn, version, root)  # the next publication adopts the folder
+        conn.commit()  # end the reads above: the publication below is a transaction of its own
+        with conn.transaction():
+            adopted = publish_version(conn, version, root)  # the next publication adopts the folder
     assert adopted.published_now and unrecorded_warning(conn, root) is None
     assert version_to_announce(conn, None, root) == version
+    conn.commit()
 
 
 class _Sink:
@@ -123,7 +129,8 @@ def test_a_notice_resent_after_a_crash_carries_the_same_delivery_id(candidate, t
     from aiosmtpd.controller import Controller
 
     conn, root, version = candidate
-    publish_version(conn, version, root)
+    with conn.transaction():
+        publish_version(conn, version, root)
     url = engine.libpq_conninfo(engine.database_url())
     notifier: dict = {}
 

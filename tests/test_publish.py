@@ -20,9 +20,7 @@ import pytest
 
 from dtsen.config import DEFAULT_PROGRAMS as DEFAULT_PROGRAMS_PATH
 from dtsen.config import DEFAULT_RANKING_MODEL as DEFAULT_MODEL_PATH
-from dtsen.evaluate import score_ranking
 from dtsen.paths import SAMPLE_DIR
-from dtsen.pipeline import rank_audit_publish, validate_and_merge
 from dtsen.programs import ProgramConfigError, load_programs, parse_programs
 from dtsen.publish.audit import AuditError, approve_version
 from dtsen.publish.candidate import build_candidate, eligibility_context_sql
@@ -30,6 +28,8 @@ from dtsen.publish.explain import explain
 from dtsen.publish.parquet import copy_to_parquet
 from dtsen.publish.version import PublishError, publish_version, verify_version_dir
 from dtsen.rank.model import ModelError, load_model, parse_model
+from dtsen_dev.evaluate import score_ranking
+from tests.factories import run_steps
 
 KELUARGA_COLUMNS = {"no_kk", "kode_wilayah", "desil", "skor_kesejahteraan", "jumlah_anggota", "jenis_lantai"}
 ANGGOTA_COLUMNS = {
@@ -50,12 +50,15 @@ CHANGES = {"ADDED", "REMOVED", "DESIL_CHANGED", "MOVED_FAMILY", "ATTRIBUTES_CHAN
 def published(module_warehouse, tmp_path_factory):
     """Sample rounds 2026-Q1 and 2026-Q2 merged and published (versions 1 and 2)."""
     publish_root = tmp_path_factory.mktemp("publish")
-    results = {}
-    for round_id in ("2026-Q1", "2026-Q2"):
-        validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish_root)
-        results[round_id] = rank_audit_publish(round_id, publish_root=publish_root)
-    module_warehouse.commit()
+    results = {
+        round_id: run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish_root)
+        for round_id in ("2026-Q1", "2026-Q2")
+    }
     return module_warehouse, publish_root, results
+
+
+def _manifest(root: Path, version: int) -> dict:
+    return json.loads((root / "versions" / str(version) / "manifest.json").read_text())
 
 
 def _read(version_dir: Path, relative: str) -> pd.DataFrame:
@@ -64,16 +67,14 @@ def _read(version_dir: Path, relative: str) -> pd.DataFrame:
 
 def test_each_merged_round_is_published_as_the_next_version(published):
     _, root, results = published
-    assert [r.published.version for r in results.values()] == [1, 2]
+    assert [r["publish"]["version"] for r in results.values()] == [1, 2]
     assert sorted(p.name for p in (root / "versions").iterdir()) == ["1", "2"]  # nothing half-written left
-    assert results["2026-Q2"].published.manifest["previous_version"] == 1
+    assert _manifest(root, 2)["previous_version"] == 1
     conn = published[0]
     per_version = dict(
         conn.execute("SELECT version, count(*) FROM publish.recipient_pbi_jk GROUP BY 1").fetchall()
     )
-    assert per_version == {
-        v: results[r].candidate.programs["pbi_jk"]["recipients"] for v, r in ((1, "2026-Q1"), (2, "2026-Q2"))
-    }
+    assert per_version == {v: _manifest(root, v)["programs"]["pbi_jk"]["recipients"] for v in (1, 2)}
     conn.rollback()
 
 
@@ -182,9 +183,10 @@ def test_publishing_a_published_round_again_changes_nothing(published):
     conn, root, _ = published
     folder = root / "versions" / "2"
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
-    again = rank_audit_publish("2026-Q2", publish_root=root)
-    assert again.candidate.version == 2 and not again.candidate.created_now
-    assert again.published.version == 2 and not again.published.published_now
+    again = run_steps("2026-Q2", landing_root=SAMPLE_DIR / "landing", publish_root=root)  # the whole round
+    assert again["merge"]["already_merged"]
+    assert again["rank_and_audit"]["version"] == 2 and not again["rank_and_audit"]["built_now"]
+    assert again["publish"]["version"] == 2 and not again["publish"]["published_now"]
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
     assert conn.execute("SELECT count(*) FROM publish.version").fetchone()[0] == 2
     conn.rollback()
@@ -198,7 +200,8 @@ def test_a_version_written_before_a_crash_is_adopted_not_rewritten(published):
     conn.execute("UPDATE publish.version SET status = 'AUDITED' WHERE version = 2")
     conn.execute("UPDATE publish.version SET status = 'PUBLISHED' WHERE version = 1")
     conn.commit()
-    adopted = publish_version(conn, 2, root)
+    with conn.transaction():
+        adopted = publish_version(conn, 2, root)
     assert adopted.published_now and adopted.manifest == verify_version_dir(folder)
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
     assert conn.execute("SELECT version, status FROM publish.version ORDER BY 1").fetchall() == [
@@ -305,22 +308,34 @@ def test_parquet_streaming_keeps_nulls_empty_strings_quotes_newlines_and_empty_r
     assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
 
 
-def test_audit_blocks_a_drifted_candidate_until_an_admin_approves_it(published, tmp_path):
+def test_audit_blocks_a_drifted_candidate_until_an_admin_approves_it(
+    published, tmp_path, monkeypatch, outbox
+):
     """Round 2026-Q3 ranked with PBI JK cut to desil 1-2: recipients drop in every regency."""
     conn, root, _ = published
-    validate_and_merge("2026-Q3", landing_root=SAMPLE_DIR / "landing", publish_root=root)
+    landing = SAMPLE_DIR / "landing"
+    run_steps("2026-Q3", landing_root=landing, publish_root=root, until="merge")
     document = json.loads(DEFAULT_PROGRAMS_PATH.read_text())
     next(p for p in document["programs"] if p["id"] == "pbi_jk")["desil_max"] = 2
     drifted = tmp_path / "programs.json"
     drifted.write_text(json.dumps(document))
-    blocked = rank_audit_publish("2026-Q3", publish_root=root, programs_path=drifted)
-    assert blocked.published is None and blocked.audit.status == "BLOCKED", blocked.audit.report()
-    flagged = {(d["kode_kabupaten"], d["program"]) for d in blocked.audit.drift_flagged}
-    regencies = {p.name.split("-")[0] for p in (SAMPLE_DIR / "landing" / "2026-Q3" / "pemda").iterdir()}
-    assert flagged == {(r, "pbi_jk") for r in regencies}, (blocked.audit.report(), blocked.audit.checks)
-    assert any("drift" in line and "pbi_jk" in line for line in blocked.audit.report())
+    monkeypatch.setenv("DTSEN_PROGRAMS", str(drifted))
+    blocked = run_steps(
+        "2026-Q3", landing_root=landing, publish_root=root, only=("rank_and_audit", "publish")
+    )
+    audited = blocked["rank_and_audit"]
+    assert audited["status"] == "BLOCKED" and "skipped" in blocked["publish"], audited["report"]
+    drift = conn.execute("SELECT audit -> 'drift_flagged' FROM publish.version WHERE version = 3").fetchone()[
+        0
+    ]
+    flagged = {(d["kode_kabupaten"], d["program"]) for d in drift}
+    regencies = {p.name.split("-")[0] for p in (landing / "2026-Q3" / "pemda").iterdir()}
+    assert flagged == {(r, "pbi_jk") for r in regencies}, audited["report"]
+    assert any("drift" in line and "pbi_jk" in line for line in audited["report"])
     assert not (root / "versions" / "3").exists()
     assert conn.execute("SELECT version FROM publish.current_version").fetchone()[0] == 2
+    told = [p.read_text() for p in outbox.glob("*.eml") if "Audit blocked version 3" in p.read_text()]
+    assert len(told) == 1  # data ops were told, once
     with pytest.raises(AuditError, match="approver's name and a reason"):
         approve_version(conn, 3, "", "")
     audit = conn.execute("SELECT audit FROM publish.version WHERE version = 3").fetchone()[0]
@@ -334,11 +349,11 @@ def test_audit_blocks_a_drifted_candidate_until_an_admin_approves_it(published, 
     approve_version(conn, 3, "admin.pusat", "PBI JK narrowed to desil 1-2 by ministerial decree (test)")
     assert build_candidate(conn, "2026-Q3", load_model(), load_programs()).status == "APPROVED"
     conn.commit()
-    approved = rank_audit_publish("2026-Q3", publish_root=root, programs_path=drifted)
-    assert (
-        approved.published.version == 3
-        and approved.published.manifest["audit"]["approved_by"] == "admin.pusat"
+    approved = run_steps(
+        "2026-Q3", landing_root=landing, publish_root=root, only=("rank_and_audit", "publish")
     )
+    assert approved["publish"]["version"] == 3
+    assert _manifest(root, 3)["audit"]["approved_by"] == "admin.pusat"
     assert conn.execute(
         "SELECT status, approved_by, approval_reason IS NOT NULL FROM publish.version WHERE version = 3"
     ).fetchone() == ("PUBLISHED", "admin.pusat", True)

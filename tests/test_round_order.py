@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 import pytest
 
 from dtsen.ingest.register import RoundOrderError
-from dtsen.ingest.round import open_round
-from dtsen.warehouse import engine
+from tests.factories import run_steps
+
+
+def _open(round_id: str, landing, tmp_path) -> dict:
+    return run_steps(round_id, landing_root=landing, raw_root=tmp_path / "raw", until="open_round")[
+        "open_round"
+    ]
 
 
 def _landing(tmp_path, *rounds: str):
@@ -23,31 +27,29 @@ def _landing(tmp_path, *rounds: str):
 def test_a_later_round_is_refused_while_an_earlier_landed_round_is_unfinished(fresh_db, tmp_path):
     landing = _landing(tmp_path, "2026-Q4", "2027-Q1")
     with pytest.raises(RoundOrderError, match="2026-Q4 has a landing folder"):
-        open_round(fresh_db, "2027-Q1", landing_root=landing, raw_root=tmp_path / "raw")
+        _open("2027-Q1", landing, tmp_path)
     assert fresh_db.execute("SELECT count(*) FROM ingest.round").fetchone() == (0,)
     # the earlier round is not orphaned: it still starts
-    open_round(fresh_db, "2026-Q4", landing_root=landing, raw_root=tmp_path / "raw")
+    _open("2026-Q4", landing, tmp_path)
     with pytest.raises(RoundOrderError, match="2026-Q4"):  # registered is not finished
-        open_round(fresh_db, "2027-Q1", landing_root=landing, raw_root=tmp_path / "raw")
+        _open("2027-Q1", landing, tmp_path)
     fresh_db.execute("UPDATE ingest.round SET status = 'MERGED' WHERE round_id = '2026-Q4'")
     fresh_db.commit()
-    assert open_round(fresh_db, "2027-Q1", landing_root=landing, raw_root=tmp_path / "raw").round_seq
+    assert _open("2027-Q1", landing, tmp_path)["round_seq"]
 
 
 def test_two_rounds_started_at_once_leave_the_earlier_one_runnable(fresh_db, tmp_path):
     landing = _landing(tmp_path, "2026-Q4", "2027-Q1")
-    url = engine.libpq_conninfo(engine.database_url())
     start = threading.Barrier(2)
     outcome: dict[str, str] = {}
 
     def start_round(round_id: str) -> None:
-        with psycopg.connect(url) as conn:
-            start.wait()
-            try:
-                open_round(conn, round_id, landing_root=landing, raw_root=tmp_path / "raw")
-                outcome[round_id] = "started"
-            except RoundOrderError as exc:
-                outcome[round_id] = str(exc)
+        start.wait()
+        try:
+            _open(round_id, landing, tmp_path)
+            outcome[round_id] = "started"
+        except RoundOrderError as exc:
+            outcome[round_id] = str(exc)
 
     threads = [threading.Thread(target=start_round, args=(r,)) for r in ("2027-Q1", "2026-Q4")]
     for t in threads:

@@ -1,6 +1,6 @@
-"""The pipeline against the sample's ground truth: every injected case rejected with exactly its code
-(precision and recall 1.0 per code), nothing else rejected, and after each round the registry equals
-the expected registry for every person and family."""
+"""The round's step list (the one the DAG runs) against the sample's ground truth: every injected case
+rejected with exactly its code (precision and recall 1.0 per code), nothing else rejected, and after
+each round the registry equals the expected registry for every person and family."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from dtsen.contract import ROW_LEVEL_CODES, FileKind
-from dtsen.evaluate import RepairScore, score_nik_repairs, score_registry, score_rejections
 from dtsen.paths import SAMPLE_DIR
-from dtsen.pipeline import validate_and_merge
 from dtsen.validate.run import Batch, run_suite
+from dtsen_dev.evaluate import RepairScore, score_nik_repairs, score_registry, score_rejections
+from tests.factories import run_steps
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 GE_CODES = {
@@ -31,12 +31,12 @@ GE_CODES = {
 
 @pytest.fixture(scope="module")
 def sample_rounds(module_warehouse, tmp_path_factory):
-    """The three sample rounds run through validate + merge in a warehouse of their own."""
+    """The three sample rounds, each through the whole step list, in a warehouse of their own."""
     conn = module_warehouse
     publish = tmp_path_factory.mktemp("publish")
     scores = {}
     for round_id in ROUNDS:
-        result = validate_and_merge(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
+        result = run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
         scores[round_id] = (
             result,
             score_rejections(conn, SAMPLE_DIR / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
@@ -82,7 +82,7 @@ def test_suite_results_agree_with_row_rejections_on_the_sample(sample_rounds):
     ).fetchall()
     assert submissions
     for pk, round_seq, file_name, kind in submissions:
-        suite = run_suite(Batch(FileKind(kind), round_seq=round_seq, submission_pk=pk))
+        suite = run_suite(conn, Batch(FileKind(kind), round_seq=round_seq, submission_pk=pk))
         from_ge = {f"{r.reason_code}/{r.field}": r.failed for r in suite.rules if r.failed}
         derived = dict(
             conn.execute(
@@ -151,7 +151,7 @@ def test_head_dead_only_per_dukcapil_is_succeeded_by_the_system(sample_rounds):
                 if r["case"] == "UNREPORTED_HEAD_DEATH" and "becomes head" in r["note"]
             )
         result = scores[round_id][0]
-        assert result.merge.changes.get("heads succeeded (death by Dukcapil)", 0) == expected
+        assert result["merge"]["changes"].get("heads succeeded (death by Dukcapil)", 0) == expected
     assert (
         conn.execute(
             "SELECT count(*) FROM registry.membership WHERE source = 'system' AND hubungan_keluarga = 1"

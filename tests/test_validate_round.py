@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dtsen.contract import FileKind
-from dtsen.ingest.round import ingest_round
-from dtsen.validate.round import validate_round
 from dtsen.validate.run import Batch, run_suite
 from tests.factories import (
     FAMILY_VALUES,
@@ -15,7 +13,9 @@ from tests.factories import (
     PEOPLE,
     build_round,
     member,
+    merge,
     person,
+    stage,
 )
 
 
@@ -50,10 +50,9 @@ def test_cross_row_rules_reject_exactly_the_broken_rows(db, tmp_path, monkeypatc
         member("TAMBAH", "327301410190000", KK1, 2, "1990-01-01", 3),  # 12 NIK_FORMAT only
     ]
     landing = build_round(tmp_path, round_id, anggota, keluarga)
-    ingested = ingest_round(db, round_id, landing_root=landing)
+    ingested = stage(round_id, landing)
     sub = ingested.submissions[0]
-    result = validate_round(db, ingested.round_seq, threshold=1.0)
-    got = codes_by_line(db, sub.submission_pk)
+    got = codes_by_line(db, sub["submission_pk"])
     assert got == {
         ("keluarga.csv", 3): {"FAMILY_STRUCTURE"},
         ("anggota.csv", 4): {"FAMILY_STRUCTURE"},
@@ -66,14 +65,13 @@ def test_cross_row_rules_reject_exactly_the_broken_rows(db, tmp_path, monkeypatc
         ("anggota.csv", 11): {"DUPLICATE_IN_FILE"},
         ("anggota.csv", 12): {"NIK_FORMAT"},
     }
-    assert [g.passed for g in result.gate] == [True]
     status = db.execute(
-        "SELECT status FROM ingest.submission WHERE submission_pk = %s", (sub.submission_pk,)
+        "SELECT status FROM ingest.submission WHERE submission_pk = %s", (sub["submission_pk"],)
     ).fetchone()
-    assert status == ("VALIDATED",)
+    assert status == ("VALIDATED",)  # the quality gate passed it
     # validating again changes nothing
-    again = validate_round(db, ingested.round_seq, threshold=1.0)
-    assert again.already_validated and codes_by_line(db, sub.submission_pk) == got
+    again = stage(round_id, landing)
+    assert not again.submissions[0]["processed_now"] and codes_by_line(db, sub["submission_pk"]) == got
 
 
 def test_quality_gate_rejects_a_mostly_broken_submission_whole(db, tmp_path, monkeypatch, round_id):
@@ -81,15 +79,14 @@ def test_quality_gate_rejects_a_mostly_broken_submission_whole(db, tmp_path, mon
     keluarga = [f"TAMBAH,{KK1},3273011001,Jl. Satu,2026-01-10,{FAMILY_VALUES},"]
     anggota = [person("A", "TAMBAH", KK1, 1), person("D", "TAMBAH", KK1, 3), person("E", "UBAH", KK1, 3)]
     landing = build_round(tmp_path, round_id, anggota, keluarga)
-    ingested = ingest_round(db, round_id, landing_root=landing)
+    ingested = stage(round_id, landing, threshold=0.2)
     sub = ingested.submissions[0]
-    validate_round(db, ingested.round_seq, threshold=0.2)
-    got = codes_by_line(db, sub.submission_pk)
+    got = codes_by_line(db, sub["submission_pk"])
     assert got[("anggota.csv", 2)] == {"SUBMISSION_QUALITY_GATE"}
     assert got[("keluarga.csv", 2)] == {"SUBMISSION_QUALITY_GATE"}
     assert got[("anggota.csv", 3)] == {"NIK_DECEASED"}
     row = db.execute(
-        "SELECT status, reason_code FROM ingest.submission WHERE submission_pk = %s", (sub.submission_pk,)
+        "SELECT status, reason_code FROM ingest.submission WHERE submission_pk = %s", (sub["submission_pk"],)
     )
     assert row.fetchone() == ("REJECTED", "SUBMISSION_QUALITY_GATE")
 
@@ -106,20 +103,19 @@ def test_suite_counts_agree_with_row_rejections(db, tmp_path, monkeypatch, round
         member("TAMBAH", "x", KK1, 3, "", 9),
     ]
     landing = build_round(tmp_path, round_id, anggota, keluarga)
-    ingested = ingest_round(db, round_id, landing_root=landing)
+    ingested = stage(round_id, landing)
     sub = ingested.submissions[0]
-    validate_round(db, ingested.round_seq, threshold=1.0)
     for kind, file_name in (
         (FileKind.PEMDA_KELUARGA, "keluarga.csv"),
         (FileKind.PEMDA_ANGGOTA, "anggota.csv"),
     ):
-        suite = run_suite(Batch(kind, round_seq=ingested.round_seq, submission_pk=sub.submission_pk))
+        suite = run_suite(db, Batch(kind, round_seq=ingested.round_seq, submission_pk=sub["submission_pk"]))
         derived = dict(
             db.execute(
                 "SELECT reason_code || '/' || field, count(*) FROM quality.rejection WHERE submission_pk = %s "
                 "AND file_name = %s AND reason_code NOT IN ('DUPLICATE_IN_FILE', 'FAMILY_UNKNOWN', 'FAMILY_STRUCTURE', "
                 "'NIK_NOT_IN_DUKCAPIL', 'NIK_DECEASED', 'RECORD_NOT_FOUND', 'RECORD_EXISTS') GROUP BY 1",
-                (sub.submission_pk, file_name),
+                (sub["submission_pk"], file_name),
             ).fetchall()
         )
         from_ge = {f"{r.reason_code}/{r.field}": r.failed for r in suite.rules if r.failed}
@@ -131,7 +127,6 @@ def test_feedback_masks_keys_and_explains_in_indonesian(fresh_db, tmp_path, monk
     import json
 
     from dtsen.feedback import write_feedback
-    from dtsen.merge import merge_round
 
     db, round_id = fresh_db, "2026-Q1"
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
@@ -139,13 +134,12 @@ def test_feedback_masks_keys_and_explains_in_indonesian(fresh_db, tmp_path, monk
     evil = member("TAMBAH", "=cmd|' /C calc'!A0", KK1, 1, "1980-03-03", 3)
     anggota = [person("A", "TAMBAH", KK1, 1), person("D", "TAMBAH", KK1, 3), evil]
     landing = build_round(tmp_path, round_id, anggota, keluarga)
-    ingested = ingest_round(db, round_id, landing_root=landing)
-    validate_round(db, ingested.round_seq, threshold=1.0)
-    pk = ingested.submissions[0].submission_pk
+    ingested = stage(round_id, landing)
+    pk = ingested.submissions[0]["submission_pk"]
     # before the merge nothing is final: no report may say rows were merged
     assert write_feedback(db, pk, tmp_path / "publish") is None
     assert not (tmp_path / "publish" / "feedback" / round_id / "3273-test").exists()
-    merge_round(db, ingested.round_seq)
+    merge(db, ingested.round_seq)
     report = write_feedback(db, pk, tmp_path / "publish")
     assert report.path == tmp_path / "publish" / "feedback" / round_id / "3273-test"
     with open(report.path / "ditolak.csv", newline="", encoding="utf-8") as fh:
@@ -169,10 +163,9 @@ def test_feedback_masks_keys_and_explains_in_indonesian(fresh_db, tmp_path, monk
 def test_dukcapil_snapshot_quality_is_recorded_for_operators(db, tmp_path, monkeypatch, round_id):
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     landing = build_round(tmp_path, round_id, [person("A", "TAMBAH", KK1, 1)], [])
-    ingested = ingest_round(db, round_id, landing_root=landing)
-    validate_round(db, ingested.round_seq, threshold=1.0)
+    ingested = stage(round_id, landing)
     success, failed = db.execute(
         "SELECT success, failed FROM quality.snapshot_suite_result WHERE snapshot_pk = %s",
-        (ingested.snapshot.snapshot_pk,),
+        (ingested.opened["dukcapil_snapshot_pk"],),
     ).fetchone()
     assert success and failed == 0

@@ -1,6 +1,7 @@
-"""What the DAG files share: task defaults, data-error handling, email through Airflow's SMTP
-provider, and the data-ops failure callback. Airflow is imported inside functions only, so the
-package stays importable (and testable) without it.
+"""What the DAG files share: a round step as an Airflow task, the trigger form, task defaults, email
+through Airflow's SMTP provider, and the data-ops failure callback. Airflow is imported inside
+functions only, so the package stays importable (and testable) without it, and nothing heavy is
+imported when a DAG file is parsed.
 """
 
 from __future__ import annotations
@@ -8,21 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from dtsen.ingest.dukcapil import SnapshotConflict
-from dtsen.ingest.landing import LandingError
-from dtsen.ingest.register import RoundOrderError
-from dtsen.merge import MergeError
+from dtsen.errors import DataError
 from dtsen.notify.messages import Email, task_failure_email
-from dtsen.notify.subscribers import SubscriberConfigError, load_subscribers
-from dtsen.programs import ProgramConfigError
-from dtsen.publish.audit import AuditError
-from dtsen.publish.candidate import CandidateError
-from dtsen.publish.version import PublishError
-from dtsen.rank.model import ModelError
-from dtsen.validate.rules import SuiteFormatError
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +20,155 @@ SMTP_CONN_ID = "dtsen_smtp"
 # published versions (contract section 4): the update DAG emits it, the notify DAG is scheduled on it
 VERSIONS_URI, VERSIONS_NAME = "dtsen://versions", "dtsen_versions"
 OWNER = "dtsen-data-ops"
-# Errors in the data or the configuration: retrying cannot help, a person has to act.
-DATA_ERRORS: tuple[type[BaseException], ...] = (
-    LandingError,
-    RoundOrderError,
-    SnapshotConflict,
-    MergeError,
-    CandidateError,
-    AuditError,
-    PublishError,
-    ModelError,
-    ProgramConfigError,
-    SubscriberConfigError,
-    SuiteFormatError,
-    LookupError,
-)
+SUBMISSIONS_AT_ONCE = 4  # per-submission tasks of one run in parallel (the executor's slots permitting)
 
 
-def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a dtsen step; a data error fails the task at once (no retries), anything else may retry."""
-    from airflow.sdk.exceptions import AirflowFailException
+def versions_asset():
+    from airflow.sdk import Asset
+
+    return Asset(uri=VERSIONS_URI, name=VERSIONS_NAME)
+
+
+def round_params() -> dict:
+    """The trigger form of dtsen_update_round. Empty means "use the setting" (DTSEN_...)."""
+    from airflow.sdk import Param
+
+    return {
+        "round_id": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-Q[1-4]$",
+            description="Round to run, YYYY-Qn. Empty: the quarter that ended before this run.",
+        ),
+        "landing_root": Param(
+            None, type=["null", "string"], description="Landing zone root. Empty: DTSEN_LANDING_ROOT."
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="Validate, then rehearse the merge, ranking and audit and roll them back: the "
+            "registry stays as it was, nothing is published and no one is emailed.",
+        ),
+        "approve_drift": Param(
+            False,
+            type="boolean",
+            description="Publish even if the audit flags drift (never other failed checks).",
+        ),
+        "approval_reason": Param(
+            None,
+            type=["null", "string"],
+            description="Required with approve_drift: why the drift is expected (recorded).",
+        ),
+        "quality_gate_threshold": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            description="Share of failed rows above which a whole submission is rejected. "
+            "Empty: DTSEN_QUALITY_GATE_THRESHOLD (default 0.20).",
+        ),
+    }
+
+
+def round_for(logical_date: dt.datetime | dt.date) -> str:
+    """The round a scheduled run works on: the last quarter that ended before the run's logical date."""
+    day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
+    ended = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1) - dt.timedelta(days=1)
+    return f"{ended.year}-Q{(ended.month - 1) // 3 + 1}"
+
+
+def round_context(airflow_context: dict, submission: dict | None = None):
+    """The RoundContext of a task: from the trigger form, the run's logical date and the mapped submission."""
+    from dtsen.round import RoundContext
+
+    params = airflow_context["params"]
+    reason = params.get("approval_reason") if params.get("approve_drift") else None
+    if params.get("approve_drift") and not (reason or "").strip():
+        raise DataError("approve_drift needs an approval_reason (it is recorded with the version)")
+    return RoundContext.create(
+        params.get("round_id") or round_for(airflow_context["logical_date"]),
+        landing_root=params.get("landing_root"),
+        dry_run=bool(params.get("dry_run")),
+        approve_drift_reason=reason,
+        approved_by="airflow-trigger" if reason else None,
+        quality_gate_threshold=params.get("quality_gate_threshold"),
+        send=send_email,
+        submission=submission,
+    )
+
+
+def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
+    """Run a round step (`ctx`: its RoundContext, or what makes it) as a task: a DataError fails it at once (no retries), StepSkipped skips it,
+    anything else fails it for Airflow to retry. A step that published sets the asset event's extra."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from dtsen.round import StepSkipped
 
     try:
-        return step(*args, **kwargs)
-    except DATA_ERRORS as exc:
+        summary = step.run(ctx() if callable(ctx) else ctx)  # a bad trigger form is a data error too
+    except DataError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    except StepSkipped as skipped:
+        raise AirflowSkipException(str(skipped)) from skipped
+    if step.publishes and airflow_context is not None:
+        airflow_context["outlet_events"][versions_asset()].extra = {
+            "version": summary["version"],
+            "round_id": summary["round_id"],
+        }
+    if step.fans_out and airflow_context is not None:
+        # Airflow maps over a task's return value only: return the list, keep the summary beside it
+        airflow_context["ti"].xcom_push(key="summary", value=summary)
+        return summary[step.fans_out]
+    return summary
+
+
+def step_task(step, **task_kwargs: Any):
+    """The TaskFlow task of a round step (task id = step name, doc = the step's doc). Call it in a DAG;
+    a per-submission step is `.expand(submission=...)`ed."""
+    from airflow.sdk import get_current_context, task
+
+    def run(submission: dict | None = None):  # no `-> dict`: TaskFlow would split it into outputs
+        context = get_current_context()
+        return run_step(step, lambda: round_context(context, submission), context)
+
+    run.__name__ = step.name
+    options: dict[str, Any] = {"task_id": step.name, "doc_md": step.doc}
+    if step.publishes:
+        options["outlets"] = [versions_asset()]
+    if step.per_submission:
+        options["max_active_tis_per_dagrun"] = SUBMISSIONS_AT_ONCE
+    return task(**(options | task_kwargs))(run)
+
+
+def notify_task(step):
+    """dtsen_notify_programs' one task: the version from the form, else from the asset event."""
+    from airflow.sdk import get_current_context, task
+
+    from dtsen.round import RoundContext
+
+    def run():
+        context = get_current_context()
+        version = context["params"].get("version")
+        if version is None:
+            events = [e for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
+            if events:
+                version = events[-1].extra.get("version")
+        return run_step(
+            step,
+            lambda: RoundContext.create(
+                "", version=int(version) if version is not None else None, send=send_email
+            ),
+        )
+
+    run.__name__ = step.name
+    return task(task_id=step.name, doc_md=step.doc)(run)
 
 
 def send_email(email: Email, conn_id: str = SMTP_CONN_ID) -> None:
     """Send through the SMTP provider's hook and the `dtsen_smtp` Airflow connection."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from dtsen.notify.subscribers import load_subscribers
 
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(
@@ -73,6 +182,8 @@ def send_email(email: Email, conn_id: str = SMTP_CONN_ID) -> None:
 
 def notify_data_ops_of_failure(context: dict) -> None:
     """on_failure_callback: tell data ops which task failed (the error text is redacted)."""
+    from dtsen.notify.subscribers import load_subscribers
+
     ti = context.get("task_instance") or context.get("ti")
     dag_id = getattr(ti, "dag_id", "?")
     email = task_failure_email(
@@ -99,10 +210,3 @@ def default_args() -> dict:
         "max_retry_delay": dt.timedelta(minutes=20),
         "on_failure_callback": notify_data_ops_of_failure,
     }
-
-
-def round_for(logical_date: dt.datetime | dt.date) -> str:
-    """The round a scheduled run works on: the last quarter that ended before the run's logical date."""
-    day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
-    ended = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1) - dt.timedelta(days=1)
-    return f"{ended.year}-Q{(ended.month - 1) // 3 + 1}"

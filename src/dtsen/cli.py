@@ -1,4 +1,6 @@
-"""`dtsen` command line: warehouse management, the synthetic generator and the demo round."""
+"""`dtsen` command line: the warehouse, a round's steps, versions and approvals, the deployment check.
+
+Development tooling (the generator, the main job on the sample, local Airflow) is `dtsen-dev`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dtsen.warehouse import engine, localpg
 from dtsen.warehouse.migrate import migrate
 
 
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -79,64 +81,79 @@ def cmd_check_deployment(_: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from dtsen.generate.__main__ import main as generate_main
+def _context(args: argparse.Namespace):
+    from dtsen.round import RoundContext
 
-    return generate_main(args.rest) or 0
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dtsen.pipeline import format_validation, stage_and_validate
-
-    summary = stage_and_validate(
+    return RoundContext.create(
         args.round,
-        landing_root=Path(args.landing_root) if args.landing_root else None,
-        publish_root=Path(args.publish_root) if args.publish_root else None,
-        threshold=args.quality_gate,
+        landing_root=getattr(args, "landing_root", None),
+        publish_root=getattr(args, "publish_root", None),
+        dry_run=getattr(args, "dry_run", False),
+        approve_drift_reason=getattr(args, "approve_drift", None),
+        approved_by=getattr(args, "by", None),
+        quality_gate_threshold=getattr(args, "quality_gate", None),
     )
-    print("\n".join(format_validation(summary)))
-    return 0
+
+
+def print_round(ctx, summaries: dict) -> int:
+    """The round's report from the warehouse, then the version's; exit 3 while the candidate is blocked."""
+    from dtsen.report import format_round, format_version, round_report
+
+    with engine.connect() as conn:
+        report = round_report(conn, ctx.round_id, ctx.settings.publish_root)
+        print("\n".join(format_round(report)))
+        audited = summaries.get("rank_and_audit") or {}
+        if audited.get("dry_run"):
+            print(
+                f"dry run: the registry is unchanged; version {audited['rolled_back_version']} was built, "
+                f"audited ({audited['status']}) and rolled back:"
+            )
+            print("\n".join(["  " + line for line in audited["report"]]))
+            print(f"  the merge would change: {audited['changes']}")
+        elif report.version is not None and "rank_and_audit" in summaries:
+            print("\n".join(format_version(conn, report.version)))
+    skipped = {name: s["skipped"] for name, s in summaries.items() if isinstance(s, dict) and "skipped" in s}
+    for name, why in skipped.items():
+        print(f"{name} skipped: {why}")
+    return 3 if (summaries.get("rank_and_audit") or {}).get("status") == "BLOCKED" else 0
 
 
 def cmd_run_round(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from dtsen.round import run_round
 
-    from dtsen.pipeline import format_merge, format_validation, validate_and_merge
+    ctx = _context(args)
+    return print_round(ctx, run_round(ctx, until=args.until))
 
-    result = validate_and_merge(
-        args.round,
-        landing_root=Path(args.landing_root) if args.landing_root else None,
-        publish_root=Path(args.publish_root) if args.publish_root else None,
-        threshold=args.quality_gate,
-    )
-    print("\n".join(format_validation(result.validation) + format_merge(result.merge, args.round)))
-    return 0
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dtsen.round import run_round
+
+    ctx = _context(args)
+    return print_round(ctx, run_round(ctx, until="finish_validation"))
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from dtsen.round import run_round
 
-    from dtsen.pipeline import format_publication, rank_audit_publish
-
-    result = rank_audit_publish(
-        args.round,
-        publish_root=Path(args.publish_root) if args.publish_root else None,
-        model_path=Path(args.model) if args.model else None,
-        programs_path=Path(args.programs) if args.programs else None,
-    )
-    print("\n".join(format_publication(result)))
-    return 0 if result.published else 3  # 3: blocked by the audit, awaiting approval
+    ctx = _context(args)
+    return print_round(ctx, run_round(ctx, only=("rank_and_audit", "publish")))
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from dtsen.publish.audit import approve_version
-    from dtsen.warehouse import engine
 
-    with engine.connect() as conn:
+    with engine.connect() as conn, conn.transaction():
         approve_version(conn, args.version, args.by, args.reason)
     print(f"version {args.version} approved by {args.by}; run `dtsen publish --round ...` to publish it")
+    return 0
+
+
+def cmd_discard(args: argparse.Namespace) -> int:
+    from dtsen.publish.audit import discard_version
+
+    with engine.connect() as conn, conn.transaction():
+        discard_version(conn, args.version, f"{args.by}: {args.reason}")
+    print(f"version {args.version} discarded; the next run of its round builds a new candidate")
     return 0
 
 
@@ -194,36 +211,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rank_fit(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dtsen.ingest.register import round_reference_date
-    from dtsen.rank.fit import features_frame, fit_model, write_model
-    from dtsen.warehouse import engine
-
-    truth = Path(args.world) / "truth" / args.round
-    with engine.connect() as conn:
-        frame = features_frame(conn, truth, round_reference_date(args.round))
-    document = fit_model(frame, name=args.name, version=args.version, source=args.source or str(truth))
-    write_model(document, Path(args.out))
-    print(
-        f"fitted on {document['fitted_on']['families']} families, R^2 {document['fitted_on']['r2']}: {args.out}"
-    )
-    return 0
-
-
-def cmd_airflow(args: argparse.Namespace) -> int:
-    from dtsen.local_airflow import standalone
-
-    return standalone(port=args.port)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from dtsen.demo import run_demo
-
-    return run_demo(landing_root=args.landing_root, via_airflow=not args.no_airflow)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dtsen", description="DTSEN update pipeline")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -248,37 +235,38 @@ def build_parser() -> argparse.ArgumentParser:
         "check-deployment", help="refuse to start when a deployment secret is missing or a known default"
     ).set_defaults(func=cmd_check_deployment)
 
-    gen = sub.add_parser(
-        "generate", help="write a synthetic population and rounds (see --help)", add_help=False
+    run = sub.add_parser("run-round", help="run a round's steps in order (idempotent), as the DAG does")
+    validate = sub.add_parser("validate", help="a round's steps up to finish_validation (nothing is merged)")
+    publish = sub.add_parser(
+        "publish", help="rank and audit a merged round's candidate, publish it (exit 3: blocked)"
     )
-    gen.add_argument("rest", nargs=argparse.REMAINDER)
-    gen.set_defaults(func=cmd_generate)
-
-    for name, help_text, func in (
-        ("validate", "discover, stage and validate a round; write feedback to regions", cmd_validate),
-        ("run-round", "validate and merge a round into the registry", cmd_run_round),
-    ):
-        stage = sub.add_parser(name, help=help_text)
-        stage.add_argument("--round", required=True, help="round id, YYYY-Qn")
-        stage.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
-        stage.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
-        stage.add_argument(
-            "--quality-gate", type=float, default=None, help="max share of failed rows (default 0.20)"
+    for command, func in ((run, cmd_run_round), (validate, cmd_validate), (publish, cmd_publish)):
+        command.add_argument("--round", required=True, help="round id, YYYY-Qn")
+        command.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
+        command.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
+        command.add_argument(
+            "--quality-gate", type=float, default=None, help="max share of failed rows (default: the setting)"
         )
-        stage.set_defaults(func=func)
-
-    pub = sub.add_parser("publish", help="rank a merged round, audit the candidate version, publish it")
-    pub.add_argument("--round", required=True, help="round id, YYYY-Qn (merged)")
-    pub.add_argument("--publish-root", default=None, help="default: DTSEN_PUBLISH_ROOT")
-    pub.add_argument("--model", default=None, help="ranking model file (default: DTSEN_RANKING_MODEL)")
-    pub.add_argument("--programs", default=None, help="program rules file (default: DTSEN_PROGRAMS)")
-    pub.set_defaults(func=cmd_publish)
+        command.set_defaults(func=func)
+    run.add_argument("--until", default=None, help="stop after this step (see `dtsen.round.STEPS`)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="rehearse merge, ranking and audit, then roll them back"
+    )
+    for command in (run, publish):
+        command.add_argument("--approve-drift", default=None, metavar="REASON", help="publish despite drift")
+        command.add_argument("--by", default=None, help="who approves the drift (recorded)")
 
     approve = sub.add_parser("approve", help="let a candidate blocked by its audit be published")
     approve.add_argument("--version", type=int, required=True)
     approve.add_argument("--by", required=True, help="who approves (recorded)")
     approve.add_argument("--reason", required=True, help="why (recorded)")
     approve.set_defaults(func=cmd_approve)
+
+    discard = sub.add_parser("discard", help="drop an unpublished candidate (e.g. after fixing the model)")
+    discard.add_argument("--version", type=int, required=True)
+    discard.add_argument("--by", required=True, help="who discards (recorded)")
+    discard.add_argument("--reason", required=True, help="why (recorded)")
+    discard.set_defaults(func=cmd_discard)
 
     sub.add_parser("versions", help="the versions, their status and which is current").set_defaults(
         func=cmd_versions
@@ -289,33 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--version", type=int, default=None, help="default: the current published version")
     exp.set_defaults(func=cmd_explain)
 
-    fit = sub.add_parser("rank-fit", help="fit the PMT model's coefficients on a generated world")
-    fit.add_argument("--world", required=True, help="a `dtsen generate` output folder")
-    fit.add_argument("--round", default="2026-Q1")
-    fit.add_argument("--out", required=True)
-    fit.add_argument("--name", default="dtsen-pmt")
-    fit.add_argument("--version", default="1")
-    fit.add_argument("--source", default=None, help="how the world was generated (recorded in the model)")
-    fit.set_defaults(func=cmd_rank_fit)
-
-    af = sub.add_parser(
-        "airflow", help="start Airflow locally (standalone) with the project's DAGs and warehouse"
-    )
-    af.add_argument("--port", type=int, default=8080)
-    af.set_defaults(func=cmd_airflow)
-
-    demo = sub.add_parser("demo", help="the main job on the bundled sample data")
-    demo.add_argument("--landing-root", default=None, help="default: DTSEN_LANDING_ROOT")
-    demo.add_argument(
-        "--no-airflow", action="store_true", help="run the rounds' steps directly, without Airflow"
-    )
-    demo.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     return args.func(args)
 
 

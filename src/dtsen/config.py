@@ -1,16 +1,24 @@
-"""Settings from the environment (contract section 4), with local defaults for a fresh checkout."""
+"""Every setting the project reads from the environment, declared once, with its default and meaning.
+
+`SETTINGS` is the declaration (the README's configuration table is checked against it by a test);
+`settings()` reads the environment now (not at import), so tests and command-line flags can change
+it. A value that cannot be read is a DataError naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dtsen.errors import DataError
 from dtsen.paths import PROJECT_ROOT
 
-DEFAULT_LOCAL_PG_PORT = 54329  # away from 5432 so a system server never collides with ours
 DEFAULT_RANKING_MODEL = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
 DEFAULT_PROGRAMS = PROJECT_ROOT / "config" / "programs.json"
+DEFAULT_AUDIT_CONFIG = PROJECT_ROOT / "config" / "audit.json"
+DEFAULT_SUBSCRIBERS = PROJECT_ROOT / "config" / "subscribers.json"
 
 
 @dataclass(frozen=True)
@@ -21,31 +29,204 @@ class Settings:
     publish_root: Path
     raw_root: Path  # kept copies of every delivered file, content-addressed by sha256
     local_pg_port: int
+    pg_bindir: Path | None  # None: the newest installed PostgreSQL
     quality_gate_threshold: float
     ranking_model_path: Path  # the PMT model file (versioned; its hash is recorded per version)
     programs_path: Path  # program eligibility rules
+    audit_config_path: Path  # the candidate audit's thresholds
+    subscribers_path: Path  # who is notified of what
+    round_schedule: str  # cron, Asia/Jakarta
     max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
     feedback_max_rows_per_reason: int  # ditolak.csv lists at most this many rows per reason (all are counted)
+    smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
+    outbox: Path  # emails written as .eml files when no SMTP server is configured
+    allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
 
 
-def _path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else default
+def _path(default: Callable[[dict], Path]) -> Callable[[str | None, dict], Path]:
+    return lambda raw, known: Path(raw).expanduser().resolve() if raw else default(known)
+
+
+def _number(
+    kind: type, low: float | None = None, high: float | None = None
+) -> Callable[[str | None, dict], object]:
+    def parse(raw: str | None, _: dict) -> object:
+        value = kind(raw)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    default: str | None  # as it would be written in the environment; None = unset
+    shown: str  # the default as the README's table shows it
+    meaning: str
+    parse: Callable[[str | None, dict], object]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DTSEN_DATABASE_URL",
+        "database_url",
+        None,
+        "unset: the private cluster",
+        "warehouse, e.g. `postgresql+psycopg://user:pw@host:5432/dtsen` (plain `postgresql://` works too)",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_HOME",
+        "home",
+        None,
+        "`.dtsen`",
+        "project-local state: private cluster, default landing/publish/raw roots, outbox",
+        _path(lambda _: PROJECT_ROOT / ".dtsen"),
+    ),
+    Setting(
+        "DTSEN_LANDING_ROOT",
+        "landing_root",
+        None,
+        "`.dtsen/landing`",
+        "landing zone root (contract section 1)",
+        _path(lambda k: k["home"] / "landing"),
+    ),
+    Setting(
+        "DTSEN_PUBLISH_ROOT",
+        "publish_root",
+        None,
+        "`.dtsen/publish`",
+        "where feedback and published versions are written",
+        _path(lambda k: k["home"] / "publish"),
+    ),
+    Setting(
+        "DTSEN_RAW_ROOT",
+        "raw_root",
+        None,
+        "`.dtsen/raw`",
+        "the raw store: every delivered file, kept byte for byte by its sha256",
+        _path(lambda k: k["home"] / "raw"),
+    ),
+    Setting(
+        "DTSEN_LOCAL_PG_PORT",
+        "local_pg_port",
+        "54329",
+        "`54329`",
+        "port of the private cluster (127.0.0.1 only)",
+        _number(int, 1, 65535),
+    ),
+    Setting(
+        "DTSEN_PG_BINDIR",
+        "pg_bindir",
+        None,
+        "newest `/usr/lib/postgresql/*/bin`",
+        "where `initdb`/`pg_ctl` are",
+        lambda raw, _: Path(raw) if raw else None,
+    ),
+    Setting(
+        "DTSEN_QUALITY_GATE_THRESHOLD",
+        "quality_gate_threshold",
+        "0.20",
+        "`0.20`",
+        "share of failed rows above which a whole submission is rejected (the trigger form's empty value)",
+        _number(float, 0.0, 1.0),
+    ),
+    Setting(
+        "DTSEN_RANKING_MODEL",
+        "ranking_model_path",
+        None,
+        "`config/ranking/pmt-v1.json`",
+        "the PMT ranking model (its sha256 is recorded in every version)",
+        _path(lambda _: DEFAULT_RANKING_MODEL),
+    ),
+    Setting(
+        "DTSEN_PROGRAMS",
+        "programs_path",
+        None,
+        "`config/programs.json`",
+        "program eligibility rules",
+        _path(lambda _: DEFAULT_PROGRAMS),
+    ),
+    Setting(
+        "DTSEN_AUDIT_CONFIG",
+        "audit_config_path",
+        None,
+        "`config/audit.json`",
+        "the candidate audit's thresholds (desil-share tolerance, drift per regency and program)",
+        _path(lambda _: DEFAULT_AUDIT_CONFIG),
+    ),
+    Setting(
+        "DTSEN_SUBSCRIBERS",
+        "subscribers_path",
+        None,
+        "`config/subscribers.json`",
+        "who is notified: program owners (email, webhooks), regions, data ops",
+        _path(lambda _: DEFAULT_SUBSCRIBERS),
+    ),
+    Setting(
+        "DTSEN_ROUND_SCHEDULE",
+        "round_schedule",
+        "0 2 5 1,4,7,10 *",
+        "`0 2 5 1,4,7,10 *`",
+        "when `dtsen_update_round` runs by itself (cron, Asia/Jakarta), for the quarter that just ended",
+        lambda raw, _: raw,
+    ),
+    Setting(
+        "DTSEN_MAX_SUBMISSION_BYTES",
+        "max_submission_bytes",
+        str(1 << 30),
+        "`1073741824` (1 GiB)",
+        "a submission's data files together; a larger one is refused (FILE_UNREADABLE) without being copied or staged",
+        _number(int, 1),
+    ),
+    Setting(
+        "DTSEN_FEEDBACK_MAX_ROWS_PER_REASON",
+        "feedback_max_rows_per_reason",
+        "10000",
+        "`10000`",
+        "`ditolak.csv` lists at most this many rows per reason; `ringkasan.json` still counts every row",
+        _number(int, 1),
+    ),
+    Setting(
+        "DTSEN_SMTP_URL",
+        "smtp_url",
+        None,
+        "unset: the outbox",
+        "where emails go when Airflow does not send them (`smtp://host:port`, `?starttls=1`, `smtps://`); "
+        "unset, they are written to `DTSEN_OUTBOX`",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_OUTBOX",
+        "outbox",
+        None,
+        "`.dtsen/outbox`",
+        "where emails are written as .eml files (named by delivery id) when `DTSEN_SMTP_URL` is unset",
+        _path(lambda k: k["home"] / "outbox"),
+    ),
+    Setting(
+        "DTSEN_ALLOW_INSECURE_DEFAULTS",
+        "allow_insecure_defaults",
+        "0",
+        "`0`",
+        "`1` lets `dtsen check-deployment` pass placeholder secrets (a trial on a closed machine only)",
+        lambda raw, _: raw == "1",
+    ),
+)
 
 
 def settings() -> Settings:
     """Read the environment now (not at import), so tests and CLI flags can change it."""
-    home = _path("DTSEN_HOME", PROJECT_ROOT / ".dtsen")
-    return Settings(
-        database_url=os.environ.get("DTSEN_DATABASE_URL") or None,
-        home=home,
-        landing_root=_path("DTSEN_LANDING_ROOT", home / "landing"),
-        publish_root=_path("DTSEN_PUBLISH_ROOT", home / "publish"),
-        raw_root=_path("DTSEN_RAW_ROOT", home / "raw"),
-        local_pg_port=int(os.environ.get("DTSEN_LOCAL_PG_PORT", DEFAULT_LOCAL_PG_PORT)),
-        quality_gate_threshold=float(os.environ.get("DTSEN_QUALITY_GATE_THRESHOLD", "0.20")),
-        ranking_model_path=_path("DTSEN_RANKING_MODEL", DEFAULT_RANKING_MODEL),
-        programs_path=_path("DTSEN_PROGRAMS", DEFAULT_PROGRAMS),
-        max_submission_bytes=int(os.environ.get("DTSEN_MAX_SUBMISSION_BYTES", str(1 << 30))),
-        feedback_max_rows_per_reason=int(os.environ.get("DTSEN_FEEDBACK_MAX_ROWS_PER_REASON", "10000")),
-    )
+    known: dict = {}
+    for setting in SETTINGS:
+        raw = os.environ.get(setting.env) or setting.default
+        try:
+            known[setting.field] = setting.parse(raw, known)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"{setting.env} has a value that cannot be used ({exc}); see the README's settings"
+            ) from exc
+    return Settings(**known)

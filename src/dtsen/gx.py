@@ -1,8 +1,12 @@
-"""Run Great Expectations suites against views in the warehouse (validation and version audit).
+"""Run Great Expectations suites against views, inside the calling step's own transaction.
 
-Each batch is a view created for the run and dropped after it: GE's table assets read a view's
-columns from the catalog, where a query asset would run the whole query and buffer every row to
-learn them (1.9 GB for a 5M-row file). GE evaluates the expectations as SQL inside PostgreSQL.
+GE evaluates the expectations as SQL inside PostgreSQL, through SQLAlchemy. It is lent the step's
+connection (a SQLAlchemy engine whose only connection is that one, with commit, rollback and close
+made no-ops while it is lent), so it sees what the step wrote but has not committed: a step stages
+and validates a file, or builds and audits a candidate, in one transaction, and a dry run can audit a
+candidate that is rolled back afterwards. Each batch is a temporary view of that session: GE's table
+assets read a view's columns from the catalog, where a query asset would run the whole query and
+buffer every row to learn them (1.9 GB for a 5M-row file).
 """
 
 from __future__ import annotations
@@ -12,46 +16,56 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
 
-from dtsen.warehouse import engine
+# Names the dialect only: the engine's one connection is the lent one (its `creator`).
+LENT_URL = "postgresql+psycopg://dtsen@lent-connection/dtsen"
 
 
 @contextmanager
-def _views(schema: str, views: dict[str, str]) -> Iterator[None]:
-    with psycopg.connect(engine.libpq_conninfo(engine.database_url()), autocommit=True) as admin:
-        try:
-            for name, query in views.items():
-                admin.execute(
-                    sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(
-                        sql.Identifier(schema, name), sql.SQL(query)
-                    )
-                )
-            yield
-        finally:
+def lent_to_sqlalchemy(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """`conn` with commit, rollback and close disabled, so a library cannot end the caller's transaction."""
+    noop = lambda: None  # noqa: E731
+    conn.commit = conn.rollback = conn.close = noop  # type: ignore[method-assign]
+    try:
+        yield conn
+    finally:
+        del conn.commit, conn.rollback, conn.close
+
+
+@contextmanager
+def _temporary_views(conn: psycopg.Connection, views: dict[str, str]) -> Iterator[None]:
+    try:
+        for name, query in views.items():
+            conn.execute(
+                sql.SQL("CREATE OR REPLACE TEMP VIEW {} AS {}").format(sql.Identifier(name), sql.SQL(query))
+            )
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
             for name in views:
-                admin.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(schema, name)))
+                conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def validate_views(
-    schema: str, batches: dict[str, tuple[str, dict]], parameters: dict | None = None
+    conn: psycopg.Connection, batches: dict[str, tuple[str, dict]], parameters: dict | None = None
 ) -> dict[str, object]:
-    """Validate each view `name -> (SELECT ..., suite json)` in `schema`; GE results by name.
+    """Validate each view `name -> (SELECT ..., suite json)` on `conn`; GE results by name.
 
     `parameters` fill the suites' {"$PARAMETER": ...} placeholders. An expectation that raised is
     a defect of the suite, not of the data: it stops the run loudly.
     """
     import great_expectations as gx  # heavy import: only where a suite runs
+    from sqlalchemy.pool import StaticPool
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
-    # GE finds a view by its bare name: the schema first on the search path
-    url = make_url(engine.database_url()).update_query_dict({"options": f"-csearch_path={schema},public"})
-    source = context.data_sources.add_postgres(
-        "warehouse", connection_string=url.render_as_string(hide_password=False)
-    )
     results = {}
-    with _views(schema, {name: query for name, (query, _) in batches.items()}):
+    with lent_to_sqlalchemy(conn) as lent, _temporary_views(conn, {n: q for n, (q, _) in batches.items()}):
+        source = context.data_sources.add_postgres(
+            "warehouse",
+            connection_string=LENT_URL,
+            kwargs={"creator": lambda: lent, "poolclass": StaticPool, "pool_reset_on_return": None},
+        )
         for name, (_, suite_json) in batches.items():
             asset = source.add_table_asset(name, table_name=name)
             definition = asset.add_batch_definition_whole_table("whole")

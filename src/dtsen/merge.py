@@ -1,4 +1,5 @@
-"""Merge a validated round into the registry: one transaction, set-based SQL, invariants enforced.
+"""Merge a validated round into the registry: set-based SQL, invariants enforced, all in the calling
+step's one transaction.
 
 The statements live in sql/merge/merge_round.sql (read as SQL, in order). The whole round commits
 or nothing does: a crash or a kill at any point leaves the registry as it was, and a merged round is
@@ -13,7 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.types.json import Jsonb
 
+from dtsen.errors import DataError
 from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,7 @@ PROBE_FRACTION = 0.2
 PLANNER_STEPS = ("probe_registry_by_key", "registry_probes_done")
 
 
-class MergeError(RuntimeError):
+class MergeError(DataError):
     pass
 
 
@@ -99,74 +102,86 @@ def _round_is_small(conn: psycopg.Connection, round_seq: int) -> bool:
 
 def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
     summary = MergeSummary(round_seq)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK_KEY,))
-        status, snapshot_pk = conn.execute(
-            "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s FOR UPDATE",
-            (round_seq,),
-        ).fetchone()
-        if status in ("MERGED", "PUBLISHED"):
-            summary.already_merged = True
-            return summary
-        if status != "VALIDATED":
-            raise MergeError(f"round #{round_seq} is {status}; only a VALIDATED round can be merged")
-        unmerged_earlier = conn.execute(
-            "SELECT round_id FROM ingest.round WHERE round_seq < %s AND status NOT IN ('MERGED', 'PUBLISHED') "
-            "ORDER BY round_seq LIMIT 1",
-            (round_seq,),
-        ).fetchone()
-        if unmerged_earlier:
-            raise MergeError(f"round {unmerged_earlier[0]} must be merged first: rounds merge in order")
-        previous = conn.execute(
-            "SELECT dukcapil_snapshot_pk FROM ingest.round WHERE round_seq < %s AND status IN ('MERGED', 'PUBLISHED') "
-            "ORDER BY round_seq DESC LIMIT 1",
-            (round_seq,),
-        ).fetchone()
-        params = {
-            "round_seq": round_seq,
-            "snapshot_pk": snapshot_pk,
-            "previous_snapshot_pk": previous[0] if previous else None,
-        }
-        probe = _round_is_small(conn, round_seq)
-        for name, statement in statements("merge/merge_round.sql").items():
-            if name in PLANNER_STEPS and not probe:
-                continue
-            started = time.perf_counter()
-            try:
-                conn.execute(statement, params if "%(" in statement else None)
-            except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-                # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything
-                # else (a lost connection, a restart, a deadlock, no disk) is left to retry.
-                # named by its condition only: PostgreSQL's message may quote the offending value
-                raise MergeError(
-                    f"merge step {name} failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate}); nothing was changed"
-                ) from exc
-            summary.step_seconds[name] = time.perf_counter() - started
-            log.debug("merge step %s done in %.1f s", name, summary.step_seconds[name])
-        if probe:
-            conn.execute(statements("merge/merge_round.sql")["probe_registry_by_key"])
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK_KEY,))
+    status, snapshot_pk = conn.execute(
+        "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s FOR UPDATE",
+        (round_seq,),
+    ).fetchone()
+    if status in ("MERGED", "PUBLISHED"):
+        summary.already_merged = True
+        return summary
+    if status != "VALIDATED":
+        raise MergeError(f"round #{round_seq} is {status}; only a VALIDATED round can be merged")
+    unmerged_earlier = conn.execute(
+        "SELECT round_id FROM ingest.round WHERE round_seq < %s AND status NOT IN ('MERGED', 'PUBLISHED') "
+        "ORDER BY round_seq LIMIT 1",
+        (round_seq,),
+    ).fetchone()
+    if unmerged_earlier:
+        raise MergeError(f"round {unmerged_earlier[0]} must be merged first: rounds merge in order")
+    previous = conn.execute(
+        "SELECT dukcapil_snapshot_pk FROM ingest.round WHERE round_seq < %s AND status IN ('MERGED', 'PUBLISHED') "
+        "ORDER BY round_seq DESC LIMIT 1",
+        (round_seq,),
+    ).fetchone()
+    params = {
+        "round_seq": round_seq,
+        "snapshot_pk": snapshot_pk,
+        "previous_snapshot_pk": previous[0] if previous else None,
+    }
+    probe = _round_is_small(conn, round_seq)
+    for name, statement in statements("merge/merge_round.sql").items():
+        if name in PLANNER_STEPS and not probe:
+            continue
         started = time.perf_counter()
-        violations = check_invariants(conn, round_seq, snapshot_pk)
-        summary.step_seconds["invariants"] = time.perf_counter() - started
-        if violations:
-            listed = ", ".join(f"{k} ({v}+ cases)" for k, v in violations.items())
-            raise InvariantViolation(
-                f"merge of round #{round_seq} would break registry invariants: {listed}; nothing was changed"
-            )
-        summary.conflict_lost = conn.execute(
-            "SELECT count(*) FROM quality.rejection WHERE round_seq = %s AND reason_code = 'CONFLICT_LOST'",
-            (round_seq,),
-        ).fetchone()[0]
-        conn.execute(
-            "UPDATE ingest.submission SET status = 'MERGED', updated_at = now() "
-            "WHERE round_seq = %s AND status = 'VALIDATED'",
-            (round_seq,),
+        try:
+            conn.execute(statement, params if "%(" in statement else None)
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything
+            # else (a lost connection, a restart, a deadlock, no disk) is left to retry.
+            # named by its condition only: PostgreSQL's message may quote the offending value
+            raise MergeError(
+                f"merge step {name} failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate}); nothing was changed"
+            ) from exc
+        summary.step_seconds[name] = time.perf_counter() - started
+        log.debug("merge step %s done in %.1f s", name, summary.step_seconds[name])
+    if probe:
+        conn.execute(statements("merge/merge_round.sql")["probe_registry_by_key"])
+    started = time.perf_counter()
+    violations = check_invariants(conn, round_seq, snapshot_pk)
+    summary.step_seconds["invariants"] = time.perf_counter() - started
+    if violations:
+        listed = ", ".join(f"{k} ({v}+ cases)" for k, v in violations.items())
+        raise InvariantViolation(
+            f"merge of round #{round_seq} would break registry invariants: {listed}; nothing was changed"
         )
-        conn.execute(
-            "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s", (round_seq,)
-        )
-        started = time.perf_counter()
-        summary.changes = dict(conn.execute(CHANGE_COUNTS_SQL, {"r": round_seq}).fetchall())
-        summary.step_seconds["change_counts"] = time.perf_counter() - started
-        conn.execute(statements("merge/merge_round.sql")["registry_probes_done"])
+    summary.conflict_lost = conn.execute(
+        "SELECT count(*) FROM quality.rejection WHERE round_seq = %s AND reason_code = 'CONFLICT_LOST'",
+        (round_seq,),
+    ).fetchone()[0]
+    conn.execute(
+        "UPDATE ingest.submission SET status = 'MERGED', updated_at = now() "
+        "WHERE round_seq = %s AND status = 'VALIDATED'",
+        (round_seq,),
+    )
+    conn.execute(
+        "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s", (round_seq,)
+    )
+    started = time.perf_counter()
+    summary.changes = dict(conn.execute(CHANGE_COUNTS_SQL, {"r": round_seq}).fetchall())
+    summary.step_seconds["change_counts"] = time.perf_counter() - started
+    conn.execute(statements("merge/merge_round.sql")["registry_probes_done"])
+    conn.execute(
+        "UPDATE ingest.round SET merge_summary = %s WHERE round_seq = %s",
+        (
+            Jsonb(
+                {
+                    "changes": summary.changes,
+                    "conflict_lost": summary.conflict_lost,
+                    "step_seconds": {k: round(v, 3) for k, v in summary.step_seconds.items()},
+                }
+            ),
+            round_seq,
+        ),
+    )
     return summary

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from dtsen.config import settings
 from dtsen.domain.codes import CODED_FIELDS
+from dtsen.errors import DataError
 
 GROUNDCHECK_RESULTS = ("DITEMUKAN", "TIDAK_DITEMUKAN", "PINDAH", "MENINGGAL")
 _PROGRAM_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")  # also the parquet file name: keep it plain
 
 
-class ProgramConfigError(ValueError):
+class ProgramConfigError(DataError):
     pass
 
 

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from dtsen.contract import DUKCAPIL_PENDUDUK
+from dtsen.errors import DataError
 from dtsen.ingest import rawstore
 from dtsen.ingest.landing import list_dukcapil_snapshots
 from dtsen.ingest.stage import stage_file
@@ -70,7 +71,7 @@ class SnapshotOutcome:
     loaded_now: bool = True
 
 
-class SnapshotConflict(RuntimeError):
+class SnapshotConflict(DataError):
     pass
 
 
@@ -85,60 +86,59 @@ def ingest_latest_snapshot(
     if not eligible:
         return None
     snapshot = eligible[-1]
-    with conn.transaction():
-        conn.execute("LOCK TABLE ingest.dukcapil_snapshot IN SHARE ROW EXCLUSIVE MODE")
-        row = conn.execute(
-            "SELECT snapshot_pk, sha256, rows_received FROM ingest.dukcapil_snapshot WHERE snapshot_date = %s",
-            (snapshot.snapshot_date,),
-        ).fetchone()
-        if row is not None:
-            pk, loaded_sha, received = row
-            if file_sha256(snapshot.path)[0] != loaded_sha:
-                raise SnapshotConflict(
-                    f"Dukcapil snapshot {snapshot.snapshot_date} changed after it was loaded; "
-                    "deliver a corrected extract under a new date folder"
-                )
-            kept = conn.execute(
-                "SELECT count(*) FROM ref.dukcapil_penduduk WHERE snapshot_pk = %s", (pk,)
-            ).fetchone()[0]
-            return SnapshotOutcome(pk, snapshot.snapshot_date, received or 0, kept, loaded_now=False)
-        # hashed as it is copied, and staged from the copy: the bytes loaded are the bytes recorded
-        copy = rawstore.keep(raw_root, snapshot.path)
-        pk = conn.execute(
-            "INSERT INTO ingest.dukcapil_snapshot (snapshot_date, sha256, size_bytes, raw_path) VALUES (%s, %s, %s, %s) "
-            "RETURNING snapshot_pk",
-            (snapshot.snapshot_date, copy.sha256, copy.size_bytes, str(copy.path)),
-        ).fetchone()[0]
-        conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
-        staged = stage_file(
-            conn,
-            copy.path,
-            DUKCAPIL_PENDUDUK,
-            target=sql.Identifier("staging", "dukcapil_penduduk"),
-            key_columns={"snapshot_pk": pk},
-        )
-        if staged.code:
-            # An unreadable civil-registry extract must stop the round: without it nothing can be checked.
+    conn.execute("LOCK TABLE ingest.dukcapil_snapshot IN SHARE ROW EXCLUSIVE MODE")
+    row = conn.execute(
+        "SELECT snapshot_pk, sha256, rows_received FROM ingest.dukcapil_snapshot WHERE snapshot_date = %s",
+        (snapshot.snapshot_date,),
+    ).fetchone()
+    if row is not None:
+        pk, loaded_sha, received = row
+        if file_sha256(snapshot.path)[0] != loaded_sha:
             raise SnapshotConflict(
-                f"Dukcapil snapshot {snapshot.snapshot_date} is unusable: {staged.code} {staged.detail}"
+                f"Dukcapil snapshot {snapshot.snapshot_date} changed after it was loaded; "
+                "deliver a corrected extract under a new date folder"
             )
-        kept = conn.execute(TYPED_INSERT, {"snapshot_pk": pk}).rowcount
-        conn.execute(
-            "UPDATE ingest.dukcapil_snapshot SET rows_received = %s WHERE snapshot_pk = %s",
-            (staged.rows_received, pk),
+        kept = conn.execute(
+            "SELECT count(*) FROM ref.dukcapil_penduduk WHERE snapshot_pk = %s", (pk,)
+        ).fetchone()[0]
+        return SnapshotOutcome(pk, snapshot.snapshot_date, received or 0, kept, loaded_now=False)
+    # hashed as it is copied, and staged from the copy: the bytes loaded are the bytes recorded
+    copy = rawstore.keep(raw_root, snapshot.path)
+    pk = conn.execute(
+        "INSERT INTO ingest.dukcapil_snapshot (snapshot_date, sha256, size_bytes, raw_path) VALUES (%s, %s, %s, %s) "
+        "RETURNING snapshot_pk",
+        (snapshot.snapshot_date, copy.sha256, copy.size_bytes, str(copy.path)),
+    ).fetchone()[0]
+    conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
+    staged = stage_file(
+        conn,
+        copy.path,
+        DUKCAPIL_PENDUDUK,
+        target=sql.Identifier("staging", "dukcapil_penduduk"),
+        key_columns={"snapshot_pk": pk},
+    )
+    if staged.code:
+        # An unreadable civil-registry extract must stop the round: without it nothing can be checked.
+        raise SnapshotConflict(
+            f"Dukcapil snapshot {snapshot.snapshot_date} is unusable: {staged.code} {staged.detail}"
         )
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("ref", f"dukcapil_penduduk_s{pk}")))
-        base = conn.execute(
-            "SELECT snapshot_pk FROM ingest.dukcapil_snapshot WHERE snapshot_date < %s "
-            "ORDER BY snapshot_date DESC LIMIT 1",
-            (snapshot.snapshot_date,),
-        ).fetchone()
-        if base is not None:  # the first snapshot has no base: a first merge reads it whole anyway
-            changed = conn.execute(CHANGES_INSERT, {"snapshot_pk": pk, "base_pk": base[0]}).rowcount
-            conn.execute(
-                "UPDATE ingest.dukcapil_snapshot SET diff_base_pk = %s WHERE snapshot_pk = %s", (base[0], pk)
-            )
-            log.info("dukcapil snapshot %s: %d rows new or changed", snapshot.snapshot_date, changed)
+    kept = conn.execute(TYPED_INSERT, {"snapshot_pk": pk}).rowcount
+    conn.execute(
+        "UPDATE ingest.dukcapil_snapshot SET rows_received = %s WHERE snapshot_pk = %s",
+        (staged.rows_received, pk),
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("ref", f"dukcapil_penduduk_s{pk}")))
+    base = conn.execute(
+        "SELECT snapshot_pk FROM ingest.dukcapil_snapshot WHERE snapshot_date < %s "
+        "ORDER BY snapshot_date DESC LIMIT 1",
+        (snapshot.snapshot_date,),
+    ).fetchone()
+    if base is not None:  # the first snapshot has no base: a first merge reads it whole anyway
+        changed = conn.execute(CHANGES_INSERT, {"snapshot_pk": pk, "base_pk": base[0]}).rowcount
+        conn.execute(
+            "UPDATE ingest.dukcapil_snapshot SET diff_base_pk = %s WHERE snapshot_pk = %s", (base[0], pk)
+        )
+        log.info("dukcapil snapshot %s: %d rows new or changed", snapshot.snapshot_date, changed)
     if kept < staged.rows_received:
         log.warning(
             "dukcapil snapshot %s: %d of %d rows unusable (malformed or duplicated NIK, bad identity)",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtsen.contract import DUKCAPIL_DIR, DUKCAPIL_FILE, ROUND_ID_RE, SOURCES, SUBMISSION_ID_RE
+from dtsen.errors import DataError
 
 MAX_SHOWN_NAME = 80
 
@@ -67,7 +68,7 @@ class RoundListing:
     refused: list[Refused] = field(default_factory=list)
 
 
-class LandingError(ValueError):
+class LandingError(DataError):
     """The round itself cannot be read (bad round id, missing or escaping folder)."""
 
 

@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from dtsen.contract import ROUND_ID_RE, SOURCES, SUBMISSION_FILES
+from dtsen.errors import DataError
 from dtsen.ingest import csvscan, rawstore
 from dtsen.ingest.landing import Refused, SubmissionDir, inside
 from dtsen.ingest.manifest import check_manifest, data_files, fileset_sha256
@@ -38,7 +39,7 @@ SUBMISSION_ID_LOCK_KEY = 0x0D75E5  # one submission_id of a round, across its so
 REFUSED_DIR = "~refused"  # "~" cannot appear in a submission_id: no submission's feedback lands here
 
 
-class RoundOrderError(RuntimeError):
+class RoundOrderError(DataError):
     pass
 
 
@@ -69,36 +70,33 @@ def ensure_round(conn: psycopg.Connection, round_id: str, landing_root: Path | N
     registered, or when an earlier round has a folder in the landing zone and is not merged yet:
     whatever order rounds are started in, every round can still be run.
     """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROUND_LOCK_KEY,))
-        row = conn.execute("SELECT round_seq FROM ingest.round WHERE round_id = %s", (round_id,)).fetchone()
-        if row is None:
-            later = conn.execute(
-                "SELECT max(round_id) FROM ingest.round WHERE round_id > %s", (round_id,)
-            ).fetchone()[0]
-            if later is not None:
-                raise RoundOrderError(f"round {round_id} comes before the already registered round {later}")
-            finished = dict(
-                conn.execute(
-                    "SELECT round_id, status IN ('MERGED', 'PUBLISHED') FROM ingest.round"
-                ).fetchall()
-            )
-            for earlier in _landed_rounds(landing_root):
-                if earlier < round_id and not finished.get(earlier, False):
-                    raise RoundOrderError(
-                        f"round {earlier} has a landing folder and is not merged yet: run it before "
-                        f"{round_id} (rounds run in order), or move its folder out of the landing zone"
-                    )
-            row = conn.execute(
-                "INSERT INTO ingest.round (round_id, reference_date) VALUES (%s, %s) RETURNING round_seq",
-                (round_id, round_reference_date(round_id)),
-            ).fetchone()
-        round_seq = row[0]
-        conn.execute(
-            "SELECT staging.ensure_round_partitions(%(r)s::smallint), quality.ensure_round_partitions(%(r)s::smallint),"
-            " registry.ensure_round_partitions(%(r)s::smallint)",
-            {"r": round_seq},
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROUND_LOCK_KEY,))
+    row = conn.execute("SELECT round_seq FROM ingest.round WHERE round_id = %s", (round_id,)).fetchone()
+    if row is None:
+        later = conn.execute(
+            "SELECT max(round_id) FROM ingest.round WHERE round_id > %s", (round_id,)
+        ).fetchone()[0]
+        if later is not None:
+            raise RoundOrderError(f"round {round_id} comes before the already registered round {later}")
+        finished = dict(
+            conn.execute("SELECT round_id, status IN ('MERGED', 'PUBLISHED') FROM ingest.round").fetchall()
         )
+        for earlier in _landed_rounds(landing_root):
+            if earlier < round_id and not finished.get(earlier, False):
+                raise RoundOrderError(
+                    f"round {earlier} has a landing folder and is not merged yet: run it before "
+                    f"{round_id} (rounds run in order), or move its folder out of the landing zone"
+                )
+        row = conn.execute(
+            "INSERT INTO ingest.round (round_id, reference_date) VALUES (%s, %s) RETURNING round_seq",
+            (round_id, round_reference_date(round_id)),
+        ).fetchone()
+    round_seq = row[0]
+    conn.execute(
+        "SELECT staging.ensure_round_partitions(%(r)s::smallint), quality.ensure_round_partitions(%(r)s::smallint),"
+        " registry.ensure_round_partitions(%(r)s::smallint)",
+        {"r": round_seq},
+    )
     return round_seq
 
 
@@ -180,29 +178,28 @@ def record_refused(
 def record_refused_listing(conn: psycopg.Connection, round_seq: int, refused: list[Refused]) -> list[int]:
     """Keep the entries the landing-zone listing refused (bad names, links, stray files)."""
     pks = []
-    with conn.transaction():
-        for r in refused:
-            key = _entry_key("listing", r.source, r.name)
-            files = {}
-            if r.folder is not None:  # a folder inside the landing zone: its files may be read
-                files = {
-                    spec.file_name: r.folder / spec.file_name
-                    for spec in SUBMISSION_FILES.get(r.source, ())
-                    if (found := inside(r.folder, r.folder / spec.file_name)) is not None and found.is_file()
-                }
-            pks.append(
-                record_refused(
-                    conn,
-                    round_seq,
-                    source=r.source,
-                    entry=r.entry,
-                    key=key,
-                    feedback_dir=refused_feedback_dir(r.source, r.name, key),
-                    detail=r.why,
-                    pesan=r.pesan,
-                    rows=_count_rows(files),
-                )
+    for r in refused:
+        key = _entry_key("listing", r.source, r.name)
+        files = {}
+        if r.folder is not None:  # a folder inside the landing zone: its files may be read
+            files = {
+                spec.file_name: r.folder / spec.file_name
+                for spec in SUBMISSION_FILES.get(r.source, ())
+                if (found := inside(r.folder, r.folder / spec.file_name)) is not None and found.is_file()
+            }
+        pks.append(
+            record_refused(
+                conn,
+                round_seq,
+                source=r.source,
+                entry=r.entry,
+                key=key,
+                feedback_dir=refused_feedback_dir(r.source, r.name, key),
+                detail=r.why,
+                pesan=r.pesan,
+                rows=_count_rows(files),
             )
+        )
     return pks
 
 
@@ -356,31 +353,30 @@ def ingest_submission(
     max_submission_bytes: int | None = None,
 ) -> SubmissionOutcome:
     """Check, register and stage one submission; a no-op returning the stored outcome if done before."""
-    with conn.transaction():
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-            (SUBMISSION_ID_LOCK_KEY, f"{round_seq}/{sub.submission_id}"),
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+        (SUBMISSION_ID_LOCK_KEY, f"{round_seq}/{sub.submission_id}"),
+    )
+    holder = _id_taken_by(conn, round_seq, landing_root, sub)
+    if holder is not None:
+        return _refuse_submission(
+            conn,
+            round_seq,
+            sub,
+            _entry_key("id-taken", sub.source, sub.submission_id),
+            f"submission_id {sub.submission_id} is also used under {holder}/ in this round; ids are unique "
+            f"within a round, so the {sub.source}/ one is refused",
+            f"submission_id {sub.submission_id} juga dipakai oleh kiriman sumber {holder} pada putaran ini. "
+            "submission_id harus unik dalam satu putaran: kirim ulang dengan submission_id lain.",
+            data_files(landing_root, sub),
         )
-        holder = _id_taken_by(conn, round_seq, landing_root, sub)
-        if holder is not None:
-            return _refuse_submission(
-                conn,
-                round_seq,
-                sub,
-                _entry_key("id-taken", sub.source, sub.submission_id),
-                f"submission_id {sub.submission_id} is also used under {holder}/ in this round; ids are unique "
-                f"within a round, so the {sub.source}/ one is refused",
-                f"submission_id {sub.submission_id} juga dipakai oleh kiriman sumber {holder} pada putaran ini. "
-                "submission_id harus unik dalam satu putaran: kirim ulang dengan submission_id lain.",
-                data_files(landing_root, sub),
-            )
-        pk, status = _lock_or_create(conn, round_seq, sub)
-        if status != "RECEIVED":
-            _redelivered_with_new_content(conn, round_seq, landing_root, sub, pk)
-            return load_outcome(conn, pk)
-        return _register_and_stage(
-            conn, landing_root, raw_root, round_seq, sub, pk, known_regencies, max_submission_bytes
-        )
+    pk, status = _lock_or_create(conn, round_seq, sub)
+    if status != "RECEIVED":
+        _redelivered_with_new_content(conn, round_seq, landing_root, sub, pk)
+        return load_outcome(conn, pk)
+    return _register_and_stage(
+        conn, landing_root, raw_root, round_seq, sub, pk, known_regencies, max_submission_bytes
+    )
 
 
 def _register_and_stage(

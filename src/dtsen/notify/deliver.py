@@ -36,7 +36,11 @@ def delivery_id(topic: str, channel: str, target: str) -> str:
 
 
 def _intend(conn: psycopg.Connection, topic: str, channel: str, target: str) -> tuple[str, bool]:
-    """Record the intent to deliver (committed before sending); returns (delivery id, already sent)."""
+    """Record the intent to deliver (committed before sending); returns (delivery id, already sent).
+
+    The one place below a step that commits: each delivery's record must be durable before the
+    message leaves, so the connection must not be inside a transaction block (psycopg refuses the
+    commit there)."""
     did = delivery_id(topic, channel, target)
     conn.execute(
         "INSERT INTO publish.notification (topic, channel, target, status, attempts, delivery_id) "

@@ -8,13 +8,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dtsen.paths import PROJECT_ROOT
+from dtsen.errors import DataError
 
-DEFAULT_SUBSCRIBERS_PATH = PROJECT_ROOT / "config" / "subscribers.json"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class SubscriberConfigError(ValueError):
+class SubscriberConfigError(DataError):
     pass
 
 
@@ -85,5 +84,11 @@ def parse_subscribers(document: dict) -> Subscribers:
 
 
 def load_subscribers(path: Path | None = None) -> Subscribers:
-    path = path or Path(os.environ.get("DTSEN_SUBSCRIBERS") or DEFAULT_SUBSCRIBERS_PATH)
-    return parse_subscribers(json.loads(Path(path).read_text(encoding="utf-8")))
+    from dtsen.config import settings
+
+    path = Path(path or settings().subscribers_path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SubscriberConfigError(f"subscribers file {path} cannot be read: {type(exc).__name__}") from exc
+    return parse_subscribers(document)

@@ -17,17 +17,17 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dtsen.errors import DataError
 from dtsen.gx import observed_value, validate_views
-from dtsen.paths import EXPECTATIONS_DIR, PROJECT_ROOT
+from dtsen.paths import EXPECTATIONS_DIR
 from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
 
 AUDIT_SUITE_PATH = EXPECTATIONS_DIR / "version_audit.json"
-DEFAULT_AUDIT_CONFIG_PATH = PROJECT_ROOT / "config" / "audit.json"
 
 
-class AuditError(RuntimeError):
+class AuditError(DataError):
     pass
 
 
@@ -39,10 +39,18 @@ class AuditConfig:
 
     @classmethod
     def load(cls, path: Path | None = None) -> AuditConfig:
-        raw = json.loads(Path(path or DEFAULT_AUDIT_CONFIG_PATH).read_text(encoding="utf-8"))
-        return cls(
-            float(raw["desil_share_tolerance"]), float(raw["drift_max_share"]), int(raw["drift_min_base"])
-        )
+        from dtsen.config import settings
+
+        path = Path(path or settings().audit_config_path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                float(raw["desil_share_tolerance"]), float(raw["drift_max_share"]), int(raw["drift_min_base"])
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AuditError(
+                f"audit configuration {path} cannot be used: {type(exc).__name__} {exc}"
+            ) from exc
 
 
 @dataclass
@@ -107,7 +115,6 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
             stored.get("drift_flagged", []),
         )
     views = _audit_views(conn, version, previous, snapshot_pk, config)
-    conn.commit()  # GE reads through its own connection: the views' tables must be visible
     suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
     batches = {}
     for asset, query in views.items():
@@ -119,7 +126,7 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
         "desil_share_max": 0.1 + config.desil_share_tolerance,
         "drift_max_share": config.drift_max_share,
     }
-    results = validate_views("publish", batches, parameters)
+    results = validate_views(conn, batches, parameters)  # sees the candidate built in this transaction
     checks = []
     for result in results.values():
         for item in result.results:
@@ -152,7 +159,6 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
         "UPDATE publish.version SET status = %s, audit = %s WHERE version = %s AND status = 'CANDIDATE'",
         (new_status, Jsonb(audit), version),
     )
-    conn.commit()
     outcome = AuditOutcome(version, new_status, success, checks, drift_flagged)
     for line in outcome.report():
         log.info("%s", line)
@@ -177,8 +183,8 @@ def approve_version(conn: psycopg.Connection, version: int, approved_by: str, re
     )
     if broken:
         raise AuditError(
-            f"version {version} breaks {', '.join(broken)}: an invariant cannot be approved; fix the data and "
-            "discard the candidate"
+            f"version {version} breaks {', '.join(broken)}: an invariant cannot be approved; fix the data, "
+            f"then `dtsen discard --version {version} --by NAME --reason TEXT` and run the round again"
         )
     updated = conn.execute(
         "UPDATE publish.version SET status = 'APPROVED', approved_by = %s, approval_reason = %s, approved_at = now() "
@@ -187,11 +193,9 @@ def approve_version(conn: psycopg.Connection, version: int, approved_by: str, re
     ).fetchone()
     if not updated:
         status = conn.execute("SELECT status FROM publish.version WHERE version = %s", (version,)).fetchone()
-        conn.rollback()
         raise AuditError(
             f"version {version} is {status[0] if status else 'unknown'}; only a BLOCKED candidate can be approved"
         )
-    conn.commit()
 
 
 def discard_version(conn: psycopg.Connection, version: int, reason: str) -> None:
@@ -202,6 +206,4 @@ def discard_version(conn: psycopg.Connection, version: int, reason: str) -> None
         (reason, version),
     ).fetchone()
     if not updated:
-        conn.rollback()
         raise AuditError(f"version {version} cannot be discarded: it is published or unknown")
-    conn.commit()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.types.json import Jsonb
 
+from dtsen.errors import DataError
 from dtsen.programs import ProgramSet
 from dtsen.rank.model import RankingModel, family_features_query
 from dtsen.sqlfiles import statements
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 PUBLISH_LOCK_KEY = 0x0D75E4  # one candidate build / publication at a time
 
 
-class CandidateError(RuntimeError):
+class CandidateError(DataError):
     pass
 
 
@@ -114,81 +115,78 @@ def program_changes(conn: psycopg.Connection, version: int, previous: int | None
 def build_candidate(
     conn: psycopg.Connection, round_id: str, model: RankingModel, programs: ProgramSet
 ) -> CandidateSummary:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
-        found = conn.execute(
-            "SELECT round_seq, status, reference_date, dukcapil_snapshot_pk FROM ingest.round WHERE round_id = %s",
-            (round_id,),
-        ).fetchone()
-        if not found:
-            raise CandidateError(f"round {round_id} is unknown; stage, validate and merge it first")
-        round_seq, status, reference_date, snapshot_pk = found
-        existing = conn.execute(
-            "SELECT version, status, counts, programs FROM publish.version "
-            "WHERE round_seq = %s AND status <> 'DISCARDED'",
-            (round_seq,),
-        ).fetchone()
-        if existing:
-            return CandidateSummary(
-                existing[0], round_id, existing[1], False, existing[2] or {}, existing[3] or {}
-            )
-        if status != "MERGED":
-            raise CandidateError(
-                f"round {round_id} is {status}; only a merged round can be ranked and published"
-            )
-        later = conn.execute(
-            "SELECT round_id FROM ingest.round WHERE round_seq > %s AND status IN ('MERGED', 'PUBLISHED') LIMIT 1",
-            (round_seq,),
-        ).fetchone()
-        if later:
-            raise CandidateError(
-                f"round {later[0]} was merged after {round_id}: the registry no longer holds {round_id}'s state"
-            )
-        version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM publish.version").fetchone()[0]
-        previous = conn.execute(
-            "SELECT max(version) FROM publish.version WHERE status = 'PUBLISHED'"
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO publish.version (version, round_seq, status, previous_version, ranking_model, "
-            "reference_date) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s)",
-            (
-                version,
-                round_seq,
-                previous,
-                Jsonb(model.reference | {"programs_version": programs.version}),
-                reference_date,
-            ),
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
+    found = conn.execute(
+        "SELECT round_seq, status, reference_date, dukcapil_snapshot_pk FROM ingest.round WHERE round_id = %s",
+        (round_id,),
+    ).fetchone()
+    if not found:
+        raise CandidateError(f"round {round_id} is unknown; stage, validate and merge it first")
+    round_seq, status, reference_date, snapshot_pk = found
+    existing = conn.execute(
+        "SELECT version, status, counts, programs FROM publish.version "
+        "WHERE round_seq = %s AND status <> 'DISCARDED'",
+        (round_seq,),
+    ).fetchone()
+    if existing:
+        return CandidateSummary(
+            existing[0], round_id, existing[1], False, existing[2] or {}, existing[3] or {}
         )
-        conn.execute("SELECT publish.ensure_version_partitions(%s)", (version,))
-        params = {"version": version, "reference_date": reference_date, "snapshot_pk": snapshot_pk}
-        summary = CandidateSummary(version, round_id, "CANDIDATE", True)
-        steps = list(statements("publish/candidate.sql").items())
-        # the ranking (generated from the model file) runs on the frozen members, before the deciles
-        at = [name for name, _ in steps].index("assign_desil")
-        steps.insert(at, ("rank_families", rank_statement(model, version)))
-        context = eligibility_context_sql(version_members(version))
+    if status != "MERGED":
+        raise CandidateError(f"round {round_id} is {status}; only a merged round can be ranked and published")
+    later = conn.execute(
+        "SELECT round_id FROM ingest.round WHERE round_seq > %s AND status IN ('MERGED', 'PUBLISHED') LIMIT 1",
+        (round_seq,),
+    ).fetchone()
+    if later:
+        raise CandidateError(
+            f"round {later[0]} was merged after {round_id}: the registry no longer holds {round_id}'s state"
+        )
+    version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM publish.version").fetchone()[0]
+    previous = conn.execute("SELECT max(version) FROM publish.version WHERE status = 'PUBLISHED'").fetchone()[
+        0
+    ]
+    conn.execute(
+        "INSERT INTO publish.version (version, round_seq, status, previous_version, ranking_model, "
+        "reference_date) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s)",
+        (
+            version,
+            round_seq,
+            previous,
+            Jsonb(model.reference | {"programs_version": programs.version}),
+            reference_date,
+        ),
+    )
+    conn.execute("SELECT publish.ensure_version_partitions(%s)", (version,))
+    params = {"version": version, "reference_date": reference_date, "snapshot_pk": snapshot_pk}
+    summary = CandidateSummary(version, round_id, "CANDIDATE", True)
+    steps = list(statements("publish/candidate.sql").items())
+    # the ranking (generated from the model file) runs on the frozen members, before the deciles
+    at = [name for name, _ in steps].index("assign_desil")
+    steps.insert(at, ("rank_families", rank_statement(model, version)))
+    context = eligibility_context_sql(version_members(version))
+    steps.append(
+        ("eligibility_context", f"CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS {context}")
+    )
+    for program in programs.programs:
         steps.append(
-            ("eligibility_context", f"CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS {context}")
-        )
-        for program in programs.programs:
-            steps.append(
-                (
-                    f"recipients_{program.id}",
-                    _recipient_statement(program.eligible_sql(), program.priority_sql, program.id),
-                )
+            (
+                f"recipients_{program.id}",
+                _recipient_statement(program.eligible_sql(), program.priority_sql, program.id),
             )
-        for name, statement in steps:
-            started = time.perf_counter()
-            conn.execute(statement, params if "%(" in statement else None)
-            summary.step_seconds[name] = time.perf_counter() - started
-            log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
-        summary.counts = _counts(conn, version)
-        empty = {"recipients": 0, "added": 0, "removed": 0}
-        summary.programs = {p.id: dict(empty) for p in programs.programs} | program_changes(
-            conn, version, previous
         )
-        conn.execute(
-            "UPDATE publish.version SET counts = %s, programs = %s WHERE version = %s",
-            (Jsonb(summary.counts), Jsonb(summary.programs), version),
-        )
+    for name, statement in steps:
+        started = time.perf_counter()
+        conn.execute(statement, params if "%(" in statement else None)
+        summary.step_seconds[name] = time.perf_counter() - started
+        log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
+    summary.counts = _counts(conn, version)
+    empty = {"recipients": 0, "added": 0, "removed": 0}
+    summary.programs = {p.id: dict(empty) for p in programs.programs} | program_changes(
+        conn, version, previous
+    )
+    conn.execute(
+        "UPDATE publish.version SET counts = %s, programs = %s WHERE version = %s",
+        (Jsonb(summary.counts), Jsonb(summary.programs), version),
+    )
     return summary

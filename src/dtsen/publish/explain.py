@@ -13,6 +13,7 @@ import psycopg
 
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen.domain.identity import mask
+from dtsen.errors import DataError
 from dtsen.programs import ProgramSet
 from dtsen.publish.candidate import eligibility_context_sql, version_members
 from dtsen.rank.model import FEATURES, RankingModel, family_features_query
@@ -53,7 +54,7 @@ ORDER BY f.entity DESC, f.field
 """
 
 
-class ExplainError(LookupError):
+class ExplainError(DataError):
     pass
 
 

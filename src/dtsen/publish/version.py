@@ -8,7 +8,6 @@ and the warehouse's commit is checked against its manifest and adopted, not rewr
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import errno
 import json
@@ -17,7 +16,6 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dtsen.errors import DataError
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
 from dtsen.sqlfiles import statements
 from dtsen.storage import DIR_MODE, FILE_MODE, StorageFull, file_sha256, make_dirs
@@ -35,7 +34,7 @@ PUBLISHABLE = ("AUDITED", "APPROVED")  # may be published now
 RELEASED = ("PUBLISHED", "SUPERSEDED")  # published before: publishing again returns them
 
 
-class PublishError(RuntimeError):
+class PublishError(DataError):
     pass
 
 
@@ -105,21 +104,6 @@ def write_version_files(
 INCOMPLETE_PREFIX = ".incomplete-"
 
 
-@contextlib.contextmanager
-def _publication_lock(conn: psycopg.Connection) -> Iterator[None]:
-    """One publication at a time, warehouse-wide (held across the file writing, unlike the
-    transaction lock of the final commit), so a leftover `.incomplete-*` can only be a crash's."""
-    conn.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
-    conn.commit()
-    try:
-        yield
-    finally:
-        if not conn.closed:
-            conn.rollback()
-            conn.execute("SELECT pg_advisory_unlock(%s)", (PUBLISH_LOCK_KEY,))
-            conn.commit()
-
-
 def remove_incomplete(versions: Path) -> list[str]:
     """Delete what interrupted publications left behind (they hold full NIKs and names)."""
     removed = []
@@ -179,7 +163,6 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
     if not row:
         raise PublishError(f"version {version} does not exist")
     status, previous, counts, programs, model, stored_manifest, round_id, audit, approved_by = row
-    conn.rollback()
     if status in RELEASED:
         return PublishSummary(version, final, False, stored_manifest)
     if status not in PUBLISHABLE:
@@ -191,10 +174,12 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
                 else ""
             )
         )
-    with _publication_lock(conn):
-        return _publish_locked(
-            conn, version, final, previous, counts, programs, model, round_id, audit, approved_by
-        )
+    # One publication at a time, warehouse-wide, held across the file writing until the caller's
+    # transaction ends: a leftover `.incomplete-*` can only be a crash's.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
+    return _publish_locked(
+        conn, version, final, previous, counts, programs, model, round_id, audit, approved_by
+    )
 
 
 def _publish_locked(
@@ -212,7 +197,6 @@ def _publish_locked(
     status, stored_manifest = conn.execute(
         "SELECT status, manifest FROM publish.version WHERE version = %s", (version,)
     ).fetchone()
-    conn.rollback()
     if status in RELEASED:  # published by another run while this one waited for the lock
         return PublishSummary(version, final, False, stored_manifest)
     make_dirs(final.parent)
@@ -228,7 +212,6 @@ def _publish_locked(
         try:
             program_ids = sorted(programs)
             checksums, seconds, rows = write_version_files(conn, version, previous, program_ids, staging)
-            conn.rollback()
             manifest = {
                 "version": version,
                 "round_id": round_id,
@@ -257,27 +240,26 @@ def _publish_locked(
                 raise StorageFull(staging, None) from exc
             raise
         summary = PublishSummary(version, final, True, manifest, seconds, rows)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
+    conn.execute(
+        "UPDATE publish.version SET status = 'SUPERSEDED' WHERE status = 'PUBLISHED' AND version < %s",
+        (version,),
+    )
+    conn.execute(
+        "UPDATE publish.version SET status = 'PUBLISHED', published_at = now(), manifest = %s, path = %s "
+        "WHERE version = %s",
+        (Jsonb(summary.manifest), str(final), version),
+    )
+    for program in summary.manifest.get("programs", {}):
+        # one view per program for its team: every published version's recipients (filter on version)
         conn.execute(
-            "UPDATE publish.version SET status = 'SUPERSEDED' WHERE status = 'PUBLISHED' AND version < %s",
-            (version,),
+            sql.SQL(
+                "CREATE OR REPLACE VIEW publish.{} AS SELECT version, nik, no_kk, kode_wilayah, desil, prioritas "
+                "FROM publish.recipient_published WHERE program = {}"
+            ).format(sql.Identifier(f"recipient_{program}"), sql.Literal(program))
         )
-        conn.execute(
-            "UPDATE publish.version SET status = 'PUBLISHED', published_at = now(), manifest = %s, path = %s "
-            "WHERE version = %s",
-            (Jsonb(summary.manifest), str(final), version),
-        )
-        for program in summary.manifest.get("programs", {}):
-            # one view per program for its team: every published version's recipients (filter on version)
-            conn.execute(
-                sql.SQL(
-                    "CREATE OR REPLACE VIEW publish.{} AS SELECT version, nik, no_kk, kode_wilayah, desil, prioritas "
-                    "FROM publish.recipient_published WHERE program = {}"
-                ).format(sql.Identifier(f"recipient_{program}"), sql.Literal(program))
-            )
-        conn.execute(
-            "UPDATE ingest.round SET status = 'PUBLISHED', published_version = %s WHERE round_id = %s",
-            (version, round_id),
-        )
+    conn.execute(
+        "UPDATE ingest.round SET status = 'PUBLISHED', published_version = %s WHERE round_id = %s",
+        (version, round_id),
+    )
     return summary

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dtsen.config import settings
 from dtsen.domain.codes import FAMILY_ATTRIBUTES
+from dtsen.errors import DataError
 
 # Member aggregates: SQL over one family's members `m` (publish.anggota joined with `umur`, the age in
 # whole years on the round's reference date). Each is a number per family.
@@ -52,7 +53,7 @@ FAMILY_FEATURES: dict[str, str] = {name: f"f.{name}" for name in FAMILY_ATTRIBUT
 FEATURES: dict[str, str] = FAMILY_FEATURES | {name: f"a.{name}" for name in MEMBER_FEATURES}
 
 
-class ModelError(ValueError):
+class ModelError(DataError):
     pass
 
 

@@ -1,8 +1,9 @@
 """Validate a staged round: row-level suites per file, then cross-row rules and the quality gate.
 
+Everything runs in the calling step's transaction (Great Expectations is lent its connection).
 Idempotent: a submission's suite results are upserted and its rejections keyed by (line, code,
-field); the cross-row rules and the quality gate run once per round in one transaction and mark the
-round VALIDATED, so a re-run (or a retried task) changes nothing.
+field); the cross-row rules and the quality gate run once per round and mark the round VALIDATED, so
+a re-run (or a retried task) changes nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from psycopg import sql
 
 from dtsen.config import settings
 from dtsen.contract import FILE_SPECS, FileKind
+from dtsen.errors import DataError
 from dtsen.sqlfiles import statements
 from dtsen.validate.run import (
     Batch,
@@ -48,14 +50,12 @@ def validate_submission(conn: psycopg.Connection, submission_pk: int) -> Submiss
         "ORDER BY file_name",
         (submission_pk,),
     ).fetchall()
-    conn.commit()  # GE reads through its own connection: it must see committed staging rows
     for file_name, kind_value in files:
         kind = FileKind(kind_value)
         batch = Batch(kind, round_seq=round_seq, submission_pk=submission_pk)
-        suite = run_suite(batch)
-        with conn.transaction():
-            store_suite_result(conn, submission_pk, kind, suite)
-            outcome.row_rejections += write_row_rejections(conn, batch, file_name)
+        suite = run_suite(conn, batch)
+        store_suite_result(conn, submission_pk, kind, suite)
+        outcome.row_rejections += write_row_rejections(conn, batch, file_name)
         outcome.rules_failed += suite.failed
         outcome.suites[suite.suite_name] = suite.success
     return outcome
@@ -68,10 +68,8 @@ def validate_snapshot(conn: psycopg.Connection, snapshot_pk: int) -> None:
     ).fetchone()
     if done:
         return
-    conn.commit()
-    outcome = run_suite(Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk))
-    with conn.transaction():
-        store_snapshot_suite_result(conn, snapshot_pk, outcome)
+    outcome = run_suite(conn, Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk))
+    store_snapshot_suite_result(conn, snapshot_pk, outcome)
     for rule in outcome.rules:
         if rule.failed:
             log.warning(
@@ -171,40 +169,11 @@ def apply_quality_gate(conn: psycopg.Connection, round_seq: int, threshold: floa
     return outcomes
 
 
-@dataclass
-class RoundValidation:
-    round_seq: int
-    submissions: list[SubmissionValidation]
-    gate: list[GateOutcome]
-    already_validated: bool = False
-
-
-def validate_round(
-    conn: psycopg.Connection, round_seq: int, *, threshold: float | None = None
-) -> RoundValidation:
-    status, snapshot_pk = conn.execute(
-        "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s", (round_seq,)
-    ).fetchone()
-    if status != "OPEN":
-        return RoundValidation(round_seq, [], [], already_validated=True)
-    pks = [
-        r[0]
-        for r in conn.execute(
-            "SELECT submission_pk FROM ingest.submission WHERE round_seq = %s AND status = 'STAGED' ORDER BY submission_pk",
-            (round_seq,),
-        )
-    ]
-    if snapshot_pk is not None:
-        validate_snapshot(conn, snapshot_pk)
-    submissions = [validate_submission(conn, pk) for pk in pks]
-    gate = finish_validation(conn, round_seq, threshold)
-    if gate is None:
-        return RoundValidation(round_seq, submissions, [], already_validated=True)
-    return RoundValidation(round_seq, submissions, gate)
-
-
-class RoundNotReady(RuntimeError):
+class RoundNotReady(DataError):
     pass
+
+
+VALIDATION_LOCK_KEY = 0x0D75E2
 
 
 # Submissions registered but not through their suites (a task that failed or has not run yet).
@@ -223,26 +192,26 @@ def finish_validation(
     conn: psycopg.Connection, round_seq: int, threshold: float | None = None
 ) -> list[GateOutcome] | None:
     """After every submission's suites: cross-row rules, the quality gate, NIK-repair suggestions, and
-    the round marked VALIDATED, in one transaction. None if the round was validated before."""
+    the round marked VALIDATED (in the caller's transaction). None if the round was validated before."""
     threshold = settings().quality_gate_threshold if threshold is None else threshold
-    with conn.transaction():
-        # One round validates at a time; the lock is released at commit.
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x0D75E2, round_seq))
-        status, snapshot_pk = conn.execute(
-            "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s", (round_seq,)
-        ).fetchone()
-        if status != "OPEN":
-            return None
-        unfinished = conn.execute(UNFINISHED_SUBMISSIONS_SQL, {"round_seq": round_seq}).fetchone()[0]
-        if unfinished:
-            # their rows would be neither merged nor rejected: stage and validate them first
-            raise RoundNotReady(
-                f"{unfinished} submission(s) of round #{round_seq} are not staged and validated yet"
-            )
-        apply_cross_rules(conn, round_seq, snapshot_pk)
-        gate = apply_quality_gate(conn, round_seq, threshold)
-        from dtsen.validate.nik_repair import suggest_nik_repairs  # pandas, rapidfuzz: not at DAG parse
+    # One round validates at a time; the lock is released when the caller's transaction ends.
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (VALIDATION_LOCK_KEY, round_seq))
+    status, snapshot_pk = conn.execute(
+        "SELECT status, dukcapil_snapshot_pk FROM ingest.round WHERE round_seq = %s", (round_seq,)
+    ).fetchone()
+    if status != "OPEN":
+        return None
+    unfinished = conn.execute(UNFINISHED_SUBMISSIONS_SQL, {"round_seq": round_seq}).fetchone()[0]
+    if unfinished:
+        # their rows would be neither merged nor rejected: stage and validate them first
+        raise RoundNotReady(
+            f"{unfinished} submission(s) of round #{round_seq} are not staged and validated yet: "
+            "rerun (clear) their stage_and_validate tasks first"
+        )
+    apply_cross_rules(conn, round_seq, snapshot_pk)
+    gate = apply_quality_gate(conn, round_seq, threshold)
+    from dtsen.validate.nik_repair import suggest_nik_repairs  # pandas, rapidfuzz: not at DAG parse
 
-        suggest_nik_repairs(conn, round_seq, snapshot_pk)
-        conn.execute("UPDATE ingest.round SET status = 'VALIDATED' WHERE round_seq = %s", (round_seq,))
+    suggest_nik_repairs(conn, round_seq, snapshot_pk)
+    conn.execute("UPDATE ingest.round SET status = 'VALIDATED' WHERE round_seq = %s", (round_seq,))
     return gate

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from dtsen.contract import FileKind
+from dtsen.errors import DataError
 from dtsen.validate.suites import load_suite
 
 ROWS_PREFIX = "SELECT line_no FROM {batch} WHERE "
 
 
-class SuiteFormatError(ValueError):
+class SuiteFormatError(DataError):
     pass
 
 

@@ -73,12 +73,11 @@ class SuiteOutcome:
     rules: list[RuleOutcome]
 
 
-def run_suite(batch: Batch) -> SuiteOutcome:
-    """Run the file kind's suite with Great Expectations against the staged batch in PostgreSQL."""
+def run_suite(conn: psycopg.Connection, batch: Batch) -> SuiteOutcome:
+    """Run the file kind's suite with Great Expectations against the staged batch, on `conn` (it
+    sees the rows staged in the caller's transaction)."""
     suite_json = load_suite(batch.kind)
-    result = validate_views("staging", {f"batch_{batch.name}": (batch.sql(), suite_json)})[
-        f"batch_{batch.name}"
-    ]
+    result = validate_views(conn, {f"batch_{batch.name}": (batch.sql(), suite_json)})[f"batch_{batch.name}"]
     rules = []
     for item in result.results:
         meta = item.expectation_config.meta

@@ -80,8 +80,8 @@ class LocalCluster:
 
 def _bindir() -> Path:
     """Where initdb/pg_ctl live: DTSEN_PG_BINDIR, else the newest Debian install, else PATH."""
-    if env := os.environ.get("DTSEN_PG_BINDIR"):
-        return Path(env)
+    if configured := settings().pg_bindir:
+        return configured
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if candidates:
         return Path(candidates[-1]).parent

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 
 from dtsen import contract
+from dtsen.errors import DataError
 from dtsen.paths import SQL_DIR
 from dtsen.reference import DECREE, LEVEL_BY_LENGTH, WILAYAH_FILE, iter_wilayah_rows, wilayah_sha256
 
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS meta.schema_migration (
 """
 
 
-class MigrationError(RuntimeError):
+class MigrationError(DataError):
     pass
 
 
@@ -175,3 +176,26 @@ def migrate(conn: psycopg.Connection, *, directory: Path = MIGRATIONS_DIR) -> Mi
     else:
         reference_rows = counts
     return MigrateReport(applied, already, counts is not None, reference_rows)
+
+
+def require_current_schema(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> None:
+    """Refuse to run a round on a warehouse whose migrations are behind (they run at set-up only)."""
+    exists = conn.execute("SELECT to_regclass('meta.schema_migration')").fetchone()[0]
+    applied = (
+        dict(conn.execute("SELECT version, sha256 FROM meta.schema_migration").fetchall()) if exists else {}
+    )
+    behind = [m.name for m in discover(directory) if m.version not in applied]
+    changed = [m.name for m in discover(directory) if m.version in applied and applied[m.version] != m.sha256]
+    if behind or changed:
+        problem = f"migrations not applied: {', '.join(behind)}" if behind else ""
+        if changed:
+            problem += ("; " if problem else "") + f"applied with other content: {', '.join(changed)}"
+        raise MigrationError(
+            f"the warehouse's schema is not this version's ({problem}): run `dtsen db migrate` "
+            "(in docker compose, the airflow-init job) before starting a round"
+        )
+    loaded = conn.execute("SELECT count(*) FROM meta.reference_load WHERE name = 'wilayah'").fetchone()[0]
+    if not loaded:
+        raise MigrationError(
+            "the region codes are not loaded: run `dtsen db migrate` before starting a round"
+        )

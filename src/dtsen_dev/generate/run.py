@@ -25,11 +25,13 @@ import pandas as pd
 
 from dtsen.contract import BPS_KELUARGA, DUKCAPIL_PENDUDUK, KEMENSOS_GROUNDCHECK, ROW_LEVEL_CODES
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
-from dtsen.generate.inject import LATER_CODES, ROUND1_CODES, Injector
-from dtsen.generate.numbers import SerialCounters
-from dtsen.generate.population import NamePools, build_population
-from dtsen.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS, TRUTH_COLUMNS, SubmissionRows
-from dtsen.generate.world import (
+from dtsen.reference import read_wilayah
+from dtsen.storage import file_sha256
+from dtsen_dev.generate.inject import LATER_CODES, ROUND1_CODES, Injector
+from dtsen_dev.generate.numbers import SerialCounters
+from dtsen_dev.generate.population import NamePools, build_population
+from dtsen_dev.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS, TRUTH_COLUMNS, SubmissionRows
+from dtsen_dev.generate.world import (
     Picker,
     RoundContext,
     State,
@@ -37,8 +39,6 @@ from dtsen.generate.world import (
     survey_and_groundcheck,
     update_rows,
 )
-from dtsen.reference import read_wilayah
-from dtsen.storage import file_sha256
 
 POOL_SHARE = 0.05  # households known to Dukcapil but not (yet) in the registry
 MAX_INJECTED_SHARE = 0.12

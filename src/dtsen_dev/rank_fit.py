@@ -20,8 +20,8 @@ import pandas as pd
 import psycopg
 
 from dtsen.domain.codes import ASSET_FIELDS
-from dtsen.evaluate import copy_truth_csv
 from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, parse_model
+from dtsen_dev.evaluate import copy_truth_csv
 
 CATEGORY_FEATURES = (
     "status_kepemilikan_rumah",

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
-from dtsen.generate.names import name_variant
-from dtsen.generate.numbers import SerialCounters, compose
-from dtsen.generate.population import ASSETS, ORDERED, NamePools, ordered_draw
-from dtsen.generate.rows import SubmissionRows, anggota_row, fmt_date, keluarga_row
+from dtsen_dev.generate.names import name_variant
+from dtsen_dev.generate.numbers import SerialCounters, compose
+from dtsen_dev.generate.population import ASSETS, ORDERED, NamePools, ordered_draw
+from dtsen_dev.generate.rows import SubmissionRows, anggota_row, fmt_date, keluarga_row
 
 # Quarterly churn, as shares of persons or families.
 RATES = {

@@ -14,7 +14,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from dtsen.generate.numbers import BIRTH_EPOCH, ISSUE_EPOCH, SerialCounters, compose
+from dtsen_dev.generate.numbers import BIRTH_EPOCH, ISSUE_EPOCH, SerialCounters, compose
 
 WELFARE_MEAN = np.log(1_200_000)  # median per-capita expenditure, rupiah/month
 WELFARE_SD = 0.55

@@ -15,8 +15,13 @@ from pathlib import Path
 
 from dtsen.config import settings
 from dtsen.contract import SUBMISSION_FILES
-from dtsen.evaluate import score_ranking
-from dtsen.local_airflow import (
+from dtsen.paths import SAMPLE_DIR
+from dtsen.report import format_round, format_version, round_report
+from dtsen.round import RoundContext, run_round
+from dtsen.warehouse import engine
+from dtsen.warehouse.migrate import migrate
+from dtsen_dev.evaluate import score_ranking
+from dtsen_dev.local_airflow import (
     LOCAL_SMTP_PORT,
     MailSink,
     airflow_env,
@@ -25,16 +30,6 @@ from dtsen.local_airflow import (
     migrate_airflow_db,
     run_round_through_airflow,
 )
-from dtsen.paths import SAMPLE_DIR
-from dtsen.pipeline import (
-    format_merge,
-    format_publication,
-    format_validation,
-    rank_audit_publish,
-    validate_and_merge,
-)
-from dtsen.warehouse import engine
-from dtsen.warehouse.migrate import migrate
 
 SAMPLE_LANDING = SAMPLE_DIR / "landing"
 SAMPLE_TRUTH = SAMPLE_DIR / "truth"
@@ -107,7 +102,7 @@ def run_demo(landing_root: str | Path | None = None, via_airflow: bool = True) -
     landing = Path(landing_root) if landing_root else cfg.landing_root
     url = engine.database_url()
     print(f"warehouse: {engine.describe_target(url)}")
-    with engine.connect() as conn:
+    with engine.connect() as conn:  # set-up: the schema and reference data (rounds refuse to run without)
         report = migrate(conn)
         ref_counts = conn.execute(
             "SELECT (SELECT count(*) FROM ref.provinsi), (SELECT count(*) FROM ref.kabupaten), "
@@ -133,24 +128,26 @@ def run_demo(landing_root: str | Path | None = None, via_airflow: bool = True) -
     return 0
 
 
-def _print_quality(round_id: str, version: int | None) -> None:
-    truth = SAMPLE_TRUTH / round_id
-    if truth.is_dir() and version is not None:
-        with engine.connect() as conn:
-            print("  " + score_ranking(conn, version, truth).line())
+def _print_round(round_id: str) -> None:
+    """The round's report and its version, read back from the warehouse, and the ranking's quality."""
+    cfg = settings()
+    with engine.connect() as conn:
+        report = round_report(conn, round_id, cfg.publish_root)
+        print("\n".join(format_round(report)))
+        if report.version is not None:
+            print("\n".join(format_version(conn, report.version)))
+            truth = SAMPLE_TRUTH / round_id
+            if truth.is_dir():
+                print("  " + score_ranking(conn, report.version, truth).line())
 
 
 def _rounds_directly(rounds: list[str], landing: Path) -> None:
-    """The same steps without Airflow (`dtsen demo --no-airflow`)."""
+    """The same steps without Airflow (`dtsen-dev demo --no-airflow`); mail goes to the outbox."""
     for round_id in rounds:
-        print(f"\nround {round_id}: stage, validate, merge, feedback")
-        result = validate_and_merge(round_id, landing_root=landing)
-        print("\n".join(format_validation(result.validation)))
-        print("\n".join(format_merge(result.merge, round_id)))
-        print(f"\nround {round_id}: rank, audit, publish")
-        publication = rank_audit_publish(round_id)
-        print("\n".join(format_publication(publication)))
-        _print_quality(round_id, publication.candidate.version)
+        print(f"\nround {round_id}: the round's steps (dtsen.round.STEPS), in order")
+        run_round(RoundContext.create(round_id, landing_root=landing))
+        _print_round(round_id)
+    print(f"\nmail written to {settings().outbox} (set DTSEN_SMTP_URL to send it)")
 
 
 def _rounds_through_airflow(rounds: list[str]) -> None:
@@ -168,7 +165,7 @@ def _rounds_through_airflow(rounds: list[str]) -> None:
             print(
                 f'\nround {round_id}: airflow dags test dtsen_update_round -c \'{{"round_id": "{round_id}"}}\''
             )
-            state, states, version = run_round_through_airflow(round_id)
+            state, states, _ = run_round_through_airflow(round_id)
             done = ", ".join(
                 f"{task}={s}" for task, s in states.items() if not task.startswith("stage_and_validate[")
             )
@@ -177,8 +174,6 @@ def _rounds_through_airflow(rounds: list[str]) -> None:
             )
             print(f"  run {state}: {validated} submissions validated; {done}")
             print(f"  (task logs in {Path(env['AIRFLOW_HOME']) / 'dag-test.log'})")
-            publication = rank_audit_publish(round_id)  # idempotent: reads what the DAG built and published
-            print("\n".join(format_publication(publication)[1:]))
-            _print_quality(round_id, version)
+            _print_round(round_id)
         print(f"\nmail delivered to the local SMTP sink ({len(sink.messages)} messages):")
         print("\n".join(mail_lines(sink.messages)))

@@ -1,4 +1,4 @@
-"""python -m dtsen.generate --persons N --rounds R --seed S --out DIR"""
+"""python -m dtsen_dev.generate --persons N --rounds R --seed S --out DIR"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from dtsen.generate.run import GenConfig, generate
+from dtsen_dev.generate.run import GenConfig, generate
 
 
 def main(argv: list[str] | None = None) -> int:

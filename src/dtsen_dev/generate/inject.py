@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from dtsen.domain.codes import FAMILY_ATTRIBUTES
-from dtsen.generate.names import spelling_variant
-from dtsen.generate.numbers import compose
-from dtsen.generate.rows import SubmissionRows, anggota_row, keluarga_row
-from dtsen.generate.world import Picker, RoundContext, State, ages_on, redraw_attribute
+from dtsen_dev.generate.names import spelling_variant
+from dtsen_dev.generate.numbers import compose
+from dtsen_dev.generate.rows import SubmissionRows, anggota_row, keluarga_row
+from dtsen_dev.generate.world import Picker, RoundContext, State, ages_on, redraw_attribute
 
 ROUND1_CODES = (
     "REQUIRED_MISSING",

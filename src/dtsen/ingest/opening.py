@@ -1,4 +1,5 @@
-"""Ingest a whole round: register it, load its Dukcapil snapshot, check and stage every submission."""
+"""Opening a round (register it, load its Dukcapil snapshot, list and refuse landing entries) and
+ingesting one of its submissions: what the round's first two steps do (dtsen.round)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import psycopg
 
 from dtsen.config import settings
 from dtsen.ingest.dukcapil import SnapshotOutcome, ingest_latest_snapshot
-from dtsen.ingest.landing import Refused, SubmissionDir, list_round
+from dtsen.ingest.landing import LandingError, Refused, SubmissionDir, list_round
 from dtsen.ingest.register import (
     SubmissionOutcome,
     ensure_round,
@@ -20,15 +21,6 @@ from dtsen.ingest.register import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RoundIngest:
-    round_id: str
-    round_seq: int
-    snapshot: SnapshotOutcome | None
-    submissions: list[SubmissionOutcome] = field(default_factory=list)
-    refused: list[Refused] = field(default_factory=list)
 
 
 @dataclass
@@ -60,11 +52,10 @@ def open_round(
             "round %s: no Dukcapil snapshot on or before the cut-off; NIK checks cannot run", round_id
         )
     else:
-        with conn.transaction():
-            conn.execute(
-                "UPDATE ingest.round SET dukcapil_snapshot_pk = %s WHERE round_seq = %s",
-                (snapshot.snapshot_pk, round_seq),
-            )
+        conn.execute(
+            "UPDATE ingest.round SET dukcapil_snapshot_pk = %s WHERE round_seq = %s",
+            (snapshot.snapshot_pk, round_seq),
+        )
     return RoundOpening(round_id, round_seq, snapshot, landing, raw, listing.submissions, listing.refused)
 
 
@@ -72,7 +63,7 @@ def known_regencies(conn: psycopg.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT kode FROM ref.kabupaten")}
 
 
-def ingest_listed_submission(
+def ingest_one_submission(
     conn: psycopg.Connection,
     round_id: str,
     source: str,
@@ -87,7 +78,10 @@ def ingest_listed_submission(
     listing = list_round(landing, round_id)
     found = [s for s in listing.submissions if (s.source, s.submission_id) == (source, submission_id)]
     if not found:
-        raise LookupError(f"submission {source}/{submission_id} is not in round {round_id}'s landing zone")
+        raise LandingError(
+            f"submission {source}/{submission_id} is no longer in round {round_id}'s landing zone "
+            "(moved or renamed after the round was opened): put it back, or rerun the round from open_round"
+        )
     round_seq = ensure_round(conn, round_id, landing)
     return ingest_submission(
         conn,
@@ -98,24 +92,3 @@ def ingest_listed_submission(
         known_regencies(conn),
         max_submission_bytes=cfg.max_submission_bytes,
     )
-
-
-def ingest_round(
-    conn: psycopg.Connection, round_id: str, *, landing_root: Path | None = None, raw_root: Path | None = None
-) -> RoundIngest:
-    opened = open_round(conn, round_id, landing_root=landing_root, raw_root=raw_root)
-    regencies = known_regencies(conn)
-    result = RoundIngest(round_id, opened.round_seq, opened.snapshot, refused=opened.refused)
-    for sub in opened.submissions:
-        result.submissions.append(
-            ingest_submission(
-                conn,
-                opened.landing,
-                opened.raw,
-                opened.round_seq,
-                sub,
-                regencies,
-                max_submission_bytes=settings().max_submission_bytes,
-            )
-        )
-    return result

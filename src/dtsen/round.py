@@ -1,0 +1,467 @@
+"""One DTSEN update round: an ordered list of steps, the runbook of the round.
+
+The Airflow DAG maps one task per step (the per-submission step once per submission), and
+`dtsen run-round`, the main job, the benchmarks and the tests run the same list with `run_round`.
+Each step is `step(ctx) -> summary`:
+- it opens its own warehouse connection and owns its transaction: nothing below it commits or rolls
+  back (the one exception, recording each notification before it is sent, is in dtsen.notify.deliver);
+- it is idempotent, keyed by round and submission: rerunning it, or a retried task, changes nothing
+  that is already done;
+- its summary is small and JSON-able (ids and counts, never rows or personal data: it goes to XCom);
+- it raises DataError for bad input or configuration (never retried; the message says what to fix),
+  and StepSkipped when there is nothing for it to do (Airflow shows the task skipped). Anything else
+  is retried.
+
+A dry run leaves the registry exactly as it was: `merge` does nothing, and `rank_and_audit` rehearses
+the merge, builds and audits the candidate in one transaction that it rolls back (the audit runs
+inside it), so data ops see what the round would change and how the audit would judge it. Nothing is
+published and no region is emailed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dtsen.config import Settings, settings
+from dtsen.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class StepSkipped(Exception):
+    """Nothing for this step to do in this run (a dry run, a blocked candidate); not an error."""
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """What every step of one run is told. Built from the trigger form (Airflow) or the command line."""
+
+    round_id: str
+    settings: Settings
+    dry_run: bool = False
+    approve_drift_reason: str | None = None  # publish a candidate blocked only by drift, recording why
+    approved_by: str | None = None
+    quality_gate_threshold: float | None = None  # None: the setting
+    send: Callable | None = field(default=None, compare=False)  # how emails leave; None: the settings' sender
+    submission: dict | None = None  # {"source", "submission_id"}: the per-submission step's one
+    version: int | None = None  # notify_programs: the version to announce (None: the current one)
+
+    @classmethod
+    def create(
+        cls,
+        round_id: str,
+        *,
+        landing_root: Path | str | None = None,
+        publish_root: Path | str | None = None,
+        raw_root: Path | str | None = None,
+        **options,
+    ) -> RoundContext:
+        cfg = settings()
+        paths = {
+            name: Path(value).expanduser().resolve()
+            for name, value in (
+                ("landing_root", landing_root),
+                ("publish_root", publish_root),
+                ("raw_root", raw_root),
+            )
+            if value
+        }
+        if (
+            options.get("approve_drift_reason") is not None
+            and not str(options["approve_drift_reason"]).strip()
+        ):
+            raise DataError("approving drift needs a reason (it is recorded with the version)")
+        return cls(round_id, replace(cfg, **paths), **options)
+
+    @property
+    def threshold(self) -> float:
+        return (
+            self.settings.quality_gate_threshold
+            if self.quality_gate_threshold is None
+            else self.quality_gate_threshold
+        )
+
+    def sender(self) -> Callable:
+        if self.send is not None:
+            return self.send
+        from dtsen.notify.senders import default_sender
+
+        return default_sender(self.settings)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[RoundContext], dict]
+    doc: str  # for data ops: what it does, and what to do when it fails (the task's doc_md)
+    per_submission: bool = False
+    publishes: bool = False  # emits the dtsen://versions asset when it publishes
+    fans_out: str | None = None  # the summary's list the next (per-submission) step runs once per item
+
+
+def _connect():
+    from dtsen.warehouse import engine
+
+    return engine.connect()
+
+
+def _round_seq(conn, round_id: str) -> int:
+    found = conn.execute("SELECT round_seq FROM ingest.round WHERE round_id = %s", (round_id,)).fetchone()
+    if not found:
+        raise DataError(f"round {round_id} is not registered: run its open_round step first")
+    return found[0]
+
+
+# -- the steps ------------------------------------------------------------------------------------
+
+
+def open_round(ctx: RoundContext) -> dict:
+    from dtsen.ingest.opening import open_round as register
+    from dtsen.validate.round import validate_snapshot
+    from dtsen.warehouse.migrate import require_current_schema
+
+    with _connect() as conn, conn.transaction():
+        require_current_schema(conn)
+        opened = register(
+            conn, ctx.round_id, landing_root=ctx.settings.landing_root, raw_root=ctx.settings.raw_root
+        )
+        if opened.snapshot is not None:
+            validate_snapshot(conn, opened.snapshot.snapshot_pk)
+        status = conn.execute(
+            "SELECT status FROM ingest.round WHERE round_seq = %s", (opened.round_seq,)
+        ).fetchone()[0]
+    return {
+        "round_id": ctx.round_id,
+        "round_seq": opened.round_seq,
+        "round_status": status,
+        "dukcapil_snapshot": opened.snapshot.snapshot_date.isoformat() if opened.snapshot else None,
+        "dukcapil_snapshot_pk": opened.snapshot.snapshot_pk if opened.snapshot else None,
+        "dukcapil_rows": opened.snapshot.rows_received if opened.snapshot else 0,
+        "dukcapil_rows_kept": opened.snapshot.rows_kept if opened.snapshot else 0,
+        "dukcapil_loaded_now": bool(opened.snapshot and opened.snapshot.loaded_now),
+        "submissions": [{"source": s.source, "submission_id": s.submission_id} for s in opened.submissions],
+        "refused_landing_entries": len(opened.refused),
+    }
+
+
+def stage_and_validate(ctx: RoundContext) -> dict:
+    from dtsen.ingest.opening import ingest_one_submission
+    from dtsen.validate.round import validate_submission
+
+    if ctx.submission is None:
+        raise DataError("stage_and_validate runs once per submission: none was given")
+    source, submission_id = ctx.submission["source"], ctx.submission["submission_id"]
+    with _connect() as conn, conn.transaction():
+        outcome = ingest_one_submission(
+            conn,
+            ctx.round_id,
+            source,
+            submission_id,
+            landing_root=ctx.settings.landing_root,
+            raw_root=ctx.settings.raw_root,
+        )
+        row_rejections = 0
+        if outcome.submission_pk is not None:  # None: refused as a submission (its feedback says why)
+            row_rejections = validate_submission(conn, outcome.submission_pk).row_rejections
+    return {
+        "submission_pk": outcome.submission_pk,
+        "source": source,
+        "submission_id": submission_id,
+        "status": outcome.status,
+        "reason_code": outcome.reason_code,
+        "rows_received": {f.file_name: f.rows_received for f in outcome.files},
+        "file_codes": {f.file_name: f.code for f in outcome.files if f.code},
+        "processed_now": outcome.processed_now,
+        "row_rejections": row_rejections,
+    }
+
+
+def finish_validation(ctx: RoundContext) -> dict:
+    from dtsen.validate.round import finish_validation as finish
+
+    with _connect() as conn, conn.transaction():
+        gate = finish(conn, _round_seq(conn, ctx.round_id), ctx.threshold)
+    return {
+        "round_id": ctx.round_id,
+        "already_validated": gate is None,
+        "gate_rejected_submissions": sum(1 for g in gate or [] if not g.passed),
+    }
+
+
+def merge(ctx: RoundContext) -> dict:
+    from dtsen.merge import merge_round
+
+    if ctx.dry_run:  # rehearsed (and rolled back) by rank_and_audit
+        return {"round_id": ctx.round_id, "dry_run": True, "merged": False}
+    with _connect() as conn, conn.transaction():
+        summary = merge_round(conn, _round_seq(conn, ctx.round_id))
+    return {
+        "round_id": ctx.round_id,
+        "already_merged": summary.already_merged,
+        "changes": summary.changes,
+        "conflict_lost": summary.conflict_lost,
+    }
+
+
+def feedback(ctx: RoundContext) -> dict:
+    from dtsen.feedback import write_round_feedback
+
+    with _connect() as conn, conn.transaction():
+        reports = write_round_feedback(conn, _round_seq(conn, ctx.round_id), ctx.settings.publish_root)
+    return {
+        "round_id": ctx.round_id,
+        "submissions_reported": sum(1 for r in reports if r.submission_pk is not None),
+        "refused_entries_reported": sum(1 for r in reports if r.submission_pk is None),
+        "rows_listed": sum(r.rejected_rows for r in reports),
+    }
+
+
+def notify_regions(ctx: RoundContext) -> dict:
+    from dtsen.feedback import feedback_dir
+    from dtsen.notify.deliver import notify_regions as deliver
+    from dtsen.notify.subscribers import load_subscribers
+
+    if ctx.dry_run:
+        return {"round_id": ctx.round_id, "dry_run": True, "emails_sent": 0}
+    subscribers = load_subscribers(ctx.settings.subscribers_path)
+    with _connect() as conn:
+        items = [
+            {
+                "source": source,
+                "kode_wilayah": kode,
+                "path": str(feedback_dir(ctx.settings.publish_root, ctx.round_id, submission_id)),
+            }
+            for source, kode, submission_id in conn.execute(
+                "SELECT s.source, s.kode_wilayah, s.submission_id FROM ingest.submission s "
+                "JOIN ingest.round r USING (round_seq) WHERE r.round_id = %s AND s.status IN ('REJECTED', 'MERGED') "
+                "ORDER BY s.submission_pk",
+                (ctx.round_id,),
+            )
+        ]
+        conn.commit()  # reading done: each delivery below is recorded on its own
+        return deliver(conn, ctx.round_id, items, subscribers, ctx.sender())
+
+
+def _candidate(conn, ctx: RoundContext):
+    """Build and audit the round's candidate inside the caller's transaction."""
+    from dtsen.programs import load_programs
+    from dtsen.publish.audit import AuditConfig, audit_version
+    from dtsen.publish.candidate import build_candidate
+    from dtsen.rank.model import load_model
+
+    built = build_candidate(
+        conn,
+        ctx.round_id,
+        load_model(ctx.settings.ranking_model_path),
+        load_programs(ctx.settings.programs_path),
+    )
+    return built, audit_version(conn, built.version, AuditConfig.load(ctx.settings.audit_config_path))
+
+
+def _audit_summary(ctx: RoundContext, version: int, status: str, audit, built_now: bool) -> dict:
+    return {
+        "round_id": ctx.round_id,
+        "version": version,
+        "status": status,
+        "built_now": built_now,
+        "audit_passed": audit.success,
+        "failed_checks": [c["rule"] for c in audit.checks if not c["success"]],
+        "drifted_regencies": sorted({d["kode_kabupaten"] for d in audit.drift_flagged}),
+        "report": audit.report(),  # counts and regency codes only
+    }
+
+
+def rank_and_audit(ctx: RoundContext) -> dict:
+    from dtsen.merge import merge_round
+    from dtsen.publish.audit import DRIFT_RULES, approve_version
+
+    if ctx.dry_run:
+        with _connect() as conn, conn.transaction(force_rollback=True):  # the registry stays as it was
+            merged = merge_round(conn, _round_seq(conn, ctx.round_id))
+            built, audit = _candidate(conn, ctx)
+        summary = _audit_summary(ctx, built.version, audit.status, audit, built.created_now)
+        return summary | {
+            "dry_run": True,
+            "version": None,
+            "rolled_back_version": built.version,
+            "changes": merged.changes,
+        }
+    with _connect() as conn, conn.transaction():
+        built, audit = _candidate(conn, ctx)
+        status = audit.status
+        # the trigger form approves drift only (an admin may also approve desil shares: dtsen approve)
+        only_drift = all(c["success"] or c["rule"] in DRIFT_RULES for c in audit.checks)
+        if status == "BLOCKED" and ctx.approve_drift_reason and only_drift:
+            approve_version(
+                conn, built.version, ctx.approved_by or "airflow-trigger", ctx.approve_drift_reason
+            )
+            status = "APPROVED"
+    summary = _audit_summary(ctx, built.version, status, audit, built.created_now)
+    if status == "BLOCKED":
+        _tell_data_ops_of_the_block(ctx, summary)
+    return summary
+
+
+def _tell_data_ops_of_the_block(ctx: RoundContext, summary: dict) -> None:
+    from dtsen.notify.deliver import send_once
+    from dtsen.notify.messages import audit_blocked_email
+    from dtsen.notify.subscribers import load_subscribers
+
+    email = audit_blocked_email(
+        load_subscribers(ctx.settings.subscribers_path).data_ops,
+        ctx.round_id,
+        summary["version"],
+        summary["report"],
+    )
+    with _connect() as conn:
+        send_once(conn, f"version:{summary['version']}:blocked", email, ctx.sender())
+
+
+def publish(ctx: RoundContext) -> dict:
+    from dtsen.publish.version import PUBLISHABLE, RELEASED, publish_version
+
+    if ctx.dry_run:
+        raise StepSkipped("dry run: nothing is published (the registry is unchanged)")
+    with _connect() as conn, conn.transaction():
+        found = conn.execute(
+            "SELECT v.version, v.status FROM publish.version v JOIN ingest.round r ON r.round_seq = v.round_seq "
+            "WHERE r.round_id = %s AND v.status <> 'DISCARDED'",
+            (ctx.round_id,),
+        ).fetchone()
+        if found is None:
+            raise DataError(f"round {ctx.round_id} has no candidate version: run rank_and_audit first")
+        version, status = found
+        if status not in PUBLISHABLE + RELEASED:
+            raise StepSkipped(
+                f"version {version} is {status}: not published; the current version stays current "
+                f"(review the audit, then `dtsen approve --version {version}` or trigger again with approve_drift)"
+            )
+        published = publish_version(conn, version, ctx.settings.publish_root)
+    return {
+        "round_id": ctx.round_id,
+        "version": version,
+        "path": str(published.path),
+        "published_now": published.published_now,
+    }
+
+
+def notify_programs(ctx: RoundContext) -> dict:
+    from dtsen.notify.deliver import notify_programs as deliver
+    from dtsen.notify.deliver import version_to_announce
+    from dtsen.notify.subscribers import load_subscribers
+
+    with _connect() as conn:
+        version = version_to_announce(conn, ctx.version, ctx.settings.publish_root)
+        conn.commit()
+        if version is None:
+            raise StepSkipped("no version is published yet: nothing to announce")
+        return deliver(conn, int(version), load_subscribers(ctx.settings.subscribers_path), ctx.sender())
+
+
+_FAILS = "**If it fails**:"
+STEPS: tuple[Step, ...] = (
+    Step(
+        "open_round",
+        open_round,
+        "Check the warehouse's schema is current, register the round (rounds register one at a time, in "
+        "order), refuse hostile landing entries (each gets feedback), load and check the Dukcapil "
+        f"snapshot, list the submissions. {_FAILS} a missing round folder, a bad round id, an earlier "
+        "round not yet merged or a schema behind are data errors: the log says what to do.",
+        fans_out="submissions",
+    ),
+    Step(
+        "stage_and_validate",
+        stage_and_validate,
+        "Check one submission's manifest, keep its files in the raw store, stage them (COPY) and "
+        "validate them (Great Expectations), in one transaction. A bad submission ends REJECTED with a "
+        f"reason code and never fails its neighbours. {_FAILS} a database or disk problem: clear the task "
+        "once fixed (it resumes where it stopped).",
+        per_submission=True,
+    ),
+    Step(
+        "finish_validation",
+        finish_validation,
+        "Cross-row and cross-source rules, the quality gate and NIK-repair suggestions, then the round is "
+        "VALIDATED. Waits for every submission: a submission task that failed must be cleared and succeed "
+        f"first, or its rows would be neither merged nor rejected. {_FAILS} see the log; rerun after fixing.",
+    ),
+    Step(
+        "merge",
+        merge,
+        "Merge the round into the registry in one transaction (conflicts, moves, deaths, history). Does "
+        f"nothing on a dry run. {_FAILS} an invariant violation changed nothing: the log names the "
+        "invariant; fix the input (or the rule) and clear the task.",
+    ),
+    Step(
+        "feedback",
+        feedback,
+        "Write ringkasan.json and ditolak.csv (keys masked, Indonesian) for every submission whose outcome "
+        f"is final, and for every refused landing entry. {_FAILS} usually a full disk: the log names the path.",
+    ),
+    Step(
+        "notify_regions",
+        notify_regions,
+        "Email each region the summary of its submissions and where its ditolak.csv is. Nothing on a "
+        f"dry run. Each email goes once, even if the task is retried. {_FAILS} the mail relay refused; "
+        "clear the task once it is back.",
+    ),
+    Step(
+        "rank_and_audit",
+        rank_and_audit,
+        "Rank every family, select program recipients and audit the candidate version with Great "
+        "Expectations. A failed audit emails data ops and blocks publication (the current version stays "
+        "current); trigger again with approve_drift and a reason to publish a drifted candidate. On a dry "
+        f"run the merge, ranking and audit are rehearsed and rolled back. {_FAILS} a model or program "
+        "configuration error is named in the log.",
+    ),
+    Step(
+        "publish",
+        publish,
+        "Write versions/<N>/ atomically (files, then manifest, then rename) and record it; emits the "
+        "dtsen://versions asset. Skipped on a dry run or while the candidate is blocked. "
+        f"{_FAILS} usually disk space; a half-written version is removed by the next attempt.",
+        publishes=True,
+    ),
+)
+STEP: dict[str, Step] = {s.name: s for s in STEPS}
+NOTIFY_PROGRAMS = Step(
+    "notify_programs",
+    notify_programs,
+    "Email and webhook every program owner of the version. If it fails: a webhook receiver refused or was "
+    "unreachable after retries (see the log for which URL); what was delivered is recorded and is not sent "
+    "again when the task is cleared.",
+)
+
+
+def run_round(ctx: RoundContext, *, until: str | None = None, only: Iterable[str] | None = None) -> dict:
+    """Run the steps in order (up to and including `until`, or just those in `only`); each summary by
+    step name, the per-submission step's as a list. A skipped step's summary is {"skipped": why}."""
+    if until is not None and until not in STEP:
+        raise DataError(f"no step {until!r}: the steps are {', '.join(STEP)}")
+    wanted = set(only) if only is not None else None
+    summaries: dict = {}
+    for step in STEPS:
+        if wanted is None or step.name in wanted:
+            summaries[step.name] = _run(step, ctx, summaries)
+        if step.name == until:
+            break
+    return summaries
+
+
+def _run(step: Step, ctx: RoundContext, earlier: dict) -> dict | list:
+    if step.per_submission:
+        opened = earlier.get("open_round") or open_round(ctx)
+        return [_run_one(step, replace(ctx, submission=s)) for s in opened[STEP["open_round"].fans_out]]
+    return _run_one(step, ctx)
+
+
+def _run_one(step: Step, ctx: RoundContext) -> dict:
+    try:
+        summary = step.run(ctx)
+    except StepSkipped as skipped:
+        summary = {"skipped": str(skipped)}
+    log.info("round %s: %s done", ctx.round_id, step.name)
+    return summary
