@@ -101,9 +101,10 @@ def main() -> None:
                 "UPDATE publish.version SET status = 'APPROVED', approved_by = 'bench' WHERE version = %s",
                 (candidate.version,),
             )
-            conn.commit()
+        conn.commit()  # the candidate and its audit, as the rank_and_audit step commits them
         started = time.perf_counter()
         published = publish_version(conn, candidate.version, publish_root)
+        conn.commit()  # as the publish step does
         publish_seconds = time.perf_counter() - started
         rss_publish = peak_rss_mib()
         previous = conn.execute(

@@ -166,7 +166,9 @@ def test_the_update_dag_is_exactly_the_rounds_step_list_in_order(airflow_round):
     for previous, step in zip(STEPS, STEPS[1:], strict=False):
         assert dag.get_task(step.name).upstream_task_ids == {previous.name}, step.name
         assert dag.get_task(step.name).doc_md == step.doc
-    assert type(dag.get_task("stage_and_validate")).__name__ .endswith("MappedOperator")  # one task per submission
+    assert type(dag.get_task("stage_and_validate")).__name__.endswith(
+        "MappedOperator"
+    )  # one task per submission
     assert bag.dags["dtsen_notify_programs"].task_ids == [NOTIFY_PROGRAMS.name]
 
 

@@ -1,4 +1,4 @@
-"""The README's main job (`dtsen demo`) on the bundled sample, as a user runs it: every sample round
+"""The README's main job (`dtsen-dev demo`, as `scripts/demo` runs it) on the bundled sample, as a user runs it: every sample round
 validated, merged and published; running it again publishes nothing new and rewrites nothing."""
 
 from __future__ import annotations

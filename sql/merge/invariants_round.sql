@@ -4,6 +4,7 @@
 -- whole registry.
 
 -- name: open_family_without_exactly_one_head
+-- planner: probe
 -- driven from the touched families, each counted by its own members (one index probe per family)
 SELECT t.no_kk
 FROM touched_family t
@@ -14,6 +15,7 @@ WHERE h.heads <> 1
 LIMIT 20;
 
 -- name: open_membership_of_closed_family
+-- planner: probe
 (SELECT m.nik FROM touched_person t
  JOIN registry.membership m ON m.nik = t.nik AND m.valid_to_round IS NULL
  LEFT JOIN registry.family f ON f.no_kk = m.no_kk
@@ -26,12 +28,14 @@ UNION ALL
  LIMIT 20);
 
 -- name: open_membership_of_closed_person
+-- planner: probe
 SELECT m.nik FROM touched_person t
 JOIN registry.person p ON p.nik = t.nik AND NOT p.is_open
 JOIN registry.membership m ON m.nik = p.nik AND m.valid_to_round IS NULL
 LIMIT 20;
 
 -- name: open_person_deceased_per_dukcapil
+-- planner: probe
 -- persons this round touched, and everyone whose death arrived with this snapshot's changes
 (SELECT p.nik FROM touched_person t
  JOIN registry.person p ON p.nik = t.nik AND p.is_open

@@ -8,15 +8,7 @@
 CREATE TEMP TABLE acc_keluarga ON COMMIT DROP AS
 SELECT s.submission_pk, s.line_no, sub.submitted_at, s.operasi, s.no_kk::bigint AS no_kk, s.kode_wilayah, s.alamat,
        s.tanggal_pendataan::date AS tanggal_pendataan,
-       s.status_kepemilikan_rumah::smallint AS status_kepemilikan_rumah, s.luas_lantai_m2::smallint AS luas_lantai_m2,
-       s.jenis_lantai::smallint AS jenis_lantai, s.jenis_dinding::smallint AS jenis_dinding,
-       s.jenis_atap::smallint AS jenis_atap, s.sumber_air_minum::smallint AS sumber_air_minum,
-       s.sumber_penerangan::smallint AS sumber_penerangan, s.daya_listrik_va::int AS daya_listrik_va,
-       s.bahan_bakar_memasak::smallint AS bahan_bakar_memasak, s.fasilitas_bab::smallint AS fasilitas_bab,
-       s.punya_kulkas::smallint AS punya_kulkas, s.punya_ac::smallint AS punya_ac,
-       s.punya_sepeda_motor::smallint AS punya_sepeda_motor, s.punya_mobil::smallint AS punya_mobil,
-       s.punya_emas::smallint AS punya_emas, s.punya_lahan::smallint AS punya_lahan,
-       s.punya_ternak::smallint AS punya_ternak, s.alasan_hapus,
+       {% for a in family_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.alasan_hapus,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_pendataan::date DESC NULLS LAST,
                           sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
 FROM staging.pemda_keluarga s
@@ -31,9 +23,7 @@ CREATE TEMP TABLE acc_anggota ON COMMIT DROP AS
 SELECT s.submission_pk, s.line_no, sub.submitted_at, s.operasi, s.nik::bigint AS nik, s.no_kk::bigint AS no_kk,
        s.nama, s.jenis_kelamin::smallint AS jenis_kelamin, s.tanggal_lahir::date AS tanggal_lahir,
        s.hubungan_keluarga::smallint AS hubungan_keluarga,
-       s.status_perkawinan::smallint AS status_perkawinan, s.pendidikan_tertinggi::smallint AS pendidikan_tertinggi,
-       s.status_sekolah::smallint AS status_sekolah, s.status_pekerjaan::smallint AS status_pekerjaan,
-       s.disabilitas::smallint AS disabilitas, s.penyakit_kronis::smallint AS penyakit_kronis, s.alasan_hapus,
+       {% for a in member_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.alasan_hapus,
        k.collected,
        row_number() OVER (PARTITION BY s.nik::bigint ORDER BY k.collected DESC NULLS LAST,
                           sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
@@ -52,15 +42,7 @@ WHERE s.round_seq = %(round_seq)s
 -- name: accepted_bps
 CREATE TEMP TABLE acc_bps ON COMMIT DROP AS
 SELECT s.submission_pk, s.line_no, sub.submitted_at, s.no_kk::bigint AS no_kk, s.tanggal_survei::date AS tanggal_survei,
-       s.status_kepemilikan_rumah::smallint AS status_kepemilikan_rumah, s.luas_lantai_m2::smallint AS luas_lantai_m2,
-       s.jenis_lantai::smallint AS jenis_lantai, s.jenis_dinding::smallint AS jenis_dinding,
-       s.jenis_atap::smallint AS jenis_atap, s.sumber_air_minum::smallint AS sumber_air_minum,
-       s.sumber_penerangan::smallint AS sumber_penerangan, s.daya_listrik_va::int AS daya_listrik_va,
-       s.bahan_bakar_memasak::smallint AS bahan_bakar_memasak, s.fasilitas_bab::smallint AS fasilitas_bab,
-       s.punya_kulkas::smallint AS punya_kulkas, s.punya_ac::smallint AS punya_ac,
-       s.punya_sepeda_motor::smallint AS punya_sepeda_motor, s.punya_mobil::smallint AS punya_mobil,
-       s.punya_emas::smallint AS punya_emas, s.punya_lahan::smallint AS punya_lahan,
-       s.punya_ternak::smallint AS punya_ternak, s.pengeluaran_per_kapita::bigint AS pengeluaran_per_kapita,
+       {% for a in family_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.pengeluaran_per_kapita::bigint AS pengeluaran_per_kapita,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_survei::date DESC,
                           sub.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
 FROM staging.bps_keluarga s
@@ -108,24 +90,9 @@ JOIN acc_bps b ON b.no_kk = k.no_kk AND b.rnk = 1
 JOIN registry.family f ON f.no_kk = k.no_kk
 WHERE k.rnk = 1 AND k.operasi = 'UBAH' AND k.kode_wilayah = f.kode_wilayah
   AND (k.alamat IS NULL OR k.alamat = f.alamat)
-  AND num_nonnulls(k.status_kepemilikan_rumah, k.luas_lantai_m2, k.jenis_lantai, k.jenis_dinding, k.jenis_atap, k.sumber_air_minum, k.sumber_penerangan, k.daya_listrik_va, k.bahan_bakar_memasak, k.fasilitas_bab, k.punya_kulkas, k.punya_ac, k.punya_sepeda_motor, k.punya_mobil, k.punya_emas, k.punya_lahan, k.punya_ternak) > 0
-  AND (k.status_kepemilikan_rumah IS NULL OR (b.status_kepemilikan_rumah IS NOT NULL AND b.status_kepemilikan_rumah <> k.status_kepemilikan_rumah))
-  AND (k.luas_lantai_m2 IS NULL OR (b.luas_lantai_m2 IS NOT NULL AND b.luas_lantai_m2 <> k.luas_lantai_m2))
-  AND (k.jenis_lantai IS NULL OR (b.jenis_lantai IS NOT NULL AND b.jenis_lantai <> k.jenis_lantai))
-  AND (k.jenis_dinding IS NULL OR (b.jenis_dinding IS NOT NULL AND b.jenis_dinding <> k.jenis_dinding))
-  AND (k.jenis_atap IS NULL OR (b.jenis_atap IS NOT NULL AND b.jenis_atap <> k.jenis_atap))
-  AND (k.sumber_air_minum IS NULL OR (b.sumber_air_minum IS NOT NULL AND b.sumber_air_minum <> k.sumber_air_minum))
-  AND (k.sumber_penerangan IS NULL OR (b.sumber_penerangan IS NOT NULL AND b.sumber_penerangan <> k.sumber_penerangan))
-  AND (k.daya_listrik_va IS NULL OR (b.daya_listrik_va IS NOT NULL AND b.daya_listrik_va <> k.daya_listrik_va))
-  AND (k.bahan_bakar_memasak IS NULL OR (b.bahan_bakar_memasak IS NOT NULL AND b.bahan_bakar_memasak <> k.bahan_bakar_memasak))
-  AND (k.fasilitas_bab IS NULL OR (b.fasilitas_bab IS NOT NULL AND b.fasilitas_bab <> k.fasilitas_bab))
-  AND (k.punya_kulkas IS NULL OR (b.punya_kulkas IS NOT NULL AND b.punya_kulkas <> k.punya_kulkas))
-  AND (k.punya_ac IS NULL OR (b.punya_ac IS NOT NULL AND b.punya_ac <> k.punya_ac))
-  AND (k.punya_sepeda_motor IS NULL OR (b.punya_sepeda_motor IS NOT NULL AND b.punya_sepeda_motor <> k.punya_sepeda_motor))
-  AND (k.punya_mobil IS NULL OR (b.punya_mobil IS NOT NULL AND b.punya_mobil <> k.punya_mobil))
-  AND (k.punya_emas IS NULL OR (b.punya_emas IS NOT NULL AND b.punya_emas <> k.punya_emas))
-  AND (k.punya_lahan IS NULL OR (b.punya_lahan IS NOT NULL AND b.punya_lahan <> k.punya_lahan))
-  AND (k.punya_ternak IS NULL OR (b.punya_ternak IS NOT NULL AND b.punya_ternak <> k.punya_ternak))
+  AND num_nonnulls({% for a in family_attributes %}k.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}) > 0
+  {% for a in family_attributes %}AND (k.{{ a.name }} IS NULL OR (b.{{ a.name }} IS NOT NULL AND b.{{ a.name }} <> k.{{ a.name }})){% if not loop.last %}
+  {% endif %}{% endfor %}
 ON CONFLICT DO NOTHING;
 
 -- name: drop_conflict_losers
@@ -142,23 +109,8 @@ SELECT coalesce(k.no_kk, b.no_kk) AS no_kk, k.operasi, k.alasan_hapus,
        coalesce(k.kode_wilayah, f.kode_wilayah) AS kode_wilayah,
        CASE WHEN k.operasi = 'TAMBAH' THEN k.alamat ELSE coalesce(k.alamat, f.alamat) END AS alamat,
        coalesce(k.tanggal_pendataan, f.tanggal_pendataan) AS tanggal_pendataan,
-       coalesce(b.status_kepemilikan_rumah, k.status_kepemilikan_rumah, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.status_kepemilikan_rumah END) AS status_kepemilikan_rumah,
-       coalesce(b.luas_lantai_m2, k.luas_lantai_m2, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.luas_lantai_m2 END) AS luas_lantai_m2,
-       coalesce(b.jenis_lantai, k.jenis_lantai, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.jenis_lantai END) AS jenis_lantai,
-       coalesce(b.jenis_dinding, k.jenis_dinding, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.jenis_dinding END) AS jenis_dinding,
-       coalesce(b.jenis_atap, k.jenis_atap, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.jenis_atap END) AS jenis_atap,
-       coalesce(b.sumber_air_minum, k.sumber_air_minum, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.sumber_air_minum END) AS sumber_air_minum,
-       coalesce(b.sumber_penerangan, k.sumber_penerangan, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.sumber_penerangan END) AS sumber_penerangan,
-       coalesce(b.daya_listrik_va, k.daya_listrik_va, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.daya_listrik_va END) AS daya_listrik_va,
-       coalesce(b.bahan_bakar_memasak, k.bahan_bakar_memasak, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.bahan_bakar_memasak END) AS bahan_bakar_memasak,
-       coalesce(b.fasilitas_bab, k.fasilitas_bab, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.fasilitas_bab END) AS fasilitas_bab,
-       coalesce(b.punya_kulkas, k.punya_kulkas, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_kulkas END) AS punya_kulkas,
-       coalesce(b.punya_ac, k.punya_ac, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_ac END) AS punya_ac,
-       coalesce(b.punya_sepeda_motor, k.punya_sepeda_motor, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_sepeda_motor END) AS punya_sepeda_motor,
-       coalesce(b.punya_mobil, k.punya_mobil, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_mobil END) AS punya_mobil,
-       coalesce(b.punya_emas, k.punya_emas, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_emas END) AS punya_emas,
-       coalesce(b.punya_lahan, k.punya_lahan, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_lahan END) AS punya_lahan,
-       coalesce(b.punya_ternak, k.punya_ternak, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.punya_ternak END) AS punya_ternak,
+       {% for a in family_attributes %}coalesce(b.{{ a.name }}, k.{{ a.name }}, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.{{ a.name }} END) AS {{ a.name }}{% if not loop.last %},
+       {% endif %}{% endfor %},
        coalesce(b.pengeluaran_per_kapita, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.pengeluaran_per_kapita END) AS pengeluaran_per_kapita,
        coalesce(b.tanggal_survei, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.tanggal_survei END) AS tanggal_survei
 FROM (SELECT * FROM acc_keluarga WHERE rnk = 1) k
@@ -180,23 +132,8 @@ CROSS JOIN LATERAL (VALUES
            ('kode_wilayah', f.kode_wilayah::text, n.kode_wilayah::text, false),
            ('alamat', f.alamat::text, n.alamat::text, false),
            ('tanggal_pendataan', f.tanggal_pendataan::text, n.tanggal_pendataan::text, false),
-           ('status_kepemilikan_rumah', f.status_kepemilikan_rumah::text, n.status_kepemilikan_rumah::text, b.status_kepemilikan_rumah IS NOT NULL),
-           ('luas_lantai_m2', f.luas_lantai_m2::text, n.luas_lantai_m2::text, b.luas_lantai_m2 IS NOT NULL),
-           ('jenis_lantai', f.jenis_lantai::text, n.jenis_lantai::text, b.jenis_lantai IS NOT NULL),
-           ('jenis_dinding', f.jenis_dinding::text, n.jenis_dinding::text, b.jenis_dinding IS NOT NULL),
-           ('jenis_atap', f.jenis_atap::text, n.jenis_atap::text, b.jenis_atap IS NOT NULL),
-           ('sumber_air_minum', f.sumber_air_minum::text, n.sumber_air_minum::text, b.sumber_air_minum IS NOT NULL),
-           ('sumber_penerangan', f.sumber_penerangan::text, n.sumber_penerangan::text, b.sumber_penerangan IS NOT NULL),
-           ('daya_listrik_va', f.daya_listrik_va::text, n.daya_listrik_va::text, b.daya_listrik_va IS NOT NULL),
-           ('bahan_bakar_memasak', f.bahan_bakar_memasak::text, n.bahan_bakar_memasak::text, b.bahan_bakar_memasak IS NOT NULL),
-           ('fasilitas_bab', f.fasilitas_bab::text, n.fasilitas_bab::text, b.fasilitas_bab IS NOT NULL),
-           ('punya_kulkas', f.punya_kulkas::text, n.punya_kulkas::text, b.punya_kulkas IS NOT NULL),
-           ('punya_ac', f.punya_ac::text, n.punya_ac::text, b.punya_ac IS NOT NULL),
-           ('punya_sepeda_motor', f.punya_sepeda_motor::text, n.punya_sepeda_motor::text, b.punya_sepeda_motor IS NOT NULL),
-           ('punya_mobil', f.punya_mobil::text, n.punya_mobil::text, b.punya_mobil IS NOT NULL),
-           ('punya_emas', f.punya_emas::text, n.punya_emas::text, b.punya_emas IS NOT NULL),
-           ('punya_lahan', f.punya_lahan::text, n.punya_lahan::text, b.punya_lahan IS NOT NULL),
-           ('punya_ternak', f.punya_ternak::text, n.punya_ternak::text, b.punya_ternak IS NOT NULL),
+           {% for a in family_attributes %}('{{ a.name }}', f.{{ a.name }}::text, n.{{ a.name }}::text, b.{{ a.name }} IS NOT NULL){% if not loop.last %},
+           {% endif %}{% endfor %},
            ('pengeluaran_per_kapita', f.pengeluaran_per_kapita::text, n.pengeluaran_per_kapita::text, true),
            ('tanggal_survei', f.tanggal_survei::text, n.tanggal_survei::text, true),
            ('is_open', f.is_open::text, 'true', false)
@@ -204,31 +141,16 @@ CROSS JOIN LATERAL (VALUES
 WHERE n.operasi IS DISTINCT FROM 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_value;
 
 -- name: family_insert_or_reopen
-INSERT INTO registry.family (no_kk, kode_wilayah, alamat, tanggal_pendataan, status_kepemilikan_rumah, luas_lantai_m2, jenis_lantai, jenis_dinding, jenis_atap, sumber_air_minum, sumber_penerangan, daya_listrik_va, bahan_bakar_memasak, fasilitas_bab, punya_kulkas, punya_ac, punya_sepeda_motor, punya_mobil, punya_emas, punya_lahan, punya_ternak, pengeluaran_per_kapita, tanggal_survei, created_round, created_submission, updated_round)
-SELECT no_kk, kode_wilayah, alamat, tanggal_pendataan, status_kepemilikan_rumah, luas_lantai_m2, jenis_lantai, jenis_dinding, jenis_atap, sumber_air_minum, sumber_penerangan, daya_listrik_va, bahan_bakar_memasak, fasilitas_bab, punya_kulkas, punya_ac, punya_sepeda_motor, punya_mobil, punya_emas, punya_lahan, punya_ternak, pengeluaran_per_kapita, tanggal_survei, %(round_seq)s, pemda_submission, %(round_seq)s
+INSERT INTO registry.family (no_kk, kode_wilayah, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, pengeluaran_per_kapita, tanggal_survei, created_round, created_submission, updated_round)
+SELECT no_kk, kode_wilayah, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, pengeluaran_per_kapita, tanggal_survei, %(round_seq)s, pemda_submission, %(round_seq)s
 FROM fam_new WHERE operasi = 'TAMBAH'
 ON CONFLICT (no_kk) DO UPDATE SET
 
     kode_wilayah = EXCLUDED.kode_wilayah,
     alamat = EXCLUDED.alamat,
     tanggal_pendataan = EXCLUDED.tanggal_pendataan,
-    status_kepemilikan_rumah = EXCLUDED.status_kepemilikan_rumah,
-    luas_lantai_m2 = EXCLUDED.luas_lantai_m2,
-    jenis_lantai = EXCLUDED.jenis_lantai,
-    jenis_dinding = EXCLUDED.jenis_dinding,
-    jenis_atap = EXCLUDED.jenis_atap,
-    sumber_air_minum = EXCLUDED.sumber_air_minum,
-    sumber_penerangan = EXCLUDED.sumber_penerangan,
-    daya_listrik_va = EXCLUDED.daya_listrik_va,
-    bahan_bakar_memasak = EXCLUDED.bahan_bakar_memasak,
-    fasilitas_bab = EXCLUDED.fasilitas_bab,
-    punya_kulkas = EXCLUDED.punya_kulkas,
-    punya_ac = EXCLUDED.punya_ac,
-    punya_sepeda_motor = EXCLUDED.punya_sepeda_motor,
-    punya_mobil = EXCLUDED.punya_mobil,
-    punya_emas = EXCLUDED.punya_emas,
-    punya_lahan = EXCLUDED.punya_lahan,
-    punya_ternak = EXCLUDED.punya_ternak,
+    {% for a in family_attributes %}{{ a.name }} = EXCLUDED.{{ a.name }}{% if not loop.last %},
+    {% endif %}{% endfor %},
     pengeluaran_per_kapita = EXCLUDED.pengeluaran_per_kapita,
     tanggal_survei = EXCLUDED.tanggal_survei,
     is_open = true, closed_reason = NULL, closed_round = NULL, updated_round = EXCLUDED.updated_round;
@@ -239,29 +161,14 @@ UPDATE registry.family f SET
     kode_wilayah = n.kode_wilayah,
     alamat = n.alamat,
     tanggal_pendataan = n.tanggal_pendataan,
-    status_kepemilikan_rumah = n.status_kepemilikan_rumah,
-    luas_lantai_m2 = n.luas_lantai_m2,
-    jenis_lantai = n.jenis_lantai,
-    jenis_dinding = n.jenis_dinding,
-    jenis_atap = n.jenis_atap,
-    sumber_air_minum = n.sumber_air_minum,
-    sumber_penerangan = n.sumber_penerangan,
-    daya_listrik_va = n.daya_listrik_va,
-    bahan_bakar_memasak = n.bahan_bakar_memasak,
-    fasilitas_bab = n.fasilitas_bab,
-    punya_kulkas = n.punya_kulkas,
-    punya_ac = n.punya_ac,
-    punya_sepeda_motor = n.punya_sepeda_motor,
-    punya_mobil = n.punya_mobil,
-    punya_emas = n.punya_emas,
-    punya_lahan = n.punya_lahan,
-    punya_ternak = n.punya_ternak,
+    {% for a in family_attributes %}{{ a.name }} = n.{{ a.name }}{% if not loop.last %},
+    {% endif %}{% endfor %},
     pengeluaran_per_kapita = n.pengeluaran_per_kapita,
     tanggal_survei = n.tanggal_survei,
     updated_round = %(round_seq)s
 FROM fam_new n
 WHERE f.no_kk = n.no_kk AND f.is_open AND coalesce(n.operasi, 'UBAH') = 'UBAH'
-  AND (f.kode_wilayah IS DISTINCT FROM n.kode_wilayah OR f.alamat IS DISTINCT FROM n.alamat OR f.tanggal_pendataan IS DISTINCT FROM n.tanggal_pendataan OR f.status_kepemilikan_rumah IS DISTINCT FROM n.status_kepemilikan_rumah OR f.luas_lantai_m2 IS DISTINCT FROM n.luas_lantai_m2 OR f.jenis_lantai IS DISTINCT FROM n.jenis_lantai OR f.jenis_dinding IS DISTINCT FROM n.jenis_dinding OR f.jenis_atap IS DISTINCT FROM n.jenis_atap OR f.sumber_air_minum IS DISTINCT FROM n.sumber_air_minum OR f.sumber_penerangan IS DISTINCT FROM n.sumber_penerangan OR f.daya_listrik_va IS DISTINCT FROM n.daya_listrik_va OR f.bahan_bakar_memasak IS DISTINCT FROM n.bahan_bakar_memasak OR f.fasilitas_bab IS DISTINCT FROM n.fasilitas_bab OR f.punya_kulkas IS DISTINCT FROM n.punya_kulkas OR f.punya_ac IS DISTINCT FROM n.punya_ac OR f.punya_sepeda_motor IS DISTINCT FROM n.punya_sepeda_motor OR f.punya_mobil IS DISTINCT FROM n.punya_mobil OR f.punya_emas IS DISTINCT FROM n.punya_emas OR f.punya_lahan IS DISTINCT FROM n.punya_lahan OR f.punya_ternak IS DISTINCT FROM n.punya_ternak OR f.pengeluaran_per_kapita IS DISTINCT FROM n.pengeluaran_per_kapita OR f.tanggal_survei IS DISTINCT FROM n.tanggal_survei);
+  AND (f.kode_wilayah IS DISTINCT FROM n.kode_wilayah OR f.alamat IS DISTINCT FROM n.alamat OR f.tanggal_pendataan IS DISTINCT FROM n.tanggal_pendataan OR {% for a in family_attributes %}f.{{ a.name }} IS DISTINCT FROM n.{{ a.name }}{% if not loop.last %} OR {% endif %}{% endfor %} OR f.pengeluaran_per_kapita IS DISTINCT FROM n.pengeluaran_per_kapita OR f.tanggal_survei IS DISTINCT FROM n.tanggal_survei);
 
 -- name: family_close
 -- Families a region removes: closed with its reason; their remaining members leave with them.
@@ -335,15 +242,12 @@ WHERE d.snapshot_pk = %(snapshot_pk)s
 CREATE INDEX ON dk_changed (nik);
 ANALYZE dk_changed;
 
--- name: probe_registry_by_key
--- From here to registry_probes_done the round's persons are looked up in the registry by key.
+-- The statements marked `-- planner: probe` look the round's persons up in the registry by key.
 -- Hash joins would scan every registry row (289M nationally) once per statement; index probes cost
 -- what the round costs. dtsen.merge switches the planner to probes when the round is small against
 -- the registry (below PROBE_FRACTION); for a round that touches most of the registry, scans win.
-SET LOCAL enable_hashjoin = off;
-SET LOCAL enable_mergejoin = off;
-
 -- name: person_new
+-- planner: probe
 -- Each person a winning member row touches, with identity from Dukcapil where it knows the NIK.
 CREATE TEMP TABLE per_new ON COMMIT DROP AS
 SELECT a.nik, a.operasi, a.alasan_hapus, a.submission_pk, a.no_kk AS target_kk,
@@ -359,17 +263,11 @@ SELECT a.nik, a.operasi, a.alasan_hapus, a.submission_pk, a.no_kk AS target_kk,
        coalesce(a.nama, p.nama) AS nama_reported,
        coalesce(a.jenis_kelamin, p.jenis_kelamin) AS jk_reported,
        coalesce(a.tanggal_lahir, p.tanggal_lahir) AS tgl_reported,
-       coalesce(a.status_perkawinan, p.status_perkawinan) AS status_perkawinan,
-       coalesce(a.pendidikan_tertinggi, p.pendidikan_tertinggi) AS pendidikan_tertinggi,
-       coalesce(a.status_sekolah, p.status_sekolah) AS status_sekolah,
-       coalesce(a.status_pekerjaan, p.status_pekerjaan) AS status_pekerjaan,
-       coalesce(a.disabilitas, p.disabilitas) AS disabilitas,
-       coalesce(a.penyakit_kronis, p.penyakit_kronis) AS penyakit_kronis,
+       {% for a in member_attributes %}coalesce(a.{{ a.name }}, p.{{ a.name }}) AS {{ a.name }}{% if not loop.last %},
+       {% endif %}{% endfor %},
        -- the registry's values before this round, so recording the changes needs no second join
        p.nama AS old_nama, p.jenis_kelamin AS old_jenis_kelamin, p.tanggal_lahir AS old_tanggal_lahir,
-       p.status_perkawinan AS old_status_perkawinan, p.pendidikan_tertinggi AS old_pendidikan_tertinggi,
-       p.status_sekolah AS old_status_sekolah, p.status_pekerjaan AS old_status_pekerjaan,
-       p.disabilitas AS old_disabilitas, p.penyakit_kronis AS old_penyakit_kronis, p.is_open AS old_is_open
+       {% for a in member_attributes %}p.{{ a.name }} AS old_{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, p.is_open AS old_is_open
 FROM acc_anggota a
 LEFT JOIN registry.person p ON p.nik = a.nik
 LEFT JOIN registry.membership m ON m.nik = a.nik AND m.valid_to_round IS NULL
@@ -377,10 +275,12 @@ LEFT JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik =
 WHERE a.rnk = 1;
 
 -- name: index_person_new
+-- planner: probe
 CREATE INDEX ON per_new (nik);
 ANALYZE per_new;
 
 -- name: person_field_changes
+-- planner: probe
 -- Existing persons: every changed field. New persons: identity values Dukcapil corrected, with the
 -- value the region reported as the old one, so the correction stays explainable.
 INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
@@ -394,41 +294,32 @@ CROSS JOIN LATERAL (VALUES
      n.jenis_kelamin::text, n.jk_by_dukcapil),
     ('tanggal_lahir', CASE WHEN n.existed THEN n.old_tanggal_lahir ELSE n.tgl_reported END::text,
      n.tanggal_lahir::text, n.tgl_by_dukcapil),
-    ('status_perkawinan', n.old_status_perkawinan::text, n.status_perkawinan::text, false),
-    ('pendidikan_tertinggi', n.old_pendidikan_tertinggi::text, n.pendidikan_tertinggi::text, false),
-    ('status_sekolah', n.old_status_sekolah::text, n.status_sekolah::text, false),
-    ('status_pekerjaan', n.old_status_pekerjaan::text, n.status_pekerjaan::text, false),
-    ('disabilitas', n.old_disabilitas::text, n.disabilitas::text, false),
-    ('penyakit_kronis', n.old_penyakit_kronis::text, n.penyakit_kronis::text, false),
+    {% for a in member_attributes %}('{{ a.name }}', n.old_{{ a.name }}::text, n.{{ a.name }}::text, false){% if not loop.last %},
+    {% endif %}{% endfor %},
     ('is_open', n.old_is_open::text, 'true', false)
 ) AS v(field, old_value, new_value, by_dukcapil)
 WHERE n.operasi <> 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_value
   AND (n.existed OR v.field IN ('nama', 'jenis_kelamin', 'tanggal_lahir'));
 
 -- name: person_insert_or_update
-INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, status_perkawinan, pendidikan_tertinggi,
-                             status_sekolah, status_pekerjaan, disabilitas, penyakit_kronis,
+-- planner: probe
+INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %},
                              created_round, created_submission, updated_round)
-SELECT nik, nama, jenis_kelamin, tanggal_lahir, status_perkawinan, pendidikan_tertinggi, status_sekolah,
-       status_pekerjaan, disabilitas, penyakit_kronis, %(round_seq)s, submission_pk, %(round_seq)s
+SELECT nik, nama, jenis_kelamin, tanggal_lahir, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, %(round_seq)s, submission_pk, %(round_seq)s
 FROM per_new WHERE operasi <> 'HAPUS'
 ON CONFLICT (nik) DO UPDATE SET
     nama = EXCLUDED.nama, jenis_kelamin = EXCLUDED.jenis_kelamin, tanggal_lahir = EXCLUDED.tanggal_lahir,
-    status_perkawinan = EXCLUDED.status_perkawinan, pendidikan_tertinggi = EXCLUDED.pendidikan_tertinggi,
-    status_sekolah = EXCLUDED.status_sekolah, status_pekerjaan = EXCLUDED.status_pekerjaan,
-    disabilitas = EXCLUDED.disabilitas, penyakit_kronis = EXCLUDED.penyakit_kronis,
+    {% for a in member_attributes %}{{ a.name }} = EXCLUDED.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %},
     is_open = true, closed_reason = NULL, closed_round = NULL, tanggal_meninggal = NULL,
     updated_round = EXCLUDED.updated_round
 WHERE (registry.person.nama, registry.person.jenis_kelamin, registry.person.tanggal_lahir,
-       registry.person.status_perkawinan, registry.person.pendidikan_tertinggi, registry.person.status_sekolah,
-       registry.person.status_pekerjaan, registry.person.disabilitas, registry.person.penyakit_kronis,
+       {% for a in member_attributes %}registry.person.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %},
        registry.person.is_open)
       IS DISTINCT FROM
-      (EXCLUDED.nama, EXCLUDED.jenis_kelamin, EXCLUDED.tanggal_lahir, EXCLUDED.status_perkawinan,
-       EXCLUDED.pendidikan_tertinggi, EXCLUDED.status_sekolah, EXCLUDED.status_pekerjaan, EXCLUDED.disabilitas,
-       EXCLUDED.penyakit_kronis, true);
+      (EXCLUDED.nama, EXCLUDED.jenis_kelamin, EXCLUDED.tanggal_lahir, {% for a in member_attributes %}EXCLUDED.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, true);
 
 -- name: person_close
+-- planner: probe
 WITH closed AS (
     UPDATE registry.person p
     SET is_open = false, closed_reason = n.alasan_hapus, closed_round = %(round_seq)s, updated_round = %(round_seq)s
@@ -440,6 +331,7 @@ INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_val
 SELECT %(round_seq)s, 'P', nik, 'is_open', 'true', 'false', submission_pk, 'pemda' FROM closed;
 
 -- name: membership_moves
+-- planner: probe
 -- A change of family or relationship closes the open membership and opens a new one; a removal only
 -- closes it. Families people leave are remembered to close them if left empty.
 CREATE TEMP TABLE left_families ON COMMIT DROP AS
@@ -466,15 +358,12 @@ logged AS (
 SELECT DISTINCT no_kk FROM ended;
 
 -- name: membership_open
+-- planner: probe
 INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, submission_pk, source)
 SELECT n.nik, n.target_kk, n.hubungan_keluarga, %(round_seq)s, n.submission_pk, 'pemda'
 FROM per_new n
 WHERE n.operasi <> 'HAPUS'
   AND NOT EXISTS (SELECT 1 FROM registry.membership m WHERE m.nik = n.nik AND m.valid_to_round IS NULL);
-
--- name: registry_probes_done
-SET LOCAL enable_hashjoin = on;
-SET LOCAL enable_mergejoin = on;
 
 -- name: dukcapil_deaths
 -- Dukcapil is the authority on death: open persons it records as deceased are closed, reported by a

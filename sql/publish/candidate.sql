@@ -4,11 +4,9 @@
 
 -- name: snapshot_members
 INSERT INTO publish.anggota (version, nik, no_kk, nama, jenis_kelamin, tanggal_lahir, hubungan_keluarga,
-                             status_perkawinan, pendidikan_tertinggi, status_sekolah, status_pekerjaan,
-                             disabilitas, penyakit_kronis)
+                             {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %})
 SELECT %(version)s, p.nik, m.no_kk, p.nama, p.jenis_kelamin, p.tanggal_lahir, m.hubungan_keluarga,
-       p.status_perkawinan, p.pendidikan_tertinggi, p.status_sekolah, p.status_pekerjaan,
-       p.disabilitas, p.penyakit_kronis
+       {% for a in member_attributes %}p.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}
 FROM registry.person p
 JOIN registry.membership m ON m.nik = p.nik AND m.valid_to_round IS NULL
 WHERE p.is_open;
@@ -21,17 +19,12 @@ ANALYZE publish.anggota;
 -- holds a tenth of individuals up to one family's size.
 -- name: assign_desil
 INSERT INTO publish.keluarga (version, no_kk, kode_wilayah, desil, skor_kesejahteraan, skor_sumber, jumlah_anggota,
-    alamat, tanggal_pendataan, status_kepemilikan_rumah, luas_lantai_m2, jenis_lantai, jenis_dinding, jenis_atap,
-    sumber_air_minum, sumber_penerangan, daya_listrik_va, bahan_bakar_memasak, fasilitas_bab, punya_kulkas,
-    punya_ac, punya_sepeda_motor, punya_mobil, punya_emas, punya_lahan, punya_ternak, pengeluaran_per_kapita,
+    alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, pengeluaran_per_kapita,
     tanggal_survei, groundcheck_tanggal, groundcheck_hasil)
 SELECT %(version)s, f.no_kk, f.kode_wilayah,
        least(10, 1 + floor(10 * (s.before::numeric / s.total)))::smallint,
        s.skor, s.sumber, s.jumlah_anggota,
-       f.alamat, f.tanggal_pendataan, f.status_kepemilikan_rumah, f.luas_lantai_m2, f.jenis_lantai, f.jenis_dinding,
-       f.jenis_atap, f.sumber_air_minum, f.sumber_penerangan, f.daya_listrik_va, f.bahan_bakar_memasak,
-       f.fasilitas_bab, f.punya_kulkas, f.punya_ac, f.punya_sepeda_motor, f.punya_mobil, f.punya_emas,
-       f.punya_lahan, f.punya_ternak, f.pengeluaran_per_kapita, f.tanggal_survei, f.groundcheck_tanggal,
+       f.alamat, f.tanggal_pendataan, {% for a in family_attributes %}f.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, f.pengeluaran_per_kapita, f.tanggal_survei, f.groundcheck_tanggal,
        f.groundcheck_hasil
 FROM (
     SELECT no_kk, skor, sumber, jumlah_anggota,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.types.json import Jsonb
 
+from dtsen import sqlfiles
 from dtsen.errors import DataError
-from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,6 @@ MERGE_LOCK_KEY = 0x0D75E3
 # A round whose member rows are fewer than this share of the registry's persons looks persons up by
 # index (cost grows with the round); a larger one scans (cheaper when most of the registry changes).
 PROBE_FRACTION = 0.2
-PLANNER_STEPS = ("probe_registry_by_key", "registry_probes_done")
 
 
 class MergeError(DataError):
@@ -46,47 +45,21 @@ class MergeSummary:
 
 
 def check_invariants(
-    conn: psycopg.Connection, round_seq: int | None, snapshot_pk: int | None
+    conn: psycopg.Connection,
+    round_seq: int | None,
+    snapshot_pk: int | None,
+    profiles: frozenset[str] = frozenset(),
 ) -> dict[str, int]:
     """Violations per invariant (counts only: the offending keys are personal data).
 
     With `round_seq`, only what that merge touched is checked; this must run inside the merge's
     transaction (it reads the merge's touched_* tables). Without, the whole registry is checked.
     """
-    found = {}
     source = "merge/invariants_round.sql" if round_seq is not None else "merge/invariants.sql"
-    for name, query in statements(source).items():
-        rows = conn.execute(query, {"round_seq": round_seq, "snapshot_pk": snapshot_pk}).fetchall()
-        if rows:
-            found[name] = len(rows)
-    return found
-
-
-CHANGE_COUNTS_SQL = """
-SELECT label, count FROM (
-    SELECT 'families added' AS label, count(*) FROM touched_family t
-        JOIN registry.family f ON f.no_kk = t.no_kk WHERE f.created_round = %(r)s
-    UNION ALL SELECT 'families closed', count(*) FROM touched_family t
-        JOIN registry.family f ON f.no_kk = t.no_kk WHERE f.closed_round = %(r)s
-    UNION ALL SELECT 'families updated', count(DISTINCT entity_key) FROM registry.field_change
-        WHERE round_seq = %(r)s AND entity = 'F' AND field <> 'is_open'
-    UNION ALL SELECT 'persons added', count(*) FROM touched_person t
-        JOIN registry.person p ON p.nik = t.nik WHERE p.created_round = %(r)s
-    UNION ALL SELECT 'persons closed', count(*) FROM touched_person t
-        JOIN registry.person p ON p.nik = t.nik WHERE p.closed_round = %(r)s
-    UNION ALL SELECT 'persons deceased', count(*) FROM touched_person t
-        JOIN registry.person p ON p.nik = t.nik WHERE p.closed_round = %(r)s AND p.closed_reason = 'MENINGGAL'
-    UNION ALL SELECT 'persons updated', count(DISTINCT entity_key) FROM registry.field_change
-        WHERE round_seq = %(r)s AND entity = 'P' AND field <> 'is_open'
-    UNION ALL SELECT 'identity corrected by Dukcapil', count(DISTINCT entity_key) FROM registry.field_change
-        WHERE round_seq = %(r)s AND entity = 'P' AND source = 'dukcapil' AND field <> 'is_open'
-    UNION ALL SELECT 'heads succeeded (death by Dukcapil)', count(*) FROM registry.field_change
-        WHERE round_seq = %(r)s AND entity = 'M' AND field = 'hubungan_keluarga' AND source = 'system'
-    UNION ALL SELECT 'persons moved family', count(*) FROM registry.field_change
-        WHERE round_seq = %(r)s AND entity = 'M' AND field = 'no_kk' AND new_value IS NOT NULL
-    UNION ALL SELECT 'field changes recorded', count(*) FROM registry.field_change WHERE round_seq = %(r)s
-) t
-"""  # reads the merge's touched_* tables: runs inside its transaction
+    found = sqlfiles.fetch(
+        conn, source, {"round_seq": round_seq, "snapshot_pk": snapshot_pk}, profiles=profiles
+    )
+    return {name: len(rows) for name, rows in found.items() if rows}
 
 
 def _round_is_small(conn: psycopg.Connection, round_seq: int) -> bool:
@@ -129,26 +102,19 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         "snapshot_pk": snapshot_pk,
         "previous_snapshot_pk": previous[0] if previous else None,
     }
-    probe = _round_is_small(conn, round_seq)
-    for name, statement in statements("merge/merge_round.sql").items():
-        if name in PLANNER_STEPS and not probe:
-            continue
-        started = time.perf_counter()
-        try:
-            conn.execute(statement, params if "%(" in statement else None)
-        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-            # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything
-            # else (a lost connection, a restart, a deadlock, no disk) is left to retry.
-            # named by its condition only: PostgreSQL's message may quote the offending value
-            raise MergeError(
-                f"merge step {name} failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate}); nothing was changed"
-            ) from exc
-        summary.step_seconds[name] = time.perf_counter() - started
-        log.debug("merge step %s done in %.1f s", name, summary.step_seconds[name])
-    if probe:
-        conn.execute(statements("merge/merge_round.sql")["probe_registry_by_key"])
+    profiles = frozenset({"probe"}) if _round_is_small(conn, round_seq) else frozenset()
+    try:
+        sqlfiles.run(conn, "merge/merge_round.sql", params, profiles=profiles, timings=summary.step_seconds)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything else
+        # (a lost connection, a restart, a deadlock, no disk) is left to retry. Named by its condition
+        # only: PostgreSQL's message may quote the offending value.
+        raise MergeError(
+            f"merge step {getattr(exc, 'statement', '?')} failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate}); "
+            "nothing was changed"
+        ) from exc
     started = time.perf_counter()
-    violations = check_invariants(conn, round_seq, snapshot_pk)
+    violations = check_invariants(conn, round_seq, snapshot_pk, profiles)
     summary.step_seconds["invariants"] = time.perf_counter() - started
     if violations:
         listed = ", ".join(f"{k} ({v}+ cases)" for k, v in violations.items())
@@ -168,9 +134,10 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         "UPDATE ingest.round SET status = 'MERGED', merged_at = now() WHERE round_seq = %s", (round_seq,)
     )
     started = time.perf_counter()
-    summary.changes = dict(conn.execute(CHANGE_COUNTS_SQL, {"r": round_seq}).fetchall())
+    summary.changes = dict(
+        sqlfiles.fetch(conn, "merge/change_counts.sql", {"r": round_seq}, profiles=profiles)["change_counts"]
+    )
     summary.step_seconds["change_counts"] = time.perf_counter() - started
-    conn.execute(statements("merge/merge_round.sql")["registry_probes_done"])
     conn.execute(
         "UPDATE ingest.round SET merge_summary = %s WHERE round_seq = %s",
         (

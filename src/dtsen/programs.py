@@ -4,7 +4,7 @@ Each program is a list of rules; a person is a recipient when every rule holds. 
 select the recipients of a version and explain one person's decision (`dtsen explain`), so the
 explanation cannot drift from the decision. Predicates read the eligibility context `c` (one row per
 member of a version: desil, age on the reference date, school status, the occupation codes of the
-whole family, the last ground check, Dukcapil death), built by sql/publish/eligibility_context.sql.
+whole family, the last ground check, Dukcapil death), built by sql/publish/eligibility.sql.
 Only validated integers and code strings reach the SQL.
 """
 

@@ -1,31 +1,139 @@
-"""Named SQL statements kept as reviewed .sql files under sql/.
+"""Named SQL statements kept as reviewed .sql files under sql/, and the one way they are run.
 
-A file holds blocks introduced by `-- name: <statement>` lines; they are returned in file order, so a
-file reads top to bottom as the steps it performs. Parameters use psycopg's %(name)s style.
+A file holds blocks introduced by `-- name: <statement>` lines, returned in file order, so a file reads
+top to bottom as the steps it performs. A block may say `-- planner: probe` (see PLANNER_PROFILES):
+run with that profile active, it gets those planner settings for itself only.
+
+Files are Jinja templates rendered once with the contract's attribute lists (`family_attributes`,
+`member_attributes`: each with `.name` and `.sql_type`), so adding an attribute to the contract does
+not mean editing every SQL list; structure only, never values. Values are always bound parameters in
+psycopg's %(name)s style (a literal % is written %%).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
 
 from dtsen.paths import SQL_DIR
 
 NAME_RE = re.compile(r"^-- name: ([a-z0-9_]+)\s*$", re.M)
+PLANNER_RE = re.compile(r"^-- planner: ([a-z_]+)\s*$", re.M)
+# Profiles a caller may switch on for the statements that name them. "probe": look the round's keys up
+# in the registry by index instead of hashing the registry (a round small against the registry).
+PLANNER_PROFILES: dict[str, dict[str, str]] = {
+    "probe": {"enable_hashjoin": "off", "enable_mergejoin": "off"},
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    name: str
+    text: str
+    planner: str | None = None  # a PLANNER_PROFILES key
+
+
+def template_context() -> dict:
+    from dtsen.domain.codes import FAMILY_ATTRIBUTE_FIELDS, MEMBER_ATTRIBUTE_FIELDS
+
+    return {"family_attributes": FAMILY_ATTRIBUTE_FIELDS, "member_attributes": MEMBER_ATTRIBUTE_FIELDS}
+
+
+def render(relative_path: str, **fragments: str) -> str:
+    """The file's text with the contract's lists (and any SQL `fragments` the caller names) filled in."""
+    import jinja2
+
+    source = (SQL_DIR / relative_path).read_text(encoding="utf-8")
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+    return environment.from_string(source).render(**template_context(), **fragments)
 
 
 @functools.cache
-def statements(relative_path: str) -> dict[str, str]:
-    text = (SQL_DIR / relative_path).read_text(encoding="utf-8")
-    parts = NAME_RE.split(text)
-    named = {}
+def _parsed(relative_path: str, fragments: tuple[tuple[str, str], ...]) -> tuple[Statement, ...]:
+    parts = NAME_RE.split(render(relative_path, **dict(fragments)))
+    named: dict[str, Statement] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in named:
             raise ValueError(f"{relative_path}: statement {name} defined twice")
         lines = body.strip().splitlines()
         while lines and lines[-1].lstrip().startswith("--"):
             lines.pop()  # a comment before the next block introduces that block, not this one
-        named[name] = "\n".join(lines).strip().rstrip(";")
+        text = "\n".join(lines).strip().rstrip(";")
+        planner = PLANNER_RE.search(text)
+        if planner and planner.group(1) not in PLANNER_PROFILES:
+            raise ValueError(f"{relative_path}: {name} names an unknown planner profile {planner.group(1)}")
+        named[name] = Statement(name, text, planner.group(1) if planner else None)
     if not named:
         raise ValueError(f"{relative_path}: no '-- name:' blocks")
-    return named
+    return tuple(named.values())
+
+
+def load(relative_path: str, **fragments: str) -> tuple[Statement, ...]:
+    return _parsed(relative_path, tuple(sorted(fragments.items())))
+
+
+def statements(relative_path: str, **fragments: str) -> dict[str, str]:
+    """name -> SQL text, in file order."""
+    return {s.name: s.text for s in load(relative_path, **fragments)}
+
+
+@contextlib.contextmanager
+def _planner(conn: psycopg.Connection, statement: Statement, profiles: frozenset[str]) -> Iterator[None]:
+    settings = PLANNER_PROFILES[statement.planner] if statement.planner in profiles else {}
+    for key, value in settings.items():
+        conn.execute(f"SET LOCAL {key} = {value}")  # constants of this module
+    yield
+    for key in settings:
+        conn.execute(f"SET LOCAL {key} = DEFAULT")
+
+
+def _execute(conn: psycopg.Connection, statement: Statement, params: dict) -> psycopg.Cursor:
+    try:
+        return conn.execute(statement.text, params)
+    except psycopg.Error as exc:
+        exc.statement = statement.name  # type: ignore[attr-defined]
+        raise
+
+
+def run(
+    conn: psycopg.Connection,
+    relative_path: str,
+    params: dict | None = None,
+    *,
+    profiles: frozenset[str] = frozenset(),
+    timings: dict[str, float] | None = None,
+) -> dict[str, int]:
+    """Run every statement of the file in order, in the caller's transaction, always binding `params`;
+    a statement whose planner profile is in `profiles` runs with it. Returns rows per statement. A
+    failing statement's exception carries `.statement` (its name)."""
+    counts: dict[str, int] = {}
+    for statement in load(relative_path):
+        started = time.perf_counter()
+        with _planner(conn, statement, profiles):
+            counts[statement.name] = _execute(conn, statement, params or {}).rowcount
+        if timings is not None:
+            timings[statement.name] = time.perf_counter() - started
+    return counts
+
+
+def fetch(
+    conn: psycopg.Connection,
+    relative_path: str,
+    params: dict | None = None,
+    *,
+    profiles: frozenset[str] = frozenset(),
+) -> dict[str, list[tuple]]:
+    """Each query of the file, run as `run` does; its rows by name."""
+    rows: dict[str, list[tuple]] = {}
+    for statement in load(relative_path):
+        with _planner(conn, statement, profiles):
+            rows[statement.name] = _execute(conn, statement, params or {}).fetchall()
+    return rows

@@ -126,7 +126,7 @@ def run_round_through_airflow(round_id: str) -> tuple[str, dict[str, str], int |
     if version is not None:
         with _output_to(log_file):
             notify = bag.dags["dtsen_notify_programs"].test(run_conf={"version": version})
-        states["dtsen_notify_programs.notify"] = str(notify.state)
+        states["dtsen_notify_programs.notify_programs"] = str(notify.state)
     return str(run.state), states, version
 
 
@@ -157,8 +157,11 @@ def standalone(port: int = 8080) -> int:
     """`airflow standalone` for this project: its DAGs and connections, the local warehouse, and a
     local SMTP sink whose mail is kept as files (a Maildir) under DTSEN_HOME/mail."""
     from dtsen.warehouse import engine
+    from dtsen.warehouse.migrate import migrate
 
     cfg = settings()
+    with engine.connect() as conn:  # set-up: rounds refuse a warehouse whose migrations are behind
+        migrate(conn)
     smtp_port = free_port(LOCAL_SMTP_PORT)
     env = (
         os.environ

@@ -6,7 +6,7 @@ the target; a deployment refits the same terms on Susenas microdata and ships a 
 Features are computed by the same SQL the ranking uses (`family_features_query`), so the fitted
 coefficients mean exactly what the ranking applies.
 
-    dtsen rank-fit --world /tmp/w --round 2026-Q1 --out config/ranking/pmt-v1.json
+    dtsen-dev rank-fit --world /tmp/w --round 2026-Q1 --out config/ranking/pmt-v1.json
 """
 
 from __future__ import annotations

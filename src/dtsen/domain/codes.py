@@ -131,6 +131,12 @@ class CodedField:
     codes: tuple[int, ...] = ()
     value_range: tuple[int, int] | None = None
 
+    @property
+    def sql_type(self) -> str:
+        """The registry column type: smallint unless a value can exceed it."""
+        largest = max([*self.codes, *(self.value_range or ())], default=0)
+        return "smallint" if largest <= 32767 else "int"
+
     def allows(self, value: int) -> bool:
         if value in self.codes:
             return True

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from dtsen.errors import DataError
@@ -80,18 +79,15 @@ class AuditOutcome:
 def _audit_views(
     conn: psycopg.Connection, version: int, previous: int | None, snapshot_pk: int | None, config: AuditConfig
 ) -> dict[str, str]:
-    values = {
-        "version": sql.Literal(version),
-        "previous": sql.Literal(previous if previous is not None else -1),
-        "snapshot_pk": sql.Literal(snapshot_pk),
-        "min_base": sql.Literal(config.drift_min_base),
+    """The audit's views as plain SQL: a view cannot take parameters, so they are bound client-side."""
+    params = {
+        "version": version,
+        "previous": previous if previous is not None else -1,
+        "snapshot_pk": snapshot_pk,
+        "min_base": config.drift_min_base,
     }
-    return {
-        name: sql.SQL(text)
-        .format(**{k: v for k, v in values.items() if "{" + k + "}" in text})
-        .as_string(conn)
-        for name, text in statements("publish/audit.sql").items()
-    }
+    cursor = psycopg.ClientCursor(conn)
+    return {name: cursor.mogrify(text, params) for name, text in statements("publish/audit.sql").items()}
 
 
 def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | None = None) -> AuditOutcome:

@@ -65,7 +65,7 @@ def _bps_recent(model: RankingModel) -> str:
 
 def eligibility_context_sql(members: str) -> str:
     """The eligibility context over `members` (a relation of publish.anggota rows)."""
-    return statements("publish/eligibility.sql")["context"].replace("{members}", members)
+    return statements("publish/eligibility.sql", members=members)["context"]
 
 
 def _recipient_statement(program_sql: str, priority_sql: str, program_id: str) -> str:
@@ -177,7 +177,7 @@ def build_candidate(
         )
     for name, statement in steps:
         started = time.perf_counter()
-        conn.execute(statement, params if "%(" in statement else None)
+        conn.execute(statement, params)  # always bound: SQL files write a literal % as %%
         summary.step_seconds[name] = time.perf_counter() - started
         log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
     summary.counts = _counts(conn, version)

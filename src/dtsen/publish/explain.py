@@ -8,6 +8,7 @@ the decision, not a paraphrase of it. The NIK is shown masked; names are not sho
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -76,9 +77,42 @@ def _term_contributions(conn, model: RankingModel, version: int, no_kk: int, ref
     return sorted(out, key=lambda t: -abs(t[3]))
 
 
-def explain(
-    conn: psycopg.Connection, nik: int, version: int | None, model: RankingModel, programs: ProgramSet
-) -> list[str]:
+@dataclass
+class ProgramVerdict:
+    program_id: str
+    recipient: bool
+    priority: bool
+    family_receives: bool  # a family program received by this person's family, listed under its head
+    rules: list[tuple[str, bool]]  # (description, held)
+
+
+@dataclass
+class Explanation:
+    """The facts behind one person's place in one version (no name; the NIK and KK shown masked)."""
+
+    nik: int
+    version: int
+    status: str
+    round_id: str
+    reference_date: object
+    absent_why: str | None = None  # set when the person is not in the version
+    no_kk: int | None = None
+    hubungan: int | None = None
+    kode_wilayah: str | None = None
+    family_size: int | None = None
+    desil: int | None = None
+    score: float | None = None
+    score_source: str | None = None
+    model_ref: dict = field(default_factory=dict)
+    model_mismatch: bool = False
+    terms: list[tuple] = field(default_factory=list)  # (feature, value, contribution, relative)
+    groundcheck: tuple | None = None  # (result, date)
+    provenance: list[tuple] = field(default_factory=list)  # (entity, field, round, source, submission)
+    age: int | None = None
+    programs: list[ProgramVerdict] = field(default_factory=list)
+
+
+def _version_meta(conn: psycopg.Connection, version: int | None) -> tuple:
     if version is None:
         found = conn.execute("SELECT version FROM publish.current_version").fetchone()
         if not found:
@@ -91,118 +125,156 @@ def explain(
     ).fetchone()
     if not meta:
         raise ExplainError(f"version {version} does not exist")
-    status, round_seq, round_id, reference_date, snapshot_pk, model_ref = meta
-    lines = [
-        f"person {mask(str(nik))} in version {version} ({status}, round {round_id}, ages on {reference_date})"
-    ]
-    person = conn.execute(
-        "SELECT no_kk, hubungan_keluarga FROM publish.anggota WHERE version = %s AND nik = %s", (version, nik)
+    return (version, *meta)
+
+
+def _absent_why(conn: psycopg.Connection, nik: int) -> str:
+    closed = conn.execute(
+        "SELECT is_open, closed_reason, closed_round FROM registry.person WHERE nik = %s", (nik,)
     ).fetchone()
-    if not person:
-        closed = conn.execute(
-            "SELECT is_open, closed_reason, closed_round FROM registry.person WHERE nik = %s", (nik,)
-        ).fetchone()
-        why = (
-            "not in the registry"
-            if not closed
-            else (
-                f"closed in the registry ({closed[1]}, round #{closed[2]})"
-                if not closed[0]
-                else "not yet in the registry then"
-            )
-        )
-        return lines + [f"  not in this version: {why}; a recipient of no program"]
-    no_kk, hubungan = person
-    if model_ref.get("sha256") != model.sha256:
-        lines.append(
-            f"  note: this version was ranked with model {model_ref.get('name')} v{model_ref.get('version')} "
-            f"({model_ref.get('sha256', '')[:12]}), not the configured one: term contributions below may differ"
-        )
-    fam = conn.execute(
-        "SELECT desil, skor_kesejahteraan, skor_sumber, jumlah_anggota, kode_wilayah, groundcheck_hasil, "
-        "groundcheck_tanggal FROM publish.keluarga WHERE version = %s AND no_kk = %s",
-        (version, no_kk),
-    ).fetchone()
-    desil, skor, sumber, size, kode, gc_result, gc_date = fam
-    lines.append(
-        f"  family {mask(str(no_kk))} in {kode}: {size} members, this person is the {HUBUNGAN.get(hubungan, hubungan)}"
+    if not closed:
+        return "not in the registry"
+    return (
+        f"closed in the registry ({closed[1]}, round #{closed[2]})"
+        if not closed[0]
+        else "not yet in the registry then"
     )
-    lines.append(
-        f"  desil {desil}; score {skor:.3f} (log monthly per-capita expenditure, ~Rp {round(math.exp(skor)):,})"
-    )
-    if sumber == "BPS":
-        lines.append(
-            "  the score is BPS's measured per-capita expenditure (surveyed within the last 12 months)"
-        )
-    else:
-        lines.append(
-            f"  the score is predicted by model {model_ref.get('name')} v{model_ref.get('version')}; main terms"
-        )
-        lines.append("  (contribution relative to an average family, in log points):")
-        for feature, value, _, relative in _term_contributions(conn, model, version, no_kk, reference_date)[
-            :6
-        ]:
-            shown = f"{float(value):.2f}" if value is not None and "." in value else value
-            lines.append(f"    {feature:<30} = {shown!s:<8} {relative:+.3f}")
-    if gc_result:
-        lines.append(f"  last Kemensos ground check: {gc_result} on {gc_date}")
-    lines.append("  sources of the inputs (round, source, submission):")
-    rows = conn.execute(
-        PROVENANCE_SQL,
-        {
-            "nik": nik,
-            "no_kk": no_kk,
-            "round_seq": round_seq,
-            "person_fields": ["jenis_kelamin", "tanggal_lahir", *MEMBER_ATTRIBUTES],
-            "family_fields": [*FAMILY_ATTRIBUTES]
-            + (["pengeluaran_per_kapita"] if sumber == "BPS" else [])
-            + (["groundcheck_hasil"] if gc_result else []),
-        },
-    ).fetchall()
-    for entity, field, rid, source, submission in rows:
-        owner = "person" if entity == "P" else "family"
-        lines.append(f"    {owner} {field:<26} {rid}  {source:<8} {submission or '-'}")
+
+
+def _program_verdicts(
+    conn: psycopg.Connection, e: Explanation, programs: ProgramSet, snapshot_pk: int | None
+) -> tuple[int, list[ProgramVerdict]]:
+    """Each program's rules evaluated with the version's own SQL, and whether the person received it."""
     checks = ", ".join(
         f"({rule.sql}) AS {program.id}__{rule.name}"
         for program in programs.programs
         for rule in program.rules
     )
-    context = eligibility_context_sql(version_members(version, no_kk))
+    context = eligibility_context_sql(version_members(e.version, e.no_kk))
     row = conn.execute(
         f"SELECT c.umur, {checks} FROM ({context}) c WHERE c.nik = %(nik)s",  # noqa: S608
-        {"version": version, "reference_date": reference_date, "snapshot_pk": snapshot_pk, "nik": nik},
+        {"version": e.version, "reference_date": e.reference_date, "snapshot_pk": snapshot_pk, "nik": e.nik},
     ).fetchone()
-    lines.append(f"  age on {reference_date}: {row[0]}")
-    recipient = {
-        p: prio
-        for p, prio in conn.execute(
-            "SELECT program, prioritas FROM publish.recipient WHERE version = %s AND nik = %s", (version, nik)
-        ).fetchall()
-    }
-    family_programs = dict(
+    recipient = dict(
         conn.execute(
-            "SELECT r.program, true FROM publish.recipient r JOIN publish.anggota a ON a.version = r.version "
-            "AND a.nik = r.nik WHERE r.version = %s AND r.no_kk = %s AND a.hubungan_keluarga = 1",
-            (version, no_kk),
+            "SELECT program, prioritas FROM publish.recipient WHERE version = %s AND nik = %s",
+            (e.version, e.nik),
         ).fetchall()
     )
-    i = 1
-    for program in programs.programs:
-        results = []
-        for rule in program.rules:
-            results.append((rule, bool(row[i])))
-            i += 1
-        decided = program.id in recipient
-        verdict = (
-            "RECIPIENT" + (" (priority)" if recipient.get(program.id) else "")
-            if decided
-            else "not a recipient"
+    family_programs = {
+        p
+        for (p,) in conn.execute(
+            "SELECT r.program FROM publish.recipient r JOIN publish.anggota a ON a.version = r.version "
+            "AND a.nik = r.nik WHERE r.version = %s AND r.no_kk = %s AND a.hubungan_keluarga = 1",
+            (e.version, e.no_kk),
         )
-        if not decided and program.unit == "family" and hubungan != 1 and family_programs.get(program.id):
+    }
+    verdicts, i = [], 1
+    for program in programs.programs:
+        rules = [(rule.description, bool(row[i + k])) for k, rule in enumerate(program.rules)]
+        i += len(program.rules)
+        verdicts.append(
+            ProgramVerdict(
+                program.id,
+                program.id in recipient,
+                bool(recipient.get(program.id)),
+                program.unit == "family" and e.hubungan != 1 and program.id in family_programs,
+                rules,
+            )
+        )
+    return row[0], verdicts
+
+
+def gather(
+    conn: psycopg.Connection, nik: int, version: int | None, model: RankingModel, programs: ProgramSet
+) -> Explanation:
+    """What explains a person's desil and programs in a version, read with the version's own SQL."""
+    version, status, round_seq, round_id, reference_date, snapshot_pk, model_ref = _version_meta(
+        conn, version
+    )
+    e = Explanation(nik, version, status, round_id, reference_date)
+    person = conn.execute(
+        "SELECT no_kk, hubungan_keluarga FROM publish.anggota WHERE version = %s AND nik = %s", (version, nik)
+    ).fetchone()
+    if not person:
+        e.absent_why = _absent_why(conn, nik)
+        return e
+    e.no_kk, e.hubungan = person
+    e.model_ref, e.model_mismatch = model_ref, model_ref.get("sha256") != model.sha256
+    e.desil, e.score, e.score_source, e.family_size, e.kode_wilayah, gc_result, gc_date = conn.execute(
+        "SELECT desil, skor_kesejahteraan, skor_sumber, jumlah_anggota, kode_wilayah, groundcheck_hasil, "
+        "groundcheck_tanggal FROM publish.keluarga WHERE version = %s AND no_kk = %s",
+        (version, e.no_kk),
+    ).fetchone()
+    e.groundcheck = (gc_result, gc_date) if gc_result else None
+    if e.score_source != "BPS":
+        e.terms = _term_contributions(conn, model, version, e.no_kk, reference_date)[:6]
+    e.provenance = conn.execute(
+        PROVENANCE_SQL,
+        {
+            "nik": nik,
+            "no_kk": e.no_kk,
+            "round_seq": round_seq,
+            "person_fields": ["jenis_kelamin", "tanggal_lahir", *MEMBER_ATTRIBUTES],
+            "family_fields": [*FAMILY_ATTRIBUTES]
+            + (["pengeluaran_per_kapita"] if e.score_source == "BPS" else [])
+            + (["groundcheck_hasil"] if gc_result else []),
+        },
+    ).fetchall()
+    e.age, e.programs = _program_verdicts(conn, e, programs, snapshot_pk)
+    return e
+
+
+def render(e: Explanation) -> list[str]:
+    lines = [
+        f"person {mask(str(e.nik))} in version {e.version} ({e.status}, round {e.round_id}, ages on {e.reference_date})"
+    ]
+    if e.absent_why:
+        return lines + [f"  not in this version: {e.absent_why}; a recipient of no program"]
+    ref = e.model_ref
+    if e.model_mismatch:
+        lines.append(
+            f"  note: this version was ranked with model {ref.get('name')} v{ref.get('version')} "
+            f"({ref.get('sha256', '')[:12]}), not the configured one: term contributions below may differ"
+        )
+    lines.append(
+        f"  family {mask(str(e.no_kk))} in {e.kode_wilayah}: {e.family_size} members, this person is the "
+        f"{HUBUNGAN.get(e.hubungan, e.hubungan)}"
+    )
+    lines.append(
+        f"  desil {e.desil}; score {e.score:.3f} (log monthly per-capita expenditure, ~Rp {round(math.exp(e.score)):,})"
+    )
+    if e.score_source == "BPS":
+        lines.append(
+            "  the score is BPS's measured per-capita expenditure (surveyed within the last 12 months)"
+        )
+    else:
+        lines.append(f"  the score is predicted by model {ref.get('name')} v{ref.get('version')}; main terms")
+        lines.append("  (contribution relative to an average family, in log points):")
+        for feature, value, _, relative in e.terms:
+            shown = f"{float(value):.2f}" if value is not None and "." in value else value
+            lines.append(f"    {feature:<30} = {shown!s:<8} {relative:+.3f}")
+    if e.groundcheck:
+        lines.append(f"  last Kemensos ground check: {e.groundcheck[0]} on {e.groundcheck[1]}")
+    lines.append("  sources of the inputs (round, source, submission):")
+    for entity, name, rid, source, submission in e.provenance:
+        lines.append(
+            f"    {'person' if entity == 'P' else 'family'} {name:<26} {rid}  {source:<8} {submission or '-'}"
+        )
+    lines.append(f"  age on {e.reference_date}: {e.age}")
+    for p in e.programs:
+        verdict = ("RECIPIENT" + (" (priority)" if p.priority else "")) if p.recipient else "not a recipient"
+        if p.family_receives and not p.recipient:
             verdict += " in person; the family receives it, listed under its head"
-        lines.append(f"  {program.id}: {verdict}")
-        for rule, ok in results:
-            lines.append(f"    [{'x' if ok else ' '}] {rule.description}")
-        if decided != all(ok for _, ok in results):
+        lines.append(f"  {p.program_id}: {verdict}")
+        lines += [f"    [{'x' if ok else ' '}] {description}" for description, ok in p.rules]
+        if p.recipient != all(ok for _, ok in p.rules):
             lines.append("    note: the configured rules differ from the ones this version was built with")
     return lines
+
+
+def explain(
+    conn: psycopg.Connection, nik: int, version: int | None, model: RankingModel, programs: ProgramSet
+) -> list[str]:
+    """The lines `dtsen explain` prints: gather the facts, then render them."""
+    return render(gather(conn, nik, version, model, programs))

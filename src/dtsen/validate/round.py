@@ -99,7 +99,7 @@ def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int
     steps = statements("validate/cross_rules.sql")
     rejected = 0
     for name, statement in steps.items():
-        rejected = conn.execute(statement, params if "%(" in statement else None).rowcount
+        rejected = conn.execute(statement, params).rowcount
         log.debug("cross rule step %s done", name)
     # FAMILY_STRUCTURE cascades: a rejected member row can leave another family of the submission
     # (the one it was moving into) without its head, so the check repeats on the rows still clean

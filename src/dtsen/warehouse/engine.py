@@ -1,11 +1,8 @@
-"""Connections to the warehouse: SQLAlchemy 2 engine (psycopg 3) and raw psycopg for COPY."""
+"""Connections to the warehouse (psycopg 3): where it is, and a connection for one step."""
 
 from __future__ import annotations
 
-import functools
-
 import psycopg
-from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from dtsen.config import settings
@@ -26,16 +23,6 @@ def database_url() -> str:
 def libpq_conninfo(url: str) -> str:
     """The same URL in the form psycopg.connect() takes (no SQLAlchemy driver suffix)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@functools.lru_cache(maxsize=4)
-def _engine_for(url: str) -> Engine:
-    # application_name lets data ops tell pipeline sessions apart in pg_stat_activity.
-    return create_engine(url, pool_pre_ping=True, connect_args={"application_name": "dtsen"})
-
-
-def get_engine() -> Engine:
-    return _engine_for(database_url())
 
 
 def connect(**kwargs) -> psycopg.Connection:

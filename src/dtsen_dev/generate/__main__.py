@@ -11,7 +11,7 @@ from dtsen_dev.generate.run import GenConfig, generate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dtsen generate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dtsen-dev generate", description=__doc__)
     parser.add_argument("--persons", type=int, required=True, help="registry size of round 1 (persons)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20260101)
