@@ -280,10 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse, set up logging, run the chosen command (shared with `dtsen-dev`)."""
+    args = parser.parse_args(argv)
     configure_logging(args.verbose)
     return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dtsen.cli import configure_logging
+from dtsen.cli import run_command
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -81,9 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
-    return args.func(args)
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":
