@@ -52,6 +52,16 @@ def feedback_dir(publish_root: Path, round_id: str, name: str) -> Path:
     return publish_root / "feedback" / round_id / name
 
 
+def rows_per_reason(
+    row_reasons: dict[str, int], status: str, reason_code: str | None, received: int
+) -> dict[str, int]:
+    """Rows per reason code of a submission: its row-level reasons, and for a submission refused whole
+    (before any row-level rule ran) every row it sent, under the submission's code."""
+    if status == "REJECTED" and reason_code and reason_code not in row_reasons:
+        return {**row_reasons, reason_code: received}
+    return dict(row_reasons)
+
+
 def _csv_field(value: object) -> str:
     text = "" if value is None else str(value)
     return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') else text
@@ -94,9 +104,12 @@ def write_feedback(
             rejected = received  # nothing of a refused submission is merged
         rows[file_name] = {"received": received, "merged": received - rejected, "rejected": rejected}
         rejected_total += rejected
-    reasons = dict(conn.execute(queries["reason_counts"], params).fetchall())
-    if status == "REJECTED" and reason_code and reason_code not in reasons:
-        reasons[reason_code] = sum(r["received"] for r in rows.values())
+    reasons = rows_per_reason(
+        dict(conn.execute(queries["reason_counts"], params).fetchall()),
+        status,
+        reason_code,
+        sum(r["received"] for r in rows.values()),
+    )
     warnings = [
         f"{name}: {w}"
         for name, ws in conn.execute(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from dtsen.feedback import feedback_dir
+from dtsen.feedback import FINAL, feedback_dir, rows_per_reason
 
 
 @dataclass
@@ -85,12 +85,10 @@ def round_report(conn: psycopg.Connection, round_id: str, publish_root: Path) ->
         (round_seq,),
     ).fetchall():
         files = received.get(pk, {})
-        codes = reasons.get(pk, {})
-        if sub_status == "REJECTED" and code and code not in codes:
-            codes = {**codes, code: sum(files.values())}
+        codes = rows_per_reason(reasons.get(pk, {}), sub_status, code, sum(files.values()))
         rejected = sum(files.values()) if sub_status == "REJECTED" else sum(codes.values())
         folder = feedback_dir(publish_root, round_id, submission_id)
-        final = sub_status in ("REJECTED", "MERGED") and (folder / "ringkasan.json").exists()
+        final = sub_status in FINAL and (folder / "ringkasan.json").exists()
         report.submissions.append(
             SubmissionLine(
                 pk,
