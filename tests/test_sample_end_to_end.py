@@ -12,7 +12,7 @@ import pytest
 
 from dtsen.contract import ROW_LEVEL_CODES, FileKind
 from dtsen.paths import SAMPLE_DIR
-from dtsen.validate.run import Batch, run_suite
+from dtsen.validate.run import Batch, run_authored_suite
 from dtsen_dev.evaluate import RepairScore, score_nik_repairs, score_registry, score_rejections
 from tests.factories import run_steps
 
@@ -82,7 +82,7 @@ def test_suite_results_agree_with_row_rejections_on_the_sample(sample_rounds):
     ).fetchall()
     assert submissions
     for pk, round_seq, file_name, kind in submissions:
-        suite = run_suite(conn, Batch(FileKind(kind), round_seq=round_seq, submission_pk=pk))
+        suite = run_authored_suite(conn, Batch(FileKind(kind), round_seq=round_seq, submission_pk=pk))
         from_ge = {f"{r.reason_code}/{r.field}": r.failed for r in suite.rules if r.failed}
         derived = dict(
             conn.execute(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dtsen.contract import FileKind
-from dtsen.validate.run import Batch, run_suite
+from dtsen.validate.run import Batch, run_authored_suite
 from tests.factories import (
     FAMILY_VALUES,
     KK1,
@@ -109,7 +109,9 @@ def test_suite_counts_agree_with_row_rejections(db, tmp_path, monkeypatch, round
         (FileKind.PEMDA_KELUARGA, "keluarga.csv"),
         (FileKind.PEMDA_ANGGOTA, "anggota.csv"),
     ):
-        suite = run_suite(db, Batch(kind, round_seq=ingested.round_seq, submission_pk=sub["submission_pk"]))
+        suite = run_authored_suite(
+            db, Batch(kind, round_seq=ingested.round_seq, submission_pk=sub["submission_pk"])
+        )
         derived = dict(
             db.execute(
                 "SELECT reason_code || '/' || field, count(*) FROM quality.rejection WHERE submission_pk = %s "

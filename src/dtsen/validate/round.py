@@ -20,10 +20,10 @@ from dtsen.errors import DataError
 from dtsen.sqlfiles import statements
 from dtsen.validate.run import (
     Batch,
-    run_suite,
+    SuiteOutcome,
     store_snapshot_suite_result,
     store_suite_result,
-    write_row_rejections,
+    validate_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,19 @@ def validate_submission(conn: psycopg.Connection, submission_pk: int) -> Submiss
         (submission_pk,),
     ).fetchall()
     for file_name, kind_value in files:
-        kind = FileKind(kind_value)
-        batch = Batch(kind, round_seq=round_seq, submission_pk=submission_pk)
-        suite = run_suite(conn, batch)
-        store_suite_result(conn, submission_pk, kind, suite)
-        outcome.row_rejections += write_row_rejections(conn, batch, file_name)
+        batch = Batch(FileKind(kind_value), round_seq=round_seq, submission_pk=submission_pk)
+        suite, rejections = validate_file(conn, batch, file_name)
+        outcome.row_rejections += rejections
         outcome.rules_failed += suite.failed
         outcome.suites[suite.suite_name] = suite.success
     return outcome
+
+
+def validate_file(conn: psycopg.Connection, batch: Batch, file_name: str) -> tuple[SuiteOutcome, int]:
+    """One staged file: its suite's result stored, its row-level rejections written."""
+    suite, rejections = validate_batch(conn, batch, file_name)
+    store_suite_result(conn, batch.submission_pk, batch.kind, suite)
+    return suite, rejections
 
 
 def validate_snapshot(conn: psycopg.Connection, snapshot_pk: int) -> None:
@@ -68,7 +73,7 @@ def validate_snapshot(conn: psycopg.Connection, snapshot_pk: int) -> None:
     ).fetchone()
     if done:
         return
-    outcome = run_suite(conn, Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk))
+    outcome, _ = validate_batch(conn, Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk), None)
     store_snapshot_suite_result(conn, snapshot_pk, outcome)
     for rule in outcome.rules:
         if rule.failed:

@@ -1,12 +1,14 @@
 """Row rules read from the committed suites, as SQL predicates over a staged batch.
 
 Each expectation in expectations/*.json becomes one Rule: the predicate selecting the rows that fail
-it. Great Expectations evaluates the expectation itself; the rejection step evaluates the same
-predicate to name the failing lines, so the two agree by construction (and a test checks they do).
+it, and the flag column that holds its outcome per row when a file is validated in one pass
+(dtsen.validate.run). A test runs Great Expectations on the suites as written and checks that it
+finds exactly the rows these predicates reject.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -28,6 +30,7 @@ class Rule:
     reason_code: str
     field: str
     predicate: sql.Composable  # true for rows that fail the rule
+    flag: str  # the column holding the rule's outcome for a row (true: the row fails it)
 
 
 def _predicate(expectation: dict) -> sql.Composable:
@@ -62,9 +65,20 @@ def _predicate(expectation: dict) -> sql.Composable:
 def rules_for(kind: FileKind) -> list[Rule]:
     suite = load_suite(kind)
     rules = []
-    for expectation in suite["expectations"]:
+    for index, expectation in enumerate(suite["expectations"]):
         meta = expectation.get("meta") or {}
         if "reason_code" not in meta or "field" not in meta or "rule" not in meta:
             raise SuiteFormatError(f"expectation without reason_code/field/rule meta in {suite['name']}")
-        rules.append(Rule(meta["rule"], meta["reason_code"], meta["field"], _predicate(expectation)))
+        if not CODE_RE.fullmatch(meta["reason_code"]) or not FIELD_RE.fullmatch(meta["field"]):
+            raise SuiteFormatError(f"{meta['rule']}: reason_code and field must be plain names")
+        rules.append(
+            Rule(
+                meta["rule"], meta["reason_code"], meta["field"], _predicate(expectation), f"rule_{index:02d}"
+            )
+        )
     return rules
+
+
+# Codes and fields are written into the one-pass SQL as literals: plain names only.
+CODE_RE = re.compile(r"[A-Z][A-Z_]*")
+FIELD_RE = re.compile(r"[a-z][a-z0-9_]*")

@@ -1,8 +1,17 @@
-"""Validate staged files: run each file kind's Great Expectations suite inside PostgreSQL, then write
-the row-level rejections from the same rules in one set-based pass.
+"""Validate staged files: every row rule of the file kind's suite in one pass over the file, Great
+Expectations judging the outcome, and the row-level rejections written from the same pass.
 
-Nothing personal leaves the warehouse: GE results are stored as counts per rule (unexpected values
-and row samples are stripped), and the rejection rows stay in quality.rejection.
+The suites in expectations/ are where a rule is read and changed. A file is read once
+(sql/validate/row_rules.sql): each rule's predicate (dtsen.validate.rules) is evaluated on every row
+and the rows failing any rule are kept with one flag per rule. Great Expectations then validates the
+flags, one expectation per authored rule carrying the rule's meta, as column-map expectations that it
+bundles into one query; and the rejections are the flagged rows. A clean row has every flag false, so
+leaving clean rows out of the flags changes no verdict and no count. Running the authored suite
+directly (`run_authored_suite`, one query or more per rule) gives the same verdicts and counts: a
+test checks it on every file kind.
+
+Nothing personal leaves the warehouse: GE results are stored as counts per rule, and the rejection
+rows stay in quality.rejection.
 """
 
 from __future__ import annotations
@@ -14,12 +23,16 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dtsen import sqlfiles
 from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.gx import failed_count, validate_views
 from dtsen.validate.rules import Rule, rules_for
 from dtsen.validate.suites import load_suite
 
 log = logging.getLogger(__name__)
+
+ROW_RULES = "validate/row_rules.sql"
+FLAGS_VIEW = "row_flags_judged"
 
 
 @dataclass(frozen=True)
@@ -31,21 +44,31 @@ class Batch:
     submission_pk: int | None = None
     snapshot_pk: int | None = None
 
-    def sql(self) -> str:
-        # Only an enum's table name and integers are interpolated; GE's query assets take plain text.
-        table = f"staging.{self.kind.value}"
+    def query(self) -> str:
+        """The batch's rows, with `_cutoff` and `_regency`; its keys are %(name)s parameters."""
+        table = f"staging.{self.kind.value}"  # an enum's table name only
         if self.kind is FileKind.DUKCAPIL_PENDUDUK:
             return (
                 f"SELECT s.*, snap.snapshot_date AS _cutoff, NULL::text AS _regency FROM {table} s "  # noqa: S608
-                f"JOIN ingest.dukcapil_snapshot snap ON snap.snapshot_pk = s.snapshot_pk "
-                f"WHERE s.snapshot_pk = {int(self.snapshot_pk)}"
+                "JOIN ingest.dukcapil_snapshot snap ON snap.snapshot_pk = s.snapshot_pk "
+                "WHERE s.snapshot_pk = %(snapshot_pk)s"
             )
         return (
             f"SELECT s.*, r.reference_date AS _cutoff, sub.kode_wilayah AS _regency FROM {table} s "  # noqa: S608
-            f"JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk "
-            f"JOIN ingest.round r ON r.round_seq = sub.round_seq "
-            f"WHERE s.round_seq = {int(self.round_seq)} AND s.submission_pk = {int(self.submission_pk)}"
+            "JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk "
+            "JOIN ingest.round r ON r.round_seq = sub.round_seq "
+            "WHERE s.round_seq = %(round_seq)s AND s.submission_pk = %(submission_pk)s"
         )
+
+    @property
+    def params(self) -> dict[str, int]:
+        if self.kind is FileKind.DUKCAPIL_PENDUDUK:
+            return {"snapshot_pk": int(self.snapshot_pk)}
+        return {"round_seq": int(self.round_seq), "submission_pk": int(self.submission_pk)}
+
+    def sql(self) -> str:
+        """The batch's query with its integer keys written in (GE's views take plain text)."""
+        return self.query() % self.params
 
     @property
     def name(self) -> str:
@@ -73,11 +96,7 @@ class SuiteOutcome:
     rules: list[RuleOutcome]
 
 
-def run_suite(conn: psycopg.Connection, batch: Batch) -> SuiteOutcome:
-    """Run the file kind's suite with Great Expectations against the staged batch, on `conn` (it
-    sees the rows staged in the caller's transaction)."""
-    suite_json = load_suite(batch.kind)
-    result = validate_views(conn, {f"batch_{batch.name}": (batch.sql(), suite_json)})[f"batch_{batch.name}"]
+def _outcome(suite_json: dict, result) -> SuiteOutcome:
     rules = []
     for item in result.results:
         meta = item.expectation_config.meta
@@ -92,38 +111,69 @@ def run_suite(conn: psycopg.Connection, batch: Batch) -> SuiteOutcome:
     )
 
 
-def write_row_rejections(
-    conn: psycopg.Connection, batch: Batch, file_name: str, rules: list[Rule] | None = None
-) -> int:
-    """Insert one quality.rejection row per (failing row, rule) in a single pass over the batch."""
-    if batch.kind is FileKind.DUKCAPIL_PENDUDUK:
-        raise ValueError("Dukcapil rows are reference data: their defects go to operators, not to rejections")
-    rules = rules if rules is not None else rules_for(batch.kind)
-    key = FILE_SPECS[batch.kind].key
-    checks = sql.SQL(", ").join(
-        sql.SQL("(({pred}) IS TRUE, {code}, {field})").format(
-            pred=r.predicate, code=sql.Literal(r.reason_code), field=sql.Literal(r.field)
+def _row_rule_statements(conn: psycopg.Connection, batch: Batch, rules: list[Rule]) -> dict[str, str]:
+    def text(part: sql.Composable) -> str:
+        return part.as_string(conn).replace("%", "%%")  # the statements bind %(name)s parameters
+
+    predicates = [sql.SQL("({}) IS TRUE").format(r.predicate) for r in rules]
+    return sqlfiles.statements(
+        ROW_RULES,
+        batch=batch.query(),
+        key=FILE_SPECS[batch.kind].key,
+        flags=", ".join(f"{text(p)} AS {r.flag}" for p, r in zip(predicates, rules, strict=True)),
+        any_failed=" OR ".join(text(p) for p in predicates),
+        flag_columns=", ".join(r.flag for r in rules),
+        flag_values=", ".join(
+            f"(f.{r.flag}, {sql.Literal(r.reason_code).as_string(conn)}, {sql.Literal(r.field).as_string(conn)})"
+            for r in rules
+        ),
+    )
+
+
+def flag_suite(suite_json: dict, rules: list[Rule]) -> dict:
+    """The authored suite as expectations on the rule flags: each keeps its rule's meta."""
+    expectations = []
+    for expectation, rule in zip(suite_json["expectations"], rules, strict=True):
+        expectations.append(
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": rule.flag, "value_set": [False]},
+                "meta": dict(expectation["meta"]),
+                "description": expectation.get("description") or expectation["type"],
+            }
         )
-        for r in rules
-    )
-    # Rows failing any rule are found first (OR stops at the first failing rule; clean rows, the
-    # vast majority, are checked once per rule); only those are expanded into one row per failed rule.
-    # Expanding every row through the VALUES list directly was ~5x slower.
-    any_failed = sql.SQL(" OR ").join(sql.SQL("({}) IS TRUE").format(r.predicate) for r in rules)
-    query = sql.SQL(
-        "INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value) "
-        "SELECT b.round_seq, b.submission_pk, {file}, b.line_no, v.code, v.field, b.{key} "
-        "FROM (SELECT * FROM ({batch}) AS whole WHERE {any_failed}) b "
-        "CROSS JOIN LATERAL (VALUES {checks}) AS v(failed, code, field) "
-        "WHERE v.failed ON CONFLICT DO NOTHING"
-    ).format(
-        file=sql.Literal(file_name),
-        key=sql.Identifier(key),
-        batch=sql.SQL(batch.sql()),
-        any_failed=any_failed,
-        checks=checks,
-    )
-    return conn.execute(query).rowcount
+    return {
+        "name": suite_json["name"],
+        "expectations": expectations,
+        "meta": dict(suite_json.get("meta", {})),
+    }
+
+
+def validate_batch(conn: psycopg.Connection, batch: Batch, file_name: str | None) -> tuple[SuiteOutcome, int]:
+    """Validate one staged file in one pass: its suite outcome (by Great Expectations) and, for a
+    submission's file (`file_name`), the row-level rejections written. Returns (outcome, rejections)."""
+    if file_name is not None and batch.kind is FileKind.DUKCAPIL_PENDUDUK:
+        raise ValueError("Dukcapil rows are reference data: their defects go to operators, not to rejections")
+    suite_json = load_suite(batch.kind)
+    rules = rules_for(batch.kind)
+    steps = _row_rule_statements(conn, batch, rules)
+    conn.execute(steps["drop_flags"])
+    flagged = conn.execute(steps["flag_rows"], batch.params).rowcount
+    result = validate_views(conn, {FLAGS_VIEW: (steps["judged_flags"], flag_suite(suite_json, rules))})
+    outcome = _outcome(suite_json, result[FLAGS_VIEW])
+    rejections = 0
+    if file_name is not None and flagged:
+        rejections = conn.execute(steps["reject_flagged"], batch.params | {"file_name": file_name}).rowcount
+    conn.execute(steps["drop_flags"])
+    return outcome, rejections
+
+
+def run_authored_suite(conn: psycopg.Connection, batch: Batch) -> SuiteOutcome:
+    """Run the file kind's suite as written with Great Expectations against the staged batch, on
+    `conn`: one query or more per rule. The reference the one-pass validation must agree with."""
+    suite_json = load_suite(batch.kind)
+    result = validate_views(conn, {f"batch_{batch.name}": (batch.sql(), suite_json)})[f"batch_{batch.name}"]
+    return _outcome(suite_json, result)
 
 
 def store_suite_result(
