@@ -41,7 +41,8 @@ def test_round_is_staged_once_even_when_run_twice(db, landing):
     round_id = _round_id(db)
     files = {"keluarga.csv": KELUARGA.replace(b"2026-05-01", b"2026-05-03"), "anggota.csv": ANGGOTA}
     make_submission(landing, "3273-a", folder_round=round_id, data_files=files)
-    make_dukcapil(landing, "2020-01-01", DUKCAPIL)
+    # the round's own cut-off: the shared warehouse refuses an extract older than one already loaded
+    make_dukcapil(landing, round_reference_date(round_id).isoformat(), DUKCAPIL)
     first = stage(round_id, landing, validate=False)
     second = stage(round_id, landing, validate=False)
     assert [s["status"] for s in first.submissions] == ["STAGED"]
@@ -65,7 +66,7 @@ def test_dukcapil_snapshot_keeps_only_unambiguous_well_formed_rows(db, landing):
     assert result["dukcapil_rows"] == 5
     assert result["dukcapil_rows_kept"] == 2  # duplicated NIK (both copies) and a 15-digit NIK dropped
     kept = db.execute(
-        "SELECT nik, status_hidup FROM ref.dukcapil_penduduk WHERE snapshot_pk = %s ORDER BY nik",
+        "SELECT nik, status_hidup FROM ref.dukcapil_as_of(%s) ORDER BY nik",
         (result["dukcapil_snapshot_pk"],),
     ).fetchall()
     assert kept == [(3273011212120003, "HIDUP"), (3273014101900001, "HIDUP")]

@@ -298,8 +298,7 @@ def test_round_scoped_invariants_catch_each_kind_of_violation(fresh_db, tmp_path
             ([head, child, dead],),
         )
         db.execute(
-            "CREATE TEMP TABLE dk_changed ON COMMIT DROP AS SELECT nik, status_hidup FROM ref.dukcapil_penduduk "
-            "WHERE snapshot_pk = %s",
+            "CREATE TEMP TABLE dk_changed ON COMMIT DROP AS SELECT nik, status_hidup FROM ref.dukcapil_as_of(%s)",
             (snapshot,),
         )
         assert check_invariants(db, ingested.round_seq, snapshot) == {}

@@ -31,6 +31,6 @@ LIMIT 20;
 
 -- name: open_person_deceased_per_dukcapil
 SELECT p.nik FROM registry.person p
-JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = p.nik AND d.status_hidup = 'MENINGGAL'
+JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = p.nik AND d.status_hidup = 'MENINGGAL'
 WHERE p.is_open
 LIMIT 20;

@@ -39,7 +39,7 @@ LIMIT 20;
 -- persons this round touched, and everyone whose death arrived with this snapshot's changes
 (SELECT p.nik FROM touched_person t
  JOIN registry.person p ON p.nik = t.nik AND p.is_open
- JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = p.nik AND d.status_hidup = 'MENINGGAL'
+ JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = p.nik AND d.status_hidup = 'MENINGGAL'
  LIMIT 20)
 UNION ALL
 (SELECT p.nik FROM dk_changed c

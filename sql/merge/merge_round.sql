@@ -209,34 +209,20 @@ WHERE v.old_value IS DISTINCT FROM v.new_value;
 
 -- name: dukcapil_changes
 -- Civil-registry rows that are new or changed since the snapshot the previous merge used: only these
--- can correct identity or record a death. Usually they were computed when the snapshot was loaded
--- (ref.dukcapil_change against diff_base_pk), so this reads the change, not the registry. The first
--- merge reads the whole snapshot; a round reusing the previous snapshot reads nothing; a merge that
--- skipped a snapshot compares the two snapshots here (the slow path, one merge join).
+-- can correct identity or record a death. They were found when each snapshot was compared with the
+-- reference (ref.dukcapil_change), so this reads the changes, not the 289M-row reference: the NIKs
+-- changed by the snapshots after the previous merge's, with their values as of this round's. The
+-- first merge reads the whole reference; a round reusing the previous snapshot reads nothing.
 CREATE TEMP TABLE dk_changed ON COMMIT DROP AS
-WITH snap AS (SELECT diff_base_pk FROM ingest.dukcapil_snapshot WHERE snapshot_pk = %(snapshot_pk)s)
-SELECT c.nik, c.nama, c.jenis_kelamin, c.tanggal_lahir, c.status_hidup, c.tanggal_meninggal
-FROM ref.dukcapil_change c
-WHERE c.snapshot_pk = %(snapshot_pk)s
-  AND %(previous_snapshot_pk)s::int IS NOT NULL AND %(previous_snapshot_pk)s::int <> %(snapshot_pk)s
-  AND (SELECT diff_base_pk FROM snap) = %(previous_snapshot_pk)s::int
+SELECT d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
+FROM ref.dukcapil_as_of(%(snapshot_pk)s) d
+WHERE %(previous_snapshot_pk)s::int IS NULL
 UNION ALL
 SELECT d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
-FROM ref.dukcapil_penduduk d
-WHERE d.snapshot_pk = %(snapshot_pk)s AND %(previous_snapshot_pk)s::int IS NULL
-UNION ALL
--- each branch's conditions on parameters and on `snap` alone are one-time filters: a branch that
--- does not apply is never scanned
-SELECT d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
-FROM ref.dukcapil_penduduk d
-WHERE d.snapshot_pk = %(snapshot_pk)s
-  AND %(previous_snapshot_pk)s::int IS NOT NULL AND %(previous_snapshot_pk)s::int <> %(snapshot_pk)s
-  AND (SELECT diff_base_pk FROM snap) IS DISTINCT FROM %(previous_snapshot_pk)s::int
-  AND NOT EXISTS (
-        SELECT 1 FROM ref.dukcapil_penduduk o
-        WHERE o.snapshot_pk = %(previous_snapshot_pk)s AND o.nik = d.nik
-          AND (o.nama, o.jenis_kelamin, o.tanggal_lahir, o.status_hidup)
-              IS NOT DISTINCT FROM (d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup));
+FROM (SELECT DISTINCT c.nik FROM ref.dukcapil_change c
+      WHERE c.snapshot_pk > %(previous_snapshot_pk)s::int AND c.snapshot_pk <= %(snapshot_pk)s
+        AND c.change IN ('NEW', 'CHANGED')) c
+JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = c.nik;
 
 -- name: index_dukcapil_changes
 CREATE INDEX ON dk_changed (nik);
@@ -271,7 +257,7 @@ SELECT a.nik, a.operasi, a.alasan_hapus, a.submission_pk, a.no_kk AS target_kk,
 FROM acc_anggota a
 LEFT JOIN registry.person p ON p.nik = a.nik
 LEFT JOIN registry.membership m ON m.nik = a.nik AND m.valid_to_round IS NULL
-LEFT JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = a.nik
+LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik
 WHERE a.rnk = 1;
 
 -- name: index_person_new

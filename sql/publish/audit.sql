@@ -7,7 +7,7 @@ SELECT a.nik, a.no_kk, k.no_kk AS keluarga_no_kk,
        coalesce((d.status_hidup = 'MENINGGAL')::int, 0) AS meninggal_menurut_dukcapil
 FROM publish.anggota a
 LEFT JOIN publish.keluarga k ON k.version = a.version AND k.no_kk = a.no_kk
-LEFT JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = a.nik
+LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik
 WHERE a.version = %(version)s
 
 -- name: families

@@ -12,4 +12,4 @@ JOIN publish.keluarga k ON k.version = a.version AND k.no_kk = a.no_kk
 JOIN (SELECT no_kk, array_agg(DISTINCT status_pekerjaan) FILTER (WHERE status_pekerjaan IS NOT NULL)
              AS pekerjaan_keluarga
       FROM {{ members }} x GROUP BY no_kk) fam ON fam.no_kk = a.no_kk
-LEFT JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = a.nik
+LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik

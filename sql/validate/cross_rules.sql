@@ -91,11 +91,11 @@ UNION ALL
 SELECT %(round_seq)s, a.submission_pk, 'anggota.csv', a.line_no, 'NIK_NOT_IN_DUKCAPIL', 'nik', a.nik::text
 FROM clean_anggota a
 WHERE %(snapshot_pk)s::int IS NOT NULL AND a.operasi IN ('TAMBAH', 'UBAH')
-  AND NOT EXISTS (SELECT 1 FROM ref.dukcapil_penduduk d WHERE d.snapshot_pk = %(snapshot_pk)s AND d.nik = a.nik)
+  AND NOT EXISTS (SELECT 1 FROM ref.dukcapil_as_of(%(snapshot_pk)s) d WHERE d.nik = a.nik)
 UNION ALL
 SELECT %(round_seq)s, a.submission_pk, 'anggota.csv', a.line_no, 'NIK_DECEASED', 'nik', a.nik::text
 FROM clean_anggota a
-JOIN ref.dukcapil_penduduk d ON d.snapshot_pk = %(snapshot_pk)s AND d.nik = a.nik AND d.status_hidup = 'MENINGGAL'
+JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik AND d.status_hidup = 'MENINGGAL'
 WHERE a.operasi IN ('TAMBAH', 'UBAH')
 UNION ALL
 SELECT %(round_seq)s, a.submission_pk, 'anggota.csv', a.line_no, 'RECORD_NOT_FOUND', 'nik', a.nik::text

@@ -2,7 +2,7 @@
 -- The rows to repair are the pemda member rows rejected NIK_NOT_IN_DUKCAPIL or NIK_MISMATCH whose
 -- NIK is at least 16 digits. Blocking uses the NIK's structure: a person's NIK starts with the
 -- district of registration and the birth date (day + 40 for women), so the Dukcapil persons with the
--- row's birth date and sex in a district are one index range of ref.dukcapil_penduduk's primary key.
+-- row's birth date and sex in a district are one index range of ref.dukcapil's primary key.
 -- Two districts are searched: the one the submitted NIK names (serial and birth-digit typos) and the
 -- family's own district (a NIK typed with a wrong district). Parameters: round_seq, snapshot_pk.
 
@@ -51,7 +51,7 @@ SELECT DISTINCT q.submission_pk, q.line_no, q.nik_text, q.nama, coalesce(q.kode_
        d.nik::text AS cand_nik, d.nama AS cand_nama, coalesce(d.kode_wilayah, '') AS cand_wilayah
 FROM nik_repair_block b
 JOIN nik_repair_query q ON q.submission_pk = b.submission_pk AND q.line_no = b.line_no
-JOIN ref.dukcapil_penduduk d
-  ON d.snapshot_pk = %(snapshot_pk)s AND d.nik BETWEEN b.prefix * 10000 AND b.prefix * 10000 + 9999
+JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d
+  ON d.nik BETWEEN b.prefix * 10000 AND b.prefix * 10000 + 9999
  AND d.status_hidup = 'HIDUP' AND d.jenis_kelamin = q.jenis_kelamin AND d.tanggal_lahir = q.tanggal_lahir
 WHERE b.batch = %(batch)s AND d.nik::text <> q.nik_text

@@ -38,6 +38,7 @@ class Settings:
     round_schedule: str  # cron, Asia/Jakarta
     max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
     feedback_max_rows_per_reason: int  # ditolak.csv lists at most this many rows per reason (all are counted)
+    staging_keep_rounds: int  # staging of the newest N merged rounds and N Dukcapil snapshots is kept
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
@@ -188,6 +189,15 @@ SETTINGS: tuple[Setting, ...] = (
         "10000",
         "`10000`",
         "`ditolak.csv` lists at most this many rows per reason; `ringkasan.json` still counts every row",
+        _number(int, 1),
+    ),
+    Setting(
+        "DTSEN_STAGING_KEEP_ROUNDS",
+        "staging_keep_rounds",
+        "2",
+        "`2`",
+        "the staged rows of the newest N merged rounds and of the newest N Dukcapil snapshots are kept; "
+        "older staging partitions are dropped when a round opens (the raw files stay in the raw store)",
         _number(int, 1),
     ),
     Setting(

@@ -120,11 +120,13 @@ def _round_seq(conn, round_id: str) -> int:
 
 def open_round(ctx: RoundContext) -> dict:
     from dtsen.ingest.opening import open_round as register
+    from dtsen.ingest.retention import prune_staging
     from dtsen.validate.round import validate_snapshot
     from dtsen.warehouse.migrate import require_current_schema
 
     with _connect() as conn, conn.transaction():
         require_current_schema(conn)
+        pruned = prune_staging(conn, ctx.settings.staging_keep_rounds)
         opened = register(
             conn, ctx.round_id, landing_root=ctx.settings.landing_root, raw_root=ctx.settings.raw_root
         )
@@ -144,6 +146,7 @@ def open_round(ctx: RoundContext) -> dict:
         "dukcapil_loaded_now": bool(opened.snapshot and opened.snapshot.loaded_now),
         "submissions": [{"source": s.source, "submission_id": s.submission_id} for s in opened.submissions],
         "refused_landing_entries": len(opened.refused),
+        "staging_dropped": {"rounds": pruned.rounds, "dukcapil_snapshots": pruned.snapshots},
     }
 
 
@@ -366,9 +369,10 @@ STEPS: tuple[Step, ...] = (
     Step(
         "open_round",
         open_round,
-        "Check the warehouse's schema is current, register the round (rounds register one at a time, in "
-        "order), refuse hostile landing entries (each gets feedback), load and check the Dukcapil "
-        f"snapshot, list the submissions. {_FAILS} a missing round folder, a bad round id, an earlier "
+        "Check the warehouse's schema is current, drop staging copies older than the retention setting "
+        "(raw files stay), register the round (rounds register one at a time, in order), refuse hostile "
+        "landing entries (each gets feedback), compare the Dukcapil snapshot with the reference and check "
+        f"what changed, list the submissions. {_FAILS} a missing round folder, a bad round id, an earlier "
         "round not yet merged or a schema behind are data errors: the log says what to do.",
         fans_out="submissions",
     ),

@@ -1,63 +1,34 @@
-"""Load a Dukcapil (civil-registry) snapshot: stage it raw, then keep its well-formed rows typed.
+"""Load a Dukcapil (civil-registry) snapshot by difference against the current reference.
 
 The latest snapshot on or before a round's cut-off is the authority on NIK existence, identity and
-death for that round. Each snapshot gets its own partition, so loading one never rewrites another.
+death for that round. Its extract is staged raw (COPY) and compared with the one typed reference
+(ref.dukcapil, validity ranges by snapshot) in SQL, by NIK and row hash (sql/ingest/dukcapil_diff.sql):
+only new, changed, vanished and unusable NIKs are written, and only their lines are validated row by
+row. A reference row is kept only when well-formed and unambiguous (a NIK listed twice in one extract
+is trusted in neither copy).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from dtsen.contract import DUKCAPIL_PENDUDUK
 from dtsen.errors import DataError
 from dtsen.ingest import rawstore
 from dtsen.ingest.landing import list_dukcapil_snapshots
-from dtsen.ingest.stage import stage_file
+from dtsen.ingest.stage import Narrowed, RawRecords, stage_file
+from dtsen.sqlfiles import run, statements
 from dtsen.storage import file_sha256
 
 log = logging.getLogger(__name__)
-
-# Rows the typed reference keeps: well-formed NIK, identity present and valid, known life status.
-# A NIK listed twice in one snapshot is ambiguous, so neither copy is trusted.
-TYPED_INSERT = """
-INSERT INTO ref.dukcapil_penduduk
-    (snapshot_pk, nik, no_kk, nama, jenis_kelamin, tanggal_lahir, kode_wilayah, status_hidup, tanggal_meninggal)
-SELECT snapshot_pk, nik::bigint,
-       CASE WHEN meta.kk_problem(no_kk) IS NULL THEN no_kk::bigint END,
-       nama, jenis_kelamin::smallint, tanggal_lahir::date, kode_wilayah, status_hidup,
-       meta.to_date_or_null(tanggal_meninggal)
-FROM (
-    SELECT s.*, count(*) OVER (PARTITION BY nik) AS copies
-    FROM staging.dukcapil_penduduk s
-    WHERE snapshot_pk = %(snapshot_pk)s
-      AND nik IS NOT NULL AND meta.nik_problem(nik) IS NULL
-      AND nama IS NOT NULL
-      AND jenis_kelamin IN ('1', '2')
-      AND meta.is_iso_date(tanggal_lahir)
-      AND status_hidup IN ('HIDUP', 'MENINGGAL')
-) ok
-WHERE copies = 1
-"""
-
-
-# New or changed rows against the previous snapshot (by date), kept for the merge (migration 0014).
-CHANGES_INSERT = """
-INSERT INTO ref.dukcapil_change (snapshot_pk, nik, nama, jenis_kelamin, tanggal_lahir, status_hidup, tanggal_meninggal)
-SELECT d.snapshot_pk, d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
-FROM ref.dukcapil_penduduk d
-WHERE d.snapshot_pk = %(snapshot_pk)s
-  AND NOT EXISTS (
-        SELECT 1 FROM ref.dukcapil_penduduk o
-        WHERE o.snapshot_pk = %(base_pk)s AND o.nik = d.nik
-          AND (o.nama, o.jenis_kelamin, o.tanggal_lahir, o.status_hidup)
-              IS NOT DISTINCT FROM (d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup))
-"""
 
 
 @dataclass
@@ -88,20 +59,28 @@ def ingest_latest_snapshot(
     snapshot = eligible[-1]
     conn.execute("LOCK TABLE ingest.dukcapil_snapshot IN SHARE ROW EXCLUSIVE MODE")
     row = conn.execute(
-        "SELECT snapshot_pk, sha256, rows_received FROM ingest.dukcapil_snapshot WHERE snapshot_date = %s",
+        "SELECT snapshot_pk, sha256, rows_received, rows_kept FROM ingest.dukcapil_snapshot "
+        "WHERE snapshot_date = %s",
         (snapshot.snapshot_date,),
     ).fetchone()
     if row is not None:
-        pk, loaded_sha, received = row
+        pk, loaded_sha, received, kept = row
         if file_sha256(snapshot.path)[0] != loaded_sha:
             raise SnapshotConflict(
                 f"Dukcapil snapshot {snapshot.snapshot_date} changed after it was loaded; "
                 "deliver a corrected extract under a new date folder"
             )
-        kept = conn.execute(
-            "SELECT count(*) FROM ref.dukcapil_penduduk WHERE snapshot_pk = %s", (pk,)
-        ).fetchone()[0]
-        return SnapshotOutcome(pk, snapshot.snapshot_date, received or 0, kept, loaded_now=False)
+        return SnapshotOutcome(pk, snapshot.snapshot_date, received or 0, kept or 0, loaded_now=False)
+    base = conn.execute(
+        "SELECT snapshot_pk, snapshot_date, rows_kept FROM ingest.dukcapil_snapshot "
+        "ORDER BY snapshot_pk DESC LIMIT 1"
+    ).fetchone()
+    if base is not None and base[1] > snapshot.snapshot_date:
+        # the reference only moves forward: an older extract would roll later deaths and corrections back
+        raise SnapshotConflict(
+            f"Dukcapil snapshot {snapshot.snapshot_date} is older than snapshot {base[1]}, already loaded; "
+            "the reference cannot go back in time"
+        )
     # hashed as it is copied, and staged from the copy: the bytes loaded are the bytes recorded
     copy = rawstore.keep(raw_root, snapshot.path)
     pk = conn.execute(
@@ -110,35 +89,38 @@ def ingest_latest_snapshot(
         (snapshot.snapshot_date, copy.sha256, copy.size_bytes, str(copy.path)),
     ).fetchone()[0]
     conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
+    base_pk, base_kept = (base[0], base[2] or 0) if base else (None, 0)
+    differences = Differences(pk, base_kept)
     staged = stage_file(
         conn,
         copy.path,
         DUKCAPIL_PENDUDUK,
         target=sql.Identifier("staging", "dukcapil_penduduk"),
         key_columns={"snapshot_pk": pk},
+        narrow=differences.find,
     )
     if staged.code:
         # An unreadable civil-registry extract must stop the round: without it nothing can be checked.
         raise SnapshotConflict(
             f"Dukcapil snapshot {snapshot.snapshot_date} is unusable: {staged.code} {staged.detail}"
         )
-    kept = conn.execute(TYPED_INSERT, {"snapshot_pk": pk}).rowcount
+    diff = apply_differences(conn, pk, base_pk, base_kept, differences.timings)
+    kept = base_kept + diff["new"] + diff["changed"] - diff["closed"]
     conn.execute(
-        "UPDATE ingest.dukcapil_snapshot SET rows_received = %s WHERE snapshot_pk = %s",
-        (staged.rows_received, pk),
+        "UPDATE ingest.dukcapil_snapshot SET rows_received = %s, rows_kept = %s, diff_base_pk = %s, diff = %s "
+        "WHERE snapshot_pk = %s",
+        (staged.rows_received, kept, base_pk, Jsonb(diff), pk),
     )
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("ref", f"dukcapil_penduduk_s{pk}")))
-    base = conn.execute(
-        "SELECT snapshot_pk FROM ingest.dukcapil_snapshot WHERE snapshot_date < %s "
-        "ORDER BY snapshot_date DESC LIMIT 1",
-        (snapshot.snapshot_date,),
-    ).fetchone()
-    if base is not None:  # the first snapshot has no base: a first merge reads it whole anyway
-        changed = conn.execute(CHANGES_INSERT, {"snapshot_pk": pk, "base_pk": base[0]}).rowcount
-        conn.execute(
-            "UPDATE ingest.dukcapil_snapshot SET diff_base_pk = %s WHERE snapshot_pk = %s", (base[0], pk)
-        )
-        log.info("dukcapil snapshot %s: %d rows new or changed", snapshot.snapshot_date, changed)
+    if base is None:  # the reference went from empty to the whole extract
+        conn.execute("ANALYZE ref.dukcapil")
+    log.info(
+        "dukcapil snapshot %s against the reference: %d new, %d changed, %d vanished, %d unusable",
+        snapshot.snapshot_date,
+        diff["new"],
+        diff["changed"],
+        diff["vanished"],
+        diff["unusable"],
+    )
     if kept < staged.rows_received:
         log.warning(
             "dukcapil snapshot %s: %d of %d rows unusable (malformed or duplicated NIK, bad identity)",
@@ -147,3 +129,66 @@ def ingest_latest_snapshot(
             staged.rows_received,
         )
     return SnapshotOutcome(pk, snapshot.snapshot_date, staged.rows_received, kept)
+
+
+FIND = "ingest/dukcapil_diff.sql"
+APPLY = "ingest/dukcapil_apply.sql"
+SUMMARY = "ingest/dukcapil_summary.sql"
+PROBE_FRACTION = 0.2  # as the merge's: below this share of the reference, changed NIKs are probed by index
+
+
+@dataclass
+class Differences:
+    """Finds the extract lines that differ from the reference while they are still raw (the
+    `narrow` of stage_file): only those are staged. Leaves pg_temp.dk_diff for apply_differences."""
+
+    snapshot_pk: int
+    base_kept: int  # NIKs current in the reference before this extract
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def find(self, conn: psycopg.Connection, raw: RawRecords) -> Narrowed:
+        fragments = {
+            "line_no": raw.line_no.as_string(conn),
+            "has_value": raw.has_value.as_string(conn),
+            "nik": raw.values["nik"].as_string(conn),
+            "raw_fields": ", ".join(raw.raw[c].as_string(conn) for c in DUKCAPIL_PENDUDUK.columns),
+            "header_line": str(int(raw.header_line)),
+        }
+        steps = statements(FIND, **{k: v.replace("%", "%%") for k, v in fragments.items()})
+        self._run(conn, "diff", steps["diff"])
+        blank, vanished, unmatched = conn.execute(steps["counts"]).fetchone()
+        data_rows = raw.records - raw.header_line - blank
+        # lines matched to a current NIK, against the current NIKs they matched: more lines than NIKs
+        # means some NIK is listed more than once
+        if data_rows - unmatched > self.base_kept - vanished:
+            self._run(conn, "duplicated_lines", steps["duplicated_lines"])
+        conn.execute("ANALYZE dk_diff")
+        keep = sql.SQL("r.rec IN (SELECT rec FROM dk_diff WHERE NOT blank AND rec IS NOT NULL)")
+        return Narrowed(keep, data_rows)
+
+    def _run(self, conn: psycopg.Connection, name: str, statement: str) -> None:
+        started = time.perf_counter()
+        conn.execute(statement, {"snapshot_pk": self.snapshot_pk})
+        self.timings[name] = time.perf_counter() - started
+
+
+def apply_differences(
+    conn: psycopg.Connection,
+    snapshot_pk: int,
+    base_pk: int | None,
+    base_kept: int,
+    timings: dict[str, float] | None = None,
+) -> dict[str, int]:
+    """Type the staged differing lines and apply them to the reference (holding `base_kept` current
+    NIKs); counts of what differed."""
+    params = {"snapshot_pk": snapshot_pk, "base_pk": base_pk}
+    # the differing lines were just staged: without statistics the planner takes the partition for empty
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("staging", f"dukcapil_penduduk_s{snapshot_pk}")))
+    differing = conn.execute("SELECT count(*) FROM dk_diff").fetchone()[0]
+    # the usual extract changes a few NIKs: look them up by index rather than scan the reference
+    probe = differing < PROBE_FRACTION * base_kept
+    run(conn, APPLY, params, profiles=frozenset({"probe"} if probe else ()), timings=timings)
+    counted = conn.execute(statements(SUMMARY)["summary"], params)
+    summary = dict(zip([c.name for c in counted.description], counted.fetchone(), strict=True))
+    conn.execute("DROP TABLE dk_diff, dk_usable")
+    return summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,27 @@ class StageResult:
     pesan: str = ""  # for the region (Indonesian): what exactly is wrong with the file
     rows_received: int = 0  # data rows (blank lines excluded), also of a file refused whole
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RawRecords:
+    """A file's records as COPY took them (pg_temp.raw_file, aliased `r`), before they are staged:
+    SQL over one record, for a caller that decides which records to stage (`stage_file(narrow=...)`)."""
+
+    values: dict[str, sql.Composable]  # contract column -> its trimmed value (NULL when empty or absent)
+    raw: dict[str, sql.Composable]  # contract column -> the field as delivered (NULL when absent)
+    line_no: sql.Composable  # the record's physical line
+    has_value: sql.Composable  # not a blank record (any record after the header that has one is data)
+    header_line: int
+    records: int  # every record COPY took, the header included
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    """What a narrowing caller keeps: the records to stage, and how many data records the file has."""
+
+    keep: sql.Composable  # condition on a record `r` of raw_file
+    data_rows: int
 
 
 class FileRejected(Exception):
@@ -217,10 +239,13 @@ def stage_file(
     *,
     target: sql.Composable,
     key_columns: dict[str, object],
+    narrow: Callable[[psycopg.Connection, RawRecords], Narrowed] | None = None,
 ) -> StageResult:
     """Stage one file into `target` (a staging table) inside the caller's transaction.
 
     `key_columns` are constant leading columns (round_seq + submission_pk, or snapshot_pk).
+    `narrow`, given the records as COPY took them, may keep only some of them (a Dukcapil extract
+    stages only the lines that differ from the reference); every data row is still counted.
     On a file-level problem nothing is staged, and the result carries the contract code, what is
     wrong (for operators and for the region) and how many rows the file held.
     """
@@ -237,7 +262,16 @@ def stage_file(
                 raise _unreadable(exc.kind, exc.line) from exc
             line_expr = _line_numbers(conn, path, records, stats, len(header))
             result.rows_received, blanks, first_blanks = _move_to_staging(
-                conn, spec, positions, target, key_columns, line_expr, header_line, len(header), records
+                conn,
+                spec,
+                positions,
+                target,
+                key_columns,
+                line_expr,
+                header_line,
+                len(header),
+                records,
+                narrow,
             )
         if blanks:
             more = ", ..." if blanks > len(first_blanks) else ""
@@ -263,37 +297,45 @@ def _move_to_staging(
     header_line: int,
     ncols: int,
     records: int,
+    narrow: Callable[[psycopg.Connection, RawRecords], Narrowed] | None = None,
 ) -> tuple[int, int, list[int]]:
-    """Data records into staging, blank ones skipped; returns (rows staged, blanks, their first lines)."""
-    values = [
-        sql.SQL("nullif(btrim({}, E' \\t\\r'), '')").format(sql.Identifier(f"c{positions[c]}"))
-        if c in positions
-        else sql.NULL
+    """Data records into staging, blank ones skipped; returns (data rows, blanks, their first lines)."""
+    raw = {
+        c: sql.SQL("r.{}").format(sql.Identifier(f"c{positions[c]}")) if c in positions else sql.NULL
         for c in spec.columns
-    ]
+    }
+    values = {
+        c: sql.SQL("nullif(btrim({}, E' \\t\\r'), '')").format(v) if c in positions else sql.NULL
+        for c, v in raw.items()
+    }
     # blank lines reached COPY as records of empty fields; a record with any value is data
     has_value = sql.SQL("btrim(concat({}), E' \\t\\r') <> ''").format(
-        sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(1, ncols + 1))
+        sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(f"c{i}")) for i in range(1, ncols + 1))
     )
     numbered = sql.SQL("(SELECT {line_expr} AS line_no, * FROM raw_file) r WHERE rec > {header}").format(
         line_expr=line_expr, header=sql.Literal(header_line)
     )
+    narrowed = None
+    if narrow is not None:
+        narrowed = narrow(conn, RawRecords(values, raw, line_expr, has_value, header_line, records))
     keys = list(key_columns)
     staged = conn.execute(
         sql.SQL(
             "INSERT INTO {target} ({keys}, line_no, {cols}) SELECT {key_values}, line_no::int, {values} "
-            "FROM {numbered} AND {has_value}"
+            "FROM {numbered} AND {has_value} AND {keep}"
         ).format(
             target=target,
             keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
             cols=sql.SQL(", ").join(map(sql.Identifier, spec.columns)),
             key_values=sql.SQL(", ").join(sql.Literal(key_columns[k]) for k in keys),
-            values=sql.SQL(", ").join(values),
+            values=sql.SQL(", ").join(values.values()),
             numbered=numbered,
             has_value=has_value,
+            keep=narrowed.keep if narrowed else sql.SQL("true"),
         )
     ).rowcount
-    blanks = records - header_line - staged
+    data_rows = narrowed.data_rows if narrowed else staged
+    blanks = records - header_line - data_rows
     first_blanks: list[int] = []
     if blanks:
         first_blanks = [
@@ -305,4 +347,4 @@ def _move_to_staging(
             )
         ]
     conn.execute("DROP TABLE raw_file")
-    return staged, blanks, first_blanks
+    return data_rows, blanks, first_blanks

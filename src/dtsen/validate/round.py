@@ -67,7 +67,8 @@ def validate_file(conn: psycopg.Connection, batch: Batch, file_name: str) -> tup
 
 
 def validate_snapshot(conn: psycopg.Connection, snapshot_pk: int) -> None:
-    """Run the Dukcapil suite once per snapshot; defects are logged as counts for operators."""
+    """Run the Dukcapil suite once per snapshot, on the lines that differed from the reference (all of
+    the first extract); defects are logged as counts for operators."""
     done = conn.execute(
         "SELECT 1 FROM quality.snapshot_suite_result WHERE snapshot_pk = %s", (snapshot_pk,)
     ).fetchone()

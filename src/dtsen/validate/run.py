@@ -48,6 +48,8 @@ class Batch:
         """The batch's rows, with `_cutoff` and `_regency`; its keys are %(name)s parameters."""
         table = f"staging.{self.kind.value}"  # an enum's table name only
         if self.kind is FileKind.DUKCAPIL_PENDUDUK:
+            # only the lines that differed from the reference were staged (every line of the first
+            # extract): an unchanged line is a row the reference holds already, checked when it came
             return (
                 f"SELECT s.*, snap.snapshot_date AS _cutoff, NULL::text AS _regency FROM {table} s "  # noqa: S608
                 "JOIN ingest.dukcapil_snapshot snap ON snap.snapshot_pk = s.snapshot_pk "

@@ -1,0 +1,49 @@
+-- A Dukcapil extract compared with the current reference (ref.dukcapil), by NIK and row hash, while
+-- its records are still as COPY took them (pg_temp.raw_file): an unchanged line is read once, keyed
+-- and hashed, and goes no further. Only the lines that differ are staged, validated and typed; the
+-- reference's ranges of changed, vanished and now unusable NIKs are closed, new and changed usable
+-- rows open new ranges, and every difference is recorded in ref.dukcapil_change (what the merge
+-- reads). The first extract has no reference: every line differs, and its change rows are not
+-- recorded (the first merge reads the whole reference).
+-- Fragments (SQL over a record `r` of raw_file, from dtsen.ingest.stage.RawRecords): line_no,
+-- has_value (not blank), nik (the trimmed NIK), raw_fields (the eight contract fields as delivered), header_line.
+-- Parameters: snapshot_pk, base_pk (the snapshot the reference stands at, NULL for the first).
+
+-- name: diff
+-- One pass over the extract, one hash join with the current reference. A blank record is kept as a
+-- difference only to be counted.
+CREATE TEMP TABLE dk_diff ON COMMIT DROP AS
+WITH extract AS (
+    -- a record with a NIK is data: the whole-record blank test runs only for the others
+    SELECT r.rec, r.line_no, ({{ nik }} IS NOT NULL OR {{ has_value }}) AS is_data, ref.nik_key({{ nik }}) AS nik_key,
+           ref.dukcapil_row_hash({{ raw_fields }}) AS row_hash
+    FROM (SELECT {{ line_no }} AS line_no, * FROM raw_file) r
+    WHERE r.rec > {{ header_line }}
+), cur AS (
+    SELECT nik, row_hash FROM ref.dukcapil WHERE valid_to IS NULL
+)
+SELECT e.rec, e.line_no, NOT coalesce(e.is_data, true) AS blank, coalesce(e.nik_key, c.nik) AS nik,
+       c.nik IS NOT NULL AS was_current, e.row_hash
+FROM extract e
+FULL JOIN cur c ON c.nik = e.nik_key
+WHERE e.rec IS NULL OR NOT e.is_data OR c.nik IS NULL OR e.row_hash <> c.row_hash;
+
+-- name: counts
+-- Whole-extract checks as aggregates: a current NIK listed more than once shows as more matched
+-- lines than current NIKs matched (then `duplicated_lines` finds which).
+SELECT count(*) FILTER (WHERE blank) AS blank,
+       count(*) FILTER (WHERE rec IS NULL) AS vanished,
+       count(*) FILTER (WHERE rec IS NOT NULL AND NOT blank AND NOT was_current) AS unmatched
+FROM dk_diff;
+
+-- name: duplicated_lines
+-- Every line of a NIK listed more than once, added to the differences (a slow path: one more pass
+-- and a grouping of the whole extract, taken only when the counts show duplicated current NIKs).
+INSERT INTO dk_diff (rec, line_no, blank, nik, was_current, row_hash)
+SELECT e.rec, e.line_no, false, e.nik_key, true, e.row_hash
+FROM (SELECT r.rec, r.line_no, ref.nik_key({{ nik }}) AS nik_key, ref.dukcapil_row_hash({{ raw_fields }}) AS row_hash,
+             count(*) OVER (PARTITION BY ref.nik_key({{ nik }})) AS copies
+      FROM (SELECT {{ line_no }} AS line_no, * FROM raw_file) r
+      WHERE r.rec > {{ header_line }} AND ({{ nik }} IS NOT NULL OR {{ has_value }})) e
+WHERE e.copies > 1 AND e.nik_key IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM dk_diff d WHERE d.rec = e.rec);
