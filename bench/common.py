@@ -30,10 +30,13 @@ def fresh_database(name: str, server_url: str | None = None) -> str:
     return url
 
 
-def generated_world(persons: int, rounds: int, work: Path, name: str | None = None) -> Path:
+def generated_world(
+    persons: int, rounds: int, work: Path, name: str | None = None, regencies: int | None = None
+) -> Path:
     """Generate (once; reused while its summary.json exists) a world with seed 7."""
     out = work / (name or f"gen-{persons}-r{rounds}")
     if not (out / "summary.json").exists():
+        extra = ["--regencies", str(regencies)] if regencies else []
         started = time.monotonic()
         subprocess.run(
             [
@@ -48,9 +51,28 @@ def generated_world(persons: int, rounds: int, work: Path, name: str | None = No
                 "7",
                 "--out",
                 str(out),
+                *extra,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         print(json.dumps({"generated": str(out), "seconds": round(time.monotonic() - started)}), flush=True)
     return out
+
+
+def machine() -> dict:
+    """What the figures were measured on (kept with them in bench/results/)."""
+    import os
+    import platform
+
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    return {"cpus": os.cpu_count(), "memory_gib": round(memory_gib), "platform": platform.platform()}
+
+
+def emit(result: dict, out: Path | None) -> None:
+    """Print one measurement (with the machine) and append it as a JSON line to `out` if given."""
+    result = result | {"machine": machine()}
+    print(json.dumps(result, indent=1), flush=True)
+    if out:
+        with out.open("a") as fh:
+            fh.write(json.dumps(result) + "\n")

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
 
 import psycopg
-from common import fresh_database
+from common import emit, fresh_database
 
 from dtsen.ingest import dukcapil
 from dtsen.validate.round import validate_snapshot
@@ -162,12 +159,8 @@ def main() -> None:
         "raw_copy_seconds": round(raw_seconds, 1),
         "ratio_to_raw_copy": round(timings["whole"] / raw_seconds, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        with args.out.open("a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

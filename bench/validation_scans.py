@@ -13,13 +13,11 @@ validated file (and the snapshot) it records, inside the step's transaction:
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import psycopg
-from common import fresh_database, generated_world
+from common import emit, fresh_database, generated_world
 
 from dtsen.contract import FileKind
 from dtsen.validate import round as validate_round
@@ -146,14 +144,10 @@ def main() -> None:
     result = {
         "bench": "validation_scans",
         "persons": args.persons,
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
         "per_kind": by_kind,
         "dukcapil_snapshot": snapshot,
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        with args.out.open("a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
