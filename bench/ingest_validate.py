@@ -6,7 +6,9 @@ physical limit of this machine (a plain COPY of the same files into an unlogged 
 Each size gets a fresh database on the warehouse server and a generated round-1 landing zone
 (cached under --work so reruns skip generation). The end-to-end stage runs in a child process so its
 peak RSS is measured alone. Targets (issue 3): end-to-end >= 0.3 x raw COPY rate; peak RSS < 1 GiB
-at every size.
+at every size. The submission files are also timed on their own (everything after open_round,
+against a raw COPY of the submission files only): the Dukcapil extract's first load is part of the
+whole, and its quarterly cost has its own benchmark (bench/dukcapil_diff.py).
 """
 
 from __future__ import annotations
@@ -56,18 +58,25 @@ def raw_copy_rate(url: str, files: list[Path]) -> tuple[int, float]:
 
 CHILD = """
 import json, resource, sys, time
-from pathlib import Path
+from dataclasses import replace
 from dtsen.report import round_report
-from dtsen.round import RoundContext, run_round
+from dtsen.round import STEP, RoundContext, run_round
 from dtsen.warehouse import engine
 ctx = RoundContext.create(sys.argv[1], landing_root=sys.argv[2], publish_root=sys.argv[3])
 started = time.monotonic()
-done = run_round(ctx, only=("open_round", "stage_and_validate", "finish_validation", "feedback"))
+done = run_round(ctx, only=("open_round",))
+opened = time.monotonic()
+for submission in done["open_round"]["submissions"]:
+    STEP["stage_and_validate"].run(replace(ctx, submission=submission))
+for name in ("finish_validation", "feedback"):
+    STEP[name].run(ctx)
 elapsed = time.monotonic() - started
 with engine.connect() as conn:
     report = round_report(conn, ctx.round_id, ctx.settings.publish_root)
-rows = sum(sum(s.received.values()) for s in report.submissions) + done["open_round"]["dukcapil_rows"]
+submission_rows = sum(sum(s.received.values()) for s in report.submissions)
+rows = submission_rows + done["open_round"]["dukcapil_rows"]
 print(json.dumps({"elapsed": elapsed, "rows": rows, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "submission_rows": submission_rows, "submission_seconds": elapsed - (opened - started),
                   "rejected_rows": sum(s.rejected_rows for s in report.submissions)}))
 """
 
@@ -97,6 +106,8 @@ def main() -> None:
         e2e = end_to_end(url, landing, args.work / f"publish-{persons}")
         raw_url = fresh_database(f"dtsen_bench_raw_{persons}", server)
         raw_rows, raw_seconds = raw_copy_rate(raw_url, files)
+        sub_url = fresh_database(f"dtsen_bench_raw_sub_{persons}", server)
+        sub_rows, sub_seconds = raw_copy_rate(sub_url, [f for f in files if "dukcapil" not in f.parts])
         e2e_rows = e2e["rows"]  # every row of the same files: submissions and the Dukcapil snapshot
         result = {
             "persons": persons,
@@ -108,6 +119,12 @@ def main() -> None:
             "raw_copy_rows_per_s": round(raw_rows / raw_seconds),
             "ratio": round((e2e_rows / e2e["elapsed"]) / (raw_rows / raw_seconds), 3),
             "peak_rss_mib": round(e2e["peak_rss_mib"]),
+            "submission_files": {
+                "rows": e2e["submission_rows"],
+                "seconds": round(e2e["submission_seconds"], 1),
+                "raw_copy_seconds": round(sub_seconds, 1),
+                "ratio": round((e2e["submission_rows"] / e2e["submission_seconds"]) / (sub_rows / sub_seconds), 3),
+            },
             "rejected_rows": e2e["rejected_rows"],
         }
         print(json.dumps(result), flush=True)

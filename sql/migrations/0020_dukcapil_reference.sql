@@ -28,8 +28,10 @@ $$;
 -- snapshot that changed, removed or invalidated it (NULL: current).
 CREATE TABLE ref.dukcapil (
     nik               bigint NOT NULL,
-    valid_from        integer NOT NULL REFERENCES ingest.dukcapil_snapshot,
-    valid_to          integer REFERENCES ingest.dukcapil_snapshot,
+    -- snapshot_pk values written by the loader itself (no foreign key: a first national load would
+    -- pay one referential check per row, 289M of them)
+    valid_from        integer NOT NULL,
+    valid_to          integer,
     no_kk             bigint,
     nama              text NOT NULL,
     jenis_kelamin     smallint NOT NULL,
