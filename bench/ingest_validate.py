@@ -123,7 +123,9 @@ def main() -> None:
                 "rows": e2e["submission_rows"],
                 "seconds": round(e2e["submission_seconds"], 1),
                 "raw_copy_seconds": round(sub_seconds, 1),
-                "ratio": round((e2e["submission_rows"] / e2e["submission_seconds"]) / (sub_rows / sub_seconds), 3),
+                "ratio": round(
+                    (e2e["submission_rows"] / e2e["submission_seconds"]) / (sub_rows / sub_seconds), 3
+                ),
             },
             "rejected_rows": e2e["rejected_rows"],
         }
