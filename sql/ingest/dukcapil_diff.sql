@@ -9,16 +9,20 @@
 -- has_value (not blank), nik (the trimmed NIK), raw_fields (the eight contract fields as delivered), header_line.
 -- Parameters: snapshot_pk, base_pk (the snapshot the reference stands at, NULL for the first).
 
--- name: diff
--- One pass over the extract, one hash join with the current reference. A blank record is kept as a
--- difference only to be counted.
-CREATE TEMP TABLE dk_diff ON COMMIT DROP AS
-WITH extract AS (
+{#- Each record of the extract keyed and hashed; the comparison and its slow path read the same. -#}
+{% set keyed %}
     -- a record with a NIK is data: the whole-record blank test runs only for the others
     SELECT r.rec, r.line_no, ({{ nik }} IS NOT NULL OR {{ has_value }}) AS is_data, ref.nik_key({{ nik }}) AS nik_key,
            ref.dukcapil_row_hash({{ raw_fields }}) AS row_hash
     FROM (SELECT {{ line_no }} AS line_no, * FROM raw_file) r
     WHERE r.rec > {{ header_line }}
+{%- endset %}
+
+-- name: diff
+-- One pass over the extract, one hash join with the current reference. A blank record is kept as a
+-- difference only to be counted.
+CREATE TEMP TABLE dk_diff ON COMMIT DROP AS
+WITH extract AS ({{ keyed }}
 ), cur AS (
     SELECT nik, row_hash FROM ref.dukcapil WHERE valid_to IS NULL
 )
@@ -41,9 +45,9 @@ FROM dk_diff;
 -- and a grouping of the whole extract, taken only when the counts show duplicated current NIKs).
 INSERT INTO dk_diff (rec, line_no, blank, nik, was_current, row_hash)
 SELECT e.rec, e.line_no, false, e.nik_key, true, e.row_hash
-FROM (SELECT r.rec, r.line_no, ref.nik_key({{ nik }}) AS nik_key, ref.dukcapil_row_hash({{ raw_fields }}) AS row_hash,
-             count(*) OVER (PARTITION BY ref.nik_key({{ nik }})) AS copies
-      FROM (SELECT {{ line_no }} AS line_no, * FROM raw_file) r
-      WHERE r.rec > {{ header_line }} AND ({{ nik }} IS NOT NULL OR {{ has_value }})) e
+FROM (SELECT k.*, count(*) OVER (PARTITION BY k.nik_key) AS copies
+      FROM ({{ keyed }}
+      ) k
+      WHERE k.is_data) e
 WHERE e.copies > 1 AND e.nik_key IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM dk_diff d WHERE d.rec = e.rec);

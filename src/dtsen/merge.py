@@ -22,9 +22,6 @@ from dtsen.errors import DataError
 log = logging.getLogger(__name__)
 
 MERGE_LOCK_KEY = 0x0D75E3
-# A round whose member rows are fewer than this share of the registry's persons looks persons up by
-# index (cost grows with the round); a larger one scans (cheaper when most of the registry changes).
-PROBE_FRACTION = 0.2
 
 
 class MergeError(DataError):
@@ -62,15 +59,16 @@ def check_invariants(
     return {name: len(rows) for name, rows in found.items() if rows}
 
 
-def _round_is_small(conn: psycopg.Connection, round_seq: int) -> bool:
-    """Member rows of the round against the registry's persons (the planner's own estimate of them)."""
+def _profiles(conn: psycopg.Connection, round_seq: int) -> frozenset[str]:
+    """A round small against the registry looks persons up by index (cost grows with the round); one
+    touching most of it scans. Member rows against the registry's persons (the planner's estimate)."""
     rows, persons = conn.execute(
         "SELECT (SELECT count(*) FROM staging.pemda_anggota WHERE round_seq = %s), "
         "(SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         " WHERE i.inhparent = 'registry.person'::regclass)",
         (round_seq,),
     ).fetchone()
-    return persons > 0 and rows < PROBE_FRACTION * persons
+    return sqlfiles.probe_when_small(rows, persons)
 
 
 def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
@@ -102,7 +100,7 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         "snapshot_pk": snapshot_pk,
         "previous_snapshot_pk": previous[0] if previous else None,
     }
-    profiles = frozenset({"probe"}) if _round_is_small(conn, round_seq) else frozenset()
+    profiles = _profiles(conn, round_seq)
     try:
         sqlfiles.run(conn, "merge/merge_round.sql", params, profiles=profiles, timings=summary.step_seconds)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:

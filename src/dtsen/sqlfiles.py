@@ -30,6 +30,13 @@ PLANNER_RE = re.compile(r"^-- planner: ([a-z_]+)\s*$", re.M)
 PLANNER_PROFILES: dict[str, dict[str, str]] = {
     "probe": {"enable_hashjoin": "off", "enable_mergejoin": "off"},
 }
+# Below this share of the table it looks keys up in, a statement probes by index; above, it scans.
+PROBE_FRACTION = 0.2
+
+
+def probe_when_small(rows: float, table_rows: float) -> frozenset[str]:
+    """The profiles for `rows` keys looked up in a table of `table_rows`: "probe" when they are few."""
+    return frozenset({"probe"}) if table_rows > 0 and rows < PROBE_FRACTION * table_rows else frozenset()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dtsen.errors import DataError
 from dtsen.ingest import rawstore
 from dtsen.ingest.landing import list_dukcapil_snapshots
 from dtsen.ingest.stage import Narrowed, RawRecords, stage_file
-from dtsen.sqlfiles import run, statements
+from dtsen.sqlfiles import probe_when_small, run, statements
 from dtsen.storage import file_sha256
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,6 @@ def ingest_latest_snapshot(
 FIND = "ingest/dukcapil_diff.sql"
 APPLY = "ingest/dukcapil_apply.sql"
 SUMMARY = "ingest/dukcapil_summary.sql"
-PROBE_FRACTION = 0.2  # as the merge's: below this share of the reference, changed NIKs are probed by index
 
 
 @dataclass
@@ -186,8 +185,7 @@ def apply_differences(
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("staging", f"dukcapil_penduduk_s{snapshot_pk}")))
     differing = conn.execute("SELECT count(*) FROM dk_diff").fetchone()[0]
     # the usual extract changes a few NIKs: look them up by index rather than scan the reference
-    probe = differing < PROBE_FRACTION * base_kept
-    run(conn, APPLY, params, profiles=frozenset({"probe"} if probe else ()), timings=timings)
+    run(conn, APPLY, params, profiles=probe_when_small(differing, base_kept), timings=timings)
     counted = conn.execute(statements(SUMMARY)["summary"], params)
     summary = dict(zip([c.name for c in counted.description], counted.fetchone(), strict=True))
     conn.execute("DROP TABLE dk_diff, dk_usable")
