@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -76,3 +77,19 @@ def emit(result: dict, out: Path | None) -> None:
     if out:
         with out.open("a") as fh:
             fh.write(json.dumps(result) + "\n")
+
+
+def reference_copy_seconds(
+    conn: psycopg.Connection, files: dict[str, str], params: dict
+) -> tuple[float, int]:
+    started, size = time.perf_counter(), 0
+    with open(os.devnull, "wb") as sink:
+        for relative, query in files.items():
+            p = params | ({"program": Path(relative).stem} if relative.startswith("programs/") else {})
+            with conn.cursor().copy(
+                psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(psycopg.sql.SQL(query)), p
+            ) as copy:
+                for chunk in copy:
+                    size += len(chunk)
+                    sink.write(chunk)
+    return time.perf_counter() - started, size

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from common import reference_copy_seconds
 
 
 def peak_rss_mib() -> int:
@@ -28,7 +29,8 @@ def peak_rss_mib() -> int:
 
 
 def discard_round_versions(conn: psycopg.Connection, round_id: str) -> None:
-    """--fresh: drop this round's earlier bench versions (rows and partitions) so it can be rebuilt."""
+    """--fresh: forget this round's earlier bench versions (the newest ones) so it can be rebuilt: their
+    spans are deleted and the spans they closed are open again."""
     versions = [
         v
         for (v,) in conn.execute(
@@ -36,9 +38,12 @@ def discard_round_versions(conn: psycopg.Connection, round_id: str) -> None:
             (round_id,),
         ).fetchall()
     ]
-    for version in versions:
+    if versions:
+        first = min(versions)
         for table in ("keluarga", "anggota", "recipient"):
-            conn.execute(f"DROP TABLE IF EXISTS publish.{table}_v{int(version)}")
+            conn.execute(f"DELETE FROM publish.{table}_span WHERE valid_from >= %s", (first,))  # noqa: S608
+            conn.execute(f"UPDATE publish.{table}_span SET valid_to = NULL WHERE valid_to >= %s", (first,))  # noqa: S608
+        conn.execute("DELETE FROM publish.recipient_count WHERE version >= %s", (first,))
     conn.execute(
         "UPDATE publish.version SET previous_version = NULL WHERE previous_version = ANY(%s)", (versions,)
     )
@@ -47,22 +52,6 @@ def discard_round_versions(conn: psycopg.Connection, round_id: str) -> None:
         "UPDATE ingest.round SET status = 'MERGED', published_version = NULL WHERE round_id = %s", (round_id,)
     )
     conn.commit()
-
-
-def reference_copy_seconds(
-    conn: psycopg.Connection, files: dict[str, str], params: dict
-) -> tuple[float, int]:
-    started, size = time.perf_counter(), 0
-    with open(os.devnull, "wb") as sink:
-        for relative, query in files.items():
-            p = params | ({"program": Path(relative).stem} if relative.startswith("programs/") else {})
-            with conn.cursor().copy(
-                psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(psycopg.sql.SQL(query)), p
-            ) as copy:
-                for chunk in copy:
-                    size += len(chunk)
-                    sink.write(chunk)
-    return time.perf_counter() - started, size
 
 
 def main() -> None:

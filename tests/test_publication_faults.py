@@ -58,7 +58,9 @@ def test_a_publication_killed_mid_write_leaves_no_personal_data_behind(candidate
         "c = engine.connect(); publish_version(c, int(sys.argv[1]), Path(sys.argv[2])); c.commit()"
     )
     with psycopg.connect(url) as blocker:
-        blocker.execute("LOCK TABLE publish.recipient IN ACCESS EXCLUSIVE MODE")  # the program files wait
+        blocker.execute(
+            "LOCK TABLE publish.recipient_span IN ACCESS EXCLUSIVE MODE"
+        )  # the program files wait
         child = subprocess.Popen([sys.executable, "-c", script, str(version), str(root)])
         deadline = time.monotonic() + 60
         while not list((root / "versions").glob(".incomplete-*/anggota.parquet")):

@@ -496,5 +496,15 @@ CREATE UNIQUE INDEX ON touched_person (nik);
 ANALYZE touched_family;
 ANALYZE touched_person;
 
+-- The next candidate version re-scores what the rounds since its predecessor touched.
+-- name: record_touched
+INSERT INTO registry.round_touched (round_seq, entity, key)
+SELECT %(round_seq)s, 'F', no_kk FROM touched_family
+UNION ALL SELECT %(round_seq)s, 'P', nik FROM touched_person
+ON CONFLICT DO NOTHING;
+
+-- name: touched_recorded
+UPDATE ingest.round SET touched_recorded = true WHERE round_seq = %(round_seq)s;
+
 -- name: index_round_changes
 SELECT registry.index_round_changes(%(round_seq)s::smallint);

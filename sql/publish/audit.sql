@@ -1,37 +1,69 @@
 -- Views the candidate-version audit (expectations/version_audit.json) runs on. A view cannot take
 -- bound parameters, so dtsen.publish.audit renders these (psycopg's client-side binding): version,
--- previous (-1 when none), snapshot_pk (the round's Dukcapil snapshot, NULL when none), min_base.
+-- previous (the published version before it, -1 when none), snapshot_pk (the round's Dukcapil
+-- snapshot, NULL when none), previous_snapshot_pk (the previous version's, -1 when none), min_base.
+--
+-- The invariants are checked on what changed since the previous published version (which passed
+-- them): members and families whose rows were opened or closed since, members of families that
+-- changed, and persons whose Dukcapil record changed since its snapshot. The constraints of the
+-- spans hold the rest (one current row per NIK, per family, per recipient). With no previous
+-- version, everything is in scope.
 
 -- name: members
+WITH changed_family AS (
+    SELECT no_kk FROM publish.keluarga_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
+    UNION SELECT no_kk FROM publish.keluarga_span WHERE valid_to > %(previous)s AND valid_to <= %(version)s
+), scope AS (
+    SELECT nik FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
+    UNION SELECT a.nik FROM changed_family f JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = f.no_kk
+    UNION SELECT nik FROM ref.dukcapil_change
+          WHERE snapshot_pk > %(previous_snapshot_pk)s AND snapshot_pk <= coalesce(%(snapshot_pk)s, -1)
+)
 SELECT a.nik, a.no_kk, k.no_kk AS keluarga_no_kk,
        coalesce((d.status_hidup = 'MENINGGAL')::int, 0) AS meninggal_menurut_dukcapil
-FROM publish.anggota a
-LEFT JOIN publish.keluarga k ON k.version = a.version AND k.no_kk = a.no_kk
+FROM scope s
+JOIN publish.anggota a ON a.version = %(version)s AND a.nik = s.nik
+LEFT JOIN publish.keluarga k ON k.version = %(version)s AND k.no_kk = a.no_kk
 LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik
-WHERE a.version = %(version)s
 
 -- name: families
+WITH scope AS (
+    SELECT no_kk FROM publish.keluarga_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
+    UNION SELECT no_kk FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
+    UNION SELECT no_kk FROM publish.anggota_span WHERE valid_to > %(previous)s AND valid_to <= %(version)s
+)
 SELECT k.no_kk, k.desil, coalesce(h.jumlah_kepala, 0) AS jumlah_kepala
-FROM publish.keluarga k
-LEFT JOIN (SELECT no_kk, count(*) FILTER (WHERE hubungan_keluarga = 1) AS jumlah_kepala
-           FROM publish.anggota WHERE version = %(version)s GROUP BY no_kk) h ON h.no_kk = k.no_kk
-WHERE k.version = %(version)s
+FROM scope s
+JOIN publish.keluarga k ON k.version = %(version)s AND k.no_kk = s.no_kk
+LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE a.hubungan_keluarga = 1) AS jumlah_kepala
+                   FROM publish.anggota a WHERE a.version = %(version)s AND a.no_kk = k.no_kk) h ON true
 
+-- The desil shares of individuals, from the counts the candidate kept of its whole ordering.
 -- name: desil_shares
-SELECT desil, sum(jumlah_anggota)::float8 / sum(sum(jumlah_anggota)) OVER () AS share
-FROM publish.keluarga WHERE version = %(version)s
-GROUP BY desil
+SELECT d.key::smallint AS desil,
+       (d.value ->> 'individuals')::float8 / sum((d.value ->> 'individuals')::float8) OVER () AS share
+FROM publish.version v, jsonb_each(v.counts -> 'desil') d
+WHERE v.version = %(version)s
 
 -- Recipients added where they are now, removed where they were, per regency (first 4 digits of
--- kode_wilayah) and program, as shares of the current version's recipients there (at least min_base).
+-- kode_wilayah) and program, as shares of the previous version's recipients there (at least
+-- min_base): the previous version's counts, and the spans opened and closed since.
 -- name: drift
-WITH cur AS (SELECT program, nik, left(kode_wilayah, 4) AS kab FROM publish.recipient WHERE version = %(version)s),
-prev AS (SELECT program, nik, left(kode_wilayah, 4) AS kab FROM publish.recipient WHERE version = %(previous)s),
-added AS (SELECT c.program, c.kab, count(*) AS n FROM cur c
-          WHERE NOT EXISTS (SELECT 1 FROM prev p WHERE p.program = c.program AND p.nik = c.nik) GROUP BY 1, 2),
-removed AS (SELECT p.program, p.kab, count(*) AS n FROM prev p
-            WHERE NOT EXISTS (SELECT 1 FROM cur c WHERE c.program = p.program AND c.nik = p.nik) GROUP BY 1, 2),
-base AS (SELECT program, kab, count(*) AS n FROM prev GROUP BY 1, 2),
+WITH added AS (
+    SELECT s.program, left(s.kode_wilayah, 4) AS kab, count(*) AS n FROM publish.recipient_span s
+    WHERE s.valid_from > %(previous)s AND s.valid_from <= %(version)s AND (s.valid_to IS NULL OR s.valid_to > %(version)s)
+      AND NOT EXISTS (SELECT 1 FROM publish.recipient_span p WHERE p.program = s.program AND p.nik = s.nik
+                      AND p.valid_from <= %(previous)s AND (p.valid_to IS NULL OR p.valid_to > %(previous)s))
+    GROUP BY 1, 2
+), removed AS (
+    SELECT s.program, left(s.kode_wilayah, 4) AS kab, count(*) AS n FROM publish.recipient_span s
+    WHERE s.valid_to > %(previous)s AND s.valid_to <= %(version)s AND s.valid_from <= %(previous)s
+      AND NOT EXISTS (SELECT 1 FROM publish.recipient_span c WHERE c.program = s.program AND c.nik = s.nik
+                      AND c.valid_from <= %(version)s AND (c.valid_to IS NULL OR c.valid_to > %(version)s))
+    GROUP BY 1, 2
+), base AS (
+    SELECT program, kode_kabupaten AS kab, recipients AS n FROM publish.recipient_count WHERE version = %(previous)s
+),
 pairs AS (SELECT program, kab FROM base UNION SELECT program, kab FROM added UNION SELECT program, kab FROM removed)
 SELECT k.kab AS kode_kabupaten, k.program, coalesce(b.n, 0) AS sebelumnya,
        coalesce(a.n, 0) AS ditambah, coalesce(r.n, 0) AS dikeluarkan,

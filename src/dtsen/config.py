@@ -39,6 +39,7 @@ class Settings:
     max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
     feedback_max_rows_per_reason: int  # ditolak.csv lists at most this many rows per reason (all are counted)
     staging_keep_rounds: int  # staging of the newest N merged rounds and N Dukcapil snapshots is kept
+    publish_streams: int  # a version's files are written by this many connections at once
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
@@ -199,6 +200,15 @@ SETTINGS: tuple[Setting, ...] = (
         "the staged rows of the newest N merged rounds and of the newest N Dukcapil snapshots are kept; "
         "older staging partitions are dropped when a round opens (the raw files stay in the raw store)",
         _number(int, 1),
+    ),
+    Setting(
+        "DTSEN_PUBLISH_STREAMS",
+        "publish_streams",
+        None,
+        "unset: one per CPU core",
+        "how many of a version's files are written at once, each by its own warehouse connection reading "
+        "the same snapshot, each in bounded memory",
+        lambda raw, _: _number(int, 1, 64)(raw, _) if raw else max(1, os.cpu_count() or 1),
     ),
     Setting(
         "DTSEN_SMTP_URL",

@@ -21,6 +21,7 @@ published and no region is emailed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -255,21 +256,31 @@ def _candidate(conn, ctx: RoundContext):
     from dtsen.publish.candidate import build_candidate
     from dtsen.rank.model import load_model
 
+    started = time.perf_counter()
     built = build_candidate(
         conn,
         ctx.round_id,
         load_model(ctx.settings.ranking_model_path),
         load_programs(ctx.settings.programs_path),
     )
-    return built, audit_version(conn, built.version, AuditConfig.load(ctx.settings.audit_config_path))
+    built.step_seconds["total"] = time.perf_counter() - started
+    started = time.perf_counter()
+    audit = audit_version(conn, built.version, AuditConfig.load(ctx.settings.audit_config_path))
+    built.step_seconds["audit"] = time.perf_counter() - started
+    return built, audit
 
 
-def _audit_summary(ctx: RoundContext, version: int, status: str, audit, built_now: bool) -> dict:
+def _audit_summary(ctx: RoundContext, built, status: str, audit) -> dict:
     return {
         "round_id": ctx.round_id,
-        "version": version,
+        "version": built.version,
         "status": status,
-        "built_now": built_now,
+        "built_now": built.created_now,
+        "build": built.build,  # whole or incremental, and rows opened and closed per table
+        "seconds": {
+            "candidate": round(built.step_seconds.get("total", 0.0), 3),
+            "audit": round(built.step_seconds.get("audit", 0.0), 3),
+        },
         "audit_passed": audit.success,
         "failed_checks": [c["rule"] for c in audit.checks if not c["success"]],
         "drifted_regencies": sorted({d["kode_kabupaten"] for d in audit.drift_flagged}),
@@ -285,7 +296,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
         with _connect() as conn, conn.transaction(force_rollback=True):  # the registry stays as it was
             merged = merge_round(conn, _round_seq(conn, ctx.round_id))
             built, audit = _candidate(conn, ctx)
-        summary = _audit_summary(ctx, built.version, audit.status, audit, built.created_now)
+        summary = _audit_summary(ctx, built, audit.status, audit)
         return summary | {
             "dry_run": True,
             "version": None,
@@ -302,7 +313,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
                 conn, built.version, ctx.approved_by or "airflow-trigger", ctx.approve_drift_reason
             )
             status = "APPROVED"
-    summary = _audit_summary(ctx, built.version, status, audit, built.created_now)
+    summary = _audit_summary(ctx, built, status, audit)
     if status == "BLOCKED":
         _tell_data_ops_of_the_block(ctx, summary)
     return summary
@@ -348,6 +359,8 @@ def publish(ctx: RoundContext) -> dict:
         "version": version,
         "path": str(published.path),
         "published_now": published.published_now,
+        "file_rows": published.file_rows,
+        "file_seconds": {name: round(t, 3) for name, t in published.file_seconds.items()},
     }
 
 
@@ -440,16 +453,26 @@ NOTIFY_PROGRAMS = Step(
 )
 
 
-def run_round(ctx: RoundContext, *, until: str | None = None, only: Iterable[str] | None = None) -> dict:
+def run_round(
+    ctx: RoundContext,
+    *,
+    until: str | None = None,
+    only: Iterable[str] | None = None,
+    seconds: dict[str, float] | None = None,
+) -> dict:
     """Run the steps in order (up to and including `until`, or just those in `only`); each summary by
-    step name, the per-submission step's as a list. A skipped step's summary is {"skipped": why}."""
+    step name, the per-submission step's as a list. A skipped step's summary is {"skipped": why}.
+    `seconds`, if given, receives each step's wall-clock time (the benchmarks' stages)."""
     if until is not None and until not in STEP:
         raise DataError(f"no step {until!r}: the steps are {', '.join(STEP)}")
     wanted = set(only) if only is not None else None
     summaries: dict = {}
     for step in STEPS:
         if wanted is None or step.name in wanted:
+            started = time.perf_counter()
             summaries[step.name] = _run(step, ctx, summaries)
+            if seconds is not None:
+                seconds[step.name] = time.perf_counter() - started
         if step.name == until:
             break
     return summaries

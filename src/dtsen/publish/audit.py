@@ -1,7 +1,8 @@
 """Audit a candidate version with Great Expectations (write-audit-publish: "audit"), and approvals.
 
-The suite expectations/version_audit.json checks the contract's invariants on the candidate's own
-rows, the desil shares, and drift against the current published version per regency and program.
+The suite expectations/version_audit.json checks the contract's invariants on what changed since the
+previous published version (which passed them; the spans' constraints hold the rest), the desil
+shares, and drift against the previous published version per regency and program.
 A failing audit marks the candidate BLOCKED: the current version stays current until an admin
 approves the candidate explicitly (who and why are recorded) or it is discarded.
 """
@@ -77,13 +78,19 @@ class AuditOutcome:
 
 
 def _audit_views(
-    conn: psycopg.Connection, version: int, previous: int | None, snapshot_pk: int | None, config: AuditConfig
+    conn: psycopg.Connection,
+    version: int,
+    previous: int | None,
+    snapshot_pk: int | None,
+    previous_snapshot_pk: int | None,
+    config: AuditConfig,
 ) -> dict[str, str]:
     """The audit's views as plain SQL: a view cannot take parameters, so they are bound client-side."""
     params = {
         "version": version,
         "previous": previous if previous is not None else -1,
         "snapshot_pk": snapshot_pk,
+        "previous_snapshot_pk": previous_snapshot_pk if previous_snapshot_pk is not None else -1,
         "min_base": config.drift_min_base,
     }
     cursor = psycopg.ClientCursor(conn)
@@ -94,13 +101,15 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
     """Run the audit of a CANDIDATE (idempotent: an audited version returns its stored outcome)."""
     config = config or AuditConfig.load()
     row = conn.execute(
-        "SELECT v.status, v.previous_version, r.dukcapil_snapshot_pk, v.audit FROM publish.version v "
+        "SELECT v.status, v.previous_version, r.dukcapil_snapshot_pk, v.audit, "
+        "(SELECT pr.dukcapil_snapshot_pk FROM publish.version pv JOIN ingest.round pr ON pr.round_seq = pv.round_seq "
+        " WHERE pv.version = v.previous_version) FROM publish.version v "
         "JOIN ingest.round r ON r.round_seq = v.round_seq WHERE v.version = %s",
         (version,),
     ).fetchone()
     if not row:
         raise AuditError(f"version {version} does not exist")
-    status, previous, snapshot_pk, stored = row
+    status, previous, snapshot_pk, stored, previous_snapshot_pk = row
     if status != "CANDIDATE":
         stored = stored or {}
         return AuditOutcome(
@@ -110,7 +119,7 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
             stored.get("checks", []),
             stored.get("drift_flagged", []),
         )
-    views = _audit_views(conn, version, previous, snapshot_pk, config)
+    views = _audit_views(conn, version, previous, snapshot_pk, previous_snapshot_pk, config)
     suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
     batches = {}
     for asset, query in views.items():

@@ -1,4 +1,11 @@
-"""Build a candidate version: freeze the merged registry, rank families, select program recipients.
+"""Build a candidate version: rank families, select program recipients, store what changed.
+
+A candidate is built from the newest version (its basis): the persons and families the merges since
+then touched, persons whose Dukcapil record changed, and families time alone moves (an age a rule
+compares with, a BPS measurement growing too old) are looked at again; the rest keep their rows.
+The national desil stays one ordering of every family's score. When the rules that turn the registry
+into scores and recipients differ from the basis's (model, programs, their SQL), every family is
+looked at again: a whole build. Either way the version is stored as spans (sql/publish/candidate.sql).
 
 One transaction: a crash leaves no half-built candidate. Building the candidate of a round that
 already has one (not discarded) returns that one: re-running a round never makes a second version.
@@ -6,7 +13,9 @@ already has one (not discarded) returns that one: re-running a round never makes
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -36,6 +45,7 @@ class CandidateSummary:
     counts: dict = field(default_factory=dict)
     programs: dict = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    build: dict = field(default_factory=dict)
 
 
 def version_members(version: int, no_kk: int | None = None) -> str:
@@ -44,16 +54,15 @@ def version_members(version: int, no_kk: int | None = None) -> str:
     return f"(SELECT * FROM publish.anggota WHERE version = {int(version)}{family})"  # noqa: S608 (ints)
 
 
-def rank_statement(model: RankingModel, version: int) -> str:
-    """family_score: each open family's score: BPS's recent measurement, else the model's prediction."""
+def rank_statement(model: RankingModel, members: str) -> str:
+    """rescored: the score of each open family with members in `members`: BPS's recent measurement,
+    else the model's prediction."""
     score = model.score_sql()
     select = f"""f.no_kk, a.jumlah_anggota,
         CASE WHEN {_bps_recent(model)} THEN ln(f.pengeluaran_per_kapita::float8) ELSE {score} END AS skor,
         CASE WHEN {_bps_recent(model)} THEN 'BPS' ELSE 'PMT' END AS sumber"""
-    query = family_features_query(
-        select, "registry.current_family", version_members(version), model.member_features_used()
-    )
-    return f"CREATE TEMP TABLE family_score ON COMMIT DROP AS {query}"
+    query = family_features_query(select, "registry.current_family", members, model.member_features_used())
+    return f"CREATE TEMP TABLE rescored ON COMMIT DROP AS {query}"
 
 
 def _bps_recent(model: RankingModel) -> str:
@@ -70,46 +79,128 @@ def eligibility_context_sql(members: str) -> str:
 
 def _recipient_statement(program_sql: str, priority_sql: str, program_id: str) -> str:
     # program ids match ^[a-z][a-z0-9_]+$; predicates hold only validated integers and codes
-    return f"""INSERT INTO publish.recipient (version, program, nik, no_kk, kode_wilayah, desil, prioritas)
-        SELECT %(version)s, '{program_id}', c.nik, c.no_kk, c.kode_wilayah, c.desil, {priority_sql}
+    return f"""INSERT INTO new_recipient (program, nik, no_kk, kode_wilayah, desil, prioritas)
+        SELECT '{program_id}', c.nik, c.no_kk, c.kode_wilayah, c.desil, {priority_sql}
         FROM eligibility_context c WHERE {program_sql}"""  # noqa: S608
 
 
-def _counts(conn: psycopg.Connection, version: int) -> dict:
-    individuals, families = conn.execute(
-        "SELECT (SELECT count(*) FROM publish.anggota WHERE version = %(v)s), "
-        "(SELECT count(*) FROM publish.keluarga WHERE version = %(v)s)",
-        {"v": version},
-    ).fetchone()
+def ranking_statements(model: RankingModel, programs: ProgramSet) -> list[tuple[str, str]]:
+    """The statements generated from the model and program files, by the name they run under."""
+    steps = [
+        ("rank_families", rank_statement(model, "rescore_member")),
+        (
+            "eligibility_context",
+            "CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS "
+            + eligibility_context_sql("recheck_member"),
+        ),
+    ]
+    for program in programs.programs:
+        steps.append(
+            (
+                f"recipients_{program.id}",
+                _recipient_statement(program.eligible_sql(), program.priority_sql, program.id),
+            )
+        )
+    return steps
+
+
+# How time alone moves a decision: an age compared with a number, and the reference date read by
+# age() and by the BPS measurement's age. Anything else reading them makes the rules opaque.
+_UMUR = re.compile(r"\bumur\b")
+_UMUR_DEFINED = re.compile(r"\bAS umur\b")
+_UMUR_BETWEEN = re.compile(r"\bumur\s+BETWEEN\s+(\d+)\s+AND\s+(\d+)")
+_UMUR_COMPARED = re.compile(r"\bumur\s*(<=|>=|<>|<|>|=)\s*(\d+)")
+_REFERENCE_DATE = "%(reference_date)s"
+_REFERENCE_DATE_READS = ("age(%(reference_date)s::date,", "> %(reference_date)s::date - interval '")
+
+
+def age_thresholds(texts: list[str]) -> tuple[int, ...] | None:
+    """The ages at which some rule's outcome can change as a person grows a year older (None when
+    a rule reads age or the reference date in a way this cannot see: then every family is re-scored)."""
+    text = "\n".join(texts)
+    ages: set[int] = set()
+    between = _UMUR_BETWEEN.findall(text)
+    compared = _UMUR_COMPARED.findall(text)
+    for low, high in between:
+        ages.update((int(low), int(high) + 1))
+    for operator, value in compared:
+        n = int(value)
+        ages.update({"<": {n}, ">=": {n}, "<=": {n + 1}, ">": {n + 1}}.get(operator, {n, n + 1}))
+    seen = len(_UMUR_DEFINED.findall(text)) + len(between) + len(compared)
+    reads = sum(text.count(pattern) for pattern in _REFERENCE_DATE_READS)
+    if seen != len(_UMUR.findall(text)) or reads != text.count(_REFERENCE_DATE):
+        return None
+    return tuple(sorted(ages))
+
+
+def rank_inputs(model: RankingModel, generated: list[tuple[str, str]]) -> str:
+    """A hash of every rule text that turns the registry into scores and recipients."""
+    parts = [statements("publish/candidate.sql")[name] for name in ("family_scores", "assign_desil")]
+    parts += [text for _, text in generated] + [str(model.bps_max_age_months)]
+    return hashlib.sha256("\n\0".join(parts).encode()).hexdigest()
+
+
+def _desil_counts(conn: psycopg.Connection) -> dict:
+    """Families and individuals per desil, from the ordering just built (family_desil)."""
     per_desil = conn.execute(
-        "SELECT desil, count(*), sum(jumlah_anggota) FROM publish.keluarga WHERE version = %s GROUP BY desil "
-        "ORDER BY desil",
-        (version,),
+        "SELECT desil, count(*), sum(jumlah_anggota) FROM family_desil GROUP BY desil ORDER BY desil"
     ).fetchall()
-    return {
-        "individuals": individuals,
-        "families": families,
-        "desil": {str(d): {"families": f, "individuals": int(i)} for d, f, i in per_desil},
-    }
+    return {str(d): {"families": f, "individuals": int(i)} for d, f, i in per_desil}
 
 
 def program_changes(conn: psycopg.Connection, version: int, previous: int | None) -> dict:
-    """Recipients per program and how many were added/removed against the previous version."""
-    rows = conn.execute(
-        """
-        SELECT program,
-               count(*) FILTER (WHERE cur) AS recipients,
-               count(*) FILTER (WHERE cur AND NOT prev) AS added,
-               count(*) FILTER (WHERE prev AND NOT cur) AS removed
-        FROM (SELECT coalesce(c.program, p.program) AS program, c.nik IS NOT NULL AS cur, p.nik IS NOT NULL AS prev
-              FROM (SELECT program, nik FROM publish.recipient WHERE version = %(v)s) c
-              FULL JOIN (SELECT program, nik FROM publish.recipient WHERE version = %(p)s) p
-                ON p.program = c.program AND p.nik = c.nik) x
-        GROUP BY program ORDER BY program
-        """,
-        {"v": version, "p": previous if previous is not None else -1},
-    ).fetchall()
-    return {program: {"recipients": r, "added": a, "removed": d} for program, r, a, d in rows}
+    """Recipients per program and how many were added/removed against the previous version, from
+    the recipient counts and the spans opened or closed between the two versions."""
+    return {
+        program: {"recipients": int(r), "added": a, "removed": d}
+        for program, r, a, d in conn.execute(
+            statements("publish/version_changes.sql")["program_changes"],
+            {"version": version, "previous": previous if previous is not None else -1},
+        )
+    }
+
+
+@dataclass(frozen=True)
+class Basis:
+    """The newest version, which a candidate is built as the differences from."""
+
+    version: int
+    round_seq: int
+    reference_date: object
+    snapshot_pk: int | None
+    rank_inputs: str | None
+    status: str
+    counts: dict
+
+    @classmethod
+    def newest(cls, conn: psycopg.Connection) -> Basis | None:
+        row = conn.execute(
+            "SELECT v.version, v.round_seq, v.reference_date, r.dukcapil_snapshot_pk, v.rank_inputs, v.status, "
+            "v.counts FROM publish.version v JOIN ingest.round r ON r.round_seq = v.round_seq "
+            "ORDER BY v.version DESC LIMIT 1"
+        ).fetchone()
+        return cls(*row[:6], row[6] or {}) if row else None
+
+    def why_whole(self, conn: psycopg.Connection, round_seq: int, inputs: str, ages: object) -> str | None:
+        """Why a candidate on this basis must re-score every family, or None if it need not."""
+        if self.status == "DISCARDED":
+            return f"the newest version {self.version} was discarded"
+        if self.rank_inputs != inputs:
+            return f"the ranking model, program rules or their SQL differ from version {self.version}'s"
+        if ages is None:
+            return "a rule reads age or the reference date in a way the incremental build cannot follow"
+        if self.reference_date is None or "individuals" not in self.counts:
+            return f"version {self.version} predates incremental builds"
+        unrecorded = conn.execute(
+            "SELECT count(*) FROM ingest.round WHERE round_seq > %s AND round_seq <= %s "
+            "AND status IN ('MERGED', 'PUBLISHED') AND NOT touched_recorded",
+            (self.round_seq, round_seq),
+        ).fetchone()[0]
+        if unrecorded:
+            return (
+                f"{unrecorded} round(s) since version {self.version} were merged before touches were recorded"
+            )
+        return None
 
 
 def build_candidate(
@@ -142,51 +233,108 @@ def build_candidate(
         raise CandidateError(
             f"round {later[0]} was merged after {round_id}: the registry no longer holds {round_id}'s state"
         )
-    version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM publish.version").fetchone()[0]
+    basis = Basis.newest(conn)
+    version = basis.version + 1 if basis else 1
     previous = conn.execute("SELECT max(version) FROM publish.version WHERE status = 'PUBLISHED'").fetchone()[
         0
     ]
+    generated = ranking_statements(model, programs)
+    inputs = rank_inputs(model, generated)
+    ages = age_thresholds([text for _, text in generated])
+    whole = "there is no earlier version" if basis is None else basis.why_whole(conn, round_seq, inputs, ages)
     conn.execute(
         "INSERT INTO publish.version (version, round_seq, status, previous_version, ranking_model, "
-        "reference_date) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s)",
+        "reference_date, rank_inputs) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s, %s)",
         (
             version,
             round_seq,
             previous,
             Jsonb(model.reference | {"programs_version": programs.version}),
             reference_date,
+            inputs,
         ),
     )
-    conn.execute("SELECT publish.ensure_version_partitions(%s)", (version,))
-    params = {"version": version, "reference_date": reference_date, "snapshot_pk": snapshot_pk}
+    dates = sorted(d for d in (reference_date, basis.reference_date if basis else None) if d is not None)
+    params = {
+        "version": version,
+        "basis": basis.version if basis else -1,
+        "reference_date": reference_date,
+        "snapshot_pk": snapshot_pk,
+        "round_seq": round_seq,
+        "basis_round_seq": basis.round_seq if basis else 0,
+        "basis_snapshot_pk": (basis.snapshot_pk if basis else None) or -1,
+        "age_thresholds": list(ages or ()),
+        "date_from": dates[0] if dates else None,
+        "date_to": dates[-1] if dates else None,
+        "bps_months": model.bps_max_age_months,
+    }
     summary = CandidateSummary(version, round_id, "CANDIDATE", True)
-    steps = list(statements("publish/candidate.sql").items())
-    # the ranking (generated from the model file) runs on the frozen members, before the deciles
-    at = [name for name, _ in steps].index("assign_desil")
-    steps.insert(at, ("rank_families", rank_statement(model, version)))
-    context = eligibility_context_sql(version_members(version))
-    steps.append(
-        ("eligibility_context", f"CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS {context}")
-    )
-    for program in programs.programs:
-        steps.append(
-            (
-                f"recipients_{program.id}",
-                _recipient_statement(program.eligible_sql(), program.priority_sql, program.id),
-            )
-        )
+    files = statements("publish/candidate.sql")
+    find = ("all_persons", "all_families") if whole else ("changed_persons", "changed_families")
+    skip = {"changed_persons", "changed_families", "all_persons", "all_families"} - set(find)
+    steps = [(name, text) for name, text in files.items() if name not in skip]
+    generated_at = {"rank_families": "family_scores", "eligibility_context": "index_new_recipients"}
+    for name, text in generated:
+        at = [n for n, _ in steps].index(generated_at.get(name, "index_new_recipients"))
+        steps.insert(at, (name, text))
     for name, statement in steps:
         started = time.perf_counter()
         conn.execute(statement, params)  # always bound: SQL files write a literal % as %%
         summary.step_seconds[name] = time.perf_counter() - started
         log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
-    summary.counts = _counts(conn, version)
+    summary.build = _build_record(conn, version, basis, whole)
+    summary.counts = _counts(conn, version, basis)
     empty = {"recipients": 0, "added": 0, "removed": 0}
     summary.programs = {p.id: dict(empty) for p in programs.programs} | program_changes(
         conn, version, previous
     )
     conn.execute(
-        "UPDATE publish.version SET counts = %s, programs = %s WHERE version = %s",
-        (Jsonb(summary.counts), Jsonb(summary.programs), version),
+        "UPDATE publish.version SET counts = %s, programs = %s, build = %s WHERE version = %s",
+        (Jsonb(summary.counts), Jsonb(summary.programs), Jsonb(summary.build), version),
     )
+    if whole:
+        log.info("candidate v%s built whole: %s", version, whole)
     return summary
+
+
+def _build_record(conn: psycopg.Connection, version: int, basis: Basis | None, whole: str | None) -> dict:
+    """How the version was built, for operators and the scale benchmark (counts only)."""
+    looked_at = conn.execute(
+        "SELECT (SELECT count(*) FROM cand_person), (SELECT count(*) FROM cand_family), "
+        "(SELECT count(*) FROM rescored), (SELECT count(*) FROM new_family)"
+    ).fetchone()
+    written = conn.execute(statements("publish/version_changes.sql")["rows_written"], {"version": version})
+    return {
+        "mode": "whole" if whole else "incremental",
+        "why_whole": whole,
+        "basis": basis.version if basis else None,
+        "persons_looked_at": looked_at[0],
+        "families_looked_at": looked_at[1],
+        "families_rescored": looked_at[2],
+        "families_rewritten": looked_at[3],
+        "rows": {table: {"opened": o, "closed": c} for table, o, c in written},
+    }
+
+
+def _counts(conn: psycopg.Connection, version: int, basis: Basis | None) -> dict:
+    """Individuals and families in the version, and per desil: the basis's count of individuals plus
+    the members opened minus those closed, and the families from the ordering just built."""
+    desil = _desil_counts(conn)
+    opened, closed = conn.execute(
+        "SELECT (SELECT count(*) FROM publish.anggota_span WHERE valid_from = %(v)s), "
+        "(SELECT count(*) FROM publish.anggota_span WHERE valid_to = %(v)s)",
+        {"v": version},
+    ).fetchone()
+    if basis is None:
+        before = 0
+    elif "individuals" in basis.counts:
+        before = basis.counts["individuals"]
+    else:
+        before = conn.execute(
+            "SELECT count(*) FROM publish.anggota WHERE version = %s", (basis.version,)
+        ).fetchone()[0]
+    return {
+        "individuals": before + opened - closed,
+        "families": sum(d["families"] for d in desil.values()),
+        "desil": desil,
+    }

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dtsen.config import settings
 from dtsen.errors import DataError
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
 from dtsen.sqlfiles import statements
@@ -81,24 +82,67 @@ def version_files(program_ids: list[str]) -> dict[str, str]:
     return files
 
 
+LARGEST_FIRST = {"anggota.parquet": 0, "keluarga.parquet": 1}  # then the rest, in the contract's order
+
+
 def write_version_files(
-    conn: psycopg.Connection, version: int, previous: int | None, program_ids: list[str], target: Path
+    conn: psycopg.Connection,
+    version: int,
+    previous: int | None,
+    program_ids: list[str],
+    target: Path,
+    streams: int = 1,
 ) -> tuple[dict[str, str], dict[str, float], dict[str, int]]:
+    """Write the version's files into `target`. With several streams, each file is written by its own
+    connection, all reading the snapshot of `conn`'s transaction (so they write one state of the
+    warehouse), the largest files first; each stream's memory is bounded by its Parquet writer."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from dtsen.publish.parquet import copy_to_parquet  # pyarrow: not at DAG parse
 
-    checksums, seconds, rows = {}, {}, {}
+    jobs = []
     for relative, query in version_files(program_ids).items():
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
         params = {"version": version, "previous": previous if previous is not None else -1}
         if relative.startswith("programs/"):
             params["program"] = Path(relative).stem
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        jobs.append((relative, query, params))
+    checksums, seconds, rows = {}, {}, {}
+
+    def write(connection: psycopg.Connection, relative: str, query: str, params: dict) -> None:
         started = time.perf_counter()
-        rows[relative] = copy_to_parquet(conn, query, path, params)
+        rows[relative] = copy_to_parquet(connection, query, target / relative, params)
         seconds[relative] = time.perf_counter() - started
-        checksums[relative] = file_sha256(path)[0]
+        checksums[relative] = file_sha256(target / relative)[0]
         log.debug("version %s: %s, %s rows in %.1f s", version, relative, rows[relative], seconds[relative])
-    return checksums, seconds, rows
+
+    # a transaction that has written cannot share what it wrote: then one stream, on its connection
+    wrote = conn.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL").fetchone()[0]
+    if streams <= 1 or len(jobs) == 1 or wrote:
+        for job in jobs:
+            write(conn, *job)
+        return checksums, seconds, rows
+    snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+
+    def stream(job: tuple[str, str, dict]) -> None:
+        from dtsen.warehouse import engine
+
+        with engine.connect() as reader:
+            reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            reader.read_only = True
+            reader.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            write(reader, *job)
+
+    largest_first = sorted(jobs, key=lambda job: LARGEST_FIRST.get(job[0], len(LARGEST_FIRST)))
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="publish-stream") as pool:
+        for done in [pool.submit(stream, job) for job in largest_first]:
+            done.result()  # the first failure is raised; the caller removes the half-written folder
+    order = [relative for relative, _, _ in jobs]  # the manifest lists files in the contract's order
+    return (
+        {r: checksums[r] for r in order},
+        {r: seconds[r] for r in order},
+        {r: rows[r] for r in order},
+    )
 
 
 INCOMPLETE_PREFIX = ".incomplete-"
@@ -211,7 +255,9 @@ def _publish_locked(
         staging.mkdir(mode=DIR_MODE)
         try:
             program_ids = sorted(programs)
-            checksums, seconds, rows = write_version_files(conn, version, previous, program_ids, staging)
+            checksums, seconds, rows = write_version_files(
+                conn, version, previous, program_ids, staging, settings().publish_streams
+            )
             manifest = {
                 "version": version,
                 "round_id": round_id,
