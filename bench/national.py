@@ -147,6 +147,68 @@ def whole_rebuild_seconds(conn: psycopg.Connection, round_id: str) -> dict:
     return {"candidate": round(candidate, 1), "audit": round(audit, 1)}
 
 
+def _accepted(table: str, file_name: str) -> str:
+    return f"""FROM staging.{table} s WHERE s.round_seq = %(r)s AND NOT EXISTS (
+        SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(r)s AND q.submission_pk = s.submission_pk
+        AND q.file_name = '{file_name}' AND q.line_no = s.line_no)"""  # noqa: S608 (bench constants)
+
+
+def merge_floor_seconds(conn: psycopg.Connection, round_id: str) -> float:
+    """The merge's raw-write floor: the round's accepted pemda rows upserted into bare copies of the
+    person and family tables, and as many history and membership rows as the merge wrote inserted,
+    by plain SQL with no checks (no conflicts, no invariants, no provenance, no partitions)."""
+    from dtsen.domain.codes import FAMILY_ATTRIBUTE_FIELDS, MEMBER_ATTRIBUTE_FIELDS
+
+    r = conn.execute("SELECT round_seq FROM ingest.round WHERE round_id = %s", (round_id,)).fetchone()[0]
+    for bare, source, key in (
+        ("bench_person", "registry.person", "nik"),
+        ("bench_family", "registry.family", "no_kk"),
+    ):
+        conn.execute(f"DROP TABLE IF EXISTS {bare}")
+        conn.execute(f"CREATE TABLE {bare} AS SELECT * FROM {source}")  # noqa: S608
+        conn.execute(f"ALTER TABLE {bare} ADD PRIMARY KEY ({key})")
+    conn.execute("DROP TABLE IF EXISTS bench_history, bench_membership")
+    conn.execute("CREATE TABLE bench_history (LIKE registry.field_change)")
+    conn.execute("CREATE TABLE bench_membership (LIKE registry.membership)")
+    conn.commit()
+    member = [f.name for f in MEMBER_ATTRIBUTE_FIELDS]
+    family = [f.name for f in FAMILY_ATTRIBUTE_FIELDS]
+    member_types = {f.name: f.sql_type for f in MEMBER_ATTRIBUTE_FIELDS}
+    family_types = {f.name: f.sql_type for f in FAMILY_ATTRIBUTE_FIELDS}
+    persons = f"""
+        INSERT INTO bench_person AS t (nik, nama, jenis_kelamin, tanggal_lahir, {", ".join(member)},
+                                       created_round, updated_round)
+        SELECT DISTINCT ON (s.nik::bigint) s.nik::bigint, s.nama, s.jenis_kelamin::smallint,
+               s.tanggal_lahir::date, {", ".join(f"s.{a}::{member_types[a]}" for a in member)}, %(r)s, %(r)s
+        {_accepted("pemda_anggota", "anggota.csv")}
+        ORDER BY s.nik::bigint, s.line_no DESC
+        ON CONFLICT (nik) DO UPDATE SET nama = EXCLUDED.nama, tanggal_lahir = EXCLUDED.tanggal_lahir,
+            {", ".join(f"{a} = EXCLUDED.{a}" for a in member)}, updated_round = EXCLUDED.updated_round"""
+    families = f"""
+        INSERT INTO bench_family AS t (no_kk, kode_wilayah, alamat, {", ".join(family)}, created_round, updated_round)
+        SELECT DISTINCT ON (s.no_kk::bigint) s.no_kk::bigint, s.kode_wilayah, s.alamat,
+               {", ".join(f"s.{a}::{family_types[a]}" for a in family)}, %(r)s, %(r)s
+        {_accepted("pemda_keluarga", "keluarga.csv")}
+        ORDER BY s.no_kk::bigint, s.line_no DESC
+        ON CONFLICT (no_kk) DO UPDATE SET kode_wilayah = EXCLUDED.kode_wilayah, alamat = EXCLUDED.alamat,
+            {", ".join(f"{a} = EXCLUDED.{a}" for a in family)}, updated_round = EXCLUDED.updated_round"""
+    started = time.perf_counter()
+    conn.execute(persons, {"r": r})
+    conn.execute(families, {"r": r})
+    conn.execute(
+        "INSERT INTO bench_history SELECT * FROM registry.field_change WHERE round_seq = %(r)s", {"r": r}
+    )
+    conn.execute(
+        "INSERT INTO bench_membership SELECT * FROM registry.membership WHERE valid_from_round = %(r)s",
+        {"r": r},
+    )
+    conn.commit()
+    seconds = time.perf_counter() - started
+    conn.execute("DROP TABLE bench_person, bench_family, bench_history, bench_membership")
+    conn.commit()
+    return seconds
+
+
 def publication_reference(conn: psycopg.Connection, version: int) -> float:
     from dtsen.programs import load_programs
     from dtsen.publish.version import version_files
@@ -201,6 +263,11 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
         total = time.monotonic() - started
         audited = summaries["rank_and_audit"]
         stages = {stage: sum(seconds.get(s, 0.0) for s in steps) for stage, steps in STAGES.items()}
+        per_submission = summaries["stage_and_validate"]
+        point_split = {
+            part: round(sum(x.get("seconds", {}).get(part, 0.0) for x in per_submission), 1)
+            for part in ("stage", "validate")
+        }
         stages["rank"] = audited["seconds"]["candidate"]
         stages["audit"] = audited["seconds"]["audit"]
         point = {
@@ -212,6 +279,7 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
             "seconds_total": round(total, 1),
             "stages": {k: round(v, 1) for k, v in stages.items()},
             "steps": {k: round(v, 1) for k, v in seconds.items()},
+            "ingest_validate_split": point_split,  # staging (COPY, checks) vs validation, summed
             "build": audited.get("build"),
             "audit_passed": audited["audit_passed"],
             "publish_files": summaries["publish"].get("file_seconds"),
@@ -225,6 +293,9 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
                 incremental = stages["rank"] + stages["audit"]
                 whole = sum(point["whole_rebuild_reference"].values())
                 point["candidate_audit_ratio"] = round(incremental / whole, 3) if whole else None
+                floor = merge_floor_seconds(conn, round_id)
+                point["merge_floor_seconds"] = round(floor, 1)
+                point["merge_ratio"] = round(floor / stages["merge"], 3)
                 copy_seconds = publication_reference(conn, audited["version"])
                 point["publication_reference_copy_seconds"] = round(copy_seconds, 1)
                 point["publication_ratio"] = round(copy_seconds / stages["publish"], 3)

@@ -76,15 +76,17 @@ CREATE INDEX anggota_span_current_birth ON publish.anggota_span (tanggal_lahir) 
 CREATE INDEX keluarga_span_current_survey ON publish.keluarga_span (tanggal_survei)
     WHERE valid_to IS NULL AND tanggal_survei IS NOT NULL;
 
+-- "Valid in v" is written so that no partial index of the newest rows is tempting: a version is
+-- read whole (a scan) or by key (the primary key or the family index, then this filter).
 CREATE VIEW publish.keluarga AS
 SELECT v.version, s.* FROM publish.version v
-JOIN publish.keluarga_span s ON s.valid_from <= v.version AND (s.valid_to IS NULL OR s.valid_to > v.version);
+JOIN publish.keluarga_span s ON s.valid_from <= v.version AND coalesce(s.valid_to, 2147483647) > v.version;
 CREATE VIEW publish.anggota AS
 SELECT v.version, s.* FROM publish.version v
-JOIN publish.anggota_span s ON s.valid_from <= v.version AND (s.valid_to IS NULL OR s.valid_to > v.version);
+JOIN publish.anggota_span s ON s.valid_from <= v.version AND coalesce(s.valid_to, 2147483647) > v.version;
 CREATE VIEW publish.recipient AS
 SELECT v.version, s.* FROM publish.version v
-JOIN publish.recipient_span s ON s.valid_from <= v.version AND (s.valid_to IS NULL OR s.valid_to > v.version);
+JOIN publish.recipient_span s ON s.valid_from <= v.version AND coalesce(s.valid_to, 2147483647) > v.version;
 
 CREATE VIEW publish.recipient_published AS
 SELECT r.version, r.program, r.nik, r.no_kk, r.kode_wilayah, r.desil, r.prioritas

@@ -32,11 +32,15 @@ WITH scope AS (
     UNION SELECT no_kk FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
     UNION SELECT no_kk FROM publish.anggota_span WHERE valid_to > %(previous)s AND valid_to <= %(version)s
 )
+, heads AS (
+    SELECT a.no_kk, count(*) FILTER (WHERE a.hubungan_keluarga = 1) AS jumlah_kepala
+    FROM scope s JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = s.no_kk
+    GROUP BY a.no_kk
+)
 SELECT k.no_kk, k.desil, coalesce(h.jumlah_kepala, 0) AS jumlah_kepala
 FROM scope s
 JOIN publish.keluarga k ON k.version = %(version)s AND k.no_kk = s.no_kk
-LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE a.hubungan_keluarga = 1) AS jumlah_kepala
-                   FROM publish.anggota a WHERE a.version = %(version)s AND a.no_kk = k.no_kk) h ON true
+LEFT JOIN heads h ON h.no_kk = k.no_kk
 
 -- The desil shares of individuals, from the counts the candidate kept of its whole ordering.
 -- name: desil_shares

@@ -158,6 +158,7 @@ def stage_and_validate(ctx: RoundContext) -> dict:
     if ctx.submission is None:
         raise DataError("stage_and_validate runs once per submission: none was given")
     source, submission_id = ctx.submission["source"], ctx.submission["submission_id"]
+    started = time.perf_counter()
     with _connect() as conn, conn.transaction():
         outcome = ingest_one_submission(
             conn,
@@ -167,9 +168,11 @@ def stage_and_validate(ctx: RoundContext) -> dict:
             landing_root=ctx.settings.landing_root,
             raw_root=ctx.settings.raw_root,
         )
+        staged = time.perf_counter()
         row_rejections = 0
         if outcome.submission_pk is not None:  # None: refused as a submission (its feedback says why)
             row_rejections = validate_submission(conn, outcome.submission_pk).row_rejections
+    validated = time.perf_counter()
     return {
         "submission_pk": outcome.submission_pk,
         "source": source,
@@ -180,6 +183,7 @@ def stage_and_validate(ctx: RoundContext) -> dict:
         "file_codes": {f.file_name: f.code for f in outcome.files if f.code},
         "processed_now": outcome.processed_now,
         "row_rejections": row_rejections,
+        "seconds": {"stage": round(staged - started, 3), "validate": round(validated - staged, 3)},
     }
 
 

@@ -135,7 +135,7 @@ def age_thresholds(texts: list[str]) -> tuple[int, ...] | None:
 
 def rank_inputs(model: RankingModel, generated: list[tuple[str, str]]) -> str:
     """A hash of every rule text that turns the registry into scores and recipients."""
-    parts = [statements("publish/candidate.sql")[name] for name in ("family_scores", "assign_desil")]
+    parts = list(statements("publish/candidate.sql").values())  # how a version is built, too
     parts += [text for _, text in generated] + [str(model.bps_max_age_months)]
     return hashlib.sha256("\n\0".join(parts).encode()).hexdigest()
 
@@ -273,9 +273,10 @@ def build_candidate(
     find = ("all_persons", "all_families") if whole else ("changed_persons", "changed_families")
     skip = {"changed_persons", "changed_families", "all_persons", "all_families"} - set(find)
     steps = [(name, text) for name, text in files.items() if name not in skip]
-    generated_at = {"rank_families": "family_scores", "eligibility_context": "index_new_recipients"}
-    for name, text in generated:
-        at = [n for n, _ in steps].index(generated_at.get(name, "index_new_recipients"))
+    for name, text in generated:  # the ranking before the scores are gathered, the rest before recipients
+        at = [n for n, _ in steps].index(
+            "family_scores" if name == "rank_families" else "index_new_recipients"
+        )
         steps.insert(at, (name, text))
     for name, statement in steps:
         started = time.perf_counter()
