@@ -4,18 +4,20 @@
 -- snapshot, NULL when none), previous_snapshot_pk (the previous version's, -1 when none), min_base.
 --
 -- The invariants are checked on what changed since the previous published version (which passed
--- them): members and families whose rows were opened or closed since, members of families that
--- changed, and persons whose Dukcapil record changed since its snapshot. The constraints of the
--- spans hold the rest (one current row per NIK, per family, per recipient). With no previous
--- version, everything is in scope.
+-- them): members whose rows were opened since, members of families that vanished, persons whose
+-- Dukcapil record changed since its snapshot, and families whose members changed or that are new.
+-- The constraints of the spans hold the rest (one current row per NIK, per family, per recipient;
+-- desil 1-10). With no previous version, everything is in scope.
 
 -- name: members
-WITH changed_family AS (
-    SELECT no_kk FROM publish.keluarga_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
-    UNION SELECT no_kk FROM publish.keluarga_span WHERE valid_to > %(previous)s AND valid_to <= %(version)s
+WITH vanished_family AS (  -- a family with no row in the version whose row the previous one had
+    SELECT k.no_kk FROM publish.keluarga_span k
+    WHERE k.valid_to > %(previous)s AND k.valid_to <= %(version)s
+      AND NOT EXISTS (SELECT 1 FROM publish.keluarga_span n WHERE n.no_kk = k.no_kk
+                      AND n.valid_from <= %(version)s AND coalesce(n.valid_to, 2147483647) > %(version)s)
 ), scope AS (
     SELECT nik FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
-    UNION SELECT a.nik FROM changed_family f JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = f.no_kk
+    UNION SELECT a.nik FROM vanished_family f JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = f.no_kk
     UNION SELECT nik FROM ref.dukcapil_change
           WHERE snapshot_pk > %(previous_snapshot_pk)s AND snapshot_pk <= coalesce(%(snapshot_pk)s, -1)
 )
@@ -26,13 +28,17 @@ JOIN publish.anggota a ON a.version = %(version)s AND a.nik = s.nik
 LEFT JOIN publish.keluarga k ON k.version = %(version)s AND k.no_kk = a.no_kk
 LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik
 
+-- Who heads a family changes only with its members' rows; a new family is checked whole. (A row
+-- rewritten for its desil or score alone keeps its members: the spans' CHECK holds the desil range.)
 -- name: families
 WITH scope AS (
-    SELECT no_kk FROM publish.keluarga_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
-    UNION SELECT no_kk FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
+    SELECT no_kk FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
     UNION SELECT no_kk FROM publish.anggota_span WHERE valid_to > %(previous)s AND valid_to <= %(version)s
-)
-, heads AS (
+    UNION SELECT k.no_kk FROM publish.keluarga_span k
+          WHERE k.valid_from > %(previous)s AND k.valid_from <= %(version)s
+            AND NOT EXISTS (SELECT 1 FROM publish.keluarga_span p WHERE p.no_kk = k.no_kk
+                            AND p.valid_from <= %(previous)s AND coalesce(p.valid_to, 2147483647) > %(previous)s)
+), heads AS (
     SELECT a.no_kk, count(*) FILTER (WHERE a.hubungan_keluarga = 1) AS jumlah_kepala
     FROM scope s JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = s.no_kk
     GROUP BY a.no_kk

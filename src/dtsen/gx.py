@@ -33,23 +33,24 @@ def lent_to_sqlalchemy(conn: psycopg.Connection) -> Iterator[psycopg.Connection]
 
 
 @contextmanager
-def _temporary_views(conn: psycopg.Connection, views: dict[str, str]) -> Iterator[None]:
+def _temporary_tables(conn: psycopg.Connection, batches: dict[str, str]) -> Iterator[None]:
+    """Each batch's rows computed once into a temporary table: GE reads a batch several times (a
+    probe, the row count, one query per metric bundle), and a view would run its query each time."""
     try:
-        for name, query in views.items():
-            conn.execute(
-                sql.SQL("CREATE OR REPLACE TEMP VIEW {} AS {}").format(sql.Identifier(name), sql.SQL(query))
-            )
+        for name, query in batches.items():
+            conn.execute(sql.SQL("CREATE TEMP TABLE {} AS {}").format(sql.Identifier(name), sql.SQL(query)))
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
         yield
     finally:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            for name in views:
-                conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(name)))
+            for name in batches:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def validate_views(
     conn: psycopg.Connection, batches: dict[str, tuple[str, dict]], parameters: dict | None = None
 ) -> dict[str, object]:
-    """Validate each view `name -> (SELECT ..., suite json)` on `conn`; GE results by name.
+    """Validate each batch `name -> (SELECT ..., suite json)` on `conn`; GE results by name.
 
     `parameters` fill the suites' {"$PARAMETER": ...} placeholders. An expectation that raised is
     a defect of the suite, not of the data: it stops the run loudly.
@@ -60,7 +61,7 @@ def validate_views(
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     results = {}
-    with lent_to_sqlalchemy(conn) as lent, _temporary_views(conn, {n: q for n, (q, _) in batches.items()}):
+    with lent_to_sqlalchemy(conn) as lent, _temporary_tables(conn, {n: q for n, (q, _) in batches.items()}):
         source = context.data_sources.add_postgres(
             "warehouse",
             connection_string=LENT_URL,

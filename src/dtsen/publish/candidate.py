@@ -283,7 +283,9 @@ def build_candidate(
         conn.execute(statement, params)  # always bound: SQL files write a literal % as %%
         summary.step_seconds[name] = time.perf_counter() - started
         log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
-    summary.build = _build_record(conn, version, basis, whole)
+    summary.build = _build_record(conn, version, basis, whole) | {
+        "step_seconds": {name: round(t, 2) for name, t in summary.step_seconds.items()}
+    }
     summary.counts = _counts(conn, version, basis)
     empty = {"recipients": 0, "added": 0, "removed": 0}
     summary.programs = {p.id: dict(empty) for p in programs.programs} | program_changes(
