@@ -93,3 +93,21 @@ def reference_copy_seconds(
                     size += len(chunk)
                     sink.write(chunk)
     return time.perf_counter() - started, size
+
+
+def raw_copy_rate(url: str, files: list[Path]) -> tuple[int, float]:
+    """Rows/s of COPY ... FORMAT csv into an unlogged table with one text column per field."""
+    rows = 0
+    started = time.monotonic()
+    with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
+        for i, path in enumerate(files):
+            with open(path, "rb") as fh:
+                ncols = fh.readline().count(b",") + 1
+            cols = ", ".join(f"c{j} text" for j in range(ncols))
+            conn.execute(f"CREATE UNLOGGED TABLE raw_{i} ({cols})")
+            with conn.cursor() as cur, open(path, "rb") as fh:
+                with cur.copy(f"COPY raw_{i} FROM STDIN (FORMAT csv, HEADER true)") as copy:
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+                rows += cur.rowcount
+    return rows, time.monotonic() - started

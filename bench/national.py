@@ -32,12 +32,13 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import psycopg
-from common import emit, fresh_database, generated_world, reference_copy_seconds
+from common import emit, fresh_database, generated_world, raw_copy_rate, reference_copy_seconds
 
 from dtsen.round import NOTIFY_PROGRAMS, RoundContext, run_round
 from dtsen.warehouse import engine
@@ -245,11 +246,14 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
             url = None
         if url is None:
             recorded = set()
-    url = url or fresh_database(name)
+    publish_root = work / f"publish-national-{size}"
+    if url is None:  # a fresh start: nothing of an earlier run may be taken for this one's
+        url = fresh_database(name)
+        for leftover in (publish_root, work / f"raw-national-{size}", work / f"outbox-national-{size}"):
+            shutil.rmtree(leftover, ignore_errors=True)
     os.environ["DTSEN_DATABASE_URL"] = url
     os.environ["DTSEN_RAW_ROOT"] = str(work / f"raw-national-{size}")
     os.environ["DTSEN_OUTBOX"] = str(work / f"outbox-national-{size}")
-    publish_root = work / f"publish-national-{size}"
     for round_id, kind in ROUNDS.items():
         if round_id in recorded:
             continue
@@ -285,6 +289,10 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
             "publish_files": summaries["publish"].get("file_seconds"),
             "peak_rss_mib": peak_rss_mib(),
         }
+        files = sorted((world / "landing" / round_id).rglob("*.csv"))
+        copied, copy_seconds = raw_copy_rate(fresh_database("dtsen_national_rawcopy"), files)
+        point["ingest_raw_copy"] = {"rows": copied, "seconds": round(copy_seconds, 2)}
+        point["ingest_ratio"] = round(copy_seconds / stages["ingest_validate"], 4)
         with psycopg.connect(engine.libpq_conninfo(url)) as conn:
             point |= round_size(conn, round_id)
             conn.commit()
