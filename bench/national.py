@@ -17,9 +17,9 @@ Every measured point is appended to --out as one JSON line with the machine it r
 two rounds are in --out is skipped; a size whose first load is there and whose database still holds
 it resumes at the quarterly round (an interrupted run loses at most the round it was in).
 
-The model: each stage's seconds fitted as a * persons + b * input rows (the Dukcapil stage: a *
-extract rows + b * changed lines), least squares without intercept over every point (first loads and
-quarterly rounds differ in input rows per person, which separates the two terms). It prints the
+The model: each stage's seconds fitted as fixed + a * persons + b * input rows (the Dukcapil stage:
+fixed + a * extract rows + b * changed lines), least squares with every term >= 0 over every point
+(first loads and quarterly rounds differ in input rows per person, which separates the terms). It prints the
 extrapolated national quarterly round (289M persons, 10M input rows, a 289M-row extract with 1%
 changed) and the first national load, on this machine and on a 16-core warehouse host under the
 assumptions printed beside them.
@@ -310,28 +310,25 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
         emit(point, out)
 
 
+def _sizes(p: dict, stage: str) -> tuple[float, float]:
+    if stage != "dukcapil":
+        return p["persons"], p["input_rows"]
+    # a first extract is new whole: every line is typed and validated (its changes are not listed)
+    changed = p["extract_rows"] if p["kind"] == "first_load" and not p["changed"] else p["changed"]
+    return p["extract_rows"], changed
+
+
 def fit(points: list[dict]) -> dict[str, dict]:
-    """Per stage: seconds = a * x1 + b * x2 (least squares, no intercept, coefficients kept >= 0)."""
+    """Per stage: seconds = fixed + a * x1 + b * x2 (least squares, every term kept >= 0): x1, x2 are
+    persons and input rows, or for the Dukcapil stage extract rows and changed lines."""
     models = {}
     for stage in MODEL_STAGES:
-        xs, ys = [], []
-        for p in points:
-            if stage not in p.get("stages", {}):
-                continue
-            x = (p["extract_rows"], p["changed"]) if stage == "dukcapil" else (p["persons"], p["input_rows"])
-            xs.append(x)
-            ys.append(p["stages"][stage])
-        if not xs:
+        measured = [p for p in points if stage in p.get("stages", {})]
+        if not measured:
             continue
-        a = np.array(xs, dtype=float)
-        y = np.array(ys, dtype=float)
-        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-        if (coef < 0).any():  # keep the term that explains more; a negative cost is not a cost
-            single = [np.linalg.lstsq(a[:, [i]], y, rcond=None)[0][0] for i in range(2)]
-            errors = [np.sum((a[:, [i]] @ [single[i]] - y) ** 2) for i in range(2)]
-            best = int(np.argmin(errors))
-            coef = np.zeros(2)
-            coef[best] = max(single[best], 0.0)
+        a = np.array([(1.0, *_sizes(p, stage)) for p in measured], dtype=float)
+        y = np.array([p["stages"][stage] for p in measured], dtype=float)
+        coef = _nonnegative_lstsq(a, y)
         predicted = a @ coef
         names = (
             ("per_extract_row", "per_changed_line")
@@ -339,12 +336,31 @@ def fit(points: list[dict]) -> dict[str, dict]:
             else ("per_person", "per_input_row")
         )
         models[stage] = {
-            names[0]: float(coef[0]),
-            names[1]: float(coef[1]),
-            "points": len(ys),
+            "fixed_seconds": float(coef[0]),
+            names[0]: float(coef[1]),
+            names[1]: float(coef[2]),
+            "points": len(y),
             "worst_relative_error": float(np.max(np.abs(predicted - y) / np.maximum(y, 0.1))),
         }
     return models
+
+
+def _nonnegative_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares over the subsets of terms whose fit has no negative coefficient: the best of
+    them (a negative cost per row is not a cost). Three terms: seven subsets, tried exhaustively."""
+    best, best_error = np.zeros(a.shape[1]), float(np.sum(y**2))
+    for mask in range(1, 1 << a.shape[1]):
+        columns = [i for i in range(a.shape[1]) if mask >> i & 1]
+        if len(columns) > len(y):
+            continue
+        coef, *_ = np.linalg.lstsq(a[:, columns], y, rcond=None)
+        if (coef < 0).any():
+            continue
+        error = float(np.sum((a[:, columns] @ coef - y) ** 2))
+        if error < best_error:
+            best, best_error = np.zeros(a.shape[1]), error
+            best[columns] = coef
+    return best
 
 
 def extrapolate(models: dict[str, dict], points: list[dict]) -> dict:
@@ -359,6 +375,7 @@ def extrapolate(models: dict[str, dict], points: list[dict]) -> dict:
                 )
             else:
                 seconds = m["per_person"] * size["persons"] + m["per_input_row"] * size["input_rows"]
+            seconds += m["fixed_seconds"]
             here[stage] = seconds
             speedup, _ = SIXTEEN_CORES[stage]
             if stage == "publish":  # measured with one stream per core here: the largest file's time
