@@ -295,6 +295,16 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
         point["ingest_ratio"] = round(copy_seconds / stages["ingest_validate"], 4)
         with psycopg.connect(engine.libpq_conninfo(url)) as conn:
             point |= round_size(conn, round_id)
+            point["postgres"] = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]  # noqa: S608 (constant names)
+                for name in (
+                    "server_version",
+                    "shared_buffers",
+                    "work_mem",
+                    "maintenance_work_mem",
+                    "max_wal_size",
+                )
+            }
             conn.commit()
             if kind == "quarterly":
                 point["whole_rebuild_reference"] = whole_rebuild_seconds(conn, round_id)

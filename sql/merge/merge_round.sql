@@ -496,11 +496,15 @@ CREATE UNIQUE INDEX ON touched_person (nik);
 ANALYZE touched_family;
 ANALYZE touched_person;
 
--- The next candidate version re-scores what the rounds since its predecessor touched.
+-- The next candidate version re-scores what the rounds since its predecessor touched. Before any
+-- live version there is no predecessor (the next candidate is built whole): a first national load
+-- would write every key here for nothing.
 -- name: record_touched
 INSERT INTO registry.round_touched (round_seq, entity, key)
 SELECT %(round_seq)s, 'F', no_kk FROM touched_family
+WHERE EXISTS (SELECT 1 FROM publish.version WHERE status <> 'DISCARDED')
 UNION ALL SELECT %(round_seq)s, 'P', nik FROM touched_person
+WHERE EXISTS (SELECT 1 FROM publish.version WHERE status <> 'DISCARDED')
 ON CONFLICT DO NOTHING;
 
 -- name: touched_recorded
