@@ -267,24 +267,20 @@ def _candidate(conn, ctx: RoundContext):
         load_model(ctx.settings.ranking_model_path),
         load_programs(ctx.settings.programs_path),
     )
-    built.step_seconds["total"] = time.perf_counter() - started
-    started = time.perf_counter()
+    built_at = time.perf_counter()
     audit = audit_version(conn, built.version, AuditConfig.load(ctx.settings.audit_config_path))
-    built.step_seconds["audit"] = time.perf_counter() - started
-    return built, audit
+    seconds = {"candidate": round(built_at - started, 3), "audit": round(time.perf_counter() - built_at, 3)}
+    return built, audit, seconds
 
 
-def _audit_summary(ctx: RoundContext, built, status: str, audit) -> dict:
+def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) -> dict:
     return {
         "round_id": ctx.round_id,
         "version": built.version,
         "status": status,
         "built_now": built.created_now,
         "build": built.build,  # whole or incremental, and rows opened and closed per table
-        "seconds": {
-            "candidate": round(built.step_seconds.get("total", 0.0), 3),
-            "audit": round(built.step_seconds.get("audit", 0.0), 3),
-        },
+        "seconds": seconds,
         "audit_passed": audit.success,
         "failed_checks": [c["rule"] for c in audit.checks if not c["success"]],
         "drifted_regencies": sorted({d["kode_kabupaten"] for d in audit.drift_flagged}),
@@ -299,8 +295,8 @@ def rank_and_audit(ctx: RoundContext) -> dict:
     if ctx.dry_run:
         with _connect() as conn, conn.transaction(force_rollback=True):  # the registry stays as it was
             merged = merge_round(conn, _round_seq(conn, ctx.round_id))
-            built, audit = _candidate(conn, ctx)
-        summary = _audit_summary(ctx, built, audit.status, audit)
+            built, audit, seconds = _candidate(conn, ctx)
+        summary = _audit_summary(ctx, built, audit.status, audit, seconds)
         return summary | {
             "dry_run": True,
             "version": None,
@@ -308,7 +304,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             "changes": merged.changes,
         }
     with _connect() as conn, conn.transaction():
-        built, audit = _candidate(conn, ctx)
+        built, audit, seconds = _candidate(conn, ctx)
         status = audit.status
         # the trigger form approves drift only (an admin may also approve desil shares: dtsen approve)
         only_drift = all(c["success"] or c["rule"] in DRIFT_RULES for c in audit.checks)
@@ -317,7 +313,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
                 conn, built.version, ctx.approved_by or "airflow-trigger", ctx.approve_drift_reason
             )
             status = "APPROVED"
-    summary = _audit_summary(ctx, built, status, audit)
+    summary = _audit_summary(ctx, built, status, audit, seconds)
     if status == "BLOCKED":
         _tell_data_ops_of_the_block(ctx, summary)
     return summary
