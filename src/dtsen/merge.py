@@ -136,6 +136,12 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         sqlfiles.fetch(conn, "merge/change_counts.sql", {"r": round_seq}, profiles=profiles)["change_counts"]
     )
     summary.step_seconds["change_counts"] = time.perf_counter() - started
+    if not profiles:
+        # a round large against the registry (a first load) changed its size and spread: the next
+        # round's validation plans on these statistics, and autovacuum may not have come by then
+        started = time.perf_counter()
+        conn.execute("ANALYZE registry.family, registry.person, registry.membership")
+        summary.step_seconds["analyze"] = time.perf_counter() - started
     conn.execute(
         "UPDATE ingest.round SET merge_summary = %s WHERE round_seq = %s",
         (
