@@ -11,6 +11,22 @@
 {% set member_columns %}nik, no_kk, nama, jenis_kelamin, tanggal_lahir, hubungan_keluarga, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}{% endset %}
 {% set family_columns %}no_kk, kode_wilayah, desil, skor_kesejahteraan, skor_sumber, jumlah_anggota, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}, {% endfor %}pengeluaran_per_kapita, tanggal_survei, groundcheck_tanggal, groundcheck_hasil{% endset %}
 {% set recipient_columns %}program, nik, no_kk, kode_wilayah, desil, prioritas{% endset %}
+{#- The pattern, once: `looked_at` (a relation with `by`) names the records looked at again, `new`
+    their new rows, `key` a record's key, `columns` the span's row. -#}
+{% macro close_spans(table, looked_at, by, new, key, columns) -%}
+UPDATE publish.{{ table }}_span s SET valid_to = %(version)s
+FROM {{ looked_at }} x
+WHERE s.{{ by }} = x.{{ by }} AND s.valid_to IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {{ new }} n
+                  WHERE {% for k in key %}n.{{ k }} = s.{{ k }} AND {% endfor %}(n.{{ columns | replace(", ", ", n.") }})
+                        IS NOT DISTINCT FROM (s.{{ columns | replace(", ", ", s.") }}))
+{%- endmacro %}
+{% macro open_spans(table, new, key, columns) -%}
+INSERT INTO publish.{{ table }}_span ({{ columns }}, valid_from)
+SELECT n.{{ columns | replace(", ", ", n.") }}, %(version)s FROM {{ new }} n
+WHERE NOT EXISTS (SELECT 1 FROM publish.{{ table }}_span s
+                  WHERE {% for k in key %}s.{{ k }} = n.{{ k }} AND {% endfor %}s.valid_to IS NULL)
+{%- endmacro %}
 
 -- Persons whose rows may differ from the basis: what the merges since it touched, and whose Dukcapil
 -- record changed since its snapshot (death decides eligibility).
@@ -72,17 +88,10 @@ CREATE UNIQUE INDEX ON new_member (nik);
 ANALYZE new_member;
 
 -- name: close_members
-UPDATE publish.anggota_span s SET valid_to = %(version)s
-FROM cand_person c
-WHERE s.nik = c.nik AND s.valid_to IS NULL
-  AND NOT EXISTS (SELECT 1 FROM new_member n
-                  WHERE n.nik = s.nik AND ({{ member_columns }}) IS NOT DISTINCT FROM
-                        (s.{{ member_columns | replace(", ", ", s.") }}));
+{{ close_spans("anggota", "cand_person", "nik", "new_member", ["nik"], member_columns) }};
 
 -- name: open_members
-INSERT INTO publish.anggota_span ({{ member_columns }}, valid_from)
-SELECT n.*, %(version)s FROM new_member n
-WHERE NOT EXISTS (SELECT 1 FROM publish.anggota_span s WHERE s.nik = n.nik AND s.valid_to IS NULL);
+{{ open_spans("anggota", "new_member", ["nik"], member_columns) }};
 
 -- The members of the families looked at again, in the new version: what their scores and
 -- recipients are computed from (dtsen.publish.candidate passes this relation to the ranking).
@@ -137,23 +146,19 @@ FROM rewrite d JOIN registry.family f ON f.no_kk = d.no_kk;
 CREATE UNIQUE INDEX ON new_family (no_kk);
 ANALYZE new_family;
 
--- name: close_families
-UPDATE publish.keluarga_span s SET valid_to = %(version)s
-FROM (SELECT no_kk FROM cand_family UNION SELECT no_kk FROM new_family) x
-WHERE s.no_kk = x.no_kk AND s.valid_to IS NULL
-  AND NOT EXISTS (SELECT 1 FROM new_family n
-                  WHERE n.no_kk = s.no_kk AND ({{ family_columns }}) IS NOT DISTINCT FROM
-                        (s.{{ family_columns | replace(", ", ", s.") }}));
-
--- name: open_families
-INSERT INTO publish.keluarga_span ({{ family_columns }}, valid_from)
-SELECT n.*, %(version)s FROM new_family n
-WHERE NOT EXISTS (SELECT 1 FROM publish.keluarga_span s WHERE s.no_kk = n.no_kk AND s.valid_to IS NULL);
-
--- Recipients are decided again for every family whose row may have changed.
+-- The families whose row may change: those looked at and those whose desil moved. Their rows are
+-- closed or opened, and their recipients decided again.
 -- name: recheck_families
 CREATE TEMP TABLE recheck_family ON COMMIT DROP AS
 SELECT no_kk FROM cand_family UNION SELECT no_kk FROM new_family;
+CREATE UNIQUE INDEX ON recheck_family (no_kk);
+ANALYZE recheck_family;
+
+-- name: close_families
+{{ close_spans("keluarga", "recheck_family", "no_kk", "new_family", ["no_kk"], family_columns) }};
+
+-- name: open_families
+{{ open_spans("keluarga", "new_family", ["no_kk"], family_columns) }};
 
 -- name: recheck_members
 CREATE TEMP TABLE recheck_member ON COMMIT DROP AS
@@ -161,8 +166,6 @@ SELECT %(version)s AS version, a.*
 FROM recheck_family r JOIN publish.anggota_span a ON a.no_kk = r.no_kk AND a.valid_to IS NULL;
 
 -- name: analyze_recheck
-CREATE UNIQUE INDEX ON recheck_family (no_kk);
-ANALYZE recheck_family;
 ANALYZE recheck_member;
 
 -- name: new_recipients
@@ -175,19 +178,12 @@ SELECT {{ recipient_columns }} FROM publish.recipient_span WITH NO DATA;
 CREATE UNIQUE INDEX ON new_recipient (program, nik);
 ANALYZE new_recipient;
 
+-- A family's recipient rows carry its no_kk: those of every family decided again are looked at.
 -- name: close_recipients
-UPDATE publish.recipient_span s SET valid_to = %(version)s
-FROM recheck_family r
-WHERE s.no_kk = r.no_kk AND s.valid_to IS NULL
-  AND NOT EXISTS (SELECT 1 FROM new_recipient n
-                  WHERE n.program = s.program AND n.nik = s.nik
-                    AND ({{ recipient_columns }}) IS NOT DISTINCT FROM (s.{{ recipient_columns | replace(", ", ", s.") }}));
+{{ close_spans("recipient", "recheck_family", "no_kk", "new_recipient", ["program", "nik"], recipient_columns) }};
 
 -- name: open_recipients
-INSERT INTO publish.recipient_span ({{ recipient_columns }}, valid_from)
-SELECT {{ recipient_columns }}, %(version)s FROM new_recipient n
-WHERE NOT EXISTS (SELECT 1 FROM publish.recipient_span s
-                  WHERE s.program = n.program AND s.nik = n.nik AND s.valid_to IS NULL);
+{{ open_spans("recipient", "new_recipient", ["program", "nik"], recipient_columns) }};
 
 -- Recipients per program and regency: the basis's counts, plus what this version opened, minus what
 -- it closed.
