@@ -11,7 +11,7 @@ import datetime as dt
 from airflow.sdk import chain, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from dtsen.airflow_support import default_args, round_params, step_task
+from dtsen.airflow_support import approval_task, default_args, round_params, step_task
 from dtsen.config import settings
 from dtsen.round import STEP
 
@@ -56,6 +56,7 @@ def dtsen_update_round():
         step_task(STEP["feedback"])(),
         step_task(STEP["notify_regions"])(),
         step_task(STEP["rank_and_audit"])(),
+        approval_task(STEP["approval"]),
         step_task(STEP["publish"])(),
     )
 

@@ -289,11 +289,13 @@ def test_a_failing_task_emails_data_ops(airflow_round, smtp):
         assert conn.execute("SELECT count(*) FROM ingest.round WHERE round_id = '2031-Q1'").fetchone()[0] == 0
 
 
-def test_a_blocked_audit_emails_data_ops_and_approve_drift_publishes_it(
+def test_approve_drift_on_the_trigger_form_publishes_a_drifted_candidate_recorded_as_the_trigger(
     airflow_round, smtp, tmp_path, monkeypatch
 ):
-    """Round 2026-Q2 ranked with PBI JK cut to desil 1-2: the audit blocks it (drift in every regency);
-    triggering again with approve_drift and a reason publishes it, recording the approval."""
+    """Round 2026-Q2 ranked with PBI JK cut to desil 1-2 drifts in every regency. Triggered with
+    approve_drift and a reason (automation), it is approved by the trigger, never waits at the approval
+    task, and is published; without a reason the form is refused at once. (A drifted candidate without
+    approve_drift waits for a person at the approval task: tests/test_cockpit.py.)"""
     bag, work, _ = airflow_round
     dag = bag.dags["dtsen_update_round"]
     assert (
@@ -304,18 +306,6 @@ def test_a_blocked_audit_emails_data_ops_and_approve_drift_publishes_it(
     (tmp_path / "programs.json").write_text(json.dumps(programs))
     monkeypatch.setenv("DTSEN_PROGRAMS", str(tmp_path / "programs.json"))
     smtp.take()
-    blocked = dag.test(run_conf={"round_id": "2026-Q2"})
-    states = {ti.task_id: str(ti.state) for ti in blocked.get_task_instances() if ti.map_index < 0}
-    assert (
-        blocked.state == "success"
-        and states["publish"] == "skipped"
-        and states["rank_and_audit"] == "success"
-    )
-    assert not (work / "publish" / "versions" / "2").exists()
-    to_ops = [m for m in smtp.take() if m["To"] == "dataops@dtsen.example"]
-    assert [m["Subject"] for m in to_ops] == ["[DTSEN] Audit blocked version 2 (round 2026-Q2)"]
-    assert "drift: regency 3674 program pbi_jk" in to_ops[0].get_body().get_content()
-
     refused = dag.test(run_conf={"round_id": "2026-Q2", "approve_drift": True})  # no reason given
     assert refused.state == "failed" and _tries(refused, "open_round") == 1  # a bad form: no retries
     approved = dag.test(
@@ -325,6 +315,36 @@ def test_a_blocked_audit_emails_data_ops_and_approve_drift_publishes_it(
             "approval_reason": "PBI JK narrowed by decree (test)",
         }
     )
-    assert approved.state == "success"
+    states = {ti.task_id: str(ti.state) for ti in approved.get_task_instances() if ti.map_index < 0}
+    assert approved.state == "success" and states["approval"] == "success" and states["publish"] == "success"
     manifest = json.loads((work / "publish" / "versions" / "2" / "manifest.json").read_text())
     assert manifest["audit"] == {"success": False, "approved_by": "airflow-trigger"}
+    import psycopg
+
+    from dtsen.warehouse import engine
+
+    with psycopg.connect(engine.libpq_conninfo(os.environ["DTSEN_DATABASE_URL"])) as conn:
+        decisions = conn.execute(
+            "SELECT outcome, decided_by, channel, reason FROM publish.approval_decision WHERE version = 2"
+        ).fetchall()
+    assert decisions == [
+        ("APPROVED", "airflow-trigger", "airflow-trigger", "PBI JK narrowed by decree (test)")
+    ]
+    assert not [m for m in smtp.take() if "Approval needed" in m["Subject"]]  # nobody was asked
+
+
+def test_the_approval_task_waits_for_a_person_and_rejects_when_no_one_answers_in_time(
+    airflow_round, monkeypatch
+):
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    bag, _, _ = airflow_round
+    task = bag.dags["dtsen_update_round"].get_task("approval")
+    assert isinstance(task, ApprovalOperator)
+    assert task.defaults == ["Reject"] and task.response_timeout.total_seconds() == 7 * 24 * 3600
+    assert list(task.params.keys()) == ["reason"]  # the person is asked why; the round's form is not shown
+    monkeypatch.setenv("DTSEN_APPROVAL_TIMEOUT_HOURS", "2")
+    from dtsen.airflow_support import approval_task
+    from dtsen.round import STEP
+
+    assert approval_task(STEP["approval"]).response_timeout.total_seconds() == 2 * 3600

@@ -336,12 +336,31 @@ def test_audit_blocks_a_drifted_candidate_until_an_admin_approves_it(
     assert conn.execute("SELECT version FROM publish.current_version").fetchone()[0] == 2
     told = [p.read_text() for p in outbox.glob("*.eml") if "Audit blocked version 3" in p.read_text()]
     assert len(told) == 1  # data ops were told, once
+    from dtsen.publish.approval import pending_approval
+
+    assert pending_approval(conn, "2026-Q3").approvable
+    waiting = run_steps("2026-Q3", landing_root=landing, publish_root=root, only=("approval",))["approval"]
+    assert waiting == {
+        "round_id": "2026-Q3",
+        "version": 3,
+        "status": "BLOCKED",
+        "asked": False,
+        "approvable": True,
+    }
+    from dtsen.round import RoundContext, record_approval
+
+    nobody = RoundContext.create("2026-Q3", dag_run_id="manual__test")  # the approval task's timeout
+    outcome = record_approval(nobody, approved=False, decided_by=None, reason=None, timed_out=True)
+    assert outcome == {"round_id": "2026-Q3", "version": 3, "decision": "TIMED_OUT"}
+    assert record_approval(nobody, approved=False, decided_by=None, reason=None, timed_out=True) == outcome
+    assert conn.execute("SELECT status FROM publish.version WHERE version = 3").fetchone()[0] == "BLOCKED"
     with pytest.raises(AuditError, match="approver's name and a reason"):
         approve_version(conn, 3, "", "")
     audit = conn.execute("SELECT audit FROM publish.version WHERE version = 3").fetchone()[0]
     conn.execute(
         "UPDATE publish.version SET audit = jsonb_set(audit, '{checks,0,success}', 'false') WHERE version = 3"
     )
+    assert pending_approval(conn, "2026-Q3") is None  # a broken invariant is never put to a person
     with pytest.raises(AuditError, match="nik_unique: an invariant cannot be approved"):
         approve_version(conn, 3, "admin.pusat", "trying to approve a duplicate NIK")
     conn.rollback()
@@ -358,4 +377,7 @@ def test_audit_blocks_a_drifted_candidate_until_an_admin_approves_it(
         "SELECT status, approved_by, approval_reason IS NOT NULL FROM publish.version WHERE version = 3"
     ).fetchone() == ("PUBLISHED", "admin.pusat", True)
     assert conn.execute("SELECT version FROM publish.current_version").fetchone()[0] == 3
+    assert conn.execute(
+        "SELECT outcome, decided_by, channel FROM publish.approval_decision WHERE version = 3 ORDER BY decision_pk"
+    ).fetchall() == [("TIMED_OUT", None, "airflow-ui"), ("APPROVED", "admin.pusat", "cli")]
     conn.rollback()

@@ -91,6 +91,8 @@ def round_context(airflow_context: dict, submission: dict | None = None):
         dry_run=bool(params.get("dry_run")),
         approve_drift_reason=reason,
         approved_by="airflow-trigger" if reason else None,
+        dag_run_id=str(airflow_context.get("run_id") or "") or None,
+        approval_in_airflow=True,
         quality_gate_threshold=params.get("quality_gate_threshold"),
         send=send_email,
         submission=submission,
@@ -138,6 +140,83 @@ def step_task(step, **task_kwargs: Any):
     if step.per_submission:
         options["max_active_tis_per_dagrun"] = SUBMISSIONS_AT_ONCE
     return task(**(options | task_kwargs))(run)
+
+
+def airflow_link(*parts: str) -> str:
+    """An absolute link into this Airflow deployment (`[api] base_url`)."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+    return "/".join([base, *(quote(p, safe="") for p in parts)])
+
+
+def approval_task(step):
+    """The round's approval step as a human-in-the-loop task (the standard provider's ApprovalOperator).
+
+    A candidate blocked only on approvable checks parks the task in "awaiting input" with the drift
+    report as its body, and data ops get an email with the link; the answer (or the timeout, which
+    takes the default "Reject") is recorded by dtsen.round.record_approval before the operator lets
+    publish run (Approve) or skips it (Reject). Any other candidate passes without asking."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.sdk import Param
+
+    from dtsen.config import settings
+
+    class RoundApprovalOperator(ApprovalOperator):
+        def execute(self, context):
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+            from dtsen.round import ask_for_approval
+
+            ctx = round_context(context)
+            if ctx.dry_run:
+                raise AirflowSkipException("dry run: nothing to approve (the candidate was rolled back)")
+            ui = airflow_link(  # the task's "Required Actions" page
+                "dags", self.dag_id, "runs", context["run_id"], "tasks", self.task_id, "required_actions"
+            )
+            try:
+                waiting = ask_for_approval(ctx, ui, airflow_link("dtsen", "versions") + "/{version}")
+            except DataError as exc:
+                raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+            if waiting is None:
+                return {"round_id": ctx.round_id, "asked": False}
+            self.subject = waiting.subject
+            self.body = waiting.markdown(airflow_link("dtsen", "versions", str(waiting.version)))
+            return super().execute(context)
+
+        def execute_complete(self, context, event):
+            from dtsen.round import record_approval
+
+            if "error" not in event:
+                user = event.get("responded_by_user") or {}
+                record_approval(
+                    round_context(context),
+                    approved=list(event.get("chosen_options") or []) == [self.APPROVE]
+                    and not event.get("timedout"),
+                    decided_by=(user.get("name") or user.get("id")) if isinstance(user, dict) else None,
+                    reason=((event.get("params_input") or {}).get("reason") or "").strip() or None,
+                    timed_out=bool(event.get("timedout")),
+                )
+            return super().execute_complete(context, event)
+
+    hours = settings().approval_timeout_hours
+    return RoundApprovalOperator(
+        task_id=step.name,
+        doc_md=step.doc,
+        subject="Publish the round's candidate despite its audit?",  # replaced by the candidate's own
+        defaults="Reject",  # no answer in time keeps the current version current
+        response_timeout=dt.timedelta(hours=hours),
+        params={
+            "reason": Param(
+                "",
+                type="string",
+                title="Reason",
+                description="Why (recorded with the decision; required by policy when approving).",
+            )
+        },
+    )
 
 
 def notify_task(step):

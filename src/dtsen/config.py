@@ -40,6 +40,8 @@ class Settings:
     feedback_max_rows_per_reason: int  # ditolak.csv lists at most this many rows per reason (all are counted)
     staging_keep_rounds: int  # staging of the newest N merged rounds and N Dukcapil snapshots is kept
     publish_streams: int  # a version's files are written by this many connections at once
+    approval_timeout_hours: float  # a blocked candidate's approval task waits this long, then rejects
+    cockpit_database_url: str | None  # the cockpit's (read-only) warehouse login; None: database_url
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
@@ -209,6 +211,24 @@ SETTINGS: tuple[Setting, ...] = (
         "how many of a version's files are written at once, each by its own warehouse connection reading "
         "the same snapshot, each in bounded memory",
         lambda raw, _: _number(int, 1, 64)(raw, _) if raw else max(1, os.cpu_count() or 1),
+    ),
+    Setting(
+        "DTSEN_APPROVAL_TIMEOUT_HOURS",
+        "approval_timeout_hours",
+        "168",
+        "168 (7 days)",
+        "how long the approval task of a candidate blocked on drift or desil shares waits for a person; "
+        "no answer by then counts as a rejection (recorded as TIMED_OUT) and the current version stays current",
+        _number(float, 0.001, 24 * 90),
+    ),
+    Setting(
+        "DTSEN_COCKPIT_DATABASE_URL",
+        "cockpit_database_url",
+        None,
+        "unset: `DTSEN_DATABASE_URL`",
+        "the warehouse login of the data-ops cockpit (Airflow UI plugin); give it a role that can only read "
+        "`ingest`, `quality`, `publish` and `ref` (every cockpit session is read-only either way)",
+        lambda raw, _: raw or None,
     ),
     Setting(
         "DTSEN_SMTP_URL",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
@@ -133,20 +134,23 @@ def write_feedback(
     sub_pesan = conn.execute(
         "SELECT pesan FROM ingest.submission WHERE submission_pk = %s", (submission_pk,)
     ).fetchone()[0]
-    _ringkasan(
-        folder / "ringkasan.json",
-        {
-            "submission_id": submission_id,
-            "round_id": round_id,
-            "status": summary_status,
-            "rows": rows,
-            "reasons": dict(sorted(reasons.items())),
-            "warnings": warnings,
-            "pesan": {code: REASON_BY_CODE[code].pesan for code in sorted(reasons)},
-            "keterangan": (sub_pesan or REASON_BY_CODE[reason_code].pesan)
-            if status == "REJECTED" and reason_code
-            else "",
-        },
+    document = {
+        "submission_id": submission_id,
+        "round_id": round_id,
+        "status": summary_status,
+        "rows": rows,
+        "reasons": dict(sorted(reasons.items())),
+        "warnings": warnings,
+        "pesan": {code: REASON_BY_CODE[code].pesan for code in sorted(reasons)},
+        "keterangan": (sub_pesan or REASON_BY_CODE[reason_code].pesan)
+        if status == "REJECTED" and reason_code
+        else "",
+    }
+    _ringkasan(folder / "ringkasan.json", document)
+    # kept in the warehouse too: the cockpit reads a round's outcome there, not from files on disk
+    conn.execute(
+        "UPDATE ingest.submission SET ringkasan = %s WHERE submission_pk = %s",
+        (Jsonb(document), submission_pk),
     )
     return FeedbackReport(submission_pk, folder, summary_status, max(written_rows, 0))
 
@@ -163,19 +167,20 @@ def write_refused_feedback(conn: psycopg.Connection, refused_pk: int, publish_ro
     for file_name in sorted(rows) or [""]:
         lines.append(",".join(_csv_field(v) for v in (file_name, "", "", "", code, "", pesan)))
     atomic_write(folder / "ditolak.csv", ("\n".join(lines) + "\n").encode())
-    _ringkasan(
-        folder / "ringkasan.json",
-        {
-            "submission_id": entry.rsplit("/", 1)[-1],
-            "folder": entry,
-            "round_id": round_id,
-            "status": "REJECTED",
-            "rows": {name: {"received": n, "merged": 0, "rejected": n} for name, n in sorted(rows.items())},
-            "reasons": {code: sum(rows.values())},
-            "warnings": [],
-            "pesan": {code: REASON_BY_CODE[code].pesan},
-            "keterangan": pesan,
-        },
+    document = {
+        "submission_id": entry.rsplit("/", 1)[-1],
+        "folder": entry,
+        "round_id": round_id,
+        "status": "REJECTED",
+        "rows": {name: {"received": n, "merged": 0, "rejected": n} for name, n in sorted(rows.items())},
+        "reasons": {code: sum(rows.values())},
+        "warnings": [],
+        "pesan": {code: REASON_BY_CODE[code].pesan},
+        "keterangan": pesan,
+    }
+    _ringkasan(folder / "ringkasan.json", document)
+    conn.execute(
+        "UPDATE ingest.refused_entry SET ringkasan = %s WHERE refused_pk = %s", (Jsonb(document), refused_pk)
     )
     return FeedbackReport(None, folder, "REJECTED", len(lines) - 1, refused_pk)
 

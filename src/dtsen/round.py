@@ -45,6 +45,8 @@ class RoundContext:
     dry_run: bool = False
     approve_drift_reason: str | None = None  # publish a candidate blocked only by drift, recording why
     approved_by: str | None = None
+    dag_run_id: str | None = None  # the Airflow run, recorded with an approval decision
+    approval_in_airflow: bool = False  # an approvable block is put to a person by the approval task
     quality_gate_threshold: float | None = None  # None: the setting
     send: Callable | None = field(default=None, compare=False)  # how emails leave; None: the settings' sender
     submission: dict | None = None  # {"source", "submission_id"}: the per-submission step's one
@@ -100,6 +102,7 @@ class Step:
     doc: str  # for data ops: what it does, and what to do when it fails (the task's doc_md)
     per_submission: bool = False
     publishes: bool = False  # emits the dtsen://versions asset when it publishes
+    asks_approval: bool = False  # in Airflow, a human-in-the-loop task that waits for a person's decision
     fans_out: str | None = None  # the summary's list the next (per-submission) step runs once per item
 
 
@@ -290,7 +293,7 @@ def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) 
 
 def rank_and_audit(ctx: RoundContext) -> dict:
     from dtsen.merge import merge_round
-    from dtsen.publish.audit import DRIFT_RULES, approve_version
+    from dtsen.publish.audit import APPROVABLE_RULES, DRIFT_RULES, approve_version
 
     if ctx.dry_run:
         with _connect() as conn, conn.transaction(force_rollback=True):  # the registry stays as it was
@@ -310,12 +313,18 @@ def rank_and_audit(ctx: RoundContext) -> dict:
         only_drift = all(c["success"] or c["rule"] in DRIFT_RULES for c in audit.checks)
         if status == "BLOCKED" and ctx.approve_drift_reason and only_drift:
             approve_version(
-                conn, built.version, ctx.approved_by or "airflow-trigger", ctx.approve_drift_reason
+                conn,
+                built.version,
+                ctx.approved_by or "airflow-trigger",
+                ctx.approve_drift_reason,
+                channel="airflow-trigger",
+                dag_run_id=ctx.dag_run_id,
             )
             status = "APPROVED"
     summary = _audit_summary(ctx, built, status, audit, seconds)
-    if status == "BLOCKED":
-        _tell_data_ops_of_the_block(ctx, summary)
+    approvable = all(c["success"] or c["rule"] in APPROVABLE_RULES for c in audit.checks)
+    if status == "BLOCKED" and not (ctx.approval_in_airflow and approvable):
+        _tell_data_ops_of_the_block(ctx, summary)  # else the approval task asks them, with the report
     return summary
 
 
@@ -332,6 +341,81 @@ def _tell_data_ops_of_the_block(ctx: RoundContext, summary: dict) -> None:
     )
     with _connect() as conn:
         send_once(conn, f"version:{summary['version']}:blocked", email, ctx.sender())
+
+
+def approval(ctx: RoundContext) -> dict:
+    """Outside Airflow nobody waits here: a candidate blocked on approvable checks stays blocked until
+    `dtsen approve` (rank_and_audit has emailed data ops). In Airflow the task is a human-in-the-loop
+    approval (dtsen.airflow_support.approval_task) around ask_for_approval and record_approval."""
+    from dtsen.publish.approval import candidate_of_round, pending_approval
+
+    if ctx.dry_run:
+        raise StepSkipped("dry run: nothing to approve (the candidate was rolled back)")
+    with _connect() as conn:
+        found = candidate_of_round(conn, ctx.round_id)
+        waiting = pending_approval(conn, ctx.round_id)
+    return {
+        "round_id": ctx.round_id,
+        "version": found[0] if found else None,
+        "status": found[1] if found else None,
+        "asked": False,
+        "approvable": waiting is not None,
+    }
+
+
+def ask_for_approval(ctx: RoundContext, ui_link: str | None = None, cockpit_link: str | None = None):
+    """The round's candidate as a decision to put to a person (None: nothing to decide), and data ops
+    emailed once that it waits, with the link to answer it (`cockpit_link` may hold `{version}`)."""
+    from dtsen.notify.deliver import send_once
+    from dtsen.notify.messages import approval_waiting_email
+    from dtsen.notify.subscribers import load_subscribers
+    from dtsen.publish.approval import pending_approval
+
+    with _connect() as conn:
+        waiting = pending_approval(conn, ctx.round_id)
+        conn.commit()
+        if waiting is not None:
+            email = approval_waiting_email(
+                load_subscribers(ctx.settings.subscribers_path).data_ops,
+                waiting,
+                ui_link,
+                cockpit_link.format(version=waiting.version) if cockpit_link else None,
+            )
+            send_once(conn, f"version:{waiting.version}:approval-waiting", email, ctx.sender())
+    return waiting
+
+
+def record_approval(
+    ctx: RoundContext, *, approved: bool, decided_by: str | None, reason: str | None, timed_out: bool
+) -> dict:
+    """A person's answer (or the timeout) on the round's blocked candidate: approve it (the person is
+    recorded as its approver) or leave it blocked; either way the decision is kept, once per run."""
+    from dtsen.publish.approval import candidate_of_round
+    from dtsen.publish.audit import approve_version, record_decision
+
+    outcome = "APPROVED" if approved else ("TIMED_OUT" if timed_out else "REJECTED")
+    with _connect() as conn, conn.transaction():
+        found = candidate_of_round(conn, ctx.round_id)
+        if found is None or found[1] != "BLOCKED":  # decided meanwhile (`dtsen approve`, discard)
+            return {"round_id": ctx.round_id, "version": found[0] if found else None, "decision": None}
+        version = found[0]
+        done = conn.execute(
+            "SELECT outcome FROM publish.approval_decision WHERE version = %s AND channel = 'airflow-ui' "
+            "AND dag_run_id IS NOT DISTINCT FROM %s",
+            (version, ctx.dag_run_id),
+        ).fetchone()
+        if done is None and approved:
+            approve_version(
+                conn,
+                version,
+                decided_by or "",
+                reason or "approved in the Airflow UI after reviewing the drift report",
+                channel="airflow-ui",
+                dag_run_id=ctx.dag_run_id,
+            )
+        elif done is None:
+            record_decision(conn, version, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id)
+    return {"round_id": ctx.round_id, "version": version, "decision": done[0] if done else outcome}
 
 
 def publish(ctx: RoundContext) -> dict:
@@ -429,10 +513,21 @@ STEPS: tuple[Step, ...] = (
         "rank_and_audit",
         rank_and_audit,
         "Rank every family, select program recipients and audit the candidate version with Great "
-        "Expectations. A failed audit emails data ops and blocks publication (the current version stays "
-        "current); trigger again with approve_drift and a reason to publish a drifted candidate. On a dry "
+        "Expectations. A failed audit blocks publication (the current version stays current): a block a "
+        "person may approve (drift, desil shares) is put to data ops by the approval task; any other "
+        "block emails them here. approve_drift with a reason on the trigger form approves drift. On a dry "
         f"run the merge, ranking and audit are rehearsed and rolled back. {_FAILS} a model or program "
         "configuration error is named in the log.",
+    ),
+    Step(
+        "approval",
+        approval,
+        "A candidate blocked only on checks an admin may accept (drift, desil shares) waits here for a "
+        "person: the drift report is the question, data ops are emailed the link, Approve publishes it "
+        "(the responding user is its approver), Reject or no answer in time keeps the current version "
+        "current; every outcome is recorded. Anything else passes straight through (a broken invariant "
+        f"never reaches this task). {_FAILS} the warehouse or the mail relay was unreachable: clear it.",
+        asks_approval=True,
     ),
     Step(
         "publish",

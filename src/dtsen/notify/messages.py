@@ -148,3 +148,30 @@ def audit_blocked_email(to: tuple[str, ...], round_id: str, version: int, report
         f"or run `dtsen approve --version {version} --by NAME --reason TEXT` and then `dtsen publish --round {round_id}`.",
     ]
     return Email(to, f"[DTSEN] Audit blocked version {version} (round {round_id})", "\n".join(lines))
+
+
+def approval_waiting_email(
+    to: tuple[str, ...], blocked, ui_link: str | None, cockpit_link: str | None = None
+) -> Email:
+    """Data ops: a candidate blocked on approvable checks waits for a decision in the Airflow UI."""
+    lines = [
+        f"The candidate version {blocked.version} of round {blocked.round_id} failed only checks an admin may",
+        "accept, and waits for a decision. Until someone approves it, the current version stays current.",
+        "",
+        *(
+            f"  failed: {c['rule']}: {c['description']} (observed {c['observed']})"
+            for c in blocked.failed_checks
+        ),
+        *(f"  - {line}" for line in blocked.accepting()),
+        "",
+        f"Approve or reject it here: {ui_link}"
+        if ui_link
+        else "Approve or reject it in the Airflow UI (Required Actions).",
+    ]
+    if cockpit_link:
+        lines.append(f"The whole audit: {cockpit_link}")
+    return Email(
+        to,
+        f"[DTSEN] Approval needed for version {blocked.version} (round {blocked.round_id})",
+        "\n".join(lines),
+    )

@@ -176,8 +176,16 @@ DRIFT_RULES = frozenset({"drift_added", "drift_removed"})
 APPROVABLE_RULES = DRIFT_RULES | {"desil_shares"}
 
 
-def approve_version(conn: psycopg.Connection, version: int, approved_by: str, reason: str) -> None:
-    """An admin lets a BLOCKED candidate through; who and why are kept with the version."""
+def approve_version(
+    conn: psycopg.Connection,
+    version: int,
+    approved_by: str,
+    reason: str,
+    channel: str = "cli",
+    dag_run_id: str | None = None,
+) -> None:
+    """An admin lets a BLOCKED candidate through; who and why are kept with the version, and the
+    decision (with how it was made: `channel`) in publish.approval_decision."""
     if not approved_by.strip() or not reason.strip():
         raise AuditError("an approval needs the approver's name and a reason")
     audit = conn.execute("SELECT audit FROM publish.version WHERE version = %s", (version,)).fetchone()
@@ -201,6 +209,25 @@ def approve_version(conn: psycopg.Connection, version: int, approved_by: str, re
         raise AuditError(
             f"version {version} is {status[0] if status else 'unknown'}; only a BLOCKED candidate can be approved"
         )
+    record_decision(conn, version, "APPROVED", approved_by.strip(), channel, reason.strip(), dag_run_id)
+
+
+def record_decision(
+    conn: psycopg.Connection,
+    version: int,
+    outcome: str,
+    decided_by: str | None,
+    channel: str,
+    reason: str | None = None,
+    dag_run_id: str | None = None,
+) -> None:
+    """Append a decision on a blocked candidate (APPROVED, REJECTED or TIMED_OUT; nobody decides a
+    timeout). A rejection or a timeout changes nothing else: the candidate stays BLOCKED."""
+    conn.execute(
+        "INSERT INTO publish.approval_decision (version, outcome, decided_by, channel, reason, dag_run_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (version, outcome, decided_by, channel, reason, dag_run_id),
+    )
 
 
 def discard_version(conn: psycopg.Connection, version: int, reason: str) -> None:
