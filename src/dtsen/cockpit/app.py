@@ -56,6 +56,7 @@ def _templates():
     )
     env.globals["pct"] = lambda share: "-" if share is None else f"{share:.1%}"
     env.globals["num"] = lambda n: "-" if n is None else f"{n:,}"
+    env.globals["fmt"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
     return env
 
 
