@@ -389,22 +389,20 @@ def record_approval(
     ctx: RoundContext, *, approved: bool, decided_by: str | None, reason: str | None, timed_out: bool
 ) -> dict:
     """A person's answer (or the timeout) on the round's blocked candidate: approve it (the person is
-    recorded as its approver) or leave it blocked; either way the decision is kept, once per run."""
+    recorded as its approver) or leave it blocked; either way the decision is kept. Safe to repeat: an
+    approval happens once (the candidate is then no longer BLOCKED), and the same rejection or timeout
+    of the same run is recorded once; a later different answer (the task cleared and asked again) is
+    a new decision."""
     from dtsen.publish.approval import candidate_of_round
     from dtsen.publish.audit import approve_version, record_decision
 
     outcome = "APPROVED" if approved else ("TIMED_OUT" if timed_out else "REJECTED")
     with _connect() as conn, conn.transaction():
         found = candidate_of_round(conn, ctx.round_id)
-        if found is None or found[1] != "BLOCKED":  # decided meanwhile (`dtsen approve`, discard)
+        if found is None or found[1] != "BLOCKED":  # decided already (this answer, `dtsen approve`, discard)
             return {"round_id": ctx.round_id, "version": found[0] if found else None, "decision": None}
         version = found[0]
-        done = conn.execute(
-            "SELECT outcome FROM publish.approval_decision WHERE version = %s AND channel = 'airflow-ui' "
-            "AND dag_run_id IS NOT DISTINCT FROM %s",
-            (version, ctx.dag_run_id),
-        ).fetchone()
-        if done is None and approved:
+        if approved:
             approve_version(
                 conn,
                 version,
@@ -413,9 +411,15 @@ def record_approval(
                 channel="airflow-ui",
                 dag_run_id=ctx.dag_run_id,
             )
-        elif done is None:
-            record_decision(conn, version, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id)
-    return {"round_id": ctx.round_id, "version": version, "decision": done[0] if done else outcome}
+        else:
+            last = conn.execute(
+                "SELECT outcome, decided_by FROM publish.approval_decision WHERE version = %s "
+                "AND channel = 'airflow-ui' AND dag_run_id IS NOT DISTINCT FROM %s ORDER BY decision_pk DESC LIMIT 1",
+                (version, ctx.dag_run_id),
+            ).fetchone()
+            if last != (outcome, decided_by):
+                record_decision(conn, version, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id)
+    return {"round_id": ctx.round_id, "version": version, "decision": outcome}
 
 
 def publish(ctx: RoundContext) -> dict:
