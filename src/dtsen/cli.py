@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--version", type=int, default=None, help="default: the current published version")
     exp.set_defaults(func=cmd_explain)
 
+    from dtsen.api.cli import add_commands
+
+    add_commands(sub)  # dtsen api, dtsen api-client ..., dtsen disclosures ...
     return parser
 
 

@@ -42,6 +42,12 @@ class Settings:
     publish_streams: int  # a version's files are written by this many connections at once
     approval_timeout_hours: float  # a blocked candidate's approval task waits this long, then rejects
     cockpit_database_url: str | None  # the cockpit's (read-only) warehouse login; None: database_url
+    api_port: int  # `dtsen api` listens here
+    api_token_minutes: float  # a bearer token's lifetime
+    api_max_page_size: int  # the most recipients one search page may carry
+    api_disclosure_key: (
+        str | None
+    )  # keys the persons' hashes in the disclosure log; the API refuses to start without
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
@@ -228,6 +234,39 @@ SETTINGS: tuple[Setting, ...] = (
         "unset: `DTSEN_DATABASE_URL`",
         "the warehouse login of the data-ops cockpit (Airflow UI plugin); give it a role that can only read "
         "`ingest`, `quality`, `publish` and `ref` (every cockpit session is read-only either way)",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_API_PORT",
+        "api_port",
+        "8090",
+        "8090",
+        "where `dtsen api` (the registry API for program teams) listens",
+        _number(int, 1, 65535),
+    ),
+    Setting(
+        "DTSEN_API_TOKEN_MINUTES",
+        "api_token_minutes",
+        "60",
+        "60",
+        "how long a bearer token of the registry API lives (OAuth2 client credentials; no refresh tokens)",
+        _number(float, 0.01, 24 * 60),
+    ),
+    Setting(
+        "DTSEN_API_MAX_PAGE_SIZE",
+        "api_max_page_size",
+        "1000",
+        "1000",
+        "the most recipients one page of a registry API search carries; a larger page_size is refused",
+        _number(int, 1, 100_000),
+    ),
+    Setting(
+        "DTSEN_API_DISCLOSURE_KEY",
+        "api_disclosure_key",
+        None,
+        "unset: the API refuses to start",
+        "secret key of the disclosure log: each disclosed person is kept as an HMAC of the NIK under it "
+        "(keep it as safe as the registry; losing it loses `dtsen disclosures --nik`)",
         lambda raw, _: raw or None,
     ),
     Setting(

@@ -20,6 +20,7 @@ SECRETS: dict[str, str] = {
     "AIRFLOW_JWT_SECRET": "Airflow's API token signing secret",
     "REDIS_PASSWORD": "the Celery broker's (Redis) password",
     "MAILPIT_UI_AUTH": "user:password of the trial mail catcher's web UI",
+    "DTSEN_API_DISCLOSURE_KEY": "the registry API's disclosure-log key",
 }
 MIN_LENGTH = 16
 WELL_KNOWN = {

@@ -1,0 +1,138 @@
+"""`dtsen api`, `dtsen api-client ...` and `dtsen disclosures ...` (added to the `dtsen` command)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+from dtsen.config import settings
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dtsen.api.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port or settings().api_port, log_level="info")
+    return 0
+
+
+def _known_programs() -> set[str]:
+    from dtsen.programs import load_programs
+
+    return {p.id for p in load_programs().programs}
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    from dtsen.api import clients
+    from dtsen.warehouse import engine
+
+    with engine.connect() as conn, conn.transaction():
+        if args.client_command == "create":
+            secret = clients.create_client(
+                conn,
+                args.id,
+                args.name,
+                [p.strip() for p in args.programs.split(",") if p.strip()],
+                [f.strip() for f in args.fields.split(",") if f.strip()],
+                args.rate,
+                _known_programs(),
+            )
+        elif args.client_command == "rotate":
+            secret = clients.rotate_secret(conn, args.id)
+        elif args.client_command == "revoke":
+            clients.revoke_client(conn, args.id)
+            print(f"client {args.id} revoked: its tokens no longer work")
+            return 0
+        else:
+            for c in clients.list_clients(conn):
+                state = f"revoked {c['revoked_at']:%Y-%m-%d}" if c["revoked_at"] else "active"
+                print(
+                    f"{c['client_id']:<24} {state:<18} programs {','.join(c['programs']):<24} "
+                    f"fields {','.join(c['fields'])}  {c['rate_per_minute']}/min  ({c['name']})"
+                )
+            return 0
+    print(f"client_id     {args.id}")
+    print(f"client_secret {secret}")
+    print("The secret is shown once and stored only as a hash: hand it to the program team now.")
+    return 0
+
+
+def cmd_disclosures(args: argparse.Namespace) -> int:
+    from dtsen.api import disclosure
+    from dtsen.errors import DataError
+    from dtsen.warehouse import engine
+
+    if bool(args.client) == bool(args.nik):
+        print("give --client C [--since T], or --nik N", file=sys.stderr)
+        return 2
+    with engine.connect() as conn:
+        if args.client:
+            since = dt.datetime.fromisoformat(args.since) if args.since else None
+            if since is not None and since.tzinfo is None:
+                since = since.replace(tzinfo=dt.UTC)
+            rows = disclosure.of_client(conn, args.client, since)
+        else:
+            key = settings().api_disclosure_key
+            if not key:
+                raise DataError(
+                    "DTSEN_API_DISCLOSURE_KEY is not set: the log's person keys cannot be computed"
+                )
+            if not (args.nik.isdigit() and len(args.nik) == 16):
+                print("a NIK is 16 digits", file=sys.stderr)
+                return 2
+            rows = disclosure.of_person(conn, args.nik, key.encode())
+    for r in rows:
+        print(
+            json.dumps(
+                {
+                    "at": r["at"].isoformat(timespec="seconds"),
+                    "client": r["client_id"],
+                    "kind": r["kind"],
+                    "version": r["version"],
+                    "program": r["program"],
+                    "records": r["records"],
+                    "request": r["request"],
+                }
+            )
+        )
+    print(f"{len(rows)} disclosure(s)", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from dtsen.api.clients import DEFAULT_FIELDS, FIELDS
+
+    api = sub.add_parser("api", help="serve the registry API for program teams (DCI Social Registry subset)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=None, help="default: DTSEN_API_PORT")
+    api.set_defaults(func=cmd_api)
+
+    client = sub.add_parser("api-client", help="the registry API's clients: create, rotate, revoke, list")
+    actions = client.add_subparsers(dest="client_command", required=True)
+    create = actions.add_parser("create", help="a new client; prints its secret once")
+    create.add_argument("--id", required=True, help="client id (lower-case letters, digits, . _ -)")
+    create.add_argument("--name", required=True, help="who it is, e.g. 'BPJS Kesehatan PBI JK'")
+    create.add_argument("--programs", required=True, help="comma-separated program ids it may see")
+    create.add_argument(
+        "--fields",
+        default=",".join(DEFAULT_FIELDS),
+        help=f"comma-separated fields it receives, of {', '.join(FIELDS)} (default: {','.join(DEFAULT_FIELDS)})",
+    )
+    create.add_argument("--rate", type=int, default=600, help="requests per minute (default 600)")
+    for name, text in (
+        ("rotate", "a new secret; the old one and its tokens stop working"),
+        ("revoke", "end a client"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--id", required=True)
+    actions.add_parser("list", help="every client and its scope")
+    client.set_defaults(func=cmd_client)
+
+    disclosures = sub.add_parser("disclosures", help="which records went to whom (the disclosure log)")
+    disclosures.add_argument("--client", help="what went to this client")
+    disclosures.add_argument("--since", help="with --client: from this time (ISO 8601)")
+    disclosures.add_argument("--nik", help="who received this person's record")
+    disclosures.set_defaults(func=cmd_disclosures)

@@ -1,0 +1,183 @@
+"""The registry API's clients (program teams' systems) and their bearer tokens.
+
+A client's secret is shown once (at creation or rotation) and kept only as a scrypt hash; a token is
+an opaque random string kept only as its sha256, with an expiry. Revoking a client, or rotating its
+secret, ends its tokens at once. A client's scope is its programs and the recipient fields it is
+given (names only where the scope says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import psycopg
+
+from dtsen.errors import DataError
+
+# What a client may be given of a recipient; `nama` (the person's name) only where its scope says so.
+FIELDS = ("nik", "no_kk", "kode_wilayah", "desil", "prioritas", "nama")
+DEFAULT_FIELDS = ("nik", "no_kk", "kode_wilayah", "desil")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+class InvalidClient(Exception):
+    """Unknown client, wrong secret or revoked client (the caller cannot tell which: on purpose)."""
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    programs: tuple[str, ...]
+    fields: tuple[str, ...]
+    rate_per_minute: int
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if kind != "scrypt":
+        return False
+    computed = hashlib.scrypt(
+        secret.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p)
+    )
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _check_scope(programs: list[str], fields: list[str], known_programs: set[str]) -> None:
+    unknown = sorted(set(programs) - known_programs)
+    if not programs or unknown:
+        raise DataError(
+            f"programs must be some of {', '.join(sorted(known_programs))}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    bad = sorted(set(fields) - set(FIELDS))
+    if not fields or bad:
+        raise DataError(
+            f"fields must be some of {', '.join(FIELDS)}" + (f"; unknown: {', '.join(bad)}" if bad else "")
+        )
+
+
+def create_client(
+    conn: psycopg.Connection,
+    client_id: str,
+    name: str,
+    programs: list[str],
+    fields: list[str],
+    rate_per_minute: int,
+    known_programs: set[str],
+) -> str:
+    """Register a client; returns its secret (shown once, never stored)."""
+    _check_scope(programs, fields, known_programs)
+    secret = secrets.token_urlsafe(32)
+    try:
+        conn.execute(
+            "INSERT INTO api.client (client_id, name, secret_hash, programs, fields, rate_per_minute) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                client_id,
+                name,
+                hash_secret(secret),
+                sorted(set(programs)),
+                list(dict.fromkeys(fields)),
+                rate_per_minute,
+            ),
+        )
+    except psycopg.errors.UniqueViolation as exc:
+        raise DataError(f"client {client_id} exists: rotate its secret or revoke it") from exc
+    except psycopg.errors.CheckViolation as exc:
+        raise DataError(
+            "a client id is 3-64 characters: lower-case letters, digits, '.', '_', '-'; the rate is positive"
+        ) from exc
+    return secret
+
+
+def rotate_secret(conn: psycopg.Connection, client_id: str) -> str:
+    """A new secret for a client; the old one and every token issued with it stop working now."""
+    secret = secrets.token_urlsafe(32)
+    updated = conn.execute(
+        "UPDATE api.client SET secret_hash = %s, rotated_at = now() WHERE client_id = %s AND revoked_at IS NULL "
+        "RETURNING client_id",
+        (hash_secret(secret), client_id),
+    ).fetchone()
+    if not updated:
+        raise DataError(f"no active client {client_id}")
+    conn.execute("DELETE FROM api.token WHERE client_id = %s", (client_id,))
+    return secret
+
+
+def revoke_client(conn: psycopg.Connection, client_id: str) -> None:
+    """The client can no longer get tokens, and its tokens stop working now."""
+    updated = conn.execute(
+        "UPDATE api.client SET revoked_at = now() WHERE client_id = %s AND revoked_at IS NULL RETURNING client_id",
+        (client_id,),
+    ).fetchone()
+    if not updated:
+        raise DataError(f"no active client {client_id}")
+    conn.execute("DELETE FROM api.token WHERE client_id = %s", (client_id,))
+
+
+def list_clients(conn: psycopg.Connection) -> list[dict]:
+    rows = conn.execute(
+        "SELECT client_id, name, programs, fields, rate_per_minute, created_at, rotated_at, revoked_at "
+        "FROM api.client ORDER BY client_id"
+    ).fetchall()
+    keys = (
+        "client_id",
+        "name",
+        "programs",
+        "fields",
+        "rate_per_minute",
+        "created_at",
+        "rotated_at",
+        "revoked_at",
+    )
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def issue_token(conn: psycopg.Connection, client_id: str, secret: str, minutes: float) -> tuple[str, int]:
+    """OAuth2 client credentials: a bearer token and its lifetime in seconds."""
+    row = conn.execute(
+        "SELECT secret_hash FROM api.client WHERE client_id = %s AND revoked_at IS NULL", (client_id,)
+    ).fetchone()
+    if row is None or not verify_secret(secret, row[0]):
+        raise InvalidClient
+    token = secrets.token_urlsafe(32)
+    lifetime = dt.timedelta(minutes=minutes)
+    conn.execute(
+        "INSERT INTO api.token (token_hash, client_id, expires_at) VALUES (%s, %s, now() + %s)",
+        (_token_hash(token), client_id, lifetime),
+    )
+    conn.execute(
+        "DELETE FROM api.token WHERE client_id = %s AND expires_at < now() - interval '1 day'", (client_id,)
+    )
+    return token, int(lifetime.total_seconds())
+
+
+def client_for_token(conn: psycopg.Connection, token: str) -> Client | None:
+    """The client a bearer token belongs to, if it is unexpired and the client not revoked."""
+    row = conn.execute(
+        "SELECT c.client_id, c.name, c.programs, c.fields, c.rate_per_minute FROM api.token t "
+        "JOIN api.client c USING (client_id) "
+        "WHERE t.token_hash = %s AND t.expires_at > now() AND c.revoked_at IS NULL",
+        (_token_hash(token),),
+    ).fetchone()
+    if row is None:
+        return None
+    return Client(row[0], row[1], tuple(row[2]), tuple(row[3]), row[4])
