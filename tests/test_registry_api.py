@@ -318,3 +318,92 @@ def test_every_response_with_personal_data_is_in_the_disclosure_log(api):
     assert "kemensos" in clients
     with pytest.raises(psycopg.errors.RaiseException):
         api.sql("DELETE FROM api.disclosure")
+
+
+def test_a_subscriber_is_called_back_signed_and_once_when_a_version_is_announced(api):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from dtsen.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+    calls: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's hook name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(
+                {
+                    "body": body,
+                    "timestamp": self.headers[TIMESTAMP_HEADER],
+                    "signature": self.headers[SIGNATURE_HEADER],
+                }
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        envelope = _envelope() | {
+            "header": _envelope()["header"]
+            | {"action": "subscribe", "sender_uri": f"http://127.0.0.1:{receiver.server_address[1]}/dtsen"},
+            "message": {
+                "transaction_id": "sub-1",
+                "subscribe_request": [
+                    {
+                        "reference_id": "s1",
+                        "timestamp": NOW,
+                        "subscribe_criteria": {
+                            "reg_event_type": "dtsen:VersionPublished",
+                            "notify_record_type": "pbi_jk",
+                        },
+                    }
+                ],
+            },
+        }
+        token = api.token("bpjs")
+        answer = httpx.post(
+            f"{api.base}/registry/subscribe", json=envelope, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200, answer.text
+        subscription = answer.json()["message"]["subscribe_response"][0]["subscriptions"][0]
+        assert subscription["notify_record_type"] == "pbi_jk"
+        announce = [
+            sys.executable,
+            "-c",
+            "from dtsen.round import NOTIFY_PROGRAMS, RoundContext; "
+            "print(NOTIFY_PROGRAMS.run(RoundContext.create('', version=2)))",
+        ]
+        for _ in range(2):  # the second announcement of the same version reaches nobody again
+            done = subprocess.run(announce, env=api.env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+        assert len(calls) == 1
+        from dtsen.notify.webhook import verify
+
+        call = calls[0]
+        assert verify(subscription["secret"].encode(), call["timestamp"], call["body"], call["signature"])
+        payload = json.loads(call["body"])
+        assert payload["version"] == 2 and payload["program"] == "pbi_jk"
+        assert payload["subscription_code"] == subscription["code"]
+        assert not any(c.isdigit() and len(c) == 16 for c in json.dumps(payload).split('"'))  # no NIK
+        ended = httpx.post(
+            f"{api.base}/registry/unsubscribe",
+            json=envelope
+            | {
+                "header": envelope["header"] | {"action": "unsubscribe"},
+                "message": {
+                    "transaction_id": "u-1",
+                    "timestamp": NOW,
+                    "subscription_codes": [subscription["code"]],
+                },
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert ended.status_code == 200 and ended.json()["message"]["subscription_status"] == [
+            {"code": subscription["code"], "status": "unsubscribe"}
+        ]
+    finally:
+        receiver.shutdown()

@@ -101,19 +101,69 @@ def notify_programs(
         if targets.emails:
             emails += send_once(conn, topic, program_email(payload, targets.emails), send)
         for hook in targets.webhooks:
-            did, done = _intend(conn, topic, "webhook", hook.url)
-            if done:
-                continue
-            try:
-                delivery = post_signed(hook.url, payload, hook.secret(), delivery_id=did)
-            except WebhookError as exc:
-                failures.append(str(exc))
-                continue
-            _delivered(conn, did, str(delivery.status), delivery.attempts)
-            webhooks += 1
+            webhooks += _post_once(conn, topic, hook.url, hook.url, payload, hook.secret, failures)
+    for program in sorted(manifest["programs"]):  # clients of the registry API that subscribed
+        webhooks += _notify_api_subscribers(conn, version, program, manifest, location, failures)
     if failures:
         raise WebhookError("; ".join(failures))
     return {"version": version, "emails_sent": emails, "webhooks_delivered": webhooks}
+
+
+def _post_once(
+    conn: psycopg.Connection,
+    topic: str,
+    url: str,
+    target: str,
+    payload: dict,
+    secret: Callable[[], bytes],
+    failures: list[str],
+) -> int:
+    """POST a signed payload unless this topic already reached `target`; 1 if delivered now."""
+    did, done = _intend(conn, topic, "webhook", target)
+    if done:
+        return 0
+    try:
+        delivery = post_signed(url, payload, secret(), delivery_id=did)
+    except WebhookError as exc:
+        failures.append(str(exc))
+        return 0
+    _delivered(conn, did, str(delivery.status), delivery.attempts)
+    return 1
+
+
+def _notify_api_subscribers(
+    conn: psycopg.Connection, version: int, program: str, manifest: dict, location: str, failures: list[str]
+) -> int:
+    """Each live API subscription of the program, signed with its own secret (dtsen.api.subscriptions)."""
+    from dtsen.api.dci import VERSION_EVENT
+    from dtsen.api.subscriptions import of_program, secret_of
+    from dtsen.config import settings
+    from dtsen.errors import DataError
+
+    subscribed = of_program(conn, program)
+    if not subscribed:
+        return 0
+    key = settings().api_disclosure_key
+    if not key:
+        raise DataError(
+            "API clients subscribed, but DTSEN_API_DISCLOSURE_KEY (which signs their callbacks) is not set"
+        )
+    payload = program_payload(manifest, program, location) | {
+        "reg_event_type": VERSION_EVENT,
+        "api_file": f"/registry/versions/{version}/programs/{program}.parquet",
+    }
+    delivered = 0
+    for sub in subscribed:
+        delivered += _post_once(
+            conn,
+            f"version:{version}:program:{program}",
+            sub.callback_url,
+            f"{sub.callback_url}#{sub.code}",
+            payload | {"subscription_code": sub.code},
+            lambda code=sub.code: secret_of(code, key.encode()),
+            failures,
+        )
+    return delivered
 
 
 def notify_regions(
