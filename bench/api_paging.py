@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="API server processes (one per core here)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/api_paging.jsonl"))
     args = parser.parse_args()
     url = args.database_url or make_url(engine.database_url()).set(
@@ -115,7 +116,7 @@ def main() -> None:
     secret = next(line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret"))
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
+        [sys.executable, "-m", "dtsen", "api", "--port", str(port), "--workers", str(args.workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -181,6 +182,7 @@ def main() -> None:
         "program": args.program,
         "recipients": total,
         "clients": args.clients,
+        "server_workers": args.workers,
         "page_size": args.page_size,
         "seconds": round(wall, 1),
         "pages": len(latencies),

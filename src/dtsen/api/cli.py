@@ -15,7 +15,12 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from dtsen.api.app import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port or settings().api_port, log_level="info")
+    port = args.port or settings().api_port
+    if args.workers > 1:  # separate processes (each with its own connection pool and rate counters)
+        create_app()  # refuse to start (a missing key, a warehouse it cannot reach) before forking
+        uvicorn.run("dtsen.api.app:create_app", factory=True, host=args.host, port=port, workers=args.workers)
+    else:
+        uvicorn.run(create_app(), host=args.host, port=port, log_level="info")
     return 0
 
 
@@ -108,6 +113,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     api = sub.add_parser("api", help="serve the registry API for program teams (DCI Social Registry subset)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=None, help="default: DTSEN_API_PORT")
+    api.add_argument(
+        "--workers", type=int, default=1, help="server processes (rate limits then count per process)"
+    )
     api.set_defaults(func=cmd_api)
 
     client = sub.add_parser("api-client", help="the registry API's clients: create, rotate, revoke, list")
