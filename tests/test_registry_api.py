@@ -263,14 +263,14 @@ def test_expired_and_revoked_tokens_get_401(api):
             line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret")
         )
     token = api.token("expiring")
-    assert api.search(token, _predicate(size=1)).status_code == 200
+    assert api.search(token, _predicate(("desil", "ge", 1), size=1)).status_code == 200
     api.sql("UPDATE api.token SET expires_at = now() - interval '1 second' WHERE client_id = 'expiring'")
-    expired = api.search(token, _predicate(size=1))
+    expired = api.search(token, _predicate(("desil", "ge", 1), size=1))
     assert expired.status_code == 401 and expired.json()["errors"][0]["code"] == "err.request.unauthorized"
     live = api.token("temp")
-    assert api.search(live, _predicate(size=1)).status_code == 200
+    assert api.search(live, _predicate(("desil", "ge", 1), size=1)).status_code == 200
     assert api.dtsen("api-client", "revoke", "--id", "temp").returncode == 0
-    assert api.search(live, _predicate(size=1)).status_code == 401
+    assert api.search(live, _predicate(("desil", "ge", 1), size=1)).status_code == 401
     refused = httpx.post(
         f"{api.base}/oauth2/client/token",
         data={"grant_type": "client_credentials", "client_id": "temp", "client_secret": api.secrets["temp"]},
@@ -295,7 +295,7 @@ def test_bad_requests_get_clear_errors(api):
 
 def test_a_client_over_its_rate_gets_429(api):
     token = api.token("slow")  # two requests a minute: the token request does not count
-    codes = [api.search(token, _predicate(size=1)).status_code for _ in range(4)]
+    codes = [api.search(token, _predicate(("desil", "ge", 1), size=1)).status_code for _ in range(4)]
     assert codes[:2] == [200, 200] and 429 in codes[2:]
 
 
@@ -318,6 +318,29 @@ def test_every_response_with_personal_data_is_in_the_disclosure_log(api):
     assert "kemensos" in clients
     with pytest.raises(psycopg.errors.RaiseException):
         api.sql("DELETE FROM api.disclosure")
+    # a scope without the NIK still discloses persons: the log still says whose records went out
+    made = api.dtsen(
+        "api-client",
+        "create",
+        "--id",
+        "nonik",
+        "--name",
+        "nonik",
+        "--programs",
+        "pbi_jk",
+        "--fields",
+        "kode_wilayah,desil",
+    )
+    api.secrets["nonik"] = next(
+        line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret")
+    )
+    records = api.search(api.token("nonik"), _predicate(("desil", "ge", 1), size=3)).json()["message"][
+        "search_response"
+    ][0]["data"]["reg_records"]
+    assert [set(r) for r in records] == [{"kode_wilayah", "desil"}] * 3
+    assert api.sql(
+        "SELECT records, cardinality(person_keys) FROM api.disclosure WHERE client_id = 'nonik'"
+    ) == [(3, 3)]
 
 
 def test_a_subscriber_is_called_back_signed_and_once_when_a_version_is_announced(api):

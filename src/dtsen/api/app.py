@@ -220,7 +220,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     size,
                     client.fields,
                 )
-                records, total = found.rows, found.total
+                records, total, niks = found.rows, found.total, list(found.niks)
                 logged = {
                     "query_type": kind,
                     "query": criteria.get("query"),
@@ -242,6 +242,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     )
                 version = _version(conn, None)
                 records = search.person(conn, version, client.programs, int(nik), client.fields)
+                niks = [r.pop("_nik") for r in records]
                 total, program = len(records), ",".join(sorted({r["program"] for r in records}))
                 logged = {
                     "query_type": kind,
@@ -253,11 +254,8 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 )
         except search.SearchError as exc:
             return dci.rejected(reference, exc.code, str(exc))
-        niks = [r["nik"] for r in records] if "nik" in client.fields else []
         if records:
-            audit.append(
-                (logged | {"reference_id": reference}, version, program, [str(n) for n in niks], records)
-            )
+            audit.append((logged | {"reference_id": reference}, version, program, niks))
         return {
             "reference_id": reference,
             "timestamp": dci.now(),
@@ -290,19 +288,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         audit: list = []
         with pool.connection() as conn:
             answers = [_search_item(conn, client, item, audit) for item in items]
-            for logged, version, program, niks, records in audit:
-                if niks:
-                    disclosure.record_search(conn, client.client_id, logged, version, program, niks, key)
-                else:  # a scope without NIK still discloses records: count them
-                    disclosure.record_search(
-                        conn,
-                        client.client_id,
-                        logged | {"records_without_nik": len(records)},
-                        version,
-                        program,
-                        [],
-                        key,
-                    )
+            for logged, version, program, niks in audit:
+                # every person whose record went out, whichever of their fields the scope gives
+                disclosure.record_search(conn, client.client_id, logged, version, program, niks, key)
         done = sum(1 for a in answers if a["status"] == "succ")
         return JSONResponse(
             {

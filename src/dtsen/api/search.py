@@ -49,10 +49,11 @@ class Search:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[dict]
+    rows: list[dict]  # the caller's fields only
     total: int
     page_number: int
     page_size: int
+    niks: tuple[int, ...] = ()  # whose records these are, whatever fields were given (the disclosure log's)
 
 
 class _Boundaries:
@@ -106,18 +107,21 @@ def page(
         statements("api/search.sql")["page"],
         search.params() | {"page_size": page_size, "after": after, "with_names": "nama" in fields},
     ).fetchall()
-    return Page([_row(r, fields) for r in records], total, page_number, page_size)
+    return Page(
+        [_row(r, fields) for r in records], total, page_number, page_size, tuple(r[0] for r in records)
+    )
 
 
 def person(
     conn: psycopg.Connection, version: int, programs: tuple[str, ...], nik: int, fields: tuple[str, ...]
 ) -> list[dict]:
-    """One person's entries among the version's recipients of `programs` (empty: not one of them)."""
+    """One person's entries among the version's recipients of `programs` (empty: not one of them);
+    `_nik` is for the disclosure log and is taken out before the answer leaves."""
     records = conn.execute(
         statements("api/search.sql")["person"],
         {"version": version, "programs": list(programs), "nik": nik, "with_names": "nama" in fields},
     ).fetchall()
-    return [{"program": r[0]} | _row(r[1:], fields) for r in records]
+    return [{"program": r[0], "_nik": r[1]} | _row(r[1:], fields) for r in records]
 
 
 def parse_predicate(query: object) -> dict:
