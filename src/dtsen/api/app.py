@@ -275,11 +275,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     async def sync_search(request: Request, client: Caller):
         body = await json_body(request)
         try:
-            header, message = dci.check_envelope(body, "search")
-            items = message.get("search_request")
-            if not isinstance(items, list) or not items:
-                raise dci.EnvelopeError("message.search_request must be a non-empty list")
-            items = [dci.check_item(i, "search_request") for i in items]
+            header, message, items = dci.check_request(body, "search", "search_request")
         except dci.EnvelopeError as exc:
             raise _fail(400, exc.code, str(exc)) from exc
         return _answer_search(client, header, message, items)
@@ -298,7 +294,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 "header": dci.answer_header(
                     header,
                     "on-search",
-                    "succ" if done == len(answers) else "rjct" if not done else "succ",
+                    "succ" if done else "rjct",  # per item: search_response[].status
                     len(answers),
                     len(answers),
                 ),
@@ -316,11 +312,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         each item subscribes header.sender_uri to `dtsen:VersionPublished` of the client's programs."""
         body = await json_body(request)
         try:
-            header, message = dci.check_envelope(body, "subscribe")
-            items = message.get("subscribe_request")
-            if not isinstance(items, list) or not items:
-                raise dci.EnvelopeError("message.subscribe_request must be a non-empty list")
-            items = [dci.check_item(i, "subscribe_request") for i in items]
+            header, message, items = dci.check_request(body, "subscribe", "subscribe_request")
             callback = subscriptions.check_callback(str(header.get("sender_uri") or ""))
         except (dci.EnvelopeError, DataError) as exc:
             raise _fail(400, getattr(exc, "code", "err.sender_uri.invalid"), str(exc)) from exc

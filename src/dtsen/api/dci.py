@@ -110,3 +110,12 @@ def rejected(reference_id: str, code: str, message: str) -> dict:
 def http_error(code: str, message: str) -> dict:
     """The DCI HttpErrorResponse body."""
     return {"errors": [{"code": code, "message": message[:999]}]}
+
+
+def check_request(body: object, action: str, list_name: str) -> tuple[dict, dict, list[dict]]:
+    """(header, message, the message's items) of a request carrying a non-empty list `list_name`."""
+    header, message = check_envelope(body, action)
+    items = message.get(list_name)
+    if not isinstance(items, list) or not items:
+        raise EnvelopeError(f"message.{list_name} must be a non-empty list")
+    return header, message, [check_item(i, list_name) for i in items]
