@@ -90,7 +90,8 @@ def main() -> None:
     env = os.environ | {"DTSEN_DATABASE_URL": url, "DTSEN_API_DISCLOSURE_KEY": "bench-disclosure-key"}
     os.environ.update(env)
     with psycopg.connect(engine.libpq_conninfo(url)) as conn:
-        migrate(conn)  # the API's tables, if the warehouse predates them
+        if conn.execute("SELECT to_regclass('api.client')").fetchone()[0] is None:
+            migrate(conn)  # the API's tables, if the warehouse predates them (never beside a running round)
     client_id = f"bench-{int(time.time())}"
     made = subprocess.run(
         [
