@@ -56,6 +56,11 @@ def _predicate(*expressions: tuple[str, str, object], page: int = 1, size: int =
     }
 
 
+def _printed_secret(made: subprocess.CompletedProcess) -> str:
+    """The secret `dtsen api-client create` prints once."""
+    return next(line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret"))
+
+
 class Api:
     def __init__(self, base: str, warehouse: str, env: dict, publish_root):
         self.base, self.warehouse, self.env, self.publish_root = base, warehouse, env, publish_root
@@ -142,9 +147,7 @@ def api(scratch_database, tmp_path_factory):
             rate,
         )
         assert made.returncode == 0, made.stderr
-        site.secrets[client] = next(
-            line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret")
-        )
+        site.secrets[client] = _printed_secret(made)
     server = subprocess.Popen(
         [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
         env=env,
@@ -259,9 +262,7 @@ def test_the_program_file_streams_with_its_manifest_checksum(api):
 def test_expired_and_revoked_tokens_get_401(api):
     for client in ("expiring", "temp"):
         made = api.dtsen("api-client", "create", "--id", client, "--name", client, "--programs", "bpnt")
-        api.secrets[client] = next(
-            line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret")
-        )
+        api.secrets[client] = _printed_secret(made)
     token = api.token("expiring")
     assert api.search(token, _predicate(("desil", "ge", 1), size=1)).status_code == 200
     api.sql("UPDATE api.token SET expires_at = now() - interval '1 second' WHERE client_id = 'expiring'")
@@ -331,9 +332,7 @@ def test_every_response_with_personal_data_is_in_the_disclosure_log(api):
         "--fields",
         "kode_wilayah,desil",
     )
-    api.secrets["nonik"] = next(
-        line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret")
-    )
+    api.secrets["nonik"] = _printed_secret(made)
     records = api.search(api.token("nonik"), _predicate(("desil", "ge", 1), size=3)).json()["message"][
         "search_response"
     ][0]["data"]["reg_records"]
