@@ -35,30 +35,54 @@ def generated_world(
     persons: int, rounds: int, work: Path, name: str | None = None, regencies: int | None = None
 ) -> Path:
     """Generate (once; reused while its summary.json exists) a world with seed 7."""
-    out = work / (name or f"gen-{persons}-r{rounds}")
-    if not (out / "summary.json").exists():
-        extra = ["--regencies", str(regencies)] if regencies else []
-        started = time.monotonic()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dtsen_dev.generate",
-                "--persons",
-                str(persons),
-                "--rounds",
-                str(rounds),
-                "--seed",
-                "7",
-                "--out",
-                str(out),
-                *extra,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        print(json.dumps({"generated": str(out), "seconds": round(time.monotonic() - started)}), flush=True)
+    out, generating = start_generation(persons, rounds, work, name, regencies)
+    finish_generation(generating)
     return out
+
+
+def finish_generation(generating: subprocess.Popen | None) -> None:
+    """Wait for the generator (if one runs) and fail when it failed."""
+    if generating is not None and generating.wait() != 0:
+        raise subprocess.CalledProcessError(generating.returncode, generating.args)
+
+
+def start_generation(
+    persons: int, rounds: int, work: Path, name: str | None = None, regencies: int | None = None
+) -> tuple[Path, subprocess.Popen | None]:
+    """Start generating a world with seed 7 unless it is complete; returns its folder and the
+    generator's process (None when the world was already there)."""
+    out = work / (name or f"gen-{persons}-r{rounds}")
+    if (out / "summary.json").exists():
+        return out, None
+    extra = ["--regencies", str(regencies)] if regencies else []
+    print(json.dumps({"generating": str(out)}), flush=True)
+    return out, subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dtsen_dev.generate",
+            "--persons",
+            str(persons),
+            "--rounds",
+            str(rounds),
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def wait_for_round(world: Path, round_id: str, generating: subprocess.Popen | None) -> None:
+    """Wait until the generator has closed every file of `round_id` (or has finished)."""
+    while generating is not None and not (world / "rounds-done" / round_id).exists():
+        if generating.poll() is not None:
+            if generating.returncode != 0:
+                raise subprocess.CalledProcessError(generating.returncode, generating.args)
+            return
+        time.sleep(5)
 
 
 def machine() -> dict:

@@ -464,6 +464,9 @@ def generate(cfg: GenConfig) -> dict:
             "dukcapil_snapshot": snapshot,
             "cases": dict(sorted(truth.case_counts.items())),
         }
+        # every file of this round is closed: a benchmark may start the round while later ones generate
+        (out / "rounds-done").mkdir(exist_ok=True)
+        (out / "rounds-done" / rid).touch()
     shutil.rmtree(state_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
     total_rows = sum(
