@@ -155,19 +155,65 @@ def test_program_recipients_follow_the_configured_rules(published):
     )
     excluded_work = people.groupby("no_kk")["status_pekerjaan"].transform(lambda s: s.isin([5, 6]).any())
     gc_ok = ~people["groundcheck_hasil"].isin(["TIDAK_DITEMUKAN", "PINDAH", "MENINGGAL"])
+    # PKH's components: a child 0-6, a child 6-21 in school, a member 60+, a severe disability
+    components = {
+        "anak_usia_dini": people["umur"].between(0, 6),
+        "anak_sekolah": people["umur"].between(6, 21) & (people["status_sekolah"] == 1),
+        "lansia": people["umur"] >= 60,
+        "disabilitas_berat": people["disabilitas"] == 1,
+    }
+    has = {name: met.groupby(people["no_kk"]).transform("any") for name, met in components.items()}
+    people["komponen"] = [
+        ";".join(name for name in components if has[name].iloc[i]) for i in range(len(people))
+    ]
+    family = (people["desil"] <= 4) & ~excluded_work & gc_ok & (people["hubungan_keluarga"] == 1)
     expected = {
         "pbi_jk": people[(people["desil"] <= 5) & ~excluded_work & gc_ok],
         "sekolah_rakyat": people[(people["desil"] <= 2) & people["umur"].between(6, 18) & gc_ok],
-        "pkh": people[(people["desil"] <= 4) & ~excluded_work & gc_ok & (people["hubungan_keluarga"] == 1)],
+        "bpnt": people[family],
+        "pkh": people[family & (people["komponen"] != "")],
     }
     for program, rows in expected.items():
         recipients = _read(folder, f"programs/{program}.parquet")
         assert len(rows) > 0
         assert set(recipients["nik"]) == set(rows["nik"]), program
+    # PKH differs from BPNT exactly by the component rule, and lists each family's components
+    pkh, bpnt = _read(folder, "programs/pkh.parquet"), _read(folder, "programs/bpnt.parquet")
+    without = set(bpnt["nik"]) - set(pkh["nik"])
+    assert without and set(pkh["nik"]) < set(bpnt["nik"])
+    assert set(people.loc[people["nik"].isin(without), "komponen"]) == {""}
+    listed = pkh.merge(people[["nik", "komponen"]], on="nik", suffixes=("", "_expected"))
+    assert (listed["komponen"] == listed["komponen_expected"]).all()
+    assert "komponen" not in bpnt.columns
     sekolah = _read(folder, "programs/sekolah_rakyat.parquet").merge(
         anggota[["nik", "status_sekolah"]], on="nik"
     )
     assert (sekolah["prioritas"] == sekolah["status_sekolah"].isin([0, 2])).all()
+
+
+def test_pkh_excludes_a_poor_family_without_a_component_and_includes_one_with_an_elder(published):
+    conn, root, _ = published
+    folder = root / "versions" / "2"
+    pkh, bpnt = _read(folder, "programs/pkh.parquet"), _read(folder, "programs/bpnt.parquet")
+    families = conn.execute(
+        """SELECT k.desil, a.no_kk::text,
+                  bool_and(extract(year FROM age(v.reference_date, a.tanggal_lahir)) BETWEEN 22 AND 59
+                           AND a.disabilitas = 0) AS no_component,
+                  bool_or(extract(year FROM age(v.reference_date, a.tanggal_lahir)) >= 60) AS elder,
+                  bool_and(extract(year FROM age(v.reference_date, a.tanggal_lahir)) >= 22
+                           AND a.disabilitas = 0) AS only_elders
+           FROM publish.anggota a JOIN publish.version v ON v.version = a.version
+           JOIN publish.keluarga k ON k.version = a.version AND k.no_kk = a.no_kk
+           WHERE a.version = 2 GROUP BY 1, 2"""
+    ).fetchall()
+    conn.rollback()
+    bpnt_families = set(bpnt["no_kk"])
+    without = [kk for desil, kk, none, _, _ in families if desil == 2 and none and kk in bpnt_families]
+    elders = [kk for desil, kk, _, elder, only in families if elder and only and kk in bpnt_families]
+    assert without and elders
+    assert not set(without) & set(pkh["no_kk"])  # BPNT takes them, PKH does not
+    listed = pkh.set_index("no_kk")["komponen"]
+    assert all(listed[kk] == "lansia" for kk in elders)
 
 
 def test_ranking_recovers_the_hidden_welfare_of_the_sample(published):
@@ -253,12 +299,13 @@ def test_a_program_added_in_configuration_selects_its_recipients(published):
     conn, root, _ = published
     document = json.loads(DEFAULT_PROGRAMS_PATH.read_text())
     document["programs"].append({"id": "lansia", "unit": "person", "desil_max": 3, "age_min": 60})
-    program = next(p for p in parse_programs(document).programs if p.id == "lansia")
+    programs = parse_programs(document)
+    program = next(p for p in programs.programs if p.id == "lansia")
     reference, snapshot = conn.execute(
         "SELECT v.reference_date, r.dukcapil_snapshot_pk FROM publish.version v "
         "JOIN ingest.round r USING (round_seq) WHERE v.version = 2"
     ).fetchone()
-    context = eligibility_context_sql("(SELECT * FROM publish.anggota WHERE version = 2)")
+    context = eligibility_context_sql("(SELECT * FROM publish.anggota WHERE version = 2)", programs)
     selected = {
         str(r[0])
         for r in conn.execute(

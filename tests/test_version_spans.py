@@ -29,9 +29,8 @@ def _rows(conn, table: str, version: int) -> set[tuple]:
         for d in conn.execute(f"SELECT * FROM publish.{table} LIMIT 0").description  # noqa: S608
         if d.name not in ("version", "valid_from", "valid_to")
     ]
-    return set(
-        conn.execute(f"SELECT {', '.join(columns)} FROM publish.{table} WHERE version = %s", (version,))  # noqa: S608
-    )
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM publish.{table} WHERE version = %s", (version,))  # noqa: S608
+    return {tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows}  # PKH's komponen
 
 
 def _whole_rebuild_equals(conn, version: int) -> None:
@@ -107,8 +106,9 @@ def test_reading_one_person_of_a_version_is_one_index_lookup(sample_warehouse):
 
 def test_the_rules_ages_are_found_in_the_generated_sql():
     generated = [text for _, text in ranking_statements(load_model(), load_programs())]
-    # ranking: under 15, 60 and over, 18 and over, 7-18 in school; Sekolah Rakyat: aged 6-18
-    assert age_thresholds(generated) == (6, 7, 15, 18, 19, 60)
+    # ranking: under 15, 60 and over, 18 and over, 7-18 in school; Sekolah Rakyat: aged 6-18;
+    # PKH's components: a child 0-6, a child 6-21 in school, a member 60 or over
+    assert age_thresholds(generated) == (0, 6, 7, 15, 18, 19, 22, 60)
 
 
 def test_a_rule_reading_age_some_other_way_makes_the_build_whole():

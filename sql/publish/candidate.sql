@@ -10,7 +10,7 @@
 
 {% set member_columns %}nik, no_kk, nama, jenis_kelamin, tanggal_lahir, hubungan_keluarga, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}{% endset %}
 {% set family_columns %}no_kk, kode_wilayah, desil, skor_kesejahteraan, skor_sumber, jumlah_anggota, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}, {% endfor %}pengeluaran_per_kapita, tanggal_survei, groundcheck_tanggal, groundcheck_hasil{% endset %}
-{% set recipient_columns %}program, nik, no_kk, kode_wilayah, desil, prioritas{% endset %}
+{% set recipient_columns %}program, nik, no_kk, kode_wilayah, desil, prioritas, komponen{% endset %}
 {#- The pattern, once: `looked_at` (a relation with `by`) names the records looked at again, `new`
     their new rows, `key` a record's key, `columns` the span's row. -#}
 {% macro close_spans(table, looked_at, by, new, key, columns) -%}

@@ -20,6 +20,14 @@ SELECT nik::text AS nik, no_kk::text AS no_kk, kode_wilayah, desil, prioritas
 FROM publish.recipient WHERE version = %(version)s AND program = %(program)s
 ORDER BY kode_wilayah, no_kk, nik
 
+-- A program with family components (PKH): the contract's columns, then the components the family
+-- has, in config order, separated by ';' (an additive column).
+-- name: program_components
+SELECT nik::text AS nik, no_kk::text AS no_kk, kode_wilayah, desil, prioritas,
+       array_to_string(komponen, ';') AS komponen
+FROM publish.recipient WHERE version = %(version)s AND program = %(program)s
+ORDER BY kode_wilayah, no_kk, nik
+
 -- One row per person whose record differs from the previous version, with the most telling change:
 -- ADDED, REMOVED, MOVED_FAMILY, DESIL_CHANGED, then ATTRIBUTES_CHANGED (the person's own or their
 -- family's attributes); desil_before/desil_after are filled whenever the person is in that version.

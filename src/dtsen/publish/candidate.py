@@ -23,7 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen.errors import DataError
-from dtsen.programs import ProgramSet
+from dtsen.programs import Program, ProgramSet
 from dtsen.rank.model import RankingModel, family_features_query
 from dtsen.sqlfiles import statements
 
@@ -72,16 +72,17 @@ def _bps_recent(model: RankingModel) -> str:
     )
 
 
-def eligibility_context_sql(members: str) -> str:
+def eligibility_context_sql(members: str, programs: ProgramSet) -> str:
     """The eligibility context over `members` (a relation of publish.anggota rows)."""
-    return statements("publish/eligibility.sql", members=members)["context"]
+    return statements("publish/eligibility.sql", members=members, components=programs.components)["context"]
 
 
-def _recipient_statement(program_sql: str, priority_sql: str, program_id: str) -> str:
+def _recipient_statement(program: Program) -> str:
     # program ids match ^[a-z][a-z0-9_]+$; predicates hold only validated integers and codes
-    return f"""INSERT INTO new_recipient (program, nik, no_kk, kode_wilayah, desil, prioritas)
-        SELECT '{program_id}', c.nik, c.no_kk, c.kode_wilayah, c.desil, {priority_sql}
-        FROM eligibility_context c WHERE {program_sql}"""  # noqa: S608
+    return f"""INSERT INTO new_recipient (program, nik, no_kk, kode_wilayah, desil, prioritas, komponen)
+        SELECT '{program.id}', c.nik, c.no_kk, c.kode_wilayah, c.desil, {program.priority_sql},
+               {program.components_sql()}
+        FROM eligibility_context c WHERE {program.eligible_sql()}"""  # noqa: S608
 
 
 def ranking_statements(model: RankingModel, programs: ProgramSet) -> list[tuple[str, str]]:
@@ -91,16 +92,11 @@ def ranking_statements(model: RankingModel, programs: ProgramSet) -> list[tuple[
         (
             "eligibility_context",
             "CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS "
-            + eligibility_context_sql("recheck_member"),
+            + eligibility_context_sql("recheck_member", programs),
         ),
     ]
     for program in programs.programs:
-        steps.append(
-            (
-                f"recipients_{program.id}",
-                _recipient_statement(program.eligible_sql(), program.priority_sql, program.id),
-            )
-        )
+        steps.append((f"recipients_{program.id}", _recipient_statement(program)))
     return steps
 
 

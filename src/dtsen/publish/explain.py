@@ -150,7 +150,7 @@ def _program_verdicts(
         for program in programs.programs
         for rule in program.rules
     )
-    context = eligibility_context_sql(version_members(e.version, e.no_kk))
+    context = eligibility_context_sql(version_members(e.version, e.no_kk), programs)
     row = conn.execute(
         f"SELECT c.umur, {checks} FROM ({context}) c WHERE c.nik = %(nik)s",  # noqa: S608
         {"version": e.version, "reference_date": e.reference_date, "snapshot_pk": snapshot_pk, "nik": e.nik},

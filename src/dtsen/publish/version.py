@@ -71,14 +71,19 @@ def verify_version_dir(path: Path) -> dict:
 
 
 def version_files(program_ids: list[str]) -> dict[str, str]:
+    from dtsen.programs import load_programs
+
     queries = statements("publish/files.sql")
     files = {
         "keluarga.parquet": queries["keluarga"],
         "anggota.parquet": queries["anggota"],
         "perubahan.parquet": queries["perubahan"],
     }
+    # a program with family components (PKH) lists each recipient family's in an extra column
+    with_components = {p.id for p in load_programs().programs if p.components}
     for program in program_ids:
-        files[f"programs/{program}.parquet"] = queries["program"]
+        query = queries["program_components" if program in with_components else "program"]
+        files[f"programs/{program}.parquet"] = query
     return files
 
 
