@@ -20,6 +20,7 @@ TABLES = {
     "keluarga": "no_kk",
     "anggota": "nik",
     "recipient": "program, nik",
+    "implausible": "rule, no_kk",
 }
 
 

@@ -11,6 +11,7 @@
 {% set member_columns %}nik, no_kk, nama, jenis_kelamin, tanggal_lahir, hubungan_keluarga, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}{% endset %}
 {% set family_columns %}no_kk, kode_wilayah, desil, skor_kesejahteraan, skor_sumber, jumlah_anggota, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}, {% endfor %}pengeluaran_per_kapita, tanggal_survei, groundcheck_tanggal, groundcheck_hasil{% endset %}
 {% set recipient_columns %}program, nik, no_kk, kode_wilayah, desil, prioritas, komponen{% endset %}
+{% set implausible_columns %}rule, no_kk, kode_wilayah, desil{% endset %}
 {#- The pattern, once: `looked_at` (a relation with `by`) names the records looked at again, `new`
     their new rows, `key` a record's key, `columns` the span's row. -#}
 {% macro close_spans(table, looked_at, by, new, key, columns) -%}
@@ -127,6 +128,12 @@ FROM (
     FROM family_score
 ) s;
 
+-- The lowest score ranked into each desil: the thresholds an integrity rule compares a BPS
+-- measurement with (config/integrity.json).
+-- name: desil_floors
+CREATE TEMP TABLE desil_floor ON COMMIT DROP AS
+SELECT desil, min(skor) AS skor FROM family_desil GROUP BY desil;
+
 -- The new rows of the families looked at again and of every family whose desil moved.
 -- name: new_families
 CREATE TEMP TABLE new_family ON COMMIT DROP AS
@@ -185,6 +192,50 @@ ANALYZE new_recipient;
 -- name: open_recipients
 {{ open_spans("recipient", "new_recipient", ["program", "nik"], recipient_columns) }};
 
+-- Implausible recipients (config/integrity.json, dtsen.integrity.config), kept as spans like the
+-- recipients. Looked at: the families decided again and, when a rule compares a BPS measurement with
+-- a desil's threshold (which moves with every version), every family measured within that window or
+-- just out of it (found by the survey-date index).
+-- name: implausible_families
+CREATE TEMP TABLE implausible_family ON COMMIT DROP AS
+SELECT no_kk FROM recheck_family
+UNION
+SELECT k.no_kk FROM publish.keluarga_span k
+WHERE %(implausible_survey_months)s > 0 AND k.valid_to IS NULL AND k.tanggal_survei IS NOT NULL
+  AND k.tanggal_survei > (%(date_from)s::date - make_interval(months => %(implausible_survey_months)s))::date - 2;
+
+-- name: index_implausible_families
+CREATE UNIQUE INDEX ON implausible_family (no_kk);
+ANALYZE implausible_family;
+
+-- name: new_implausible
+CREATE TEMP TABLE new_implausible ON COMMIT DROP AS
+SELECT {{ implausible_columns }} FROM publish.implausible_span WITH NO DATA;
+
+-- (one implausible_<rule> statement per rule runs here)
+
+-- name: index_new_implausible
+CREATE UNIQUE INDEX ON new_implausible (rule, no_kk);
+ANALYZE new_implausible;
+
+-- name: close_implausible
+{{ close_spans("implausible", "implausible_family", "no_kk", "new_implausible", ["rule", "no_kk"], implausible_columns) }};
+
+-- name: open_implausible
+{{ open_spans("implausible", "new_implausible", ["rule", "no_kk"], implausible_columns) }};
+
+-- name: implausible_counts
+INSERT INTO publish.implausible_count (version, rule, kode_kabupaten, families)
+SELECT %(version)s, rule, kab, sum(n) FROM (
+    SELECT rule, kode_kabupaten AS kab, families AS n FROM publish.implausible_count WHERE version = %(basis)s
+    UNION ALL
+    SELECT rule, left(kode_wilayah, 4), count(*) FROM publish.implausible_span WHERE valid_from = %(version)s GROUP BY 1, 2
+    UNION ALL
+    SELECT rule, left(kode_wilayah, 4), -count(*) FROM publish.implausible_span WHERE valid_to = %(version)s GROUP BY 1, 2
+) x
+GROUP BY rule, kab
+HAVING sum(n) <> 0;
+
 -- Recipients per program and regency: the basis's counts, plus what this version opened, minus what
 -- it closed.
 -- name: recipient_counts
@@ -205,6 +256,7 @@ HAVING sum(n) <> 0;
 ANALYZE publish.keluarga_span;
 ANALYZE publish.anggota_span;
 ANALYZE publish.recipient_span;
+ANALYZE publish.implausible_span;
 
 -- The touches up to this round have been read into a version: the next candidate starts from it (or,
 -- if this one is discarded, is built whole), so they are not kept.

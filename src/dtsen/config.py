@@ -18,6 +18,7 @@ from dtsen.paths import PROJECT_ROOT
 DEFAULT_RANKING_MODEL = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
 DEFAULT_PROGRAMS = PROJECT_ROOT / "config" / "programs.json"
 DEFAULT_AUDIT_CONFIG = PROJECT_ROOT / "config" / "audit.json"
+DEFAULT_INTEGRITY_CONFIG = PROJECT_ROOT / "config" / "integrity.json"
 DEFAULT_SUBSCRIBERS = PROJECT_ROOT / "config" / "subscribers.json"
 
 
@@ -34,6 +35,7 @@ class Settings:
     ranking_model_path: Path  # the PMT model file (versioned; its hash is recorded per version)
     programs_path: Path  # program eligibility rules
     audit_config_path: Path  # the candidate audit's thresholds
+    integrity_config_path: Path  # split-surge thresholds and implausible-recipient rules
     subscribers_path: Path  # who is notified of what
     round_schedule: str  # cron, Asia/Jakarta
     max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
@@ -167,6 +169,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`config/audit.json`",
         "the candidate audit's thresholds (desil-share tolerance, drift per regency and program)",
         _path(lambda _: DEFAULT_AUDIT_CONFIG),
+    ),
+    Setting(
+        "DTSEN_INTEGRITY_CONFIG",
+        "integrity_config_path",
+        None,
+        "`config/integrity.json`",
+        "registry integrity checks: split-surge thresholds per village and account, implausible-recipient rules",
+        _path(lambda _: DEFAULT_INTEGRITY_CONFIG),
     ),
     Setting(
         "DTSEN_SUBSCRIBERS",

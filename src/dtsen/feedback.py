@@ -33,6 +33,7 @@ from psycopg.types.json import Jsonb
 
 from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
+from dtsen.integrity.splits import feedback_notes
 from dtsen.sqlfiles import statements
 from dtsen.storage import atomic_output, atomic_write, sweep_partials
 
@@ -131,9 +132,17 @@ def write_feedback(
         summary_status = "PARTIAL"
     else:
         summary_status = "MERGED"
-    sub_pesan = conn.execute(
-        "SELECT pesan FROM ingest.submission WHERE submission_pk = %s", (submission_pk,)
-    ).fetchone()[0]
+    sub_pesan, source, kode_kabupaten, submitted_by = conn.execute(
+        "SELECT pesan, source, kode_wilayah, submitted_by FROM ingest.submission WHERE submission_pk = %s",
+        (submission_pk,),
+    ).fetchone()
+    # the round's integrity flags for this region's villages and this account (after the merge only)
+    integritas = (
+        feedback_notes(conn, round_seq, kode_kabupaten, submitted_by)
+        if source == "pemda" and status != "REJECTED"
+        else []
+    )
+    warnings += [note["pesan"] for note in integritas]
     document = {
         "submission_id": submission_id,
         "round_id": round_id,
@@ -142,6 +151,7 @@ def write_feedback(
         "reasons": dict(sorted(reasons.items())),
         "warnings": warnings,
         "pesan": {code: REASON_BY_CODE[code].pesan for code in sorted(reasons)},
+        "integritas": integritas,
         "keterangan": (sub_pesan or REASON_BY_CODE[reason_code].pesan)
         if status == "REJECTED" and reason_code
         else "",

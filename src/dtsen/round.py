@@ -217,6 +217,25 @@ def merge(ctx: RoundContext) -> dict:
     }
 
 
+def integrity(ctx: RoundContext) -> dict:
+    from dtsen.integrity.config import load_integrity
+    from dtsen.integrity.splits import detect_splits
+
+    if ctx.dry_run:  # nothing was merged: no new families to look at
+        return {"round_id": ctx.round_id, "dry_run": True, "scored": False}
+    thresholds = load_integrity(ctx.settings.integrity_config_path).splits
+    with _connect() as conn, conn.transaction():
+        round_seq = _round_seq(conn, ctx.round_id)
+        report = detect_splits(conn, round_seq, ctx.round_id, thresholds, ctx.settings.publish_root)
+    return {
+        "round_id": ctx.round_id,
+        "scored": report.scored,
+        "detected_now": report.detected_now,
+        "why_not_scored": report.why,
+        "counts": report.counts,  # villages and accounts scored and flagged, families involved
+    }
+
+
 def feedback(ctx: RoundContext) -> dict:
     from dtsen.feedback import write_round_feedback
 
@@ -258,6 +277,7 @@ def notify_regions(ctx: RoundContext) -> dict:
 
 def _candidate(conn, ctx: RoundContext):
     """Build and audit the round's candidate inside the caller's transaction."""
+    from dtsen.integrity.config import load_integrity
     from dtsen.programs import load_programs
     from dtsen.publish.audit import AuditConfig, audit_version
     from dtsen.publish.candidate import build_candidate
@@ -269,6 +289,7 @@ def _candidate(conn, ctx: RoundContext):
         ctx.round_id,
         load_model(ctx.settings.ranking_model_path),
         load_programs(ctx.settings.programs_path),
+        load_integrity(ctx.settings.integrity_config_path),
     )
     built_at = time.perf_counter()
     audit = audit_version(conn, built.version, AuditConfig.load(ctx.settings.audit_config_path))
@@ -423,6 +444,7 @@ def record_approval(
 
 
 def publish(ctx: RoundContext) -> dict:
+    from dtsen.integrity.splits import write_implausible_list
     from dtsen.publish.version import PUBLISHABLE, RELEASED, publish_version
 
     if ctx.dry_run:
@@ -442,6 +464,8 @@ def publish(ctx: RoundContext) -> dict:
                 f"(review the audit, then `dtsen approve --version {version}` or trigger again with approve_drift)"
             )
         published = publish_version(conn, version, ctx.settings.publish_root)
+        # Kemensos's ground-check list of the version's implausible recipients (same rows each time)
+        write_implausible_list(conn, version, ctx.round_id, ctx.settings.publish_root)
     return {
         "round_id": ctx.round_id,
         "version": version,
@@ -499,6 +523,16 @@ STEPS: tuple[Step, ...] = (
         "Merge the round into the registry in one transaction (conflicts, moves, deaths, history). Does "
         f"nothing on a dry run. {_FAILS} an invariant violation changed nothing: the log names the "
         "invariant; fix the input (or the rule) and clear the task.",
+    ),
+    Step(
+        "integrity",
+        integrity,
+        "Look for household splitting: count the families the round created per village and per "
+        "submitting account (split out of an existing family, or of one or two members) and score them "
+        "against the regency's villages (the round's accounts) and their own past rounds. Flags are "
+        "warnings: the region's feedback asks for field verification, Kemensos gets pemisahan_kk.csv "
+        "(keys masked), the audit and the manifest show the counts. Nothing is excluded. "
+        f"{_FAILS} a configuration error in config/integrity.json is named in the log.",
     ),
     Step(
         "feedback",

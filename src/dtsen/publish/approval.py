@@ -25,6 +25,7 @@ class BlockedCandidate:
     failed_checks: list[dict]  # rule, description, observed
     drift_flagged: list[dict]  # kode_kabupaten, nama_kabupaten, program, sebelumnya, ditambah, ...
     thresholds: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # integrity flags: shown, not what blocked it
 
     @property
     def approvable(self) -> bool:
@@ -74,6 +75,13 @@ class BlockedCandidate:
                     f"{d['ditambah']:,} ({d['added_share']:.0%}) | {d['dikeluarkan']:,} ({d['removed_share']:.0%}) |"
                     for d in self.drift_flagged
                 ),
+            ]
+        if self.warnings:
+            lines += [
+                "",
+                "**Integrity warnings** (they do not block; the ground check decides):",
+                "",
+                *(f"- {w}" for w in self.warnings),
             ]
         lines += ["", "**Approving means:**", "", *(f"- {line}" for line in self.accepting())]
         if cockpit_url:
@@ -127,6 +135,7 @@ def blocked_candidate(conn: psycopg.Connection, version: int) -> BlockedCandidat
         ],
         drift_flagged=flagged,
         thresholds=audit.get("thresholds", {}),
+        warnings=audit.get("warnings", []),
     )
 
 

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from dtsen.errors import DataError
 from dtsen.gx import observed_value, validate_views
+from dtsen.integrity.summary import integrity_warnings, version_integrity
 from dtsen.paths import EXPECTATIONS_DIR
 from dtsen.sqlfiles import statements
 
@@ -60,6 +61,7 @@ class AuditOutcome:
     success: bool
     checks: list[dict] = field(default_factory=list)
     drift_flagged: list[dict] = field(default_factory=list)  # regencies beyond the drift threshold
+    warnings: list[str] = field(default_factory=list)  # integrity flags: shown, never blocking
 
     def report(self) -> list[str]:
         """For operators: which checks failed and which regencies drifted (no personal data)."""
@@ -69,6 +71,7 @@ class AuditOutcome:
                 lines.append(
                     f"  failed: {check['rule']}: {check['description']} (observed {check['observed']})"
                 )
+        lines += [f"  warning: {w}" for w in self.warnings]
         for d in self.drift_flagged:
             lines.append(
                 f"  drift: regency {d['kode_kabupaten']} program {d['program']}: {d['sebelumnya']} recipients before, "
@@ -118,6 +121,7 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
             bool(stored.get("success")),
             stored.get("checks", []),
             stored.get("drift_flagged", []),
+            stored.get("warnings", []),
         )
     views = _audit_views(conn, version, previous, snapshot_pk, previous_snapshot_pk, config)
     suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
@@ -154,17 +158,21 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
     names = [d.name for d in flagged_rows.description]
     drift_flagged = [dict(zip(names, r, strict=True)) for r in flagged_rows.fetchall()]
     new_status = "AUDITED" if success else "BLOCKED"
+    integrity = version_integrity(conn, version)
+    warnings = integrity_warnings(integrity)
     audit = {
         "success": success,
         "checks": checks,
         "drift_flagged": drift_flagged,
+        "warnings": warnings,
+        "integrity": integrity,
         "thresholds": parameters | {"drift_min_base": config.drift_min_base},
     }
     conn.execute(
         "UPDATE publish.version SET status = %s, audit = %s WHERE version = %s AND status = 'CANDIDATE'",
         (new_status, Jsonb(audit), version),
     )
-    outcome = AuditOutcome(version, new_status, success, checks, drift_flagged)
+    outcome = AuditOutcome(version, new_status, success, checks, drift_flagged, warnings)
     for line in outcome.report():
         log.info("%s", line)
     return outcome

@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen.errors import DataError
+from dtsen.integrity.config import IntegrityConfig, load_integrity
 from dtsen.programs import Program, ProgramSet
 from dtsen.rank.model import RankingModel, family_features_query
 from dtsen.sqlfiles import statements
@@ -200,7 +201,11 @@ class Basis:
 
 
 def build_candidate(
-    conn: psycopg.Connection, round_id: str, model: RankingModel, programs: ProgramSet
+    conn: psycopg.Connection,
+    round_id: str,
+    model: RankingModel,
+    programs: ProgramSet,
+    integrity: IntegrityConfig | None = None,
 ) -> CandidateSummary:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
     found = conn.execute(
@@ -235,7 +240,9 @@ def build_candidate(
         0
     ]
     generated = ranking_statements(model, programs)
-    inputs = rank_inputs(model, generated)
+    integrity = integrity or load_integrity()
+    implausible = integrity.statements()
+    inputs = rank_inputs(model, generated + implausible)
     ages = age_thresholds([text for _, text in generated])
     whole = "there is no earlier version" if basis is None else basis.why_whole(conn, round_seq, inputs, ages)
     conn.execute(
@@ -263,15 +270,19 @@ def build_candidate(
         "date_from": dates[0] if dates else None,
         "date_to": dates[-1] if dates else None,
         "bps_months": model.bps_max_age_months,
+        "implausible_survey_months": integrity.survey_months,
     }
     summary = CandidateSummary(version, round_id, "CANDIDATE", True)
     files = statements("publish/candidate.sql")
     find = ("all_persons", "all_families") if whole else ("changed_persons", "changed_families")
     skip = {"changed_persons", "changed_families", "all_persons", "all_families"} - set(find)
     steps = [(name, text) for name, text in files.items() if name not in skip]
-    for name, text in generated:  # the ranking before the scores are gathered, the rest before recipients
+    anchors = {"rank_families": "family_scores"}  # the ranking before the scores are gathered,
+    for name, text in generated + implausible:  # integrity rules before theirs, the rest before recipients
         at = [n for n, _ in steps].index(
-            "family_scores" if name == "rank_families" else "index_new_recipients"
+            anchors.get(
+                name, "index_new_implausible" if name.startswith("implausible_") else "index_new_recipients"
+            )
         )
         steps.insert(at, (name, text))
     for name, statement in steps:

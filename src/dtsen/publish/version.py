@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from dtsen.config import settings
 from dtsen.errors import DataError
+from dtsen.integrity.summary import version_integrity
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
 from dtsen.sqlfiles import statements
 from dtsen.storage import DIR_MODE, FILE_MODE, StorageFull, file_sha256, make_dirs
@@ -273,6 +274,7 @@ def _publish_locked(
                 "programs": programs,
                 "files": checksums,
                 "audit": {"success": bool((audit or {}).get("success")), "approved_by": approved_by},
+                "integrity": version_integrity(conn, version),  # additive: counts only
             }
             with open(staging / "manifest.json", "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=2, ensure_ascii=False)
