@@ -250,6 +250,7 @@ def version_detail(conn: psycopg.Connection, version: int) -> dict:
             "checks": audit.get("checks", []),
             "thresholds": thresholds,
             "drift_flagged": audit.get("drift_flagged", []),
+            "warnings": audit.get("warnings", []),  # integrity flags (counts, village codes, accounts)
         },
         "drift": drift_rows,
         "approval": {
