@@ -32,10 +32,15 @@ def fresh_database(name: str, server_url: str | None = None) -> str:
 
 
 def generated_world(
-    persons: int, rounds: int, work: Path, name: str | None = None, regencies: int | None = None
+    persons: int,
+    rounds: int,
+    work: Path,
+    name: str | None = None,
+    regencies: int | None = None,
+    options: tuple[str, ...] = (),
 ) -> Path:
     """Generate (once; reused while its summary.json exists) a world with seed 7."""
-    out, generating = start_generation(persons, rounds, work, name, regencies)
+    out, generating = start_generation(persons, rounds, work, name, regencies, options)
     finish_generation(generating)
     return out
 
@@ -47,14 +52,19 @@ def finish_generation(generating: subprocess.Popen | None) -> None:
 
 
 def start_generation(
-    persons: int, rounds: int, work: Path, name: str | None = None, regencies: int | None = None
+    persons: int,
+    rounds: int,
+    work: Path,
+    name: str | None = None,
+    regencies: int | None = None,
+    options: tuple[str, ...] = (),
 ) -> tuple[Path, subprocess.Popen | None]:
     """Start generating a world with seed 7 unless it is complete; returns its folder and the
     generator's process (None when the world was already there)."""
     out = work / (name or f"gen-{persons}-r{rounds}")
     if (out / "summary.json").exists():
         return out, None
-    extra = ["--regencies", str(regencies)] if regencies else []
+    extra = [*(["--regencies", str(regencies)] if regencies else []), *options]
     print(json.dumps({"generating": str(out)}), flush=True)
     return out, subprocess.Popen(
         [

@@ -123,12 +123,11 @@ WITH past AS (
     FROM share s JOIN history_median m USING (submitted_by, metric) WHERE s.round_seq < %(round_seq)s
     GROUP BY 1, 2, 3, 4
 ), scored AS (
-    SELECT c.submitted_by, c.kode_kabupaten, c.metric, c.x, c.families, p.med AS peer_median,
+    SELECT c.submitted_by, c.kode_kabupaten, c.metric, c.x, c.families, p.n AS peers, p.med AS peer_median,
            greatest(1.4826 * p.mad, %(account_share_floor)s) AS peer_scale, coalesce(h.n, 0) AS n,
            h.med AS history_median, greatest(1.4826 * h.mad, %(account_share_floor)s) AS history_scale
     FROM share c JOIN peer p USING (metric) LEFT JOIN history h USING (submitted_by, metric)
     WHERE c.round_seq = %(round_seq)s AND c.families >= %(min_families)s
-      AND p.n >= 3  -- fewer accounts than three in a round: nobody to be compared with
 )
 INSERT INTO quality.integrity_flag (round_seq, scope, key, kode_kabupaten, metric, observed, families, peer_median,
                                     peer_scale, z_peer, history_rounds, history_median, z_history)
@@ -137,8 +136,12 @@ SELECT %(round_seq)s, 'AKUN', submitted_by, kode_kabupaten, metric, x, families,
        CASE WHEN n >= %(min_history)s THEN history_median END,
        CASE WHEN n >= %(min_history)s THEN (x - history_median) / history_scale END
 FROM scored
-WHERE (x - peer_median) / peer_scale >= %(z_threshold)s
-  AND (n < %(min_history)s OR (x - history_median) / history_scale >= %(z_threshold)s);
+-- far above the round's other accounts (when there are at least three) and its own history, or past
+-- the ceiling whatever the others do: a round may have too few accounts to compare with, and no
+-- regency's own data entry makes most of its family rows split-offs or tiny new families
+WHERE (peers >= 3 AND (x - peer_median) / peer_scale >= %(z_threshold)s
+       AND (n < %(min_history)s OR (x - history_median) / history_scale >= %(z_threshold)s))
+   OR x >= %(account_share_ceiling)s;
 
 -- The families behind the flags, for Kemensos's ground-check plan: keys masked as in ditolak.csv.
 -- name: families_involved

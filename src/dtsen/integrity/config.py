@@ -31,6 +31,7 @@ class SplitThresholds:
     z_threshold: float
     village_scale_floor: float
     account_share_floor: float
+    account_share_ceiling: float
     history_rounds: int
     min_history: int
 
@@ -90,6 +91,7 @@ def parse_splits(raw: object) -> SplitThresholds:
         z_threshold=_number(raw, "z_threshold", where, float, 0.5, 100),
         village_scale_floor=_number(raw, "village_scale_floor", where, float, 0.1, 1000),
         account_share_floor=_number(raw, "account_share_floor", where, float, 0.0001, 1),
+        account_share_ceiling=_number(raw, "account_share_ceiling", where, float, 0.01, 1),
         history_rounds=_number(raw, "history_rounds", where, int, 1, 40),
         min_history=_number(raw, "min_history", where, int, 1, 40),
     )

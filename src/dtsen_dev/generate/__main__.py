@@ -21,10 +21,22 @@ def main(argv: list[str] | None = None) -> int:
         "--regencies", type=int, default=None, help="default: one per 200k persons, at least 4"
     )
     parser.add_argument("--error-share", type=float, default=0.003, help="share of rows per injected code")
+    parser.add_argument(
+        "--schemes",
+        action="store_true",
+        help="inject integrity schemes (village split surges, an account's splits, contradictory families)",
+    )
     args = parser.parse_args(argv)
     summary = generate(
         GenConfig(
-            args.persons, args.rounds, args.seed, args.out, args.first_round, args.regencies, args.error_share
+            args.persons,
+            args.rounds,
+            args.seed,
+            args.out,
+            args.first_round,
+            args.regencies,
+            args.error_share,
+            args.schemes,
         )
     )
     print(

@@ -27,6 +27,7 @@ from dtsen.contract import BPS_KELUARGA, DUKCAPIL_PENDUDUK, KEMENSOS_GROUNDCHECK
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen.reference import read_wilayah
 from dtsen.storage import file_sha256
+from dtsen_dev.generate import schemes
 from dtsen_dev.generate.inject import LATER_CODES, ROUND1_CODES, Injector
 from dtsen_dev.generate.numbers import SerialCounters
 from dtsen_dev.generate.population import NamePools, build_population
@@ -74,6 +75,7 @@ class GenConfig:
     first_round: str = "2026-Q1"
     regencies: int | None = None
     error_share: float = 0.003
+    schemes: bool = False  # inject integrity schemes (dtsen_dev.generate.schemes), with truth
 
 
 def round_ids(first: str, n: int) -> list[str]:
@@ -340,7 +342,8 @@ def generate(cfg: GenConfig) -> dict:
     names = NamePools.build(cfg.seed)
     state_dir = out / ".state"
     rids = round_ids(cfg.first_round, cfg.rounds)
-    config = {k: v for k, v in asdict(cfg).items() if k != "out"}
+    # `schemes` is recorded only when on: worlds generated without it stay byte-identical
+    config = {k: v for k, v in asdict(cfg).items() if k != "out" and (k != "schemes" or v)}
     summary: dict = {"config": config, "regencies": regencies, "rounds": {}}
     per_regency = cfg.persons / k
     for ri, rid in enumerate(rids):
@@ -362,6 +365,11 @@ def generate(cfg: GenConfig) -> dict:
                 out / "landing" / "reference" / "dukcapil" / snapshot / "penduduk.csv",
                 list(DUKCAPIL_PENDUDUK.columns),
                 stack,
+            )
+            scheme_truth = (
+                AppendingFile(out / "truth" / rid / "skema_integritas.csv", schemes.TRUTH_COLUMNS, stack)
+                if cfg.schemes
+                else None
             )
             codes = ROUND1_CODES if ri == 0 else LATER_CODES
             pending = set(codes)  # every code at least once per round
@@ -397,6 +405,12 @@ def generate(cfg: GenConfig) -> dict:
                 surveyed, measured = survey_and_groundcheck(ctx, rng, state, picker, bps, kem)
                 if ri > 0:
                     update_rows(ctx, rng, state, picker, sub, truth_only)
+                scheme_sub = None
+                if scheme_truth is not None and ri > 0:
+                    found = schemes.village_surge(ctx, rng, state, picker, sub)
+                    scheme_sub, by_account = schemes.account_scheme(ctx, rng, state, picker)
+                    found += by_account + schemes.contradictions(ctx, rng, state, picker, sub)
+                    scheme_truth.add([t | {"kode_kabupaten": kab} for t in found])
                 injector = Injector(ctx, rng, state, picker, sub, surveyed, measured)
                 clean_rows = sub.count()
                 # Stay well under the quality gate (20%): injected rows at most MAX_INJECTED_SHARE of
@@ -430,6 +444,25 @@ def generate(cfg: GenConfig) -> dict:
                     tzinfo=dt.timezone(dt.timedelta(hours=7)),
                 )
                 write_manifest(folder, "pemda", ctx.submission_id, rid, kab, submitted, f"dinsos.{kab}")
+                if scheme_sub is not None:  # the account scheme's own submission, an hour later
+                    scheme_id = schemes.scheme_submission_id(ctx)
+                    counts["pemda"][scheme_id] = write_submission(
+                        landing / "pemda" / scheme_id,
+                        scheme_sub,
+                        rng,
+                        rid,
+                        truth,
+                        {"keluarga.csv": KELUARGA_COLUMNS, "anggota.csv": ANGGOTA_COLUMNS},
+                    )
+                    write_manifest(
+                        landing / "pemda" / scheme_id,
+                        "pemda",
+                        scheme_id,
+                        rid,
+                        kab,
+                        submitted + dt.timedelta(hours=1),
+                        schemes.scheme_account(ctx),
+                    )
                 for t in truth_only:
                     truth.case(
                         {
