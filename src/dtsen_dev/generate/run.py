@@ -501,6 +501,7 @@ def generate(cfg: GenConfig) -> dict:
         (out / "rounds-done").mkdir(exist_ok=True)
         (out / "rounds-done" / rid).touch()
     shutil.rmtree(state_dir, ignore_errors=True)
+    shutil.rmtree(out / "rounds-done", ignore_errors=True)  # summary.json now says the world is whole
     elapsed = time.monotonic() - started
     total_rows = sum(
         sum(sum(c.values()) for c in r["files"]["pemda"].values())
