@@ -13,6 +13,7 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from dtsen.api import clients, dci, disclosure, search, subscriptions
 from dtsen.config import Settings, settings
@@ -132,6 +133,10 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     # evaluated here (no `from __future__ import annotations` in this module), so FastAPI sees the dependency
     Caller = Annotated[clients.Client, Depends(caller)]
 
+    def _issue(client_id: str, secret: str) -> tuple[str, int]:
+        with pool.connection() as conn:
+            return clients.issue_token(conn, client_id, secret, cfg.api_token_minutes)
+
     @app.post("/oauth2/client/token")
     async def token(request: Request):
         if request.headers.get("content-type", "").lower().startswith("application/json"):
@@ -140,14 +145,10 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
             form = dict(await request.form())
         if not isinstance(form, dict) or form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        try:
-            with pool.connection() as conn:
-                issued, seconds = clients.issue_token(
-                    conn,
-                    str(form.get("client_id", "")),
-                    str(form.get("client_secret", "")),
-                    cfg.api_token_minutes,
-                )
+        try:  # the secret's hash is checked on a worker thread: it is slow on purpose
+            issued, seconds = await run_in_threadpool(
+                _issue, str(form.get("client_id", "")), str(form.get("client_secret", ""))
+            )
         except clients.InvalidClient:
             return JSONResponse(
                 {"error": "invalid_client"}, status_code=401, headers={"WWW-Authenticate": "Basic"}
@@ -278,7 +279,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
             header, message, items = dci.check_request(body, "search", "search_request")
         except dci.EnvelopeError as exc:
             raise _fail(400, exc.code, str(exc)) from exc
-        return _answer_search(client, header, message, items)
+        # the warehouse is read on a worker thread: on the event loop, one slow page would hold up
+        # every other request of this process
+        return await run_in_threadpool(_answer_search, client, header, message, items)
 
     def _answer_search(client, header, message, items) -> JSONResponse:
         audit: list = []
@@ -316,6 +319,18 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
             callback = subscriptions.check_callback(str(header.get("sender_uri") or ""))
         except (dci.EnvelopeError, DataError) as exc:
             raise _fail(400, getattr(exc, "code", "err.sender_uri.invalid"), str(exc)) from exc
+        answers = await run_in_threadpool(_subscribe_items, client, items, callback)
+        return {
+            "signature": "",
+            "header": dci.answer_header(header, "on-subscribe", "succ", len(answers), len(answers)),
+            "message": {
+                "transaction_id": message["transaction_id"],
+                "correlation_id": dci.now(),
+                "subscribe_response": answers,
+            },
+        }
+
+    def _subscribe_items(client: clients.Client, items: list, callback: str) -> list:
         answers = []
         with pool.connection() as conn:
             for item in items:
@@ -355,15 +370,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                         ],
                     }
                 )
-        return {
-            "signature": "",
-            "header": dci.answer_header(header, "on-subscribe", "succ", len(answers), len(answers)),
-            "message": {
-                "transaction_id": message["transaction_id"],
-                "correlation_id": dci.now(),
-                "subscribe_response": answers,
-            },
-        }
+        return answers
 
     @app.post("/registry/unsubscribe")
     async def unsubscribe(request: Request, client: Caller):
@@ -379,8 +386,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 raise dci.EnvelopeError("message.subscription_codes must be a non-empty list of codes")
         except dci.EnvelopeError as exc:
             raise _fail(400, exc.code, str(exc)) from exc
-        with pool.connection() as conn:
-            ended = subscriptions.unsubscribe(conn, client.client_id, codes)
+        ended = await run_in_threadpool(_unsubscribe, client, codes)
         known = all(v != "unknown" for v in ended.values())
         return {
             "signature": "",
@@ -396,6 +402,10 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 ],
             },
         }
+
+    def _unsubscribe(client: clients.Client, codes: list[str]) -> dict:
+        with pool.connection() as conn:
+            return subscriptions.unsubscribe(conn, client.client_id, codes)
 
     @app.get("/registry/versions")
     def versions(client: Caller):
