@@ -22,6 +22,20 @@ WHERE s.{{ by }} = x.{{ by }} AND s.valid_to IS NULL
                   WHERE {% for k in key %}n.{{ k }} = s.{{ k }} AND {% endfor %}(n.{{ columns | replace(", ", ", n.") }})
                         IS NOT DISTINCT FROM (s.{{ columns | replace(", ", ", s.") }}))
 {%- endmacro %}
+{#- Counts per version, `by` (program or rule) and regency: the basis's counts, plus the spans this
+    version opened, minus those it closed. -#}
+{% macro carry_counts(table, by, counted) -%}
+INSERT INTO publish.{{ table }}_count (version, {{ by }}, kode_kabupaten, {{ counted }})
+SELECT %(version)s, {{ by }}, kab, sum(n) FROM (
+    SELECT {{ by }}, kode_kabupaten AS kab, {{ counted }} AS n FROM publish.{{ table }}_count WHERE version = %(basis)s
+    UNION ALL
+    SELECT {{ by }}, left(kode_wilayah, 4), count(*) FROM publish.{{ table }}_span WHERE valid_from = %(version)s GROUP BY 1, 2
+    UNION ALL
+    SELECT {{ by }}, left(kode_wilayah, 4), -count(*) FROM publish.{{ table }}_span WHERE valid_to = %(version)s GROUP BY 1, 2
+) x
+GROUP BY {{ by }}, kab
+HAVING sum(n) <> 0
+{%- endmacro %}
 {% macro open_spans(table, new, key, columns) -%}
 INSERT INTO publish.{{ table }}_span ({{ columns }}, valid_from)
 SELECT n.{{ columns | replace(", ", ", n.") }}, %(version)s FROM {{ new }} n
@@ -225,30 +239,11 @@ ANALYZE new_implausible;
 {{ open_spans("implausible", "new_implausible", ["rule", "no_kk"], implausible_columns) }};
 
 -- name: implausible_counts
-INSERT INTO publish.implausible_count (version, rule, kode_kabupaten, families)
-SELECT %(version)s, rule, kab, sum(n) FROM (
-    SELECT rule, kode_kabupaten AS kab, families AS n FROM publish.implausible_count WHERE version = %(basis)s
-    UNION ALL
-    SELECT rule, left(kode_wilayah, 4), count(*) FROM publish.implausible_span WHERE valid_from = %(version)s GROUP BY 1, 2
-    UNION ALL
-    SELECT rule, left(kode_wilayah, 4), -count(*) FROM publish.implausible_span WHERE valid_to = %(version)s GROUP BY 1, 2
-) x
-GROUP BY rule, kab
-HAVING sum(n) <> 0;
+{{ carry_counts("implausible", "rule", "families") }};
 
--- Recipients per program and regency: the basis's counts, plus what this version opened, minus what
--- it closed.
+-- Recipients per program and regency (the drift audit compares these).
 -- name: recipient_counts
-INSERT INTO publish.recipient_count (version, program, kode_kabupaten, recipients)
-SELECT %(version)s, program, kab, sum(n) FROM (
-    SELECT program, kode_kabupaten AS kab, recipients AS n FROM publish.recipient_count WHERE version = %(basis)s
-    UNION ALL
-    SELECT program, left(kode_wilayah, 4), count(*) FROM publish.recipient_span WHERE valid_from = %(version)s GROUP BY 1, 2
-    UNION ALL
-    SELECT program, left(kode_wilayah, 4), -count(*) FROM publish.recipient_span WHERE valid_to = %(version)s GROUP BY 1, 2
-) x
-GROUP BY program, kab
-HAVING sum(n) <> 0;
+{{ carry_counts("recipient", "program", "recipients") }};
 
 -- The spans changed by as much as a whole copy on a first build: the audit and the publication that
 -- follow plan on fresh statistics (ANALYZE samples a fixed number of rows, whatever the size).
