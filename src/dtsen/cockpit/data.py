@@ -176,12 +176,27 @@ def drift(conn: psycopg.Connection, a: int, b: int, min_base: int) -> list[dict]
     between them (the audit's own drift query, over the spans opened and closed in between)."""
     if a > b:
         a, b = b, a
-    moved = {
-        (r["program"], r["kode_kabupaten"]): r
-        for r in conn.execute(
+    # a version against its predecessor: what its audit kept; any other pair is counted now (seconds
+    # at national scale: the spans opened and closed in between)
+    stored = conn.execute(
+        "SELECT program, kode_kabupaten, sebelumnya, ditambah, dikeluarkan FROM publish.recipient_drift "
+        "WHERE version = %s AND previous_version = %s",
+        (b, a),
+    ).fetchall()
+    if stored:
+        rows = [
+            r
+            | {
+                "added_share": r["ditambah"] / max(r["sebelumnya"], min_base, 1),
+                "removed_share": r["dikeluarkan"] / max(r["sebelumnya"], min_base, 1),
+            }
+            for r in stored
+        ]
+    else:
+        rows = conn.execute(
             statements("publish/audit.sql")["drift"], {"previous": a, "version": b, "min_base": min_base}
         ).fetchall()
-    }
+    moved = {(r["program"], r["kode_kabupaten"]): r for r in rows}
     counts = {
         (r["program"], r["kode_kabupaten"]): r for r in _rows(conn, "recipient_counts", {"a": a, "b": b})
     }

@@ -124,6 +124,16 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
             stored.get("warnings", []),
         )
     views = _audit_views(conn, version, previous, snapshot_pk, previous_snapshot_pk, config)
+    if previous is not None:  # the drift computed once: the checks, the flagged rows and the cockpit read it
+        conn.execute(
+            "INSERT INTO publish.recipient_drift (version, previous_version, kode_kabupaten, program, sebelumnya, "  # noqa: S608 (ints, our SQL)
+            f"ditambah, dikeluarkan, added_share, removed_share) SELECT {int(version)}, {int(previous)}, d.* "
+            f"FROM ({views['drift']}) d"
+        )
+        views["drift"] = (
+            "SELECT kode_kabupaten, program, sebelumnya, ditambah, dikeluarkan, added_share, removed_share "  # noqa: S608
+            f"FROM publish.recipient_drift WHERE version = {int(version)}"
+        )
     suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
     batches = {}
     for asset, query in views.items():
