@@ -34,8 +34,8 @@ from psycopg.types.json import Jsonb
 from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
 from dtsen.integrity.splits import feedback_notes
-from dtsen.sqlfiles import statements
-from dtsen.storage import atomic_output, atomic_write, sweep_partials
+from dtsen.sqlfiles import copy_csv, statements
+from dtsen.storage import atomic_write, sweep_partials
 
 DITOLAK_COLUMNS = ("file", "line", "nik", "no_kk", "reason", "field", "message")
 FINAL = ("REJECTED", "MERGED")
@@ -90,15 +90,7 @@ def write_feedback(
     folder = feedback_dir(publish_root, round_id, submission_id)
     sweep_partials(folder)
 
-    written_rows = -1  # the header line
-    with conn.cursor() as cur, atomic_output(folder / "ditolak.csv") as out:
-        # psycopg binds COPY parameters client-side; the query text is our own, from sql/feedback/
-        with cur.copy(
-            f"COPY ({queries['rejected_rows']}) TO STDOUT WITH (FORMAT csv, HEADER true)", params
-        ) as copy:
-            for chunk in copy:
-                out.write(chunk)
-                written_rows += bytes(chunk).count(b"\n")
+    written_rows = copy_csv(conn, queries["rejected_rows"], params, folder / "ditolak.csv")
 
     rows, rejected_total = {}, 0
     for file_name, received, rejected in conn.execute(queries["file_counts"], params).fetchall():
@@ -162,7 +154,7 @@ def write_feedback(
         "UPDATE ingest.submission SET ringkasan = %s WHERE submission_pk = %s",
         (Jsonb(document), submission_pk),
     )
-    return FeedbackReport(submission_pk, folder, summary_status, max(written_rows, 0))
+    return FeedbackReport(submission_pk, folder, summary_status, written_rows)
 
 
 def write_refused_feedback(conn: psycopg.Connection, refused_pk: int, publish_root: Path) -> FeedbackReport:

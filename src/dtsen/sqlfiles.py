@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
@@ -144,3 +145,18 @@ def fetch(
         with _planner(conn, statement, profiles):
             rows[statement.name] = _execute(conn, statement, params or {}).fetchall()
     return rows
+
+
+def copy_csv(conn: psycopg.Connection, query: str, params: dict, path: Path) -> int:
+    """Stream `query`'s rows into the CSV file `path` (with a header), written atomically in bounded
+    memory; returns the rows written. psycopg binds COPY parameters client-side: `query` must be our
+    own text, from sql/."""
+    from dtsen.storage import atomic_output
+
+    lines = 0
+    with conn.cursor() as cur, atomic_output(path) as out:
+        with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy:
+            for chunk in copy:
+                out.write(chunk)
+                lines += bytes(chunk).count(b"\n")
+    return max(lines - 1, 0)  # the header line

@@ -17,8 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen.integrity.config import SplitThresholds
-from dtsen.sqlfiles import statements
-from dtsen.storage import atomic_output
+from dtsen.sqlfiles import copy_csv, statements
 
 CSV_NAME = "pemisahan_kk.csv"
 IMPLAUSIBLE_CSV_NAME = "penerima_janggal.csv"
@@ -42,19 +41,19 @@ def detect_splits(
 ) -> SplitReport:
     """Score the round once (a second call returns the stored outcome) and write the ground-check
     list of the families behind the flags."""
+    path = integrity_dir(publish_root, round_id) / CSV_NAME
     stored = conn.execute(
         "SELECT scored, why, counts FROM quality.integrity_round WHERE round_seq = %s", (round_seq,)
     ).fetchone()
-    if stored is not None:
-        report = SplitReport(round_seq, stored[0], stored[1], stored[2])
-    else:
-        report = _score(conn, round_seq, thresholds)
+    if stored is None:
+        return _score(conn, round_seq, thresholds, path)
+    report = SplitReport(round_seq, stored[0], stored[1], stored[2])
     if report.scored:  # rewritten each time: the same rows, so a lost file comes back
-        _write_families(conn, round_seq, thresholds, integrity_dir(publish_root, round_id) / CSV_NAME)
+        _write_families(conn, round_seq, thresholds, path)
     return report
 
 
-def _score(conn: psycopg.Connection, round_seq: int, thresholds: SplitThresholds) -> SplitReport:
+def _score(conn: psycopg.Connection, round_seq: int, thresholds: SplitThresholds, path: Path) -> SplitReport:
     params = thresholds.as_params() | {"round_seq": round_seq}
     earlier = conn.execute(
         "SELECT count(*) FROM ingest.round WHERE round_seq < %s AND status IN ('MERGED', 'PUBLISHED')",
@@ -68,8 +67,7 @@ def _score(conn: psycopg.Connection, round_seq: int, thresholds: SplitThresholds
             conn.execute(queries[name], params)
         cur = conn.execute(queries["counts"], params)
         counts = dict(zip([d.name for d in cur.description], cur.fetchone(), strict=True))
-        involved = f"SELECT count(*) FROM ({queries['families_involved']}) f"  # noqa: S608 (our own SQL)
-        counts["families_involved"] = conn.execute(involved, params).fetchone()[0]
+        counts["families_involved"] = _write_families(conn, round_seq, thresholds, path)
         report = SplitReport(round_seq, True, None, counts)
     conn.execute(
         "INSERT INTO quality.integrity_round (round_seq, scored, why, thresholds, counts) VALUES (%s, %s, %s, %s, %s)",
@@ -79,36 +77,17 @@ def _score(conn: psycopg.Connection, round_seq: int, thresholds: SplitThresholds
     return report
 
 
-def _write_families(
-    conn: psycopg.Connection, round_seq: int, thresholds: SplitThresholds, path: Path
-) -> None:
+def _write_families(conn: psycopg.Connection, round_seq: int, thresholds: SplitThresholds, path: Path) -> int:
+    """pemisahan_kk.csv: the families behind the round's flags; returns how many."""
     params = thresholds.as_params() | {"round_seq": round_seq}
-    _copy_csv(conn, statements("integrity/splits.sql")["families_involved"], params, path)
+    return copy_csv(conn, statements("integrity/splits.sql")["families_involved"], params, path)
 
 
 def write_implausible_list(conn: psycopg.Connection, version: int, round_id: str, publish_root: Path) -> Path:
     """The version's implausible recipients per region, for the ground check (keys masked)."""
     path = integrity_dir(publish_root, round_id) / IMPLAUSIBLE_CSV_NAME
-    _copy_csv(conn, statements("integrity/splits.sql")["implausible_families"], {"version": version}, path)
+    copy_csv(conn, statements("integrity/splits.sql")["implausible_families"], {"version": version}, path)
     return path
-
-
-def _copy_csv(conn: psycopg.Connection, query: str, params: dict, path: Path) -> None:
-    with conn.cursor() as cur, atomic_output(path) as out:  # streamed: bounded memory
-        with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy:
-            for chunk in copy:
-                out.write(chunk)
-
-
-def flags(conn: psycopg.Connection, round_seq: int) -> list[dict]:
-    """The round's flags (village codes, accounts, counts and scores: no personal data)."""
-    cur = conn.execute(
-        "SELECT scope, key, kode_kabupaten, metric, observed, families, peer_median, z_peer, history_rounds, "
-        "history_median, z_history FROM quality.integrity_flag WHERE round_seq = %s ORDER BY scope, key, metric",
-        (round_seq,),
-    )
-    names = [d.name for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 _WHAT = {

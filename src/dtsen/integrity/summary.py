@@ -6,6 +6,8 @@ from __future__ import annotations
 import psycopg
 from psycopg.rows import tuple_row
 
+from dtsen.integrity.config import load_integrity
+
 
 def version_integrity(conn: psycopg.Connection, version: int) -> dict:
     """The round's split flags and the version's implausible families per rule and regency."""
@@ -27,8 +29,6 @@ def version_integrity(conn: psycopg.Connection, version: int) -> dict:
             (round_seq,),
         )
     ]
-    from dtsen.integrity.config import load_integrity
-
     per_rule: dict[str, dict] = {
         r.id: {"description": r.description, "families": 0, "per_kabupaten": {}}
         for r in load_integrity().implausible
