@@ -86,6 +86,17 @@ def _recipient_statement(program: Program) -> str:
         FROM eligibility_context c WHERE {program.eligible_sql()}"""  # noqa: S608
 
 
+def _runs_before(generated: str) -> str:
+    """The statement of candidate.sql a generated statement runs just before: the ranking before the
+    scores are gathered, the integrity rules before their rows are indexed, the rest (eligibility
+    context, recipients) before the recipients are."""
+    if generated == "rank_families":
+        return "family_scores"
+    if generated.startswith("implausible_"):
+        return "index_new_implausible"
+    return "index_new_recipients"
+
+
 def ranking_statements(model: RankingModel, programs: ProgramSet) -> list[tuple[str, str]]:
     """The statements generated from the model and program files, by the name they run under."""
     steps = [
@@ -277,14 +288,8 @@ def build_candidate(
     find = ("all_persons", "all_families") if whole else ("changed_persons", "changed_families")
     skip = {"changed_persons", "changed_families", "all_persons", "all_families"} - set(find)
     steps = [(name, text) for name, text in files.items() if name not in skip]
-    anchors = {"rank_families": "family_scores"}  # the ranking before the scores are gathered,
-    for name, text in generated + implausible:  # integrity rules before theirs, the rest before recipients
-        at = [n for n, _ in steps].index(
-            anchors.get(
-                name, "index_new_implausible" if name.startswith("implausible_") else "index_new_recipients"
-            )
-        )
-        steps.insert(at, (name, text))
+    for name, text in generated + implausible:
+        steps.insert([n for n, _ in steps].index(_runs_before(name)), (name, text))
     for name, statement in steps:
         started = time.perf_counter()
         conn.execute(statement, params)  # always bound: SQL files write a literal % as %%
