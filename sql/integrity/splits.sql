@@ -7,6 +7,21 @@
 -- deviation without letting the outliers being looked for set it, and the floor keeps a handful of
 -- families from scoring high where the median and MAD are 0 (most villages, most rounds).
 
+{#- `name` (n, med, mad per `keys`) from a relation `values` of (keys..., x), its rows where `where`:
+    the median and the median absolute deviation the robust z is built from. -#}
+{% macro median_and_mad(name, values, keys, where="true") -%}
+{{ name }}_median AS (
+    SELECT {{ keys | join(", ") }}, count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med
+    FROM {{ values }} WHERE {{ where }} GROUP BY {{ keys | join(", ") }}
+), {{ name }} AS (
+    SELECT {% for k in keys %}v.{{ k }}, {% endfor %}m.n, m.med,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.x - m.med)) AS mad
+    FROM {{ values }} v JOIN {{ name }}_median m USING ({{ keys | join(", ") }})
+    WHERE {{ where }}
+    GROUP BY {% for k in keys %}v.{{ k }}, {% endfor %}m.n, m.med
+)
+{%- endmacro %}
+
 -- Each family the round created, with its village, the account of the submission that created it,
 -- whether a member left an existing family for it in this round (a split), and its members now.
 -- name: new_families
@@ -62,12 +77,7 @@ WITH candidate AS (
     CROSS JOIN LATERAL (VALUES ('split', coalesce(iv.split_families, 0)),
                                ('small', coalesce(iv.small_families, 0))) m(metric, x)
     WHERE d.kabupaten_kode IN (SELECT kab FROM candidate)
-), peer_median AS (
-    SELECT kab, metric, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med FROM peer_values GROUP BY 1, 2
-), peer AS (
-    SELECT v.kab, v.metric, m.med, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.x - m.med)) AS mad
-    FROM peer_values v JOIN peer_median m USING (kab, metric) GROUP BY 1, 2, 3
-), past AS (
+), {{ median_and_mad("peer", "peer_values", ["kab", "metric"]) }}, past AS (
     SELECT round_seq FROM quality.integrity_round WHERE scored AND round_seq < %(round_seq)s
     ORDER BY round_seq DESC LIMIT %(history_rounds)s
 ), history_values AS (
@@ -75,13 +85,7 @@ WITH candidate AS (
            CASE c.metric WHEN 'split' THEN coalesce(iv.split_families, 0) ELSE coalesce(iv.small_families, 0) END AS x
     FROM candidate c CROSS JOIN past r
     LEFT JOIN quality.integrity_village iv ON iv.round_seq = r.round_seq AND iv.kode_wilayah = c.kode_wilayah
-), history_median AS (
-    SELECT kode_wilayah, metric, count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med
-    FROM history_values GROUP BY 1, 2
-), history AS (
-    SELECT h.kode_wilayah, h.metric, m.n, m.med, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(h.x - m.med)) AS mad
-    FROM history_values h JOIN history_median m USING (kode_wilayah, metric) GROUP BY 1, 2, 3, 4
-), scored AS (
+), {{ median_and_mad("history", "history_values", ["kode_wilayah", "metric"]) }}, scored AS (
     SELECT c.kode_wilayah, c.kab, c.metric, c.x, p.med AS peer_median,
            greatest(1.4826 * p.mad, %(village_scale_floor)s) AS peer_scale, coalesce(h.n, 0) AS n,
            h.med AS history_median, greatest(1.4826 * h.mad, %(village_scale_floor)s) AS history_scale
@@ -109,20 +113,8 @@ WITH past AS (
     FROM quality.integrity_account a
     CROSS JOIN LATERAL (VALUES ('split', a.split_families), ('small', a.small_families)) m(metric, families)
     WHERE a.round_seq = %(round_seq)s OR a.round_seq IN (SELECT round_seq FROM past)
-), peer_median AS (
-    SELECT metric, count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med
-    FROM share WHERE round_seq = %(round_seq)s GROUP BY 1
-), peer AS (
-    SELECT s.metric, m.n, m.med, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(s.x - m.med)) AS mad
-    FROM share s JOIN peer_median m USING (metric) WHERE s.round_seq = %(round_seq)s GROUP BY 1, 2, 3
-), history_median AS (
-    SELECT submitted_by, metric, count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med
-    FROM share WHERE round_seq < %(round_seq)s GROUP BY 1, 2
-), history AS (
-    SELECT s.submitted_by, s.metric, m.n, m.med, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(s.x - m.med)) AS mad
-    FROM share s JOIN history_median m USING (submitted_by, metric) WHERE s.round_seq < %(round_seq)s
-    GROUP BY 1, 2, 3, 4
-), scored AS (
+), {{ median_and_mad("peer", "share", ["metric"], "round_seq = %(round_seq)s") }},
+{{ median_and_mad("history", "share", ["submitted_by", "metric"], "round_seq < %(round_seq)s") }}, scored AS (
     SELECT c.submitted_by, c.kode_kabupaten, c.metric, c.x, c.families, p.n AS peers, p.med AS peer_median,
            greatest(1.4826 * p.mad, %(account_share_floor)s) AS peer_scale, coalesce(h.n, 0) AS n,
            h.med AS history_median, greatest(1.4826 * h.mad, %(account_share_floor)s) AS history_scale
