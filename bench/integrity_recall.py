@@ -78,6 +78,7 @@ def splits_scores(conn: psycopg.Connection, round_id: str, truth: list[dict]) ->
     false_villages = flagged["DESA"] - villages
     return {
         "village_schemes": len(villages),
+        "village_schemes_found": len(villages & flagged["DESA"]),
         "village_recall": _share(len(villages & flagged["DESA"]), len(villages)),
         "villages_flagged_without_scheme": len(false_villages),
         "false_flag_share_of_villages_with_new_families": _share(
@@ -85,6 +86,7 @@ def splits_scores(conn: psycopg.Connection, round_id: str, truth: list[dict]) ->
         ),
         "false_flag_share_of_all_villages": _share(len(false_villages), all_villages - len(villages)),
         "account_schemes": len(accounts),
+        "account_schemes_found": len(accounts & flagged["AKUN"]),
         "account_recall": _share(len(accounts & flagged["AKUN"]), len(accounts)),
         "regular_accounts": len(regular),
         "regular_accounts_flagged": len(regular & flagged["AKUN"]),
@@ -175,13 +177,9 @@ def main() -> None:
         "generation_seconds": round(generated),
         "overall": {
             "village_schemes": villages,
-            "village_recall": _share(
-                round(sum((r["village_recall"] or 0) * r["village_schemes"] for r in scored)), villages
-            ),
+            "village_recall": _share(sum(r["village_schemes_found"] for r in scored), villages),
             "account_schemes": accounts,
-            "account_recall": _share(
-                round(sum((r["account_recall"] or 0) * r["account_schemes"] for r in scored)), accounts
-            ),
+            "account_recall": _share(sum(r["account_schemes_found"] for r in scored), accounts),
             "worst_false_flag_share_of_villages_with_new_families": max(
                 (r["false_flag_share_of_villages_with_new_families"] or 0 for r in scored), default=None
             ),
