@@ -160,7 +160,7 @@ def test_typed_snapshots_of_an_older_warehouse_become_validity_ranges(scratch_da
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         if path.name < "0020":
             shutil.copy(path, before / path.name)
-    url = scratch_database("m0020")
+    url = scratch_database("m0020", empty=True)
     with psycopg.connect(engine.libpq_conninfo(url)) as conn:
         migrate(conn, directory=before)
         snapshots = [

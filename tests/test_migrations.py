@@ -18,7 +18,7 @@ def _connect(url: str) -> psycopg.Connection:
 
 
 def test_migrate_twice_applies_each_migration_exactly_once(scratch_database):
-    url = scratch_database("twice")
+    url = scratch_database("twice", empty=True)
     with _connect(url) as conn:
         first = migrate(conn)
         second = migrate(conn)
@@ -31,7 +31,7 @@ def test_migrate_twice_applies_each_migration_exactly_once(scratch_database):
 
 
 def test_editing_an_applied_migration_is_refused(scratch_database, tmp_path: Path):
-    url = scratch_database("edited")
+    url = scratch_database("edited", empty=True)
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations)
     with _connect(url) as conn:
