@@ -283,11 +283,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes (README, "Exit codes"): 2 is argparse's (bad usage); 3 and 4 are set by their commands.
+EXIT_DATA_ERROR = 5
+
+
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Parse, set up logging, run the chosen command (shared with `dtsen-dev`)."""
+    """Parse, set up logging, run the chosen command (shared with `dtsen-dev`).
+
+    A DataError means a person has to fix an input, a setting or the order of things: it ends as one
+    line on stderr and exit 5, not a traceback. Anything else is a bug and keeps its traceback."""
+    from dtsen.errors import DataError
+
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except DataError as exc:
+        message = " ".join(str(exc).split()) or "no details"  # one line, whatever the message holds
+        print(f"{parser.prog}: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return EXIT_DATA_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
