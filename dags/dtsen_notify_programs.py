@@ -22,7 +22,8 @@ signed with their own secret, retried with backoff): version, round, recipients,
 where the files are and their SHA-256. No NIK or name is ever sent. Each delivery is recorded before
 it is sent, so a retry sends only what did not go out (and a resend after a crash carries the same
 delivery id). Runs when a version is published; trigger it by hand with `version` to resend a
-version's notices to subscribers added since.
+version's notices to subscribers added since. Do not pause it: a version published while it is
+paused is not announced until it is triggered by hand with that `version`.
 """
 
 
@@ -31,6 +32,9 @@ version's notices to subscribers added since.
     schedule=[versions_asset()],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
+    # Never paused by default: Airflow drops the asset events of a paused DAG (it queues runs only
+    # for unpaused ones), so a version published meanwhile would never be announced.
+    is_paused_upon_creation=False,
     default_args=default_args(),
     tags=["dtsen", "notify"],
     doc_md=DOC,

@@ -6,8 +6,6 @@ clearing a failed task reruns it safely. Nothing here touches the warehouse at p
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import chain, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -38,8 +36,13 @@ with backoff.
 @dag(
     dag_id="dtsen_update_round",
     schedule=CronTriggerTimetable(settings().round_schedule, timezone="Asia/Jakarta"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    # No start_date: with one (and catchup=False) Airflow still runs the latest past schedule date
+    # the moment the DAG is first unpaused, a surprise round of the previous quarter ahead of the
+    # one data ops trigger. Without it the first scheduled run is the next date to come.
     catchup=False,
+    # Unpaused on creation: a deployment runs its rounds on schedule with no one to unpause it, and
+    # the schedule has no backfill to fear.
+    is_paused_upon_creation=False,
     max_active_runs=1,
     default_args=default_args(),
     tags=["dtsen", "round"],

@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser(
-        "generate", help="write a synthetic population and rounds (see --help)", add_help=False
+        "generate",
+        help="write a synthetic population and rounds (see --help)",
+        add_help=False,
+        # every argument, --help included, is the generator's own (its parser reads them): with "-" as
+        # a prefix here, argparse would take them for unknown options of this parser and refuse them
+        prefix_chars="+",
     )
     gen.add_argument("rest", nargs=argparse.REMAINDER)
     gen.set_defaults(func=cmd_generate)
@@ -68,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     af = sub.add_parser(
         "airflow", help="start Airflow locally (standalone) with the project's DAGs and warehouse"
     )
-    af.add_argument("--port", type=int, default=8080)
+    af.add_argument(
+        "--port", type=int, default=8080, help="the UI's port (also its links in emails and the tasks' API)"
+    )
     af.set_defaults(func=cmd_airflow)
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample data")

@@ -11,10 +11,14 @@ from __future__ import annotations
 import contextlib
 import email
 import json
+import logging
+import mailbox
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from email import policy
 from pathlib import Path
@@ -63,20 +67,38 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def maildir(folder: Path) -> Path:
+    """`folder` as a Maildir ready to receive: its tmp/, new/ and cur/ exist (`mailbox.Maildir` makes
+    them only when the folder itself is new, and refuses every message in an empty existing one)."""
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @dataclass
 class MailSink:
-    """A local SMTP server that keeps what it receives (aiosmtpd), for trials and the main job."""
+    """A local SMTP server that keeps what it receives (aiosmtpd), for trials and the main job; with
+    `folder`, each message is also kept as a file there (a Maildir: new/ holds what arrived)."""
 
     port: int = LOCAL_SMTP_PORT
     messages: list = field(default_factory=list)
+    folder: Path | None = None
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        if self.folder is not None:
+            mailbox.Maildir(self.folder).add(envelope.content)
+        self.messages.append(message)
         return "250 OK"
 
     def __enter__(self) -> MailSink:
         from aiosmtpd.controller import Controller
 
+        # aiosmtpd logs every connection at INFO ("Peer: ...", "Connection lost during
+        # _handle_client()"): noise among the results printed by the main job and scripts/airflow
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        if self.folder is not None:
+            maildir(self.folder)
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
@@ -153,9 +175,108 @@ def mail_lines(messages: list) -> list[str]:
     return [f"  to {m['To']:<36} {m['Subject']}" for m in messages]
 
 
+def standalone_env(port: int, smtp_port: int, home: Path | None = None) -> dict[str, str]:
+    """What `airflow standalone` needs on top of `airflow_env`, consistent for any `port`: the UI and
+    API there, the tasks' execution API there (else they cannot start: "Connection refused"), and the
+    links in emails (approval, failures) pointing there."""
+    base = f"http://localhost:{port}"
+    return airflow_env(smtp_port, home=home) | {
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"{base}/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # standalone starts `airflow api-server`, `airflow scheduler`, ... by name: this venv's first
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def local_disclosure_key(home: Path) -> str:
+    """DTSEN_API_DISCLOSURE_KEY for this machine: the environment's, else one made once and kept in
+    `home`/api-disclosure-key. dtsen_notify_programs signs deliveries to the registry API's
+    subscribers with secrets derived from it, so `dtsen api` must run with the same key."""
+    if settings().api_disclosure_key:
+        return settings().api_disclosure_key
+    path = home / "api-disclosure-key"
+    if not path.exists():
+        import secrets
+
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (session id, state) of every process (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (command) "
+        found[int(entry.name)] = (int(fields[3]), fields[0])
+    return found
+
+
+def session_members(session: int) -> list[int]:
+    """The live processes of `session` (zombies are gone already, only not yet reaped)."""
+    return [pid for pid, (sid, state) in _processes().items() if sid == session and state != "Z"]
+
+
+def stop_session(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """Stop `proc` (started with start_new_session=True) and every process of its session: SIGTERM,
+    then SIGKILL whatever still runs after `grace` seconds; return when none is left. Task processes
+    get process groups of their own (Airflow's supervisor), so a killpg would miss them; they all
+    stay in the session, orphans included."""
+    signalled: set[int] = set()
+    deadline = time.monotonic() + grace
+    while True:
+        proc.poll()  # reap our own child
+        members = session_members(proc.pid)
+        if not members:
+            return
+        killing = time.monotonic() > deadline
+        for pid in members:
+            if killing or pid not in signalled:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL if killing else signal.SIGTERM)
+                signalled.add(pid)
+        time.sleep(0.2)
+
+
+def run_until_stopped(command: list[str], env: dict[str, str] | None = None, grace: float = 30.0) -> int:
+    """Run `command` in a session of its own until it ends or this process gets SIGINT (Ctrl-C) or
+    SIGTERM; then stop every process of that session and wait for them (see `stop_session`).
+    Returns the command's exit code, or 128 + the signal that stopped it."""
+    received: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # own session: Ctrl-C reaches only this process, which then stops the components in order
+        proc = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            while not received and proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.5)
+        finally:
+            stop_session(proc, grace)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + received[0] if received else proc.returncode
+
+
 def standalone(port: int = 8080) -> int:
     """`airflow standalone` for this project: its DAGs and connections, the local warehouse, and a
-    local SMTP sink whose mail is kept as files (a Maildir) under DTSEN_HOME/mail."""
+    local SMTP sink whose mail is kept as files (a Maildir) under DTSEN_HOME/mail. Ctrl-C (or
+    SIGTERM) stops every process it started."""
     from dtsen.warehouse import engine
     from dtsen.warehouse.migrate import migrate
 
@@ -165,42 +286,28 @@ def standalone(port: int = 8080) -> int:
     smtp_port = free_port(LOCAL_SMTP_PORT)
     env = (
         os.environ
-        | airflow_env(smtp_port)
+        | standalone_env(port, smtp_port)
         | {
             "DTSEN_DATABASE_URL": engine.database_url(),  # the tasks use exactly this warehouse
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            # standalone starts `airflow api-server`, `airflow scheduler`, ... by name: this venv's first
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "DTSEN_API_DISCLOSURE_KEY": local_disclosure_key(cfg.home),
         }
     )
     migrate_airflow_db(env)
     mail = cfg.home / "mail"
-    mail.mkdir(parents=True, exist_ok=True)
-    sink = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{smtp_port}",
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-            str(mail),
-        ],
-        env=env,
-    )
     passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
     print(
-        f"Airflow UI: http://localhost:{port}  (user admin; its password is printed below by Airflow and kept "
-        f"in {passwords})"
+        f"Airflow UI: {env['AIRFLOW__API__BASE_URL']}  (user admin; its password is printed below by Airflow "
+        f"and kept in {passwords})"
     )
     print(
         f"DAGs from {env['AIRFLOW__CORE__DAGS_FOLDER']}; warehouse {engine.describe_target(env['DTSEN_DATABASE_URL'])}"
     )
     print(f"mail goes to a local SMTP sink on 127.0.0.1:{smtp_port}, kept in {mail}/new/")
-    try:
-        return subprocess.run([sys.executable, "-m", "airflow", "standalone"], env=env).returncode
-    finally:
-        sink.terminate()
+    if not os.environ.get("DTSEN_API_DISCLOSURE_KEY"):
+        print(
+            f"registry API subscribers are signed with the key in {cfg.home / 'api-disclosure-key'}: run "
+            f"`DTSEN_API_DISCLOSURE_KEY=$(cat {cfg.home / 'api-disclosure-key'}) .venv/bin/dtsen api`"
+        )
+    sys.stdout.flush()
+    with MailSink(smtp_port, folder=mail):
+        return run_until_stopped([sys.executable, "-m", "airflow", "standalone"], env)

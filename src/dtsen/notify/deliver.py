@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+from dtsen.errors import DataError
 from dtsen.notify.messages import Email, program_email, program_payload, region_emails, version_location
 from dtsen.notify.subscribers import Subscribers
 from dtsen.notify.webhook import WebhookError, post_signed
@@ -102,8 +103,22 @@ def notify_programs(
             emails += send_once(conn, topic, program_email(payload, targets.emails), send)
         for hook in targets.webhooks:
             webhooks += _post_once(conn, topic, hook.url, hook.url, payload, hook.secret, failures)
+    unsigned: list[str] = []  # API subscriptions left out for want of the key that signs them
     for program in sorted(manifest["programs"]):  # clients of the registry API that subscribed
-        webhooks += _notify_api_subscribers(conn, version, program, manifest, location, failures)
+        webhooks += _notify_api_subscribers(conn, version, program, manifest, location, failures, unsigned)
+    if unsigned:  # a configuration error: retrying cannot help, so fail at once and say what is missing
+        raise DataError(
+            "; ".join(
+                [
+                    f"version {version} was not announced to {len(unsigned)} registry API subscription(s) "
+                    f"({', '.join(unsigned)}): DTSEN_API_DISCLOSURE_KEY is not set where this task runs. "
+                    "Their callbacks are signed with secrets derived from that key: give Airflow the key "
+                    "the registry API (`dtsen api`) runs with, then clear this task (what was delivered "
+                    "is not sent again)",
+                    *failures,
+                ]
+            )
+        )
     if failures:
         raise WebhookError("; ".join(failures))
     return {"version": version, "emails_sent": emails, "webhooks_delivered": webhooks}
@@ -132,22 +147,28 @@ def _post_once(
 
 
 def _notify_api_subscribers(
-    conn: psycopg.Connection, version: int, program: str, manifest: dict, location: str, failures: list[str]
+    conn: psycopg.Connection,
+    version: int,
+    program: str,
+    manifest: dict,
+    location: str,
+    failures: list[str],
+    unsigned: list[str],
 ) -> int:
-    """Each live API subscription of the program, signed with its own secret (dtsen.api.subscriptions)."""
+    """Each live API subscription of the program, signed with its own secret (dtsen.api.subscriptions).
+    That secret is an HMAC under DTSEN_API_DISCLOSURE_KEY (never stored), so without the key nothing
+    can be signed: the subscriptions are listed in `unsigned` and the others are still notified."""
     from dtsen.api.dci import VERSION_EVENT
     from dtsen.api.subscriptions import of_program, secret_of
     from dtsen.config import settings
-    from dtsen.errors import DataError
 
     subscribed = of_program(conn, program)
     if not subscribed:
         return 0
     key = settings().api_disclosure_key
     if not key:
-        raise DataError(
-            "API clients subscribed, but DTSEN_API_DISCLOSURE_KEY (which signs their callbacks) is not set"
-        )
+        unsigned += [f"{sub.client_id} for {program}" for sub in subscribed]
+        return 0
     payload = program_payload(manifest, program, location) | {
         "reg_event_type": VERSION_EVENT,
         "api_file": f"/registry/versions/{version}/programs/{program}.parquet",
