@@ -8,6 +8,10 @@ disk, so a submission with millions of rejected rows needs no memory; it lists a
 masked to their last 4 digits. Files are written under a name unique to the writer and renamed into
 place, so a region never reads a half-written report and two runs never collide.
 
+A report is written once: a region may already have read it, so a rerun of the round (even after
+retention dropped the staged rows its keys were read from) leaves it as it is. The warehouse keeps each
+report's ringkasan; a submission or refused entry with a kept ringkasan is reported already.
+
 Counting: `rows` counts data rows (blank lines skipped) per file, also for a file or submission
 refused whole; `reasons` counts rows per reason code (so a whole-submission refusal counts each of its
 rows once; a refusal that read no rows counts 0).
@@ -16,8 +20,9 @@ Extensions to the contract (additive): ditolak.csv carries both `nik` and `no_kk
 pemda submission mixes member and family rows; a file refused whole appears once with an empty
 `line` and a message saying exactly what is wrong (which line, which column); a NIK_NOT_IN_DUKCAPIL /
 NIK_MISMATCH message may end with a NIK-repair suggestion (masked, with the positions of the differing
-digits). ringkasan.json adds `pesan` (the Indonesian text of each reason code used) and `keterangan`
-(why a whole submission was refused). Landing entries that could not be processed as submissions
+digits). ringkasan.json adds `pesan` (the Indonesian text of each reason code used), `keterangan`
+(why a whole submission was refused) and, for a DUPLICATE_SUBMISSION, `duplikat_dari` (the submission
+and round whose processing its rows were part of). Landing entries that could not be processed as submissions
 (`ingest.refused_entry`) get the same two files under `feedback/<round_id>/~refused/<name>/`, with a
 `folder` key naming the entry.
 """
@@ -25,6 +30,7 @@ digits). ringkasan.json adds `pesan` (the Indonesian text of each reason code us
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +43,8 @@ from dtsen.integrity.splits import feedback_notes
 from dtsen.sqlfiles import copy_csv, statements
 from dtsen.storage import atomic_write, sweep_partials
 
+log = logging.getLogger(__name__)
+
 DITOLAK_COLUMNS = ("file", "line", "nik", "no_kk", "reason", "field", "message")
 FINAL = ("REJECTED", "MERGED")
 
@@ -46,8 +54,22 @@ class FeedbackReport:
     submission_pk: int | None  # None for a refused landing entry
     path: Path
     status: str
-    rejected_rows: int  # rows listed in ditolak.csv
+    rejected_rows: int  # rows listed in ditolak.csv (0 when written before)
     refused_pk: int | None = None
+    already: bool = False  # written by an earlier run and left as it was
+
+
+def _kept_report(
+    folder: Path, ringkasan: dict | None, submission_pk: int | None, refused_pk: int | None = None
+) -> FeedbackReport | None:
+    """The report an earlier run wrote, if there is one: it is never written again."""
+    if ringkasan is None:
+        return None
+    missing = [name for name in ("ringkasan.json", "ditolak.csv") if not (folder / name).exists()]
+    if missing:
+        # written and recorded, then removed from disk: rewriting it could change what the region read
+        log.warning("feedback %s was written before but %s is gone; not written again", folder, missing)
+    return FeedbackReport(submission_pk, folder, ringkasan.get("status", ""), 0, refused_pk, already=True)
 
 
 def feedback_dir(publish_root: Path, round_id: str, name: str) -> Path:
@@ -77,17 +99,19 @@ def write_feedback(
     conn: psycopg.Connection, submission_pk: int, publish_root: Path, max_rows_per_reason: int | None = None
 ) -> FeedbackReport | None:
     """Write a submission's feedback if its outcome is final; None while it still awaits the merge."""
-    round_seq, round_id, submission_id, status, reason_code = conn.execute(
-        "SELECT s.round_seq, r.round_id, s.submission_id, s.status, s.reason_code "
+    round_seq, round_id, submission_id, status, reason_code, kept = conn.execute(
+        "SELECT s.round_seq, r.round_id, s.submission_id, s.status, s.reason_code, s.ringkasan "
         "FROM ingest.submission s JOIN ingest.round r USING (round_seq) WHERE s.submission_pk = %s",
         (submission_pk,),
     ).fetchone()
     if status not in FINAL:
         return None
+    folder = feedback_dir(publish_root, round_id, submission_id)
+    if (report := _kept_report(folder, kept, submission_pk)) is not None:
+        return report
     cap = settings().feedback_max_rows_per_reason if max_rows_per_reason is None else max_rows_per_reason
     queries = statements("feedback/feedback.sql")
     params = {"pk": submission_pk, "round_seq": round_seq, "cap": cap}
-    folder = feedback_dir(publish_root, round_id, submission_id)
     sweep_partials(folder)
 
     written_rows = copy_csv(conn, queries["rejected_rows"], params, folder / "ditolak.csv")
@@ -148,6 +172,16 @@ def write_feedback(
         if status == "REJECTED" and reason_code
         else "",
     }
+    if reason_code == "DUPLICATE_SUBMISSION":
+        # which submission's processing these rows were part of (additive to the contract)
+        original = conn.execute(
+            "SELECT o.submission_id, r.round_id FROM ingest.submission s "
+            "JOIN ingest.submission o ON o.submission_pk = s.duplicate_of JOIN ingest.round r "
+            "ON r.round_seq = o.round_seq WHERE s.submission_pk = %s",
+            (submission_pk,),
+        ).fetchone()
+        if original is not None:
+            document["duplikat_dari"] = {"submission_id": original[0], "round_id": original[1]}
     _ringkasan(folder / "ringkasan.json", document)
     # kept in the warehouse too: the cockpit reads a round's outcome there, not from files on disk
     conn.execute(
@@ -159,12 +193,14 @@ def write_feedback(
 
 def write_refused_feedback(conn: psycopg.Connection, refused_pk: int, publish_root: Path) -> FeedbackReport:
     """ringkasan.json and ditolak.csv of a landing entry that could not be processed as a submission."""
-    round_id, entry, code, pesan, folder_name, rows = conn.execute(
-        "SELECT r.round_id, e.entry, e.reason_code, e.pesan, e.feedback_dir, e.rows FROM ingest.refused_entry e "
-        "JOIN ingest.round r USING (round_seq) WHERE e.refused_pk = %s",
+    round_id, entry, code, pesan, folder_name, rows, kept = conn.execute(
+        "SELECT r.round_id, e.entry, e.reason_code, e.pesan, e.feedback_dir, e.rows, e.ringkasan "
+        "FROM ingest.refused_entry e JOIN ingest.round r USING (round_seq) WHERE e.refused_pk = %s",
         (refused_pk,),
     ).fetchone()
     folder = feedback_dir(publish_root, round_id, folder_name)
+    if (report := _kept_report(folder, kept, None, refused_pk)) is not None:
+        return report
     lines = [",".join(DITOLAK_COLUMNS)]
     for file_name in sorted(rows) or [""]:
         lines.append(",".join(_csv_field(v) for v in (file_name, "", "", "", code, "", pesan)))

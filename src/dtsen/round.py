@@ -241,11 +241,13 @@ def feedback(ctx: RoundContext) -> dict:
 
     with _connect() as conn, conn.transaction():
         reports = write_round_feedback(conn, _round_seq(conn, ctx.round_id), ctx.settings.publish_root)
+    written = [r for r in reports if not r.already]
     return {
         "round_id": ctx.round_id,
-        "submissions_reported": sum(1 for r in reports if r.submission_pk is not None),
-        "refused_entries_reported": sum(1 for r in reports if r.submission_pk is None),
-        "rows_listed": sum(r.rejected_rows for r in reports),
+        "submissions_reported": sum(1 for r in written if r.submission_pk is not None),
+        "refused_entries_reported": sum(1 for r in written if r.submission_pk is None),
+        "rows_listed": sum(r.rejected_rows for r in written),
+        "already_reported": len(reports) - len(written),  # written by an earlier run, left as they were
     }
 
 

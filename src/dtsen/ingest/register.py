@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from dtsen.contract import ROUND_ID_RE, SOURCES, SUBMISSION_FILES
 from dtsen.errors import DataError
 from dtsen.ingest import csvscan, rawstore
-from dtsen.ingest.landing import Refused, SubmissionDir, inside
+from dtsen.ingest.landing import Refused, SubmissionDir, inside, list_round
 from dtsen.ingest.manifest import check_manifest, data_files, fileset_sha256
 from dtsen.ingest.stage import stage_file
 from dtsen.storage import file_sha256
@@ -437,18 +437,17 @@ def _register_and_stage(
             f"sha256 of {names} differs from the manifest",
             f"Checksum SHA-256 {names} tidak sama dengan yang tercantum di manifest.json.",
         )
-    duplicate_of = conn.execute(
-        "SELECT submission_pk FROM ingest.submission WHERE fileset_sha256 = %s AND submission_pk <> %s "
-        "AND coalesce(reason_code, '') NOT IN ('MANIFEST_INVALID', 'CHECKSUM_MISMATCH') "
-        "ORDER BY submission_pk LIMIT 1",
-        (fileset, pk),
-    ).fetchone()
-    if duplicate_of:
+    original = _identical_earlier(conn, landing_root, round_seq, sub, pk, fileset, check.submitted_at)
+    if original is not None:
+        original_pk, original_round, original_id = original
         conn.execute(
-            "UPDATE ingest.submission SET duplicate_of = %s WHERE submission_pk = %s", (duplicate_of[0], pk)
+            "UPDATE ingest.submission SET duplicate_of = %s WHERE submission_pk = %s", (original_pk, pk)
         )
         return refuse_all(
-            "DUPLICATE_SUBMISSION", f"files are byte-identical to submission #{duplicate_of[0]}", ""
+            "DUPLICATE_SUBMISSION",
+            f"files are byte-identical to submission {original_id} of round {original_round}",
+            f"Berkas kiriman ini sama persis dengan kiriman {original_id} (putaran {original_round}), "
+            "yang diproses sebagai kiriman aslinya; baris-barisnya tidak diproses dua kali.",
         )
 
     first_pesan = ""
@@ -485,6 +484,85 @@ def _register_and_stage(
     if outcome.reason_code:
         return _finish(conn, outcome, outcome.reason_code, outcome.detail, first_pesan)
     return _finish(conn, outcome)
+
+
+def _identical_earlier(
+    conn: psycopg.Connection,
+    landing_root: Path,
+    round_seq: int,
+    sub: SubmissionDir,
+    pk: int,
+    fileset: str | None,
+    submitted_at: dt.datetime | None,
+) -> tuple[int, str, str] | None:
+    """The submission this one's files are byte-identical to, as (pk, round_id, submission_id).
+
+    An earlier round's submission always came first. Within the round the first is the one with the
+    earliest `submitted_at`, then the lowest submission_id: a rule of the deliveries, not of which
+    task ran first. A same-round original not registered yet is recognised from its landing folder
+    (a valid manifest listing the same files, its own id, and its bytes hashed). An original refused for its manifest or checksum is no original."""
+    no_original = ["MANIFEST_INVALID", "CHECKSUM_MISMATCH"]
+    earlier_round = conn.execute(
+        "SELECT s.submission_pk, r.round_id, s.submission_id FROM ingest.submission s JOIN ingest.round r "
+        "USING (round_seq) WHERE s.fileset_sha256 = %s AND s.round_seq <> %s "
+        "AND coalesce(s.reason_code, '') <> ALL(%s) "
+        "ORDER BY s.round_seq, s.submitted_at, s.submission_id LIMIT 1",
+        (fileset, round_seq, no_original),
+    ).fetchone()
+    if earlier_round is not None:
+        return earlier_round
+    if fileset is None or submitted_at is None:
+        return None
+    mine = (submitted_at, sub.submission_id)
+    registered = {
+        (source, submission_id): (other_pk, other_fileset, other_at, ok)
+        for source, submission_id, other_pk, other_fileset, other_at, ok in conn.execute(
+            "SELECT s.source, s.submission_id, s.submission_pk, s.fileset_sha256, s.submitted_at, "
+            "coalesce(s.reason_code, '') <> ALL(%s) FROM ingest.submission s "
+            "WHERE s.round_seq = %s AND s.submission_pk <> %s",
+            (no_original, round_seq, pk),
+        )
+    }
+    originals = []
+    for other in list_round(landing_root, sub.round_id).submissions:
+        if (other.source, other.submission_id) == (sub.source, sub.submission_id):
+            continue
+        known = registered.get((other.source, other.submission_id))
+        if known is not None and known[1] is not None:
+            other_pk, other_fileset, other_at, ok = known
+            if ok and other_fileset == fileset and (other_at, other.submission_id) < mine:
+                originals.append(((other_at, other.submission_id), other_pk))
+            continue
+        check = check_manifest(landing_root, other)
+        if (
+            check.code is not None
+            or check.submitted_at is None
+            or (check.submitted_at, other.submission_id) >= mine
+            or fileset_sha256(check.listed) != fileset
+            or _id_taken_by(conn, round_seq, landing_root, other) is not None
+        ):
+            continue
+        present = data_files(landing_root, other)
+        if fileset_sha256({name: file_sha256(path)[0] for name, path in present.items()}) == fileset:
+            originals.append(((check.submitted_at, other.submission_id), other))
+    if not originals:
+        return None
+    (_, original_id), original = min(originals, key=lambda found: found[0])
+    if isinstance(original, SubmissionDir):
+        # Registered here (not processed: its own task does that) so the duplicate can point to it.
+        # Should its task hold the row uncommitted, this waits for it; originals always come earlier
+        # in the order, so two tasks never wait for each other.
+        conn.execute(
+            "INSERT INTO ingest.submission (round_seq, source, submission_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (round_seq, source, submission_id) DO NOTHING",
+            (round_seq, original.source, original.submission_id),
+        )
+        original = conn.execute(
+            "SELECT submission_pk FROM ingest.submission WHERE round_seq = %s AND source = %s "
+            "AND submission_id = %s",
+            (round_seq, original.source, original.submission_id),
+        ).fetchone()[0]
+    return original, sub.round_id, original_id
 
 
 def _insert_file(
