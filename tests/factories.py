@@ -238,3 +238,92 @@ def merge(conn, round_seq: int):
     conn.commit()
     with conn.transaction():
         return merge_round(conn, round_seq)
+
+
+# -- the update DAG through the real Airflow runtime, beside a real api-server ---------------------
+
+RUN_DAG_TEST = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+run = bag.dags["dtsen_update_round"].test(run_conf=json.loads(sys.argv[2]))
+tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.map_index < 0}
+print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": tasks}))
+"""
+
+
+def programs_with_pbi_jk_desil_max(path: Path, desil_max: int) -> Path:
+    """The bundled program rules with PBI JK cut to desil 1..`desil_max` (a candidate that drifts)."""
+    from dtsen.paths import PROJECT_ROOT
+
+    programs = json.loads((PROJECT_ROOT / "config" / "programs.json").read_text())
+    next(p for p in programs["programs"] if p["id"] == "pbi_jk")["desil_max"] = desil_max
+    path.write_text(json.dumps(programs))
+    return path
+
+
+def start_update_round(env: dict, run_conf: dict, log: Path):
+    """`dtsen_update_round.test(run_conf)` in a process of its own (sharing `env`'s Airflow metadata
+    with an api-server); its output goes to `log` (Airflow's task logs would fill a pipe)."""
+    import subprocess
+    import sys
+
+    from dtsen.paths import PROJECT_ROOT
+
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_DAG_TEST, str(PROJECT_ROOT / "dags"), json.dumps(run_conf)],
+        env=env,
+        stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+    )
+
+
+def update_round_result(proc, log: Path, timeout: float = 900) -> dict:
+    """The run's state, run id and task states once the process started by start_update_round ends."""
+    proc.wait(timeout=timeout)
+    lines = log.read_text().splitlines()
+    found = [line for line in lines if line.startswith("RESULT ")]
+    assert found, f"the run printed no result:\n{log.read_text()[-4000:]}"
+    return json.loads(found[0][7:])
+
+
+def airflow_token(base: str, user: str, password: str) -> str:
+    """A bearer token of Airflow's SimpleAuthManager for `user`."""
+    import httpx
+
+    answer = httpx.post(f"{base}/auth/token", json={"username": user, "password": password})
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+def waiting_hitl_detail(base: str, token: str, proc, log: Path, timeout: float = 600) -> dict:
+    """The update DAG's human-in-the-loop request that waits for an answer, once the run asks it."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, (
+            f"the run ended without waiting for a decision:\n{log.read_text()[-4000:]}"
+        )
+        assert time.monotonic() < deadline, "the approval task never asked"
+        found = httpx.get(
+            f"{base}/api/v2/dags/dtsen_update_round/dagRuns/~/hitlDetails",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        waiting = [d for d in found.json().get("hitl_details", []) if not d.get("response_received")]
+        if waiting:
+            return waiting[0]
+        time.sleep(1)
+
+
+def answer_hitl(base: str, token: str, run_id: str, body: dict):
+    """PATCH the approval task's human-in-the-loop detail as the token's user (Airflow's public API)."""
+    import httpx
+
+    return httpx.patch(
+        f"{base}/api/v2/dags/dtsen_update_round/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails",
+        headers={"Authorization": f"Bearer {token}"},
+        json=body,
+    )

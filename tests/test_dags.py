@@ -289,13 +289,14 @@ def test_a_failing_task_emails_data_ops(airflow_round, smtp):
         assert conn.execute("SELECT count(*) FROM ingest.round WHERE round_id = '2031-Q1'").fetchone()[0] == 0
 
 
-def test_approve_drift_on_the_trigger_form_publishes_a_drifted_candidate_recorded_as_the_trigger(
+def test_approve_drift_on_the_trigger_form_publishes_a_drifted_candidate_approved_by_the_triggering_user(
     airflow_round, smtp, tmp_path, monkeypatch
 ):
     """Round 2026-Q2 ranked with PBI JK cut to desil 1-2 drifts in every regency. Triggered with
-    approve_drift and a reason (automation), it is approved by the trigger, never waits at the approval
-    task, and is published; without a reason the form is refused at once. (A drifted candidate without
-    approve_drift waits for a person at the approval task: tests/test_cockpit.py.)"""
+    approve_drift and a reason by one of DTSEN_APPROVERS (dag.test()'s triggering user is `dag_test`),
+    it is approved by that user, never waits at the approval task, and is published; without a reason
+    the form is refused at once. (A drifted candidate without approve_drift waits for a person at the
+    approval task: tests/test_cockpit.py, tests/test_approval_accountability.py.)"""
     bag, work, _ = airflow_round
     dag = bag.dags["dtsen_update_round"]
     assert (
@@ -305,6 +306,7 @@ def test_approve_drift_on_the_trigger_form_publishes_a_drifted_candidate_recorde
     next(p for p in programs["programs"] if p["id"] == "pbi_jk")["desil_max"] = 2
     (tmp_path / "programs.json").write_text(json.dumps(programs))
     monkeypatch.setenv("DTSEN_PROGRAMS", str(tmp_path / "programs.json"))
+    monkeypatch.setenv("DTSEN_APPROVERS", "dag_test")
     smtp.take()
     refused = dag.test(run_conf={"round_id": "2026-Q2", "approve_drift": True})  # no reason given
     assert refused.state == "failed" and _tries(refused, "open_round") == 1  # a bad form: no retries
@@ -318,7 +320,7 @@ def test_approve_drift_on_the_trigger_form_publishes_a_drifted_candidate_recorde
     states = {ti.task_id: str(ti.state) for ti in approved.get_task_instances() if ti.map_index < 0}
     assert approved.state == "success" and states["approval"] == "success" and states["publish"] == "success"
     manifest = json.loads((work / "publish" / "versions" / "2" / "manifest.json").read_text())
-    assert manifest["audit"] == {"success": False, "approved_by": "airflow-trigger"}
+    assert manifest["audit"] == {"success": False, "approved_by": "dag_test"}
     import psycopg
 
     from dtsen.warehouse import engine
@@ -327,9 +329,7 @@ def test_approve_drift_on_the_trigger_form_publishes_a_drifted_candidate_recorde
         decisions = conn.execute(
             "SELECT outcome, decided_by, channel, reason FROM publish.approval_decision WHERE version = 2"
         ).fetchall()
-    assert decisions == [
-        ("APPROVED", "airflow-trigger", "airflow-trigger", "PBI JK narrowed by decree (test)")
-    ]
+    assert decisions == [("APPROVED", "dag_test", "airflow-trigger", "PBI JK narrowed by decree (test)")]
     assert not [m for m in smtp.take() if "Approval needed" in m["Subject"]]  # nobody was asked
 
 

@@ -79,18 +79,28 @@ def round_for(logical_date: dt.datetime | dt.date) -> str:
 
 def round_context(airflow_context: dict, submission: dict | None = None):
     """The RoundContext of a task: from the trigger form, the run's logical date and the mapped submission."""
+    from dtsen.config import settings
     from dtsen.round import RoundContext
 
     params = airflow_context["params"]
     reason = params.get("approval_reason") if params.get("approve_drift") else None
-    if params.get("approve_drift") and not (reason or "").strip():
-        raise DataError("approve_drift needs an approval_reason (it is recorded with the version)")
+    approver = None
+    if params.get("approve_drift"):
+        if not (reason or "").strip():
+            raise DataError("approve_drift needs an approval_reason (it is recorded with the version)")
+        # the approver is whoever triggered the run, as Airflow recorded it, and must be one of the approvers
+        approver = getattr(airflow_context.get("dag_run"), "triggering_user_name", None)
+        if not approver or approver not in settings().approvers:
+            raise DataError(
+                "approve_drift is taken only from a run triggered by one of DTSEN_APPROVERS; "
+                + ("this run's triggering user is not one" if approver else "this run has no triggering user")
+            )
     return RoundContext.create(
         params.get("round_id") or round_for(airflow_context["logical_date"]),
         landing_root=params.get("landing_root"),
         dry_run=bool(params.get("dry_run")),
         approve_drift_reason=reason,
-        approved_by="airflow-trigger" if reason else None,
+        approved_by=approver,
         dag_run_id=str(airflow_context.get("run_id") or "") or None,
         approval_in_airflow=True,
         quality_gate_threshold=params.get("quality_gate_threshold"),
@@ -182,23 +192,36 @@ def approval_task(step):
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             if waiting is None:
                 return {"round_id": ctx.round_id, "asked": False}
+            # only they may answer: Airflow's HITL API refuses (403) anyone else; never empty here, since
+            # an empty list would let every user allowed to edit the DAG's HITL details answer
+            self.assigned_users = [{"id": user, "name": user} for user in ctx.settings.approvers]
             self.subject = waiting.subject
             self.body = waiting.markdown(airflow_link("dtsen", "versions", str(waiting.version)))
             return super().execute(context)
 
         def execute_complete(self, context, event):
+            from airflow.sdk.exceptions import AirflowFailException
+
             from dtsen.round import record_approval
 
             if "error" not in event:
                 user = event.get("responded_by_user") or {}
-                record_approval(
+                user = user if isinstance(user, dict) else {}
+                decision = record_approval(
                     round_context(context),
                     approved=list(event.get("chosen_options") or []) == [self.APPROVE]
                     and not event.get("timedout"),
-                    decided_by=(user.get("name") or user.get("id")) if isinstance(user, dict) else None,
-                    reason=((event.get("params_input") or {}).get("reason") or "").strip() or None,
+                    decided_by=user.get("name") or user.get("id"),
+                    responder_id=user.get("id"),
+                    reason=(event.get("params_input") or {}).get("reason"),
                     timed_out=bool(event.get("timedout")),
                 )
+                if decision["decision"] == "REFUSED":  # not an approval: publish must not run
+                    raise AirflowFailException(
+                        f"the answer on version {decision['version']} is not an approval: "
+                        f"{decision['refused_because']} (recorded as REFUSED; the candidate stays blocked). "
+                        "Clear this task to ask again, or `dtsen approve`."
+                    )
             return super().execute_complete(context, event)
 
     hours = settings().approval_timeout_hours
@@ -213,7 +236,8 @@ def approval_task(step):
                 "",
                 type="string",
                 title="Reason",
-                description="Why (recorded with the decision; required by policy when approving).",
+                description="Why (recorded with the decision). Required to approve: an Approve without "
+                "a reason is refused and publishes nothing.",
             )
         },
     )

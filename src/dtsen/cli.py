@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (run, publish):
         command.add_argument("--approve-drift", default=None, metavar="REASON", help="publish despite drift")
-        command.add_argument("--by", default=None, help="who approves the drift (recorded)")
+        command.add_argument("--by", default=None, help="who approves the drift (recorded; required with it)")
 
     approve = sub.add_parser("approve", help="let a candidate blocked by its audit be published")
     approve.add_argument("--version", type=int, required=True)

@@ -43,6 +43,7 @@ class Settings:
     staging_keep_rounds: int  # staging of the newest N merged rounds and N Dukcapil snapshots is kept
     publish_streams: int  # a version's files are written by this many connections at once
     approval_timeout_hours: float  # a blocked candidate's approval task waits this long, then rejects
+    approvers: tuple[str, ...]  # Airflow user ids who may approve a blocked candidate; empty: nobody
     cockpit_database_url: str | None  # the cockpit's (read-only) warehouse login; None: database_url
     api_port: int  # `dtsen api` listens here
     api_token_minutes: float  # a bearer token's lifetime
@@ -236,6 +237,18 @@ SETTINGS: tuple[Setting, ...] = (
         "how long the approval task of a candidate blocked on drift or desil shares waits for a person; "
         "no answer by then counts as a rejection (recorded as TIMED_OUT) and the current version stays current",
         _number(float, 0.001, 24 * 90),
+    ),
+    Setting(
+        "DTSEN_APPROVERS",
+        "approvers",
+        None,
+        "unset: nobody (approvals only with `dtsen approve`)",
+        "comma-separated Airflow user ids (the username with the SimpleAuthManager) who may approve a blocked "
+        "candidate: the approval task is assigned to them and accepts an answer from no one else, and "
+        "`approve_drift` on the trigger form is taken only from a run they triggered. Unset, a candidate that "
+        "waits for approval fails the approval task (its message says so) and stays blocked until `dtsen "
+        "approve`; set it and clear the task to ask again",
+        lambda raw, _: tuple(dict.fromkeys(u.strip() for u in (raw or "").split(",") if u.strip())),
     ),
     Setting(
         "DTSEN_COCKPIT_DATABASE_URL",

@@ -72,11 +72,11 @@ class RoundContext:
             )
             if value
         }
-        if (
-            options.get("approve_drift_reason") is not None
-            and not str(options["approve_drift_reason"]).strip()
-        ):
-            raise DataError("approving drift needs a reason (it is recorded with the version)")
+        if options.get("approve_drift_reason") is not None:
+            if not str(options["approve_drift_reason"]).strip():
+                raise DataError("approving drift needs a reason (it is recorded with the version)")
+            if not str(options.get("approved_by") or "").strip():  # never a stand-in name: who it was
+                raise DataError("approving drift needs who approves it (--by; recorded with the version)")
         return cls(round_id, replace(cfg, **paths), **options)
 
     @property
@@ -338,9 +338,9 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             approve_version(
                 conn,
                 built.version,
-                ctx.approved_by or "airflow-trigger",
+                ctx.approved_by or "",  # RoundContext.create refuses approve_drift without who
                 ctx.approve_drift_reason,
-                channel="airflow-trigger",
+                channel="airflow-trigger" if ctx.approval_in_airflow else "cli",
                 dag_run_id=ctx.dag_run_id,
             )
             status = "APPROVED"
@@ -397,6 +397,12 @@ def ask_for_approval(ctx: RoundContext, ui_link: str | None = None, cockpit_link
     with _connect() as conn:
         waiting = pending_approval(conn, ctx.round_id)
         conn.commit()
+        if waiting is not None and not ctx.settings.approvers:  # nobody to ask: say so, ask no one
+            raise DataError(
+                f"version {waiting.version} waits for approval, but DTSEN_APPROVERS is not set: nobody may "
+                "approve it in Airflow. Set DTSEN_APPROVERS (Airflow user ids) and clear this task, or "
+                f"`dtsen approve --version {waiting.version} --by NAME --reason TEXT`, then publish"
+            )
         if waiting is not None:
             email = approval_waiting_email(
                 load_subscribers(ctx.settings.subscribers_path).data_ops,
@@ -409,31 +415,43 @@ def ask_for_approval(ctx: RoundContext, ui_link: str | None = None, cockpit_link
 
 
 def record_approval(
-    ctx: RoundContext, *, approved: bool, decided_by: str | None, reason: str | None, timed_out: bool
+    ctx: RoundContext,
+    *,
+    approved: bool,
+    decided_by: str | None,
+    reason: str | None,
+    timed_out: bool,
+    responder_id: str | None = None,
 ) -> dict:
     """A person's answer (or the timeout) on the round's blocked candidate: approve it (the person is
-    recorded as its approver) or leave it blocked; either way the decision is kept. Safe to repeat: an
-    approval happens once (the candidate is then no longer BLOCKED), and the same rejection or timeout
-    of the same run is recorded once; a later different answer (the task cleared and asked again) is
-    a new decision."""
+    recorded as its approver) or leave it blocked; either way the decision is kept. An Approve counts
+    only from one of DTSEN_APPROVERS (by Airflow user id, `responder_id`, else `decided_by`) and with a
+    reason: any other is kept as REFUSED, with why, and the candidate stays blocked (Airflow's API
+    takes any answer an authorised user sends, whatever the form asked for). Safe to repeat: an
+    approval happens once (the candidate is then no longer BLOCKED), and the same other outcome of the
+    same run is recorded once; a later different answer (the task cleared and asked again) is a new
+    decision."""
     from dtsen.publish.approval import candidate_of_round
     from dtsen.publish.audit import approve_version, record_decision
 
-    outcome = "APPROVED" if approved else ("TIMED_OUT" if timed_out else "REJECTED")
+    reason = (reason.strip() if isinstance(reason, str) else "") or None  # the API takes any JSON value
+    refused_because = None
+    if approved and (responder_id or decided_by or "") not in ctx.settings.approvers:
+        refused_because = "the responding user is not one of DTSEN_APPROVERS"
+    elif approved and reason is None:
+        refused_because = "an Approve needs a reason, and none was given"
+    outcome = (
+        "REFUSED"
+        if refused_because
+        else ("APPROVED" if approved else ("TIMED_OUT" if timed_out else "REJECTED"))
+    )
     with _connect() as conn, conn.transaction():
         found = candidate_of_round(conn, ctx.round_id)
         if found is None or found[1] != "BLOCKED":  # decided already (this answer, `dtsen approve`, discard)
             return {"round_id": ctx.round_id, "version": found[0] if found else None, "decision": None}
         version = found[0]
-        if approved:
-            approve_version(
-                conn,
-                version,
-                decided_by or "",
-                reason or "approved in the Airflow UI after reviewing the drift report",
-                channel="airflow-ui",
-                dag_run_id=ctx.dag_run_id,
-            )
+        if outcome == "APPROVED":
+            approve_version(conn, version, decided_by or "", reason or "", "airflow-ui", ctx.dag_run_id)
         else:
             last = conn.execute(
                 "SELECT outcome, decided_by FROM publish.approval_decision WHERE version = %s "
@@ -441,8 +459,11 @@ def record_approval(
                 (version, ctx.dag_run_id),
             ).fetchone()
             if last != (outcome, decided_by):
-                record_decision(conn, version, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id)
-    return {"round_id": ctx.round_id, "version": version, "decision": outcome}
+                record_decision(
+                    conn, version, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id, refused_because
+                )
+    summary = {"round_id": ctx.round_id, "version": version, "decision": outcome}
+    return summary | ({"refused_because": refused_because} if refused_because else {})
 
 
 def publish(ctx: RoundContext) -> dict:
@@ -555,18 +576,21 @@ STEPS: tuple[Step, ...] = (
         "Rank every family, select program recipients and audit the candidate version with Great "
         "Expectations. A failed audit blocks publication (the current version stays current): a block a "
         "person may approve (drift, desil shares) is put to data ops by the approval task; any other "
-        "block emails them here. approve_drift with a reason on the trigger form approves drift. On a dry "
+        "block emails them here. approve_drift with a reason on the trigger form approves drift (a run "
+        "triggered by one of DTSEN_APPROVERS only). On a dry "
         f"run the merge, ranking and audit are rehearsed and rolled back. {_FAILS} a model or program "
         "configuration error is named in the log.",
     ),
     Step(
         "approval",
         approval,
-        "A candidate blocked only on checks an admin may accept (drift, desil shares) waits here for a "
-        "person: the drift report is the question, data ops are emailed the link, Approve publishes it "
-        "(the responding user is its approver), Reject or no answer in time keeps the current version "
-        "current; every outcome is recorded. Anything else passes straight through (a broken invariant "
-        f"never reaches this task). {_FAILS} the warehouse or the mail relay was unreachable: clear it.",
+        "A candidate blocked only on checks an admin may accept (drift, desil shares) waits here for one "
+        "of DTSEN_APPROVERS: the drift report is the question, data ops are emailed the link, Approve with "
+        "a reason publishes it (the responding user is its approver), Reject or no answer in time keeps "
+        "the current version current; every outcome is recorded. Anything else passes straight through (a "
+        f"broken invariant never reaches this task). {_FAILS} DTSEN_APPROVERS is not set, or an Approve came "
+        "without a reason (recorded as REFUSED; nothing was published), or the warehouse or the mail relay "
+        "was unreachable: fix that, then clear it to ask again.",
         asks_approval=True,
     ),
     Step(

@@ -238,13 +238,16 @@ def record_decision(
     channel: str,
     reason: str | None = None,
     dag_run_id: str | None = None,
+    refused_because: str | None = None,
 ) -> None:
-    """Append a decision on a blocked candidate (APPROVED, REJECTED or TIMED_OUT; nobody decides a
-    timeout). A rejection or a timeout changes nothing else: the candidate stays BLOCKED."""
+    """Append a decision on a blocked candidate (APPROVED, REJECTED, TIMED_OUT: nobody decides a
+    timeout; REFUSED: an answer that is no valid approval, `refused_because` says why). Anything but
+    APPROVED changes nothing else: the candidate stays BLOCKED. `reason` is only what the person wrote."""
     conn.execute(
-        "INSERT INTO publish.approval_decision (version, outcome, decided_by, channel, reason, dag_run_id) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        (version, outcome, decided_by, channel, reason, dag_run_id),
+        "INSERT INTO publish.approval_decision "
+        "(version, outcome, decided_by, channel, reason, dag_run_id, refused_because) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (version, outcome, decided_by, channel, reason, dag_run_id, refused_because),
     )
 
 
