@@ -9,6 +9,8 @@ It is run four times, in this order, each time recording what is seen:
    Airflow's API, then `ops` answers Approve without a reason, as the API lets one;
 3. triggered with approve_drift by a user who is not an approver;
 4. triggered with approve_drift by an approver (dag.test()'s triggering user is `dag_test`).
+Between 2 and 3, an Approve from outside the approvers is handed to the approval's record_approval
+as the task would hand it over under an auth manager that lets anyone answer.
 """
 
 from __future__ import annotations
@@ -139,6 +141,22 @@ def _decide_q2_four_ways(site: Deployment) -> None:
     }
     site.seen["asked"] |= update_round_result(asked["proc"], asked["log"]) | {"version": site.q2_version()}
 
+    # an auth manager may let anyone answer (the SimpleAuthManager's all-admins mode does): the answer
+    # that reaches the approval task is checked again, as its execute_complete hands it over
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DTSEN_DATABASE_URL", site.warehouse)
+        patch.setenv("DTSEN_APPROVERS", "ops")
+        from dtsen.round import RoundContext, record_approval
+
+        site.seen["outsider"] = record_approval(
+            RoundContext.create("2026-Q2", dag_run_id="manual__outsider", approval_in_airflow=True),
+            approved=True,
+            decided_by="anonymous",
+            responder_id="anonymous",
+            reason=REASON,
+            timed_out=False,
+        ) | {"version": site.q2_version()}
+
     stranger = site.run_q2(
         "trigger-not-approver", approvers="ops", conf={"approve_drift": True, "approval_reason": REASON}
     )
@@ -196,6 +214,21 @@ def test_an_approve_without_a_reason_is_refused_recorded_and_publishes_nothing(d
         )
     ]
     assert asked["version"] == (version, "BLOCKED")  # nothing published: the current version stays
+
+
+def test_an_approve_from_outside_the_approvers_that_reaches_the_task_is_refused(deployment):
+    outsider = deployment.seen["outsider"]
+    assert outsider["decision"] == "REFUSED" and outsider["version"][1] == "BLOCKED"
+    assert [d for d in _decisions(deployment, outsider["version"][0]) if d[5] == "manual__outsider"] == [
+        (
+            "REFUSED",
+            "anonymous",
+            "airflow-ui",
+            REASON,
+            "the responding user is not one of DTSEN_APPROVERS",
+            "manual__outsider",
+        )
+    ]
 
 
 def test_approve_drift_is_refused_from_a_user_who_is_not_an_approver(deployment):
