@@ -136,6 +136,7 @@ def cockpit(scratch_database, tmp_path_factory):
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
                 "AIRFLOW__API__BASE_URL": base,
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "DTSEN_APPROVERS": "ops",  # the user who answers the approval task
                 "DTSEN_DATABASE_URL": warehouse,
                 "DTSEN_LANDING_ROOT": str(work / "landing"),
                 "DTSEN_PUBLISH_ROOT": str(work / "publish"),
