@@ -1,6 +1,8 @@
-"""The DTSEN cockpit in Airflow's UI: a "DTSEN" entry in the navigation and tabs on the
-dtsen_update_round DAG and on its runs. The app and its pages live in the package (dtsen.cockpit);
-every route is behind Airflow's own authentication and authorization (see dtsen.cockpit.app)."""
+"""The DTSEN cockpit in Airflow's UI: a "DTSEN" entry in the navigation and a tab on DAGs and on their
+runs. Airflow shows a dag / dag_run tab on every DAG, so the tab's URL names the DAG and the app answers
+for each: dtsen_update_round's rounds, the versions dtsen_notify_programs announces, and a line saying
+there is nothing for any other DAG. The app and its pages live in the package (dtsen.cockpit); every
+route is behind Airflow's own authentication and authorization (see dtsen.cockpit.app)."""
 
 from __future__ import annotations
 
@@ -18,14 +20,14 @@ class DtsenCockpitPlugin(AirflowPlugin):
     external_views = [
         {"name": "DTSEN", "href": "dtsen/", "destination": "nav", "url_route": "dtsen", "icon": None},
         {
-            "name": "DTSEN rounds",
-            "href": "dtsen/dag?dag_id={DAG_ID}",
+            "name": "DTSEN",
+            "href": "dtsen/dags/{DAG_ID}",
             "destination": "dag",
             "url_route": "dtsen_dag",
         },
         {
-            "name": "DTSEN round",
-            "href": "dtsen/runs/{RUN_ID}",
+            "name": "DTSEN",
+            "href": "dtsen/dags/{DAG_ID}/runs/{RUN_ID}",
             "destination": "dag_run",
             "url_route": "dtsen_run",
         },

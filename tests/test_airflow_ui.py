@@ -14,7 +14,8 @@ import pytest
 from dtsen_dev.browser import CHROMIUM, chromium, open_page, wait_http
 from dtsen_dev.local_airflow import airflow_env, free_port, migrate_airflow_db
 
-pytestmark = pytest.mark.skipif(
+# per test, not per module: a test here that needs no browser runs where Chromium is missing
+needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
 )
 
@@ -72,6 +73,7 @@ async def _ui_walkthrough(debug_port: int, base: str) -> dict[str, str]:
         return seen
 
 
+@needs_chromium
 def test_the_ui_lists_both_dags_shows_their_docs_and_the_trigger_form(airflow_ui, browser):
     seen = asyncio.run(_ui_walkthrough(browser, airflow_ui))
     assert "dtsen_notify_programs" in seen["list"]

@@ -4,63 +4,42 @@
 -- closed between two versions, so a page costs what the rounds and versions hold, not the registry.
 
 -- name: rounds
--- Every round, newest first, with its submissions by status and the rows they brought.
+-- Every round, newest first; its submissions are counted in dtsen.cockpit.data (one definition of an
+-- outcome, shared with `dtsen report`).
 SELECT r.round_id, r.status, r.created_at, r.merged_at, r.published_version,
-       count(s.submission_pk) AS submissions,
-       count(s.submission_pk) FILTER (WHERE s.status = 'MERGED') AS merged_submissions,
-       count(s.submission_pk) FILTER (WHERE s.status = 'REJECTED') AS rejected_submissions,
-       coalesce(sum(t.received), 0)::bigint AS rows_received,
-       coalesce(sum(t.merged), 0)::bigint AS rows_merged,
-       coalesce(sum(t.rejected), 0)::bigint AS rows_rejected,
        (SELECT count(*) FROM ingest.refused_entry e WHERE e.round_seq = r.round_seq) AS refused_entries
 FROM ingest.round r
-LEFT JOIN ingest.submission s ON s.round_seq = r.round_seq
-LEFT JOIN LATERAL (
-    SELECT sum((f.value ->> 'received')::bigint) AS received, sum((f.value ->> 'merged')::bigint) AS merged,
-           sum((f.value ->> 'rejected')::bigint) AS rejected
-    FROM jsonb_each(s.ringkasan -> 'rows') f
-) t ON true
-GROUP BY r.round_seq
 ORDER BY r.round_seq DESC;
 
--- name: round_submissions
--- One round's submissions (and refused landing entries), by source and region: status, rows
--- received / merged / rejected (from the ringkasan.json written to the region), reasons with counts.
-SELECT s.source, s.kode_wilayah, k.nama AS nama_wilayah, s.submission_id,
-       coalesce(s.ringkasan ->> 'status', s.status) AS status, s.reason_code,
+-- name: submissions
+-- Submissions of one round, of one region, or of every round (a NULL filter): processing state, reason,
+-- the submission an identical resubmission repeats, and rows received / merged / rejected with their
+-- reasons as its ringkasan.json told the region (NULL until that is written).
+SELECT r.round_id, s.source, s.kode_wilayah, k.nama AS nama_wilayah, s.submission_id, s.status,
+       s.reason_code, o.submission_id AS duplicate_of, orr.round_id AS duplicate_of_round,
        s.ringkasan IS NOT NULL AS has_ringkasan,
-       (SELECT sum((f.value ->> 'received')::bigint) FROM jsonb_each(s.ringkasan -> 'rows') f) AS received,
-       (SELECT sum((f.value ->> 'merged')::bigint) FROM jsonb_each(s.ringkasan -> 'rows') f) AS merged,
-       (SELECT sum((f.value ->> 'rejected')::bigint) FROM jsonb_each(s.ringkasan -> 'rows') f) AS rejected,
-       coalesce(s.ringkasan -> 'reasons', '{}') AS reasons,
-       s.submitted_at
-FROM ingest.submission s
-JOIN ingest.round r ON r.round_seq = s.round_seq
-LEFT JOIN ref.kabupaten k ON k.kode = s.kode_wilayah
-WHERE r.round_id = %(round_id)s
-UNION ALL
-SELECT e.source, NULL, NULL, coalesce(e.ringkasan ->> 'submission_id', e.entry), 'REFUSED', e.reason_code,
-       e.ringkasan IS NOT NULL,
-       (SELECT sum(n::bigint) FROM jsonb_each_text(e.rows) AS x(f, n)), 0,
-       (SELECT sum(n::bigint) FROM jsonb_each_text(e.rows) AS x(f, n)),
-       jsonb_build_object(e.reason_code, (SELECT coalesce(sum(n::bigint), 0) FROM jsonb_each_text(e.rows) AS x(f, n))),
-       e.first_seen
-FROM ingest.refused_entry e
-JOIN ingest.round r ON r.round_seq = e.round_seq
-WHERE r.round_id = %(round_id)s
-ORDER BY 1, 2 NULLS LAST, 4;
-
--- name: region_trend
--- One region's pemda submissions over the rounds: rows received, merged, rejected, and its reasons.
-SELECT r.round_id, s.submission_id, coalesce(s.ringkasan ->> 'status', s.status) AS status,
        (SELECT sum((f.value ->> 'received')::bigint) FROM jsonb_each(s.ringkasan -> 'rows') f) AS received,
        (SELECT sum((f.value ->> 'merged')::bigint) FROM jsonb_each(s.ringkasan -> 'rows') f) AS merged,
        (SELECT sum((f.value ->> 'rejected')::bigint) FROM jsonb_each(s.ringkasan -> 'rows') f) AS rejected,
        coalesce(s.ringkasan -> 'reasons', '{}') AS reasons
 FROM ingest.submission s
 JOIN ingest.round r ON r.round_seq = s.round_seq
-WHERE s.source = 'pemda' AND s.kode_wilayah = %(kode)s AND s.duplicate_of IS NULL
-ORDER BY r.round_seq, s.submission_pk;
+LEFT JOIN ingest.submission o ON o.submission_pk = s.duplicate_of
+LEFT JOIN ingest.round orr ON orr.round_seq = o.round_seq
+LEFT JOIN ref.kabupaten k ON k.kode = s.kode_wilayah
+WHERE (%(round_id)s::text IS NULL OR r.round_id = %(round_id)s)
+  AND (%(kode)s::text IS NULL OR (s.source = 'pemda' AND s.kode_wilayah = %(kode)s))
+ORDER BY r.round_seq, s.source, s.kode_wilayah NULLS LAST, s.submission_id;
+
+-- name: refused_entries
+-- One round's landing entries that could not be processed as submissions, and the rows they held.
+SELECT e.source, e.entry, coalesce(e.ringkasan ->> 'submission_id', e.entry) AS submission_id,
+       e.reason_code, e.ringkasan IS NOT NULL AS has_ringkasan,
+       (SELECT coalesce(sum(n::bigint), 0) FROM jsonb_each_text(e.rows) AS x(f, n)) AS received
+FROM ingest.refused_entry e
+JOIN ingest.round r ON r.round_seq = e.round_seq
+WHERE r.round_id = %(round_id)s
+ORDER BY e.source, e.entry;
 
 -- name: ringkasan
 SELECT s.ringkasan FROM ingest.submission s JOIN ingest.round r ON r.round_seq = s.round_seq

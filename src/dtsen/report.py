@@ -10,6 +10,19 @@ import psycopg
 
 from dtsen.feedback import FINAL, feedback_dir, rows_per_reason
 
+# A submission's outcome, in one vocabulary for the `dtsen report` lines and the cockpit: the words its
+# ringkasan.json tells the region. MERGED: every row merged; PARTIAL: merged, some rows rejected;
+# REJECTED: refused whole, nothing merged. Until the outcome is final, the processing state (RECEIVED,
+# STAGED, VALIDATED), which no ringkasan.json ever says.
+DUPLICATE = "DUPLICATE_SUBMISSION"  # an identical resubmission: its rows were processed under the first
+
+
+def submission_outcome(status: str, rejected_rows: int | None) -> str:
+    """The outcome of a submission in processing state `status` with `rejected_rows` rows rejected."""
+    if status == "MERGED" and rejected_rows:
+        return "PARTIAL"
+    return status
+
 
 @dataclass
 class SubmissionLine:
@@ -22,6 +35,11 @@ class SubmissionLine:
     rejected_rows: int
     reasons: dict[str, int]  # rows per reason code
     feedback_path: str | None  # None until the outcome is final (refused, or merged)
+
+    @property
+    def outcome(self) -> str:
+        """MERGED / PARTIAL / REJECTED as the region was told (see submission_outcome)."""
+        return submission_outcome(self.status, self.rejected_rows)
 
 
 @dataclass
@@ -120,7 +138,7 @@ def format_round(report: RoundReport) -> list[str]:
         received = ", ".join(f"{k}={v}" for k, v in s.received.items()) or "-"
         reasons = ", ".join(f"{k}={v}" for k, v in s.reasons.items()) or "-"
         lines.append(
-            f"  {s.source:<8} {s.submission_id:<24} {s.status:<9} rows {received}; rejected rows "
+            f"  {s.source:<8} {s.submission_id:<24} {s.outcome:<9} rows {received}; rejected rows "
             f"{s.rejected_rows}; reasons {reasons}"
         )
     for r in report.refused:

@@ -4,8 +4,10 @@ A plugin app is not behind Airflow's authentication by itself: every route here 
 `cockpit_reader`, which takes the caller's Airflow token (the UI's `_token` cookie inside the iframe,
 or an `Authorization: Bearer` header) through `airflow.api_fastapi.core_api.security.get_user`, and
 asks Airflow's auth manager whether that user may read the runs of dtsen_update_round (the same
-permission that shows the round in the Airflow UI). No token, or one that is not valid: 401; a user
-who may not read the DAG's runs: 403.
+permission that shows the round in the Airflow UI). No token, or one that is not valid: the JSON API
+(`/api/...`) answers 401, a page sends the person to Airflow's login (`api/v2/auth/login?next=`, which
+the installed auth manager answers with its own login page, as the Airflow UI itself does); a user who
+may not read the DAG's runs: 403.
 
 Pages are server-rendered HTML (Jinja), with relative links under a `<base>` taken from the mount
 point, so they work inside the UI's iframe and behind a base URL. `/api/...` answers the same data as
@@ -15,8 +17,10 @@ JSON. All of it is aggregates: no NIK, no name, no row of the registry.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -24,6 +28,7 @@ from dtsen.cockpit import data
 from dtsen.cockpit.charts import line_chart
 
 DAG_ID = "dtsen_update_round"
+NOTIFY_DAG_ID = "dtsen_notify_programs"
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -82,9 +87,21 @@ def create_app(reader=cockpit_reader) -> FastAPI:
         html = templates.get_template(name).render(base=base, title=title, **values)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
+    def is_api(request: Request) -> bool:
+        return request.url.path.startswith(f"{request.scope.get('root_path', '').rstrip('/')}/api/")
+
+    @app.exception_handler(HTTPException)
+    async def not_logged_in(request: Request, exc: HTTPException):
+        """A page asked without a valid login goes to Airflow's login, and comes back after it."""
+        if exc.status_code != status.HTTP_401_UNAUTHORIZED or is_api(request):
+            return await http_exception_handler(request, exc)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = f"{_airflow_base(request)}/api/v2/auth/login?{urlencode({'next': here})}"
+        return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
+
     @app.exception_handler(data.NotFound)
     async def not_found(request: Request, exc: data.NotFound):
-        if request.url.path.startswith(f"{request.scope.get('root_path', '')}/api/"):
+        if is_api(request):
             return JSONResponse({"detail": str(exc)}, status_code=404)
         shown = page(request, "error.html", "Not found", message=str(exc))
         shown.status_code = 404
@@ -129,9 +146,16 @@ def create_app(reader=cockpit_reader) -> FastAPI:
             detail = data.round_detail(conn, round_id)
         return page(request, "round.html", f"Round {round_id}", d=detail, run_id=None)
 
-    @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run_page(request: Request, run_id: str):
-        """The DAG run tab: the round that run worked on."""
+    @app.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)
+    def run_tab(request: Request, dag_id: str, run_id: str):
+        """The DAG run tab: the round a run of dtsen_update_round worked on; the version a run of
+        dtsen_notify_programs announced."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        if dag_id == NOTIFY_DAG_ID:
+            version = _version_of_notify_run(run_id)
+            return RedirectResponse(f"{root}/versions/{version}" if version else f"{root}/versions")
+        if dag_id != DAG_ID:
+            return no_tab(request, dag_id)
         round_id = _round_of_run(run_id)
         with data.reading() as conn:
             detail = data.round_detail(conn, round_id)
@@ -193,10 +217,24 @@ def create_app(reader=cockpit_reader) -> FastAPI:
             detail = data.compare(conn, a, b)
         return page(request, "compare.html", "Compare versions", versions=versions, d=detail)
 
-    @app.get("/dag")
-    def dag_tab(request: Request):
-        """The tab on the DAG: the rounds overview."""
-        return RedirectResponse(f"{request.scope.get('root_path', '').rstrip('/')}/", status_code=307)
+    @app.get("/dags/{dag_id}", response_class=HTMLResponse)
+    def dag_tab(request: Request, dag_id: str):
+        """The tab on a DAG (Airflow shows it on every DAG): the rounds overview on dtsen_update_round,
+        the versions (what dtsen_notify_programs announces) on dtsen_notify_programs."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        if dag_id == DAG_ID:
+            return RedirectResponse(f"{root}/")
+        if dag_id == NOTIFY_DAG_ID:
+            return RedirectResponse(f"{root}/versions")
+        return no_tab(request, dag_id)
+
+    def no_tab(request: Request, dag_id: str) -> HTMLResponse:
+        return page(
+            request,
+            "error.html",
+            "Nothing for this DAG",
+            message=f"DTSEN shows rounds for {DAG_ID} and versions for {NOTIFY_DAG_ID}; {dag_id} is neither.",
+        )
 
     return app
 
@@ -205,6 +243,24 @@ def _read(query, *args):
     """One cockpit query in its own read-only session."""
     with data.reading() as conn:
         return query(conn, *args)
+
+
+def _version_of_notify_run(run_id: str) -> int | None:
+    """The version a run of dtsen_notify_programs announces: its trigger form, else the publication
+    (asset event) that started it; None when neither says (it then announces the newest)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalar(select(DagRun).filter_by(dag_id=NOTIFY_DAG_ID, run_id=run_id))
+        if run is None:
+            raise data.NotFound(f"no run {run_id} of {NOTIFY_DAG_ID}")
+        version = (run.conf or {}).get("version")
+        if version is None:
+            events = sorted(run.consumed_asset_events, key=lambda e: e.timestamp)
+            version = next((e.extra.get("version") for e in reversed(events) if e.extra), None)
+    return int(version) if version is not None else None
 
 
 def _round_of_run(run_id: str) -> str:

@@ -9,6 +9,7 @@ opened and closed between two versions (sql/cockpit/cockpit.sql, sql/publish/aud
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dtsen.config import settings
+from dtsen.report import DUPLICATE, submission_outcome
 from dtsen.sqlfiles import statements
 
 TOP_REASONS = 3
@@ -57,82 +59,140 @@ def _top(reasons: dict[str, int], n: int = TOP_REASONS) -> list[list]:
     return [[code, count] for code, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
+def _submissions(
+    conn: psycopg.Connection, round_id: str | None = None, kode: str | None = None
+) -> list[dict]:
+    """Submissions with their outcome (dtsen.report.submission_outcome, the words `dtsen report` uses
+    and ringkasan.json told the region) and whether each is an identical resubmission."""
+    out = []
+    for s in _rows(conn, "submissions", {"round_id": round_id, "kode": kode}):
+        reasons = {k: int(v) for k, v in (s["reasons"] or {}).items()}
+        out.append(
+            {
+                "round_id": s["round_id"],
+                "source": s["source"],
+                "kode_wilayah": s["kode_wilayah"],
+                "nama_wilayah": s["nama_wilayah"],
+                "submission_id": s["submission_id"],
+                "status": submission_outcome(s["status"], s["rejected"]),
+                "reason_code": s["reason_code"],
+                "duplicate": s["reason_code"] == DUPLICATE or s["duplicate_of"] is not None,
+                "duplicate_of": s["duplicate_of"],
+                "duplicate_of_round": s["duplicate_of_round"],
+                "has_ringkasan": s["has_ringkasan"],
+                "received": s["received"],
+                "merged": s["merged"],
+                "rejected": s["rejected"],
+                "rejected_share": _share(s["rejected"], s["received"]),
+                "top_reasons": _top(reasons),
+                "reasons": reasons,
+            }
+        )
+    return out
+
+
+def _duplicate(s: dict) -> dict:
+    """An identical resubmission: its rows were processed (and counted) under the submission it repeats,
+    so it is shown apart and none of its rows count as received or rejected again."""
+    keys = ("round_id", "source", "kode_wilayah", "nama_wilayah", "submission_id", "duplicate_of")
+    return {k: s[k] for k in keys} | {
+        "duplicate_of_round": s["duplicate_of_round"],
+        "rows": s["received"],
+        "has_ringkasan": s["has_ringkasan"],
+    }
+
+
+def _totals(submissions: list[dict]) -> dict:
+    """Submissions by outcome and the rows they brought; identical resubmissions counted apart."""
+    counted = [s for s in submissions if not s["duplicate"]]
+    totals = {
+        "submissions": len(counted),
+        "merged_submissions": sum(s["status"] == "MERGED" for s in counted),
+        "partial_submissions": sum(s["status"] == "PARTIAL" for s in counted),
+        "rejected_submissions": sum(s["status"] == "REJECTED" for s in counted),
+        "duplicate_submissions": len(submissions) - len(counted),
+        "rows_received": sum(int(s["received"] or 0) for s in counted),
+        "rows_merged": sum(int(s["merged"] or 0) for s in counted),
+        "rows_rejected": sum(int(s["rejected"] or 0) for s in counted),
+    }
+    return totals | {"rejected_share": _share(totals["rows_rejected"], totals["rows_received"])}
+
+
 def rounds(conn: psycopg.Connection) -> list[dict]:
+    by_round: dict[str, list[dict]] = {}
+    for s in _submissions(conn):
+        by_round.setdefault(s["round_id"], []).append(s)
     out = []
     for r in _rows(conn, "rounds"):
         out.append(
             r
+            | _totals(by_round.get(r["round_id"], []))
             | {
                 "created_at": r["created_at"].isoformat(timespec="seconds"),
                 "merged_at": r["merged_at"].isoformat(timespec="seconds") if r["merged_at"] else None,
-                "rejected_share": _share(r["rows_rejected"], r["rows_received"]),
             }
         )
     return out
 
 
 def round_detail(conn: psycopg.Connection, round_id: str) -> dict:
-    found = [r for r in rounds(conn) if r["round_id"] == round_id]
+    found = [r for r in _rows(conn, "rounds") if r["round_id"] == round_id]
     if not found:
         raise NotFound(f"no round {round_id}")
-    submissions, sources = [], {}
-    for s in _rows(conn, "round_submissions", {"round_id": round_id}):
-        reasons = {k: int(v) for k, v in (s["reasons"] or {}).items()}
-        item = {
-            "source": s["source"],
-            "kode_wilayah": s["kode_wilayah"],
-            "nama_wilayah": s["nama_wilayah"],
-            "submission_id": s["submission_id"],
-            "status": s["status"],
-            "reason_code": s["reason_code"],
-            "has_ringkasan": s["has_ringkasan"],
-            "received": s["received"],
-            "merged": s["merged"],
-            "rejected": s["rejected"],
-            "rejected_share": _share(s["rejected"], s["received"]),
-            "top_reasons": _top(reasons),
-            "reasons": reasons,
-        }
-        submissions.append(item)
-        total = sources.setdefault(
-            s["source"], {"source": s["source"], "submissions": 0, "received": 0, "merged": 0, "rejected": 0}
+    everything = _submissions(conn, round_id=round_id)
+    submissions = [s for s in everything if not s["duplicate"]]
+    duplicates = [_duplicate(s) for s in everything if s["duplicate"]]
+    sources = []
+    for source in sorted({s["source"] for s in everything}):
+        mine = [s for s in everything if s["source"] == source]
+        totals = _totals(mine)
+        sources.append(
+            {
+                "source": source,
+                "submissions": totals["submissions"],
+                "duplicate_submissions": totals["duplicate_submissions"],
+                "received": totals["rows_received"],
+                "merged": totals["rows_merged"],
+                "rejected": totals["rows_rejected"],
+                "rejected_share": totals["rejected_share"],
+            }
         )
-        total["submissions"] += 1
-        for key in ("received", "merged", "rejected"):
-            total[key] += int(item[key] or 0)
     reasons_total: dict[str, int] = {}
     for item in submissions:
         for code, count in item["reasons"].items():
             reasons_total[code] = reasons_total.get(code, 0) + count
-    for total in sources.values():
-        total["rejected_share"] = _share(total["rejected"], total["received"])
+    r = found[0]
     return {
-        "round": found[0],
-        "sources": sorted(sources.values(), key=lambda t: t["source"]),
+        "round": r
+        | _totals(everything)
+        | {
+            "created_at": r["created_at"].isoformat(timespec="seconds"),
+            "merged_at": r["merged_at"].isoformat(timespec="seconds") if r["merged_at"] else None,
+        },
+        "sources": sources,
         "submissions": submissions,
+        "duplicates": duplicates,
+        "refused": _rows(conn, "refused_entries", {"round_id": round_id}),
         "top_reasons": _top(reasons_total, 10),
     }
 
 
 def region_trend(conn: psycopg.Connection, kode: str) -> dict:
-    points = []
-    for r in _rows(conn, "region_trend", {"kode": kode}):
-        points.append(
-            {
-                "round_id": r["round_id"],
-                "submission_id": r["submission_id"],
-                "status": r["status"],
-                "received": r["received"],
-                "merged": r["merged"],
-                "rejected": r["rejected"],
-                "rejected_share": _share(r["rejected"], r["received"]),
-                "top_reasons": _top({k: int(v) for k, v in (r["reasons"] or {}).items()}),
-            }
-        )
+    """A region's pemda submissions over the rounds, counted as the round page counts them."""
+    everything = _submissions(conn, kode=kode)
+    keys = ("round_id", "submission_id", "status", "received", "merged", "rejected", "rejected_share")
+    points = [
+        {k: s[k] for k in keys} | {"top_reasons": s["top_reasons"]} for s in everything if not s["duplicate"]
+    ]
     names = _rows(conn, "regency_names", {"codes": [kode]})
-    if not points and not names:
+    if not everything and not names:
         raise NotFound(f"no region {kode}")
-    return {"kode_wilayah": kode, "nama_wilayah": names[0]["nama"] if names else None, "rounds": points}
+    return {
+        "kode_wilayah": kode,
+        "nama_wilayah": names[0]["nama"] if names else None,
+        "rounds": points,
+        "duplicates": [_duplicate(s) for s in everything if s["duplicate"]],
+    }
 
 
 def ringkasan(conn: psycopg.Connection, round_id: str, submission_id: str) -> dict:
@@ -223,6 +283,51 @@ def drift(conn: psycopg.Connection, a: int, b: int, min_base: int) -> list[dict]
     return rows
 
 
+def _integrity(audit: dict, manifest: dict) -> list[dict]:
+    """A version's integrity warnings in words: each implausible-recipient rule by what it means (its
+    description in config/integrity.json, as the audit or the manifest kept it) and each split surge,
+    with families and where. A version audited before the integrity section: its stored sentences."""
+    from dtsen.integrity.config import load_integrity
+
+    section = audit.get("integrity") or manifest.get("integrity")
+    if not section:
+        return [{"kind": "warning", "what": w.removeprefix("integrity: ")} for w in audit.get("warnings", [])]
+    config = load_integrity()
+    described = {r.id: r.description for r in config.implausible}
+    out = []
+    for rule, entry in sorted(section.get("implausible", {}).items()):
+        if not entry.get("families"):
+            continue
+        description = entry.get("description")
+        out.append(
+            {
+                "kind": "implausible",
+                "rule": rule,
+                "what": description if description and description != rule else described.get(rule, rule),
+                "families": int(entry["families"]),
+                "where": ", ".join(f"{k} ({n:,})" for k, n in sorted(entry.get("per_kabupaten", {}).items())),
+            }
+        )
+    small = config.splits.small_family_max_members
+    for flag in section.get("splits", {}).get("flags", []):
+        where = "village" if flag["scope"] == "DESA" else "account"
+        what = (
+            "new families split off an existing family"
+            if flag["metric"] == "split"
+            else f"new families of at most {small} members"
+        )
+        out.append(
+            {
+                "kind": "split",
+                "rule": flag["metric"],
+                "what": f"{what}, far above its peers and its own history: field verification requested",
+                "families": int(flag["families"]),
+                "where": f"{where} {flag['key']} (regency {flag['kode_kabupaten']})",
+            }
+        )
+    return out
+
+
 def version_detail(conn: psycopg.Connection, version: int) -> dict:
     from dtsen.publish.approval import blocked_candidate
 
@@ -235,13 +340,15 @@ def version_detail(conn: psycopg.Connection, version: int) -> dict:
     thresholds = audit.get("thresholds", {})
     previous = v["previous_version"]
     flagged = {(d["program"], d["kode_kabupaten"]) for d in audit.get("drift_flagged", [])}
-    drift_rows = (
-        [
+    # the page's one drift table: the pairs beyond the threshold first
+    drift_rows = sorted(
+        (
             r | {"flagged": (r["program"], r["kode_kabupaten"]) in flagged}
             for r in drift(conn, previous, version, int(thresholds.get("drift_min_base", 50)))
-        ]
+        )
         if previous
-        else []
+        else [],
+        key=lambda r: not r["flagged"],
     )
     manifest = v["manifest"] or {}
     blocked = blocked_candidate(conn, version)
@@ -265,7 +372,7 @@ def version_detail(conn: psycopg.Connection, version: int) -> dict:
             "checks": audit.get("checks", []),
             "thresholds": thresholds,
             "drift_flagged": audit.get("drift_flagged", []),
-            "warnings": audit.get("warnings", []),  # integrity flags (counts, village codes, accounts)
+            "integrity": _integrity(audit, v["manifest"] or {}),  # warnings: shown, never blocking
         },
         "drift": drift_rows,
         "approval": {
@@ -291,8 +398,9 @@ def version_detail(conn: psycopg.Connection, version: int) -> dict:
         else {
             "approvable": blocked.approvable,
             "failed_checks": blocked.failed_checks,
-            "drift_flagged": blocked.drift_flagged,
-            "accepting": blocked.accepting(),
+            "drifted": len(blocked.drift_flagged),  # their numbers: the drift table, flagged
+            # what approving means, less the drift lines: the page shows each drift once, in its table
+            "accepting": dataclasses.replace(blocked, drift_flagged=[]).accepting(),
         },
     }
 
