@@ -5,22 +5,32 @@ Actions page and announced to the program owners."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from email import policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from dtsen.paths import PROJECT_ROOT
+from dtsen.paths import PROJECT_ROOT, SAMPLE_DIR
+from dtsen.warehouse import engine
+from dtsen_dev.browser import CHROMIUM, chromium, open_page, wait_http
 from dtsen_dev.local_airflow import (
     MailSink,
     airflow_env,
@@ -187,3 +197,239 @@ def test_dtsen_dev_generate_takes_the_generators_options_and_help(tmp_path):
     )
     assert made.returncode == 0, made.stderr[-2000:]
     assert (tmp_path / "world" / "landing" / "2026-Q1").is_dir()
+
+
+@pytest.fixture(scope="module")
+def sample_q1_published(scratch_database, tmp_path_factory):
+    """A warehouse of this module's own where the sample's 2026-Q1 is published as version 1 (through
+    the step list: the UI test needs a current version for the next round's candidate to drift from)."""
+    from dtsen.round import RoundContext, run_round
+
+    work = tmp_path_factory.mktemp("local-airflow")
+    shutil.copytree(SAMPLE_DIR / "landing", work / "landing")
+    env = {
+        "DTSEN_DATABASE_URL": scratch_database("local_airflow"),
+        "DTSEN_LANDING_ROOT": str(work / "landing"),
+        "DTSEN_PUBLISH_ROOT": str(work / "publish"),
+        "DTSEN_RAW_ROOT": str(work / "raw"),
+        "DTSEN_OUTBOX": str(work / "outbox"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("DTSEN_API_DISCLOSURE_KEY", raising=False)
+        run_round(RoundContext.create("2026-Q1"))
+        yield work, env
+
+
+def _api_subscription(warehouse: str, client_id: str, program: str, callback: str) -> str:
+    from dtsen.api.clients import create_client
+    from dtsen.api.subscriptions import subscribe
+    from dtsen.programs import load_programs
+
+    with psycopg.connect(engine.libpq_conninfo(warehouse)) as conn:
+        known = {p.id for p in load_programs().programs}
+        create_client(conn, client_id, client_id, [program], ["kode_wilayah", "desil"], 60, known)
+        (made,) = subscribe(conn, client_id, [program], callback)
+        conn.commit()
+    return made.code
+
+
+@pytest.mark.slow
+def test_without_the_disclosure_key_the_other_subscribers_are_notified_and_the_failure_names_it(
+    sample_q1_published,
+):
+    from dtsen.api.subscriptions import unsubscribe
+    from dtsen.errors import DataError
+    from dtsen.notify.deliver import notify_programs
+    from dtsen.notify.subscribers import load_subscribers
+
+    _, env = sample_q1_published
+    code = _api_subscription(env["DTSEN_DATABASE_URL"], "no-key-client", "pkh", "http://127.0.0.1:9/never")
+    sent = []
+    try:
+        with psycopg.connect(engine.libpq_conninfo(env["DTSEN_DATABASE_URL"])) as conn:
+            with pytest.raises(DataError) as failed:
+                notify_programs(conn, 1, load_subscribers(), sent.append)
+    finally:
+        with psycopg.connect(engine.libpq_conninfo(env["DTSEN_DATABASE_URL"])) as conn:
+            unsubscribe(conn, "no-key-client", [code])
+            conn.commit()
+    owners = {a for p in load_subscribers().programs.values() for a in p.emails}
+    assert {a for e in sent for a in e.to} == owners  # every program owner still got version 1
+    message = str(failed.value)
+    assert "DTSEN_API_DISCLOSURE_KEY is not set" in message
+    assert "no-key-client for pkh" in message and "dtsen api" in message
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    calls: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's hook name)
+        from dtsen.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.calls.append(
+            {
+                "body": body,
+                "timestamp": self.headers[TIMESTAMP_HEADER],
+                "signature": self.headers[SIGNATURE_HEADER],
+            }
+        )
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _mail(folder: Path) -> list:
+    new = folder / "new"
+    if not new.is_dir():
+        return []
+    return [email.message_from_bytes(f.read_bytes(), policy=policy.default) for f in sorted(new.iterdir())]
+
+
+def _text(message) -> str:
+    return message.get_body(("plain", "html")).get_content()
+
+
+async def _type(page, selector: str, text: str) -> None:
+    """Type into a field as a person does (the UI's inputs are React-controlled: setting .value is not enough)."""
+    await page.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+    await page.call("Input.insertText", text=text)
+
+
+class LocalAirflow:
+    """`scripts/airflow --port N` running, with what a test needs to watch it."""
+
+    def __init__(self, proc: subprocess.Popen, base: str, home: Path, log: Path) -> None:
+        self.proc, self.base, self.home, self.log = proc, base, home, log
+
+    def password(self) -> str:
+        generated = self.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+        return json.loads(generated.read_text())["admin"]
+
+    def runs(self) -> list[tuple[str, str, str]]:
+        with contextlib.closing(sqlite3.connect(self.home / "airflow" / "airflow.db")) as db:
+            return db.execute("SELECT dag_id, run_type, state FROM dag_run ORDER BY id").fetchall()
+
+    def situation(self) -> str:
+        """What to show when the test fails: the runs, their tasks, the end of Airflow's output."""
+        with contextlib.closing(sqlite3.connect(self.home / "airflow" / "airflow.db")) as db:
+            tasks = db.execute("SELECT dag_id, task_id, map_index, state FROM task_instance").fetchall()
+        return f"runs {self.runs()}\ntasks {tasks}\n{self.log.read_text()[-3000:]}"
+
+    def wait_for_mail(self, wanted, seconds: float) -> list:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            found = [m for m in _mail(self.home / "mail") if wanted(m)]
+            if found:
+                return found
+            assert self.proc.poll() is None, f"scripts/airflow ended:\n{self.situation()}"
+            time.sleep(2)
+        raise AssertionError(f"no such mail within {seconds}s:\n{self.situation()}")
+
+
+async def _trigger_round(debug_port: int, airflow: LocalAirflow, round_id: str) -> str:
+    async with open_page(debug_port) as page:
+        await page.goto(f"{airflow.base}/dags/dtsen_update_round")
+        await page.wait_for("Sign in", seconds=60)
+        await _type(page, "input[name=username]", "admin")
+        await _type(page, "input[name=password]", airflow.password())
+        await page.click_text("Sign in")
+        await page.wait_for("dtsen_update_round", "Trigger", seconds=120)  # the DAG parsed
+        await page.click_text("Trigger")
+        await page.wait_for("Run Parameters", "round_id")
+        await _type(page, "#element_round_id", round_id)
+        clicked = await page.evaluate(
+            "(() => { const b = [...document.querySelectorAll('[role=dialog] button')]"
+            ".filter(b => b.innerText.trim() === 'Trigger').pop(); if (!b) return false; b.click(); return true; })()"
+        )
+        assert clicked, "the trigger form has no Trigger button"
+        await page.wait_for("manual__", seconds=60)  # the new run's page
+        return await page.text()
+
+
+async def _approve(debug_port: int, link: str, reason: str) -> str:
+    async with open_page(debug_port) as page:  # the session cookie from the trigger is still there
+        await page.goto(link)
+        await page.wait_for("Approve", "Reason", seconds=120)
+        await _type(page, "#element_reason", reason)
+        await page.click_text("Approve")
+        await asyncio.sleep(1)
+        return await page.text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # Airflow's start, a round and the announcement on a busy 2-core runner
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test installs it)")
+def test_a_round_triggered_from_the_form_and_approved_in_the_ui_is_announced_to_program_owners(
+    sample_q1_published,
+):
+    work, env = sample_q1_published
+    strict = work / "audit-strict.json"  # any drift blocks 2026-Q2's candidate: it waits for approval
+    audit = json.loads((PROJECT_ROOT / "config" / "audit.json").read_text())
+    strict.write_text(json.dumps(audit | {"drift_max_share": 0.0, "drift_min_base": 1}))
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    _Receiver.calls = []
+    code = _api_subscription(
+        env["DTSEN_DATABASE_URL"],
+        "ui-client",
+        "pbi_jk",
+        f"http://127.0.0.1:{receiver.server_address[1]}/dtsen",
+    )
+    port, home, log = free_port(), work / "home", work / "scripts-airflow.log"
+    started = subprocess.Popen(
+        [PROJECT_ROOT / "scripts" / "airflow", "--port", str(port)],
+        env={  # as a person's shell has it: none of the other tests' Airflow settings, no key, no approvers
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("AIRFLOW") and k not in ("DTSEN_API_DISCLOSURE_KEY", "DTSEN_APPROVERS")
+        }
+        | {"DTSEN_HOME": str(home), "DTSEN_AUDIT_CONFIG": str(strict)},
+        stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+    )
+    airflow = LocalAirflow(started, f"http://localhost:{port}", home, log)
+    try:
+        wait_http(f"{airflow.base}/api/v2/version", 600)
+        with chromium() as debug_port:
+            asyncio.run(_trigger_round(debug_port, airflow, "2026-Q2"))
+            asking = airflow.wait_for_mail(lambda m: "Approval needed" in m["Subject"], 1200)
+            body = _text(asking[0])
+            links = re.findall(r"http://\S+/required_actions", body)
+            assert links and links[0].startswith(f"{airflow.base}/dags/dtsen_update_round/runs/"), body
+            asyncio.run(_approve(debug_port, links[0], "drift expected: UI test"))
+        announced = airflow.wait_for_mail(lambda m: m["To"] == "pbi-jk@bpjs-kesehatan.example", 600)
+        assert "Versi 2" in announced[0]["Subject"]
+        deadline = time.monotonic() + 120  # the API subscriber is called in the same task, after the emails
+        while not _Receiver.calls and time.monotonic() < deadline:
+            time.sleep(1)
+        from dtsen.api.subscriptions import secret_of
+        from dtsen.notify.webhook import verify
+
+        key = (home / "api-disclosure-key").read_text().strip()
+        assert len(_Receiver.calls) == 1, airflow.situation()
+        call = _Receiver.calls[0]
+        assert verify(secret_of(code, key.encode()), call["timestamp"], call["body"], call["signature"])
+        # no catch-up run of the previous quarter; the announcement ran on the asset event
+        assert [(dag, kind) for dag, kind, _ in airflow.runs()] == [
+            ("dtsen_update_round", "manual"),
+            ("dtsen_notify_programs", "asset_triggered"),
+        ], airflow.situation()
+        output = log.read_text()
+        assert "Connection lost" not in output and "Peer:" not in output  # the mail sink is quiet
+        standalone = _children(started.pid)  # `airflow standalone`, leader of the session of its components
+        assert len(standalone) == 1 and len(session_members(standalone[0])) > 5
+    finally:
+        receiver.shutdown()
+        if started.poll() is None:
+            started.send_signal(signal.SIGINT)  # Ctrl-C
+        started.wait(timeout=120)
+    assert session_members(standalone[0]) == []  # scheduler, workers, api-server, ...: all gone
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]

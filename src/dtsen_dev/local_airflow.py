@@ -265,6 +265,8 @@ def run_until_stopped(command: list[str], env: dict[str, str] | None = None, gra
             while not received and proc.poll() is None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=0.5)
+            if received:
+                print(f"stopping {command[-1]} and every process it started", file=sys.stderr, flush=True)
         finally:
             stop_session(proc, grace)
     finally:
@@ -285,7 +287,13 @@ def standalone(port: int = 8080) -> int:
         migrate(conn)
     smtp_port = free_port(LOCAL_SMTP_PORT)
     env = (
-        os.environ
+        {
+            # 32 LocalExecutor workers (Airflow's default) are more than a laptop's cores can serve
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            # the one local user may answer the approval a blocked candidate waits for
+            "DTSEN_APPROVERS": "admin",
+        }
+        | os.environ
         | standalone_env(port, smtp_port)
         | {
             "DTSEN_DATABASE_URL": engine.database_url(),  # the tasks use exactly this warehouse
