@@ -22,9 +22,15 @@ def test_the_main_job_publishes_every_sample_round_once(scratch_database, tmp_pa
     for version in (1, 2, 3):
         assert f"published: {tmp_path / 'publish' / 'versions' / str(version)}" in first
     assert first.count("run success") == 3 and "Spearman" in first
+    # what each step did, read from the tasks' XComs; each round's submissions by outcome and reason
+    assert first.count("this run's steps:") == 3 and first.count(" submissions: ") == 3
+    assert "submissions validated" not in first and "by an earlier run" not in first
+    assert "audit: passed, with" in first and "families meet rule mobil (desil 1-5 and owns a car)" in first
     assert "mail delivered to the local SMTP sink (24 messages)" in first  # 4 regions + 4 programs, x3
     versions = tmp_path / "publish" / "versions"
     before = {p: p.stat().st_mtime_ns for p in versions.rglob("*")}
     second = _demo(env)
     assert "mail delivered to the local SMTP sink (0 messages)" in second
+    assert second.count("nothing new: an earlier run had done every step") == 3  # a rerun says so
+    assert second.count("was already published by an earlier run: nothing rewritten") == 3
     assert {p: p.stat().st_mtime_ns for p in versions.rglob("*")} == before

@@ -96,26 +96,18 @@ def _context(args: argparse.Namespace):
 
 
 def print_round(ctx, summaries: dict) -> int:
-    """The round's report from the warehouse, then the version's; exit 3 while the candidate is blocked."""
-    from dtsen.report import format_round, format_version, round_report
+    """What this run's steps did (done now, done by an earlier run, what a dry run would change), then
+    the round's report from the warehouse and the version's; exit 3 while the candidate is blocked."""
+    from dtsen.report import format_round, format_steps, format_version, round_report
 
+    print("\n".join(format_steps(summaries)))
+    audited = summaries.get("rank_and_audit") or {}
     with engine.connect() as conn:
         report = round_report(conn, ctx.round_id, ctx.settings.publish_root)
         print("\n".join(format_round(report)))
-        audited = summaries.get("rank_and_audit") or {}
-        if audited.get("dry_run"):
-            print(
-                f"dry run: the registry is unchanged; version {audited['rolled_back_version']} was built, "
-                f"audited ({audited['status']}) and rolled back:"
-            )
-            print("\n".join(["  " + line for line in audited["report"]]))
-            print(f"  the merge would change: {audited['changes']}")
-        elif report.version is not None and "rank_and_audit" in summaries:
+        if report.version is not None and "rank_and_audit" in summaries and not audited.get("dry_run"):
             print("\n".join(format_version(conn, report.version)))
-    skipped = {name: s["skipped"] for name, s in summaries.items() if isinstance(s, dict) and "skipped" in s}
-    for name, why in skipped.items():
-        print(f"{name} skipped: {why}")
-    return 3 if (summaries.get("rank_and_audit") or {}).get("status") == "BLOCKED" else 0
+    return 3 if audited.get("status") == "BLOCKED" else 0
 
 
 def cmd_run_round(args: argparse.Namespace) -> int:

@@ -3,12 +3,14 @@ the version. For operators (the `dtsen` command, the main job) and for tests; co
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
 from dtsen.feedback import FINAL, feedback_dir, rows_per_reason
+from dtsen.integrity.summary import integrity_warnings
 
 # A submission's outcome, in one vocabulary for the `dtsen report` lines and the cockpit: the words its
 # ringkasan.json tells the region. MERGED: every row merged; PARTIAL: merged, some rows rejected;
@@ -141,6 +143,8 @@ def format_round(report: RoundReport) -> list[str]:
             f"  {s.source:<8} {s.submission_id:<24} {s.outcome:<9} rows {received}; rejected rows "
             f"{s.rejected_rows}; reasons {reasons}"
         )
+    if report.submissions:
+        lines.append("  " + submission_outcomes(report.submissions))
     for r in report.refused:
         lines.append(f"  REFUSED  {r.entry}: {r.detail} (feedback in {r.feedback_path})")
     if any(s.feedback_path is None for s in report.submissions):
@@ -150,6 +154,34 @@ def format_round(report: RoundReport) -> list[str]:
         lines += [f"  {label:<36} {count}" for label, count in report.merge.get("changes", {}).items()]
         lines.append(f"  {'rows lost to a conflict':<36} {report.merge.get('conflict_lost', 0)}")
     return lines
+
+
+_NOT_YET = {
+    "VALIDATED": "validated, not merged yet",
+    "STAGED": "staged, not validated yet",
+    "RECEIVED": "received, not staged yet",
+}
+
+
+def submission_outcomes(submissions: list[SubmissionLine]) -> str:
+    """How many submissions were validated and merged (whole or in part), are not final yet, or were
+    rejected as a whole, each rejection with its reason code and the submissions it hit."""
+    outcomes = Counter(s.outcome for s in submissions)
+    parts = []
+    whole, partly = outcomes.pop("MERGED", 0), outcomes.pop("PARTIAL", 0)
+    if whole or partly:
+        kinds = [f"{whole} MERGED"] if whole else []
+        kinds += [f"{partly} PARTIAL: some of their rows rejected"] if partly else []
+        parts.append(f"{whole + partly} validated and merged ({', '.join(kinds)})")
+    rejected: dict[str, list[str]] = {}
+    for s in submissions:
+        if s.outcome == "REJECTED":
+            rejected.setdefault(s.reason_code or "no reason code", []).append(s.submission_id)
+    if outcomes.pop("REJECTED", 0):
+        why = "; ".join(f"{code}: {', '.join(ids)}" for code, ids in sorted(rejected.items()))
+        parts.append(f"{sum(len(ids) for ids in rejected.values())} REJECTED as a whole ({why})")
+    parts += [f"{n} {_NOT_YET.get(outcome, outcome)}" for outcome, n in outcomes.items()]
+    return f"{len(submissions)} submissions: " + ", ".join(parts)
 
 
 def format_version(conn: psycopg.Connection, version: int) -> list[str]:
@@ -177,12 +209,19 @@ def format_version(conn: psycopg.Connection, version: int) -> list[str]:
         lines.append(
             f"  {program:<16} recipients {p['recipients']:>7}  added {p['added']:>6}  removed {p['removed']:>6}"
         )
-    lines.append(f"  audit: {'passed' if audit.get('success') else 'FAILED'}")
+    warnings = integrity_lines(audit)
+    verdict = "passed" if audit.get("success") else "FAILED"
+    if warnings:
+        verdict += (
+            f", with {len(warnings)} integrity warnings (they never block a version and exclude nobody)"
+        )
+    lines.append(f"  audit: {verdict}")
     for check in audit.get("checks", []):
         if not check["success"]:
             lines.append(
                 f"    failed: {check['rule']}: {check['description']} (observed {check['observed']})"
             )
+    lines += [f"    warning: {w}" for w in warnings]
     if approved_by:
         lines.append(f"  approved by {approved_by}")
     if status in ("PUBLISHED", "SUPERSEDED"):
@@ -193,3 +232,235 @@ def format_version(conn: psycopg.Connection, version: int) -> list[str]:
             f"Review the report, then `dtsen approve --version {version} --by NAME --reason TEXT` and run again."
         )
     return lines
+
+
+def integrity_lines(audit: dict) -> list[str]:
+    """A version's integrity warnings in words: each implausible-recipient rule met (what it means, how
+    many families, in which regencies) and each split surge; from the audit it stored."""
+    section = audit.get("integrity")
+    if not section:  # audited before the integrity section existed: its stored sentences
+        return [w.removeprefix("integrity: ") for w in audit.get("warnings", [])]
+    lines = []
+    for rule, entry in sorted(section.get("implausible", {}).items()):
+        if entry.get("families"):
+            regencies = ", ".join(f"{k}={n}" for k, n in sorted(entry["per_kabupaten"].items()))
+            lines.append(
+                f"{entry['families']} families meet rule {rule} ({entry['description']}), implausible "
+                f"for their desil: listed for Kemensos's ground check (penerima_janggal.csv); per regency "
+                f"{regencies}"
+            )
+    splits = section.get("splits", {})
+    lines += [w.removeprefix("integrity: ") for w in integrity_warnings({"splits": splits})]
+    return lines
+
+
+def format_steps(summaries: dict) -> list[str]:
+    """What this run of a round's steps did, in words, from the steps' summaries (run_round's shape:
+    the per-submission step's a list, a skipped step's {"skipped": why}): each step says what it did
+    now and what it found done by an earlier run, so a rerun reads as one."""
+    lines, states = [], []
+    for name, summary in summaries.items():
+        text, state, more = _describe(name, summary)
+        lines.append(f"  {name:<19}{text}")
+        lines += [f"  {'':<19}{line}" for line in more]
+        states.append(state)
+    head = ["this run's steps:"]
+    if "earlier" in states and "now" not in states:
+        head.append(
+            "  nothing new: an earlier run had done every step; nothing was merged, published or sent again"
+        )
+    return head + lines
+
+
+def _describe(name: str, s) -> tuple[str, str | None, list[str]]:
+    """(what the step did, "now" / "earlier" / None, further lines)."""
+    if isinstance(s, dict) and "skipped" in s:
+        return f"skipped: {s['skipped']}", None, []
+    if isinstance(s, dict) and set(s) == {"task_state"}:  # an Airflow task that left no summary
+        return f"task {s['task_state']}, no summary: see its log", None, []
+    describe = _DESCRIBE.get(name)
+    if describe is None:
+        return ", ".join(f"{k}={v}" for k, v in s.items()) if isinstance(s, dict) else str(s), None, []
+    return describe(s)
+
+
+def _open_round(s: dict):
+    fresh = s.get("round_status") == "OPEN"
+    parts = [
+        "round open" if fresh else f"round already {s.get('round_status')} (registered by an earlier run)"
+    ]
+    snapshot = s.get("dukcapil_snapshot")
+    if snapshot is None:
+        parts.append("no Dukcapil snapshot (NIK checks cannot run)")
+    elif s.get("dukcapil_loaded_now"):
+        parts.append(f"Dukcapil snapshot {snapshot} loaded now ({s.get('dukcapil_rows', 0)} persons)")
+    else:
+        parts.append(f"Dukcapil snapshot {snapshot} already loaded")
+    parts.append(f"{len(s.get('submissions', []))} submissions in the landing zone")
+    if s.get("refused_landing_entries"):
+        parts.append(f"{s['refused_landing_entries']} landing entries refused (their feedback says why)")
+    return "; ".join(parts), "now" if fresh or s.get("dukcapil_loaded_now") else "earlier", []
+
+
+def _stage_and_validate(items: list):
+    items = [x for x in items if isinstance(x, dict) and "skipped" not in x]
+    if not items:
+        return "no submissions", None, []
+    now = [x for x in items if x.get("processed_now")]
+    parts = []
+    if now:
+        part = f"{len(now)} submissions staged and validated now"
+        refused = Counter(
+            x.get("reason_code") or "no reason code" for x in now if x.get("status") == "REJECTED"
+        )
+        if refused:
+            codes = ", ".join(f"{code} {n}" for code, n in sorted(refused.items()))
+            part += f", of which {sum(refused.values())} rejected as a whole ({codes})"
+        parts.append(
+            part + f"; {sum(x.get('row_rejections', 0) for x in now)} rows rejected by the row rules"
+        )
+    if len(items) > len(now):
+        parts.append(f"{len(items) - len(now)} already processed by an earlier run (not staged again)")
+    return "; ".join(parts), "now" if now else "earlier", []
+
+
+def _finish_validation(s: dict):
+    if s.get("already_validated"):
+        return "already validated by an earlier run", "earlier", []
+    gate = s.get("gate_rejected_submissions", 0)
+    return (
+        f"cross-row and cross-source rules and the quality gate run now: {gate} submissions rejected by the gate",
+        "now",
+        [],
+    )
+
+
+def _merge(s: dict):
+    if s.get("dry_run"):
+        return "dry run: nothing merged (rank_and_audit rehearses the merge and rolls it back)", None, []
+    if s.get("already_merged"):
+        return "already merged by an earlier run: nothing changed now", "earlier", []
+    return f"merged now ({s.get('conflict_lost', 0)} rows lost to a conflict)", "now", []
+
+
+def _integrity(s: dict):
+    if s.get("dry_run"):
+        return "dry run: not checked (nothing was merged)", None, []
+    when = "now" if s.get("detected_now") else "earlier"
+    by = "" if when == "now" else " (by an earlier run)"
+    if not s.get("scored"):
+        return f"split check not scored{by}: {s.get('why_not_scored')}", when, []
+    c = s.get("counts") or {}
+    return (
+        f"split check scored{by}: {c.get('villages_scored', 0)} villages and {c.get('accounts_scored', 0)} accounts, "
+        f"{c.get('villages_flagged', 0)} villages and {c.get('accounts_flagged', 0)} accounts flagged "
+        f"({c.get('families_involved', 0)} families involved)",
+        when,
+        [],
+    )
+
+
+def _feedback(s: dict):
+    written = s.get("submissions_reported", 0) + s.get("refused_entries_reported", 0)
+    earlier = s.get("already_reported", 0)
+    parts = []
+    if written:
+        parts.append(
+            f"ringkasan.json and ditolak.csv written now for {s.get('submissions_reported', 0)} submissions"
+            + (
+                f" and {s['refused_entries_reported']} refused entries"
+                if s.get("refused_entries_reported")
+                else ""
+            )
+            + f" ({s.get('rows_listed', 0)} rejected rows listed)"
+        )
+    if earlier:
+        parts.append(f"{earlier} feedback folders written before (left as they were)")
+    if "already_reported" not in s:  # a summary that cannot tell new feedback from rewritten
+        state = None
+    else:
+        state = "now" if written else ("earlier" if earlier else None)
+    return "; ".join(parts) or "no submission's outcome is final yet", state, []
+
+
+def _notices(sent: int, before: int, what: str):
+    parts = [f"{sent} {what} sent now"] if sent else []
+    if before:
+        parts.append(f"{before}{'' if sent else ' ' + what} sent by an earlier run (each is sent once)")
+    return "; ".join(parts) or f"no {what} due", "now" if sent else ("earlier" if before else None), []
+
+
+def _notify_regions(s: dict):
+    if s.get("dry_run"):
+        return "dry run: no region is emailed", None, []
+    return _notices(s.get("emails_sent", 0), s.get("already_sent", 0), "region emails")
+
+
+def _rank_and_audit(s: dict):
+    failed = f"; failed checks: {', '.join(s['failed_checks'])}" if s.get("failed_checks") else ""
+    if s.get("dry_run"):
+        changes = s.get("changes") or {}
+        if not changes:  # merge_round returns no changes only for a round merged before
+            would = "the merge would change nothing: the round was merged by an earlier run"
+        elif not any(changes.values()):
+            would = "the merge would change nothing"
+        else:
+            would = "the merge would change: " + ", ".join(f"{k} {v}" for k, v in changes.items() if v)
+        return (
+            f"dry run: version {s.get('rolled_back_version')} was built, audited ({s.get('status')}) and "
+            f"rolled back; the registry is unchanged{failed}",
+            None,
+            [would, *s.get("report", [])],
+        )
+    if s.get("built_now"):
+        return (
+            f"candidate version {s.get('version')} built and audited now: {s.get('status')}{failed}",
+            "now",
+            [],
+        )
+    return (
+        f"version {s.get('version')} was built and audited by an earlier run (now {s.get('status')})",
+        "earlier",
+        [],
+    )
+
+
+def _approval(s: dict):
+    if s.get("approvable"):
+        return f"version {s.get('version')} waits for a person's approval", None, []
+    if s.get("decision"):
+        why = f" ({s['refused_because']})" if s.get("refused_because") else ""
+        return f"version {s.get('version')}: {s['decision']}{why}", "now", []
+    return "nothing to decide", None, []
+
+
+def _publish(s: dict):
+    if s.get("published_now"):
+        return f"version {s.get('version')} published now: {s.get('path')}", "now", []
+    return (
+        f"version {s.get('version')} was already published by an earlier run: nothing rewritten",
+        "earlier",
+        [],
+    )
+
+
+def _notify_programs(s: dict):
+    sent = s.get("emails_sent", 0) + s.get("webhooks_delivered", 0)
+    return _notices(
+        sent, s.get("already_sent", 0), f"notices of version {s.get('version')} to program owners"
+    )
+
+
+_DESCRIBE = {
+    "open_round": _open_round,
+    "stage_and_validate": _stage_and_validate,
+    "finish_validation": _finish_validation,
+    "merge": _merge,
+    "integrity": _integrity,
+    "feedback": _feedback,
+    "notify_regions": _notify_regions,
+    "rank_and_audit": _rank_and_audit,
+    "approval": _approval,
+    "publish": _publish,
+    "notify_programs": _notify_programs,
+}

@@ -273,8 +273,17 @@ def notify_regions(ctx: RoundContext) -> dict:
                 (ctx.round_id,),
             )
         ]
+        sent_before = _delivered_before(conn, f"round:{ctx.round_id}:region:")
         conn.commit()  # reading done: each delivery below is recorded on its own
-        return deliver(conn, ctx.round_id, items, subscribers, ctx.sender())
+        return deliver(conn, ctx.round_id, items, subscribers, ctx.sender()) | {"already_sent": sent_before}
+
+
+def _delivered_before(conn, topic_prefix: str) -> int:
+    """Notices of these topics an earlier run delivered (a rerun sends none of them again)."""
+    return conn.execute(
+        "SELECT count(*) FROM publish.notification WHERE starts_with(topic, %s) AND status <> 'PENDING'",
+        (topic_prefix,),
+    ).fetchone()[0]
 
 
 def _candidate(conn, ctx: RoundContext):
@@ -509,7 +518,10 @@ def notify_programs(ctx: RoundContext) -> dict:
         conn.commit()
         if version is None:
             raise StepSkipped("no version is published yet: nothing to announce")
-        return deliver(conn, int(version), load_subscribers(ctx.settings.subscribers_path), ctx.sender())
+        sent_before = _delivered_before(conn, f"version:{version}:program:")
+        conn.commit()
+        summary = deliver(conn, int(version), load_subscribers(ctx.settings.subscribers_path), ctx.sender())
+        return summary | {"already_sent": sent_before}
 
 
 _FAILS = "**If it fails**:"

@@ -11,13 +11,14 @@ import filecmp
 import os
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from dtsen.config import settings
 from dtsen.contract import SUBMISSION_FILES
 from dtsen.paths import SAMPLE_DIR
-from dtsen.report import format_round, format_version, round_report
-from dtsen.round import RoundContext, run_round
+from dtsen.report import format_round, format_steps, format_version, round_report
+from dtsen.round import NOTIFY_PROGRAMS, STEPS, RoundContext, run_round
 from dtsen.warehouse import engine
 from dtsen.warehouse.migrate import migrate
 from dtsen_dev.evaluate import score_ranking
@@ -128,9 +129,11 @@ def run_demo(landing_root: str | Path | None = None, via_airflow: bool = True) -
     return 0
 
 
-def _print_round(round_id: str) -> None:
-    """The round's report and its version, read back from the warehouse, and the ranking's quality."""
+def _print_round(round_id: str, summaries: dict) -> None:
+    """What this run's steps did (done now, or by an earlier run), the round's report and its version,
+    read back from the warehouse, and the ranking's quality."""
     cfg = settings()
+    print("\n".join(format_steps(summaries)))
     with engine.connect() as conn:
         report = round_report(conn, round_id, cfg.publish_root)
         print("\n".join(format_round(report)))
@@ -142,11 +145,16 @@ def _print_round(round_id: str) -> None:
 
 
 def _rounds_directly(rounds: list[str], landing: Path) -> None:
-    """The same steps without Airflow (`dtsen-dev demo --no-airflow`); mail goes to the outbox."""
+    """The same steps without Airflow (`dtsen-dev demo --no-airflow`), then the program owners' notices
+    of the version published, as dtsen_notify_programs would send them; mail goes to the outbox."""
     for round_id in rounds:
         print(f"\nround {round_id}: the round's steps (dtsen.round.STEPS), in order")
-        run_round(RoundContext.create(round_id, landing_root=landing))
-        _print_round(round_id)
+        ctx = RoundContext.create(round_id, landing_root=landing)
+        summaries = run_round(ctx)
+        published = summaries.get("publish") or {}
+        if "version" in published:
+            summaries["notify_programs"] = NOTIFY_PROGRAMS.run(replace(ctx, version=published["version"]))
+        _print_round(round_id, summaries)
     print(f"\nmail written to {settings().outbox} (set DTSEN_SMTP_URL to send it)")
 
 
@@ -165,15 +173,63 @@ def _rounds_through_airflow(rounds: list[str]) -> None:
             print(
                 f'\nround {round_id}: airflow dags test dtsen_update_round -c \'{{"round_id": "{round_id}"}}\''
             )
-            state, states, _ = run_round_through_airflow(round_id)
-            done = ", ".join(
-                f"{task}={s}" for task, s in states.items() if not task.startswith("stage_and_validate[")
-            )
-            validated = sum(
-                1 for t, s in states.items() if t.startswith("stage_and_validate[") and s == "success"
-            )
-            print(f"  run {state}: {validated} submissions validated; {done}")
+            state, states, version = run_round_through_airflow(round_id)
+            print(f"  run {state}; tasks: {task_states(states)}")
             print(f"  (task logs in {Path(env['AIRFLOW_HOME']) / 'dag-test.log'})")
-            _print_round(round_id)
+            summaries = airflow_summaries("dtsen_update_round", states)
+            if version is not None:
+                summaries |= airflow_summaries("dtsen_notify_programs", states)
+            _print_round(round_id, summaries)
         print(f"\nmail delivered to the local SMTP sink ({len(sink.messages)} messages):")
         print("\n".join(mail_lines(sink.messages)))
+
+
+def task_states(states: dict[str, str]) -> str:
+    """Each task's state, the per-submission tasks counted by state (a task's success says it ran, not
+    that its submission was accepted: the round's report below says how each submission ended)."""
+    mapped = Counter(s for t, s in states.items() if t.startswith("stage_and_validate["))
+    order = {step.name: i for i, step in enumerate(STEPS)}  # then dtsen_notify_programs
+    tasks = [t for t in states if not t.startswith("stage_and_validate[")]
+    shown = [f"{t}={states[t]}" for t in sorted(tasks, key=lambda t: order.get(t, len(order)))]
+    if mapped:
+        shown.insert(1, "stage_and_validate=" + "+".join(f"{n} {s}" for s, n in sorted(mapped.items())))
+    return ", ".join(shown)
+
+
+def airflow_summaries(dag_id: str, states: dict[str, str]) -> dict:
+    """The step summaries of the latest run of `dag_id`, as run_round gives them, read back from its
+    XComs (each task returns its step's summary; open_round keeps its own under "summary"). A task
+    without one (skipped, failed) is described by its state."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    notify = dag_id == "dtsen_notify_programs"
+    steps, prefix = ((NOTIFY_PROGRAMS,), f"{dag_id}.") if notify else (STEPS, "")
+    key_of = {step.name: "summary" if step.fans_out else "return_value" for step in steps}
+    with create_session() as session:
+        run_id = session.scalar(
+            select(DagRun.run_id).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc())
+        )
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id
+            )
+        ).all()
+    values = {
+        (row.task_id, row.map_index): XComModel.deserialize_value(row)
+        for row in rows
+        if row.key == key_of.get(row.task_id)
+    }
+    summaries: dict = {}
+    for step in steps:
+        if step.per_submission:
+            summaries[step.name] = [v for (task, _), v in sorted(values.items()) if task == step.name]
+        elif (step.name, -1) in values:
+            summaries[step.name] = values[(step.name, -1)]
+        elif (state := states.get(prefix + step.name)) is not None:
+            summaries[step.name] = (
+                {"skipped": "see the task log for why"} if state == "skipped" else {"task_state": state}
+            )
+    return summaries

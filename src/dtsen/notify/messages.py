@@ -5,14 +5,22 @@ counts only; `redact` masks any NIK-like digit run in text that came from an exc
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dtsen.notify.subscribers import Subscribers
 
 _LONG_DIGITS = re.compile(r"\d{12,}")
+WIB = ZoneInfo("Asia/Jakarta")
+_BULAN = (
+    "Januari", "Februari", "Maret", "April", "Mei", "Juni",
+    "Juli", "Agustus", "September", "Oktober", "November", "Desember",
+)  # fmt: skip
+SHARE = "di folder publikasi DTSEN"  # where a relative location is found when no base URL is configured
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,19 @@ def redact(text: str, limit: int = 500) -> str:
     """Mask digit runs long enough to be a NIK or KK number (last 4 kept) and cap the length."""
     masked = _LONG_DIGITS.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
     return masked if len(masked) <= limit else masked[:limit] + " [...]"
+
+
+def angka(n: int) -> str:
+    """A count written the Indonesian way: a period groups thousands (1.908)."""
+    return f"{n:,}".replace(",", ".")
+
+
+def waktu_wib(moment: str | dt.datetime) -> str:
+    """An instant in Western Indonesian Time, written the Indonesian way: 5 Desember 2026 pukul 01.12 WIB
+    (a naive time is taken as UTC, as the warehouse and the manifests keep it)."""
+    when = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    local = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(WIB)
+    return f"{local.day} {_BULAN[local.month - 1]} {local.year} pukul {local:%H.%M} WIB"
 
 
 def version_location(subscribers: Subscribers, version_path: str, version: int) -> str:
@@ -61,25 +82,35 @@ def program_payload(manifest: dict, program: str, location: str) -> dict:
 
 
 def program_email(payload: dict, to: tuple[str, ...]) -> Email:
+    location = payload["location"]
+    if "://" not in location:  # a path on the pipeline's machine: name the version's folder in the share
+        location = f"versions/{payload['version']}/ ({SHARE})"
     lines = [
-        f"DTSEN versi {payload['version']} (putaran {payload['round_id']}) telah terbit pada {payload['published_at']}.",
+        f"DTSEN versi {payload['version']} (putaran {payload['round_id']}) telah terbit pada "
+        f"{waktu_wib(payload['published_at'])}.",
         "",
         f"Program {payload['program']}:",
-        f"  penerima      {payload['recipients']:>10,}",
-        f"  ditambahkan   {payload['added']:>10,}",
-        f"  dikeluarkan   {payload['removed']:>10,}",
+        f"  penerima      {angka(payload['recipients']):>10}",
+        f"  ditambahkan   {angka(payload['added']):>10}",
+        f"  dikeluarkan   {angka(payload['removed']):>10}",
         f"  (dibandingkan versi {payload['previous_version'] or '-'})",
         "",
-        f"Berkas: {payload['location']}",
+        f"Berkas: {location}",
         "Checksum SHA-256 (periksa sebelum digunakan):",
         *[f"  {name}  {digest}" for name, digest in sorted(payload["files"].items())],
         "",
         "Pesan ini dikirim otomatis oleh pipeline DTSEN; data pribadi tidak pernah dikirim lewat email.",
     ]
-    subject = (
-        f"[DTSEN] Versi {payload['version']} terbit: {payload['program']} {payload['recipients']:,} penerima"
-    )
+    subject = f"[DTSEN] Versi {payload['version']} terbit: {payload['program']} {angka(payload['recipients'])} penerima"
     return Email(to, subject, "\n".join(lines))
+
+
+def feedback_location(subscribers: Subscribers, folder: Path, file_name: str) -> str:
+    """Where a region finds a file of its feedback: under the feedback share's base URL, or else the
+    path under the publication's feedback folder (never a path on the pipeline's own machine)."""
+    relative = f"{folder.parent.name}/{folder.name}/{file_name}"  # <round>/<submission>/<file>
+    base = subscribers.feedback_base_url.rstrip("/")
+    return f"{base}/{relative}" if base else f"feedback/{relative} ({SHARE})"
 
 
 def region_emails(round_id: str, feedback: list[dict], subscribers: Subscribers) -> list[tuple[str, Email]]:
@@ -103,11 +134,14 @@ def region_emails(round_id: str, feedback: list[dict], subscribers: Subscribers)
             lines.append(f"Kiriman {summary['submission_id']}: {summary['status']}")
             for name, rows in sorted(summary.get("rows", {}).items()):
                 lines.append(
-                    f"  {name}: diterima {rows['received']}, masuk DTSEN {rows['merged']}, ditolak {rows['rejected']}"
+                    f"  {name}: diterima {angka(rows['received'])}, masuk DTSEN {angka(rows['merged'])}, "
+                    f"ditolak {angka(rows['rejected'])}"
                 )
             for code, n in sorted(summary.get("reasons", {}).items()):
-                lines.append(f"  {n:>6}  {code}: {summary.get('pesan', {}).get(code, '')}")
-            lines.append(f"  Rincian baris yang ditolak: {folder / 'ditolak.csv'}")
+                lines.append(f"  {angka(n):>6}  {code}: {summary.get('pesan', {}).get(code, '')}")
+            lines.append(
+                f"  Rincian baris yang ditolak: {feedback_location(subscribers, folder, 'ditolak.csv')}"
+            )
             lines.append("")
         lines.append("Perbaiki baris yang ditolak dan kirimkan kembali pada putaran berikutnya.")
         emails.append(

@@ -43,6 +43,7 @@ class Subscribers:
     programs: dict[str, ProgramSubscribers] = field(default_factory=dict)
     region_pattern: str = ""
     region_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    feedback_base_url: str = ""  # where regions fetch their feedback folder; empty: named relative to it
 
     def region_emails(self, kode_kabupaten: str) -> tuple[str, ...]:
         if kode_kabupaten in self.region_overrides:
@@ -74,6 +75,7 @@ def parse_subscribers(document: dict) -> Subscribers:
     return Subscribers(
         from_email=document.get("from_email", "dtsen-noreply@localhost"),
         files_base_url=document.get("files_base_url", ""),
+        feedback_base_url=document.get("feedback_base_url", ""),
         data_ops=_emails(document.get("data_ops", {}).get("emails", []), "data_ops.emails"),
         programs=programs,
         region_pattern=regions.get("pattern", ""),
