@@ -348,3 +348,50 @@ def test_the_approval_task_waits_for_a_person_and_rejects_when_no_one_answers_in
     from dtsen.round import STEP
 
     assert approval_task(STEP["approval"]).response_timeout.total_seconds() == 2 * 3600
+
+
+def test_which_identical_submission_is_the_duplicate_does_not_depend_on_airflow_task_order(
+    airflow_round, scratch_database, tmp_path, monkeypatch
+):
+    """Three pairs of byte-identical submissions; in each the original is the earlier delivery (for
+    the last pair, delivered at the same time, the lower id). dag.test() runs the mapped
+    stage_and_validate tasks in the order of a set, so each of the two runs (each in a warehouse of
+    its own) takes them in an order of its own; both must find the same duplicates."""
+    from tests.factories import KELUARGA, make_submission
+
+    bag, _, _ = airflow_round
+    early, late = "2026-05-10T08:00:00+07:00", "2026-05-14T09:30:00+07:00"
+    landing = tmp_path / "landing"
+    pairs = {  # (first id, its submitted_at), (second id, its submitted_at), the duplicate
+        1: (("3273-2026Q2-01", late), ("3273-2026Q2-02", early), "3273-2026Q2-01"),
+        2: (("3273-2026Q2-03", early), ("3273-2026Q2-04", late), "3273-2026Q2-04"),
+        3: (("3273-2026Q2-05", late), ("3273-2026Q2-06", late), "3273-2026Q2-06"),
+    }
+    for n, (first, second, _) in pairs.items():
+        files = {"keluarga.csv": KELUARGA.replace(b"2026-05-01", f"2026-05-0{n + 1}".encode())}
+        for sub_id, at in (first, second):
+            make_submission(landing, sub_id, data_files=files, submitted_at=at)
+    expected = {dup: "DUPLICATE_SUBMISSION" for _, _, dup in pairs.values()}
+    monkeypatch.setenv("DTSEN_LANDING_ROOT", str(landing))
+    monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    dag = bag.dags["dtsen_update_round"]
+    later_steps = "(?!open_round$|stage_and_validate$).*"  # marked done without running: not this test's
+    import psycopg
+
+    from dtsen.warehouse import engine
+
+    orders = []
+    for attempt in (1, 2):
+        url = scratch_database(f"dup_order_{attempt}")
+        monkeypatch.setenv("DTSEN_DATABASE_URL", url)
+        run = dag.test(run_conf={"round_id": "2026-Q2"}, mark_success_pattern=later_steps)
+        assert run.state == "success"
+        mapped = [ti for ti in run.get_task_instances() if ti.task_id == "stage_and_validate"]
+        orders.append([ti.map_index for ti in sorted(mapped, key=lambda ti: ti.start_date)])
+        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+            found = dict(
+                conn.execute(
+                    "SELECT submission_id, reason_code FROM ingest.submission WHERE reason_code IS NOT NULL"
+                ).fetchall()
+            )
+        assert found == expected, orders
