@@ -40,6 +40,7 @@ from psycopg.types.json import Jsonb
 from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
 from dtsen.integrity.splits import feedback_notes
+from dtsen.notify.messages import angka
 from dtsen.sqlfiles import copy_csv, statements
 from dtsen.storage import atomic_write, sweep_partials
 
@@ -139,7 +140,7 @@ def write_feedback(
     for code, count in conn.execute(queries["rows_per_reason"], params).fetchall():
         if count > cap:
             warnings.append(
-                f"ditolak.csv memuat {cap:,} dari {count:,} baris yang ditolak dengan alasan {code}; "
+                f"ditolak.csv memuat {angka(cap)} dari {angka(count)} baris yang ditolak dengan alasan {code}; "
                 "semua baris tetap dihitung di ringkasan ini"
             )
     if status == "REJECTED":

@@ -30,6 +30,7 @@ from dtsen.ingest import csvscan, rawstore
 from dtsen.ingest.landing import Refused, SubmissionDir, inside, list_round
 from dtsen.ingest.manifest import check_manifest, data_files, fileset_sha256
 from dtsen.ingest.stage import stage_file
+from dtsen.notify.messages import angka
 from dtsen.storage import file_sha256
 
 log = logging.getLogger(__name__)
@@ -410,7 +411,7 @@ def _register_and_stage(
             "FILE_UNREADABLE",
             f"the submission's files are {size:,} bytes, over the limit of {max_submission_bytes:,} "
             "(DTSEN_MAX_SUBMISSION_BYTES)",
-            f"Ukuran berkas kiriman ini {size:,} bita, melebihi batas {max_submission_bytes:,} bita per "
+            f"Ukuran berkas kiriman ini {angka(size)} bita, melebihi batas {angka(max_submission_bytes)} bita per "
             "kiriman. Bagi data menjadi beberapa kiriman lalu kirim ulang.",
         )
 
