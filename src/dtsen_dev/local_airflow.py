@@ -234,6 +234,16 @@ def stop_session(proc: subprocess.Popen, grace: float = 30.0) -> None:
     stay in the session, orphans included."""
     signalled: set[int] = set()
     deadline = time.monotonic() + grace
+    if not Path("/proc").is_dir():  # not Linux: the session's own process group is what can be reached
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return
     while True:
         proc.poll()  # reap our own child
         members = session_members(proc.pid)
