@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from dtsen.contract import SOURCES
 from dtsen.feedback import FINAL, feedback_dir, rows_per_reason
 from dtsen.integrity.summary import integrity_warnings
 
@@ -101,8 +102,9 @@ def round_report(conn: psycopg.Connection, round_id: str, publish_root: Path) ->
         reasons.setdefault(pk, {})[code] = rows
     for pk, source, submission_id, sub_status, code in conn.execute(
         "SELECT submission_pk, source, submission_id, status, reason_code FROM ingest.submission "
-        "WHERE round_seq = %s ORDER BY submission_pk",
-        (round_seq,),
+        # in the contract's source order, then by id: the same listing whatever order tasks ran in
+        "WHERE round_seq = %s ORDER BY array_position(%s::text[], source), submission_id",
+        (round_seq, list(SOURCES)),
     ).fetchall():
         files = received.get(pk, {})
         codes = rows_per_reason(reasons.get(pk, {}), sub_status, code, sum(files.values()))
@@ -151,7 +153,12 @@ def format_round(report: RoundReport) -> list[str]:
         lines.append("  feedback of validated submissions is written when the round is merged")
     if report.merge:
         lines.append(f"round {report.round_id} merged:")
-        lines += [f"  {label:<36} {count}" for label, count in report.merge.get("changes", {}).items()]
+        # persons' lines, then families', then the rest (the warehouse keeps them as jsonb, unordered)
+        changes = sorted(
+            report.merge.get("changes", {}).items(),
+            key=lambda item: (not item[0].startswith("persons"), not item[0].startswith("families"), item[0]),
+        )
+        lines += [f"  {label:<36} {count}" for label, count in changes]
         lines.append(f"  {'rows lost to a conflict':<36} {report.merge.get('conflict_lost', 0)}")
     return lines
 
