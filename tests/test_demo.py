@@ -3,9 +3,11 @@ validated, merged and published; running it again publishes nothing new and rewr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _demo(env: dict) -> str:
@@ -14,6 +16,14 @@ def _demo(env: dict) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def _files(root: Path) -> dict[Path, tuple[str, int]]:
+    return {
+        path: (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 def test_the_main_job_publishes_every_sample_round_once(scratch_database, tmp_path):
@@ -27,10 +37,11 @@ def test_the_main_job_publishes_every_sample_round_once(scratch_database, tmp_pa
     assert "submissions validated" not in first and "by an earlier run" not in first
     assert "audit: passed, with" in first and "families meet rule mobil (desil 1-5 and owns a car)" in first
     assert "mail delivered to the local SMTP sink (24 messages)" in first  # 4 regions + 4 programs, x3
-    versions = tmp_path / "publish" / "versions"
-    before = {p: p.stat().st_mtime_ns for p in versions.rglob("*")}
+    publish = tmp_path / "publish"  # versions, feedback, integrity lists: all a region or program received
+    before = _files(publish)
+    assert any("/feedback/2026-Q1/" in str(p) for p in before) and any("/versions/" in str(p) for p in before)
     second = _demo(env)
     assert "mail delivered to the local SMTP sink (0 messages)" in second
     assert second.count("nothing new: an earlier run had done every step") == 3  # a rerun says so
     assert second.count("was already published by an earlier run: nothing rewritten") == 3
-    assert {p: p.stat().st_mtime_ns for p in versions.rglob("*")} == before
+    assert _files(publish) == before  # every file byte-identical and never rewritten
