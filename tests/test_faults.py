@@ -14,7 +14,7 @@ import pytest
 from dtsen.errors import DataError
 from dtsen.feedback import write_round_feedback
 from dtsen.merge import MergeError, merge_round
-from dtsen.storage import StorageFull
+from dtsen.storage import StorageFull, atomic_write
 from dtsen.warehouse import engine
 from tests.factories import (
     ANGGOTA_HEADER,
@@ -24,6 +24,7 @@ from tests.factories import (
     build_round,
     make_submission,
     person,
+    stage,
     validate,
 )
 
@@ -135,13 +136,31 @@ def test_a_full_disk_is_reported_with_the_path_and_leaves_nothing_half_written(
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     bad = [person("A", "TAMBAH", KK1, 1).replace(",1,3,2,", f",{9},3,2,") for _ in range(400)]
     landing = build_round(tmp_path, round_id, bad, [KEL])
-    summary = validate(round_id, landing_root=landing, publish_root=tmp_path / "elsewhere", threshold=0.2)
-    assert summary.submissions[0].status == "REJECTED"
+    staged = stage(round_id, landing, threshold=0.2)  # no feedback yet: it is written to the full disk
+    pk = staged.submissions[0]["submission_pk"]
+    assert db.execute("SELECT status FROM ingest.submission WHERE submission_pk = %s", (pk,)).fetchone() == (
+        "REJECTED",
+    )  # by the quality gate: its feedback is final
     with pytest.raises(StorageFull) as full:
-        write_round_feedback(db, summary.round_seq, tiny_disk)
+        write_round_feedback(db, staged.round_seq, tiny_disk)
     message = str(full.value)
     assert "no space left writing" in message and "ditolak.csv" in message and "bytes are free" in message
     assert [p.name for p in tiny_disk.rglob("*") if p.is_file()] == []  # no .partial left behind
+
+
+def test_a_file_written_again_with_the_same_bytes_is_left_as_it_was(tmp_path):
+    """A rerun writes its files again: one whose bytes are unchanged keeps its time (a reader that
+    received it sees nothing new), one whose bytes changed is replaced; no temporary file stays."""
+    same, changed = tmp_path / "pemisahan_kk.csv", tmp_path / "ringkasan.json"
+    atomic_write(same, b"kode_wilayah,no_kk\n")
+    atomic_write(changed, b"{}")
+    os.utime(same, (1_000_000_000, 1_000_000_000))
+    os.utime(changed, (1_000_000_000, 1_000_000_000))
+    atomic_write(same, b"kode_wilayah,no_kk\n")
+    atomic_write(changed, b'{"status": "MERGED"}')
+    assert same.stat().st_mtime == 1_000_000_000 and same.read_bytes() == b"kode_wilayah,no_kk\n"
+    assert changed.stat().st_mtime != 1_000_000_000 and changed.read_bytes() == b'{"status": "MERGED"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pemisahan_kk.csv", "ringkasan.json"]
 
 
 def test_temporary_copies_a_killed_run_left_in_the_raw_store_are_swept(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import filecmp
 import hashlib
 import os
 import shutil
@@ -82,8 +83,9 @@ def atomic_output(
     """Write `path` through a temporary sibling, flushed and renamed onto `path` on success.
 
     `place(partial)` replaces the final rename when the destination is only known once the bytes
-    are written (content-addressed files). On any failure the temporary file is removed; a full disk
-    raises StorageFull.
+    are written (content-addressed files). A `path` that already holds exactly these bytes is left as
+    it is, its time included: a rerun rewrites nothing a reader may already have. On any failure the
+    temporary file is removed; a full disk raises StorageFull.
     """
     make_dirs(path.parent)
     partial = temporary_name(path)
@@ -96,7 +98,8 @@ def atomic_output(
             fh.flush()
             os.fsync(fh.fileno())
         if place is None:
-            os.replace(partial, path)
+            if not _same_bytes(partial, path):
+                os.replace(partial, path)
         else:
             place(partial)
     except OSError as exc:
@@ -132,6 +135,13 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
             out.write(data)
     except StorageFull as full:
         raise StorageFull(path, len(data)) from full.__cause__
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+    except FileNotFoundError:
+        return False
 
 
 def _remove(path: Path) -> None:

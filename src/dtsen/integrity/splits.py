@@ -48,7 +48,7 @@ def detect_splits(
     if stored is None:
         return _score(conn, round_seq, thresholds, path)
     report = SplitReport(round_seq, stored[0], stored[1], stored[2])
-    if report.scored:  # rewritten each time: the same rows, so a lost file comes back
+    if report.scored:  # written again each time: a lost file comes back, an intact one is left as it is
         _write_families(conn, round_seq, thresholds, path)
     return report
 
