@@ -350,16 +350,18 @@ def test_the_approval_task_waits_for_a_person_and_rejects_when_no_one_answers_in
     assert approval_task(STEP["approval"]).response_timeout.total_seconds() == 2 * 3600
 
 
+@pytest.mark.usefixtures("airflow_round")  # Airflow's metadata and this module's environment
 def test_which_identical_submission_is_the_duplicate_does_not_depend_on_airflow_task_order(
-    airflow_round, scratch_database, tmp_path, monkeypatch
+    scratch_database, tmp_path, monkeypatch
 ):
     """Three pairs of byte-identical submissions; in each the original is the earlier delivery (for
     the last pair, delivered at the same time, the lower id). dag.test() runs the mapped
     stage_and_validate tasks in the order of a set, so each of the two runs (each in a warehouse of
     its own) takes them in an order of its own; both must find the same duplicates."""
+    from airflow.dag_processing.dagbag import DagBag
+
     from tests.factories import KELUARGA, make_submission
 
-    bag, _, _ = airflow_round
     early, late = "2026-05-10T08:00:00+07:00", "2026-05-14T09:30:00+07:00"
     landing = tmp_path / "landing"
     pairs = {  # (first id, its submitted_at), (second id, its submitted_at), the duplicate
@@ -374,7 +376,8 @@ def test_which_identical_submission_is_the_duplicate_does_not_depend_on_airflow_
     expected = {dup: "DUPLICATE_SUBMISSION" for _, _, dup in pairs.values()}
     monkeypatch.setenv("DTSEN_LANDING_ROOT", str(landing))
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
-    dag = bag.dags["dtsen_update_round"]
+    # a DAG of its own: dag.test(run_conf) leaves the conf in the DAG's params for later runs
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags["dtsen_update_round"]
     later_steps = "(?!open_round$|stage_and_validate$).*"  # marked done without running: not this test's
     import psycopg
 
