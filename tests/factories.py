@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,3 +329,74 @@ def answer_hitl(base: str, token: str, run_id: str, body: dict):
         headers={"Authorization": f"Bearer {token}"},
         json=body,
     )
+
+
+@contextmanager
+def airflow_beside_a_warehouse(
+    work: Path, warehouse: str, users: dict[str, tuple[str, str]], extra_env: dict[str, str]
+) -> Iterator[tuple[str, dict, object]]:
+    """An api-server (SimpleAuthManager with `users`: name -> (role, password), SQLite metadata under
+    `work`) over a warehouse where the sample's round 2026-Q1 ran through the step list, with a real
+    SMTP sink; yields (base URL, the environment of every Airflow process, the sink)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import psycopg
+    import pytest
+
+    from dtsen.paths import SAMPLE_DIR
+    from dtsen.warehouse import engine
+    from dtsen_dev.browser import wait_http
+    from dtsen_dev.local_airflow import MailSink, airflow_env, free_port, migrate_airflow_db
+
+    home = work / "airflow"
+    home.mkdir()
+    (home / "passwords.json").write_text(json.dumps({name: pw for name, (_, pw) in users.items()}))
+    shutil.copytree(SAMPLE_DIR / "landing", work / "landing")
+    base = f"http://127.0.0.1:{free_port()}"
+    with MailSink(free_port()) as mail:
+        env = (
+            {k: v for k, v in os.environ.items() if k != "DTSEN_APPROVERS"}
+            | airflow_env(mail.port, home=home)
+            | {
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{n}:{r}" for n, (r, _) in users.items()
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+                "AIRFLOW__API__BASE_URL": base,
+                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "DTSEN_DATABASE_URL": warehouse,
+                "DTSEN_LANDING_ROOT": str(work / "landing"),
+                "DTSEN_PUBLISH_ROOT": str(work / "publish"),
+                "DTSEN_RAW_ROOT": str(work / "raw"),
+                "DTSEN_OUTBOX": str(work / "outbox"),
+            }
+            | extra_env
+        )
+        migrate_airflow_db(env)
+        with pytest.MonkeyPatch.context() as patch:
+            for key in ("DTSEN_DATABASE_URL", "DTSEN_LANDING_ROOT", "DTSEN_PUBLISH_ROOT", "DTSEN_RAW_ROOT"):
+                patch.setenv(key, env[key])
+            from dtsen.round import RoundContext, run_round
+            from dtsen.warehouse.migrate import migrate
+
+            with psycopg.connect(engine.libpq_conninfo(warehouse)) as conn:
+                migrate(conn)
+            # with the bundled rules (not extra_env's): the version later rounds drift from
+            run_round(RoundContext.create("2026-Q1"))
+        airflow = [sys.executable, "-m", "airflow"]
+        subprocess.run([*airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
+        server = subprocess.Popen(
+            [*airflow, "api-server", "--port", base.rsplit(":", 1)[1]],
+            env=env,
+            stdout=open(work / "api-server.log", "w"),  # noqa: SIM115 (closed with the process)
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_http(f"{base}/api/v2/version", 120)
+            yield base, env, mail
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

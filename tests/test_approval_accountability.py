@@ -16,19 +16,14 @@ as the task would hand it over under an auth manager that lets anyone answer.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import psycopg
 import pytest
 
-from dtsen.paths import SAMPLE_DIR
 from dtsen.warehouse import engine
-from dtsen_dev.browser import wait_http
-from dtsen_dev.local_airflow import MailSink, airflow_env, free_port, migrate_airflow_db
+from dtsen_dev.local_airflow import MailSink
 from tests.factories import (
+    airflow_beside_a_warehouse,
     airflow_token,
     answer_hitl,
     programs_with_pbi_jk_desil_max,
@@ -67,57 +62,20 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(scratch_database, tmp_path_factory):
     work = tmp_path_factory.mktemp("approvals")
-    home = work / "airflow"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"ops": PASSWORD, "intruder": PASSWORD}))
-    shutil.copytree(SAMPLE_DIR / "landing", work / "landing")
     warehouse = scratch_database("approvals")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with MailSink(free_port()) as mail:
-        env = (
-            {k: v for k, v in os.environ.items() if k != "DTSEN_APPROVERS"}
-            | airflow_env(mail.port, home=home)
-            | {
-                # the same role for both: Airflow alone would let either answer
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:user,intruder:user",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-                "AIRFLOW__API__BASE_URL": base,
-                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "DTSEN_DATABASE_URL": warehouse,
-                "DTSEN_LANDING_ROOT": str(work / "landing"),
-                "DTSEN_PUBLISH_ROOT": str(work / "publish"),
-                "DTSEN_RAW_ROOT": str(work / "raw"),
-                "DTSEN_OUTBOX": str(work / "outbox"),
-                "DTSEN_PROGRAMS": str(programs_with_pbi_jk_desil_max(work / "pbi-jk-1-2.json", 2)),
-            }
-        )
-        migrate_airflow_db(env)
-        with pytest.MonkeyPatch.context() as patch:
-            for key in ("DTSEN_DATABASE_URL", "DTSEN_LANDING_ROOT", "DTSEN_PUBLISH_ROOT", "DTSEN_RAW_ROOT"):
-                patch.setenv(key, env[key])
-            from dtsen.round import RoundContext, run_round
-            from dtsen.warehouse.migrate import migrate
-
-            with psycopg.connect(engine.libpq_conninfo(warehouse)) as conn:
-                migrate(conn)
-            run_round(RoundContext.create("2026-Q1"))  # the bundled rules: the version Q2 drifts from
-        airflow = [sys.executable, "-m", "airflow"]
-        subprocess.run([*airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
-        server = subprocess.Popen(
-            [*airflow, "api-server", "--port", str(port)],
-            env=env,
-            stdout=open(work / "api-server.log", "w"),  # noqa: SIM115 (closed with the process)
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_http(f"{base}/api/v2/version", 120)
-            site = Deployment(base, warehouse, env, mail, work)
-            _decide_q2_four_ways(site)
-            yield site
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    users = {
+        "ops": ("user", PASSWORD),
+        "intruder": ("user", PASSWORD),
+    }  # one role: Airflow alone lets either answer
+    programs = programs_with_pbi_jk_desil_max(work / "pbi-jk-1-2.json", 2)
+    with airflow_beside_a_warehouse(work, warehouse, users, {"DTSEN_PROGRAMS": str(programs)}) as (
+        base,
+        env,
+        mail,
+    ):
+        site = Deployment(base, warehouse, env, mail, work)
+        _decide_q2_four_ways(site)
+        yield site
 
 
 def _decide_q2_four_ways(site: Deployment) -> None:

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,10 +20,18 @@ import httpx
 import psycopg
 import pytest
 
-from dtsen.paths import PROJECT_ROOT, SAMPLE_DIR
 from dtsen.warehouse import engine
-from dtsen_dev.browser import CHROMIUM, chromium, open_page, wait_http
-from dtsen_dev.local_airflow import MailSink, airflow_env, free_port, migrate_airflow_db
+from dtsen_dev.browser import CHROMIUM, chromium, open_page
+from dtsen_dev.local_airflow import MailSink
+from tests.factories import (
+    airflow_beside_a_warehouse,
+    airflow_token,
+    answer_hitl,
+    programs_with_pbi_jk_desil_max,
+    start_update_round,
+    update_round_result,
+    waiting_hitl_detail,
+)
 
 # only the tests that drive a browser need Chromium: the HTTP ones run wherever the api-server does
 needs_chromium = pytest.mark.skipif(
@@ -37,21 +40,6 @@ needs_chromium = pytest.mark.skipif(
 
 DAG = "dtsen_update_round"
 PASSWORD = "cockpit-test-password"
-RUN_DAG_TEST = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-run = bag.dags["dtsen_update_round"].test(run_conf=json.loads(sys.argv[2]))
-tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.map_index < 0}
-print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": tasks}))
-"""
-
-
-def _programs(path: Path, pbi_jk_desil_max: int) -> Path:
-    programs = json.loads((PROJECT_ROOT / "config" / "programs.json").read_text())
-    next(p for p in programs["programs"] if p["id"] == "pbi_jk")["desil_max"] = pbi_jk_desil_max
-    path.write_text(json.dumps(programs))
-    return path
 
 
 class Cockpit:
@@ -62,9 +50,7 @@ class Cockpit:
         self.seen: dict[str, dict] = {}
 
     def token(self, user: str = "ops") -> str:
-        answer = httpx.post(f"{self.base}/auth/token", json={"username": user, "password": PASSWORD})
-        answer.raise_for_status()
-        return answer.json()["access_token"]
+        return airflow_token(self.base, user, PASSWORD)
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         """`path` fetched as user ops (a fresh token: the fixture's may have expired)."""
@@ -78,33 +64,10 @@ class Cockpit:
 
     def round_waiting_for_a_decision(self, round_id: str, programs: Path, choice: str, reason: str) -> dict:
         """Run the round through Airflow; when its approval task waits, read what it asks and answer it."""
-        log = self.work / f"dag-test-{round_id}.log"  # a file: Airflow's task logs would fill a pipe
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                RUN_DAG_TEST,
-                str(PROJECT_ROOT / "dags"),
-                json.dumps({"round_id": round_id}),
-            ],
-            env=self.env | {"DTSEN_PROGRAMS": str(programs)},
-            stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
-            stderr=subprocess.STDOUT,
-        )
-        headers = {"Authorization": f"Bearer {self.token()}"}
-        seen: dict = {}
-        deadline = time.monotonic() + 600
-        while "detail" not in seen:
-            assert proc.poll() is None, (
-                f"the run ended without waiting for a decision:\n{log.read_text()[-4000:]}"
-            )
-            assert time.monotonic() < deadline, "the approval task never asked"
-            found = httpx.get(f"{self.base}/api/v2/dags/{DAG}/dagRuns/~/hitlDetails", headers=headers)
-            waiting = [d for d in found.json().get("hitl_details", []) if not d.get("response_received")]
-            if waiting:
-                seen["detail"] = waiting[0]
-            else:
-                time.sleep(1)
+        log = self.work / f"dag-test-{round_id}.log"
+        proc = start_update_round(self.env | {"DTSEN_PROGRAMS": str(programs)}, {"round_id": round_id}, log)
+        token = self.token()
+        seen: dict = {"detail": waiting_hitl_detail(self.base, token, proc, log)}
         run_id = seen["detail"]["task_instance"]["dag_run_id"]
         version = self.sql(
             "SELECT v.version FROM publish.version v JOIN ingest.round r USING (round_seq) "
@@ -112,87 +75,37 @@ class Cockpit:
             (round_id,),
         )[0][0]
         seen["version"] = version
-        seen["page_while_waiting"] = httpx.get(f"{self.base}/dtsen/versions/{version}", headers=headers).text
+        seen["page_while_waiting"] = httpx.get(
+            f"{self.base}/dtsen/versions/{version}", headers={"Authorization": f"Bearer {token}"}
+        ).text
         seen["mail"] = [m for m in self.mail.take() if m["To"] == "dataops@dtsen.example"]
-        seen["answer"] = httpx.patch(
-            f"{self.base}/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails",
-            headers=headers,
-            json={"chosen_options": [choice], "params_input": {"reason": reason}},
+        seen["answer"] = answer_hitl(
+            self.base, token, run_id, {"chosen_options": [choice], "params_input": {"reason": reason}}
         )
-        proc.wait(timeout=600)
-        lines = log.read_text().splitlines()
-        result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
-        return seen | result
+        return seen | update_round_result(proc, log, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def cockpit(scratch_database, tmp_path_factory):
     work = tmp_path_factory.mktemp("cockpit")
-    home = work / "airflow"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"ops": PASSWORD}))
-    shutil.copytree(SAMPLE_DIR / "landing", work / "landing")
     warehouse = scratch_database("cockpit")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with MailSink(free_port()) as mail:
-        env = (
-            os.environ
-            | airflow_env(mail.port, home=home)
-            | {
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-                "AIRFLOW__API__BASE_URL": base,
-                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "DTSEN_APPROVERS": "ops",  # the user who answers the approval task
-                "DTSEN_DATABASE_URL": warehouse,
-                "DTSEN_LANDING_ROOT": str(work / "landing"),
-                "DTSEN_PUBLISH_ROOT": str(work / "publish"),
-                "DTSEN_RAW_ROOT": str(work / "raw"),
-                "DTSEN_OUTBOX": str(work / "outbox"),
-            }
+    users = {"ops": ("admin", PASSWORD)}
+    with airflow_beside_a_warehouse(work, warehouse, users, {"DTSEN_APPROVERS": "ops"}) as (base, env, mail):
+        site = Cockpit(base, warehouse, env, mail, work)
+        mail.take()
+        site.seen["2026-Q2"] = site.round_waiting_for_a_decision(
+            "2026-Q2",
+            programs_with_pbi_jk_desil_max(work / "pbi-jk-1-2.json", 2),
+            "Approve",
+            "PBI JK narrowed by decree (test)",
         )
-        migrate_airflow_db(env)
-        with pytest.MonkeyPatch.context() as patch:
-            for key in (
-                "DTSEN_DATABASE_URL",
-                "DTSEN_LANDING_ROOT",
-                "DTSEN_PUBLISH_ROOT",
-                "DTSEN_RAW_ROOT",
-                "DTSEN_OUTBOX",
-            ):
-                patch.setenv(key, env[key])
-            from dtsen.round import RoundContext, run_round
-            from dtsen.warehouse.migrate import migrate
-
-            with psycopg.connect(engine.libpq_conninfo(warehouse)) as conn:
-                migrate(conn)
-            run_round(RoundContext.create("2026-Q1"))
-        airflow = [sys.executable, "-m", "airflow"]
-        subprocess.run([*airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
-        server = subprocess.Popen(
-            [*airflow, "api-server", "--port", str(port)],
-            env=env,
-            stdout=open(work / "api-server.log", "w"),  # noqa: SIM115 (closed with the process)
-            stderr=subprocess.STDOUT,
+        site.seen["2026-Q3"] = site.round_waiting_for_a_decision(
+            "2026-Q3",
+            programs_with_pbi_jk_desil_max(work / "pbi-jk-1-5.json", 5),
+            "Reject",
+            "not before the decree is signed",
         )
-        try:
-            wait_http(f"{base}/api/v2/version", 120)
-            site = Cockpit(base, warehouse, env, mail, work)
-            mail.take()
-            site.seen["2026-Q2"] = site.round_waiting_for_a_decision(
-                "2026-Q2",
-                _programs(work / "pbi-jk-1-2.json", 2),
-                "Approve",
-                "PBI JK narrowed by decree (test)",
-            )
-            site.seen["2026-Q3"] = site.round_waiting_for_a_decision(
-                "2026-Q3", _programs(work / "pbi-jk-1-5.json", 5), "Reject", "not before the decree is signed"
-            )
-            yield site
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        yield site
 
 
 def test_the_plugin_api_needs_a_valid_airflow_token(cockpit):
