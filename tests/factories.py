@@ -400,3 +400,34 @@ def airflow_beside_a_warehouse(
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def start_webhook_receiver() -> tuple[object, str, list[dict]]:
+    """A real HTTP server on loopback that answers 200 to every POST and keeps each call's body,
+    timestamp and signature: (the server, its URL, the calls). Stop it with `server.shutdown()`."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from dtsen.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+    calls: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's hook name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(
+                {
+                    "body": body,
+                    "timestamp": self.headers[TIMESTAMP_HEADER],
+                    "signature": self.headers[SIGNATURE_HEADER],
+                }
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", calls

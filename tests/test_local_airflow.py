@@ -18,11 +18,9 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from email import policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -40,6 +38,7 @@ from dtsen_dev.local_airflow import (
     session_members,
     standalone_env,
 )
+from tests.factories import start_webhook_receiver
 
 
 def _send(port: int, to: str, subject: str) -> None:
@@ -262,27 +261,6 @@ def test_without_the_disclosure_key_the_other_subscribers_are_notified_and_the_f
     assert "no-key-client for pkh" in message and "dtsen api" in message
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    calls: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 (http.server's hook name)
-        from dtsen.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
-
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.calls.append(
-            {
-                "body": body,
-                "timestamp": self.headers[TIMESTAMP_HEADER],
-                "signature": self.headers[SIGNATURE_HEADER],
-            }
-        )
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def _mail(folder: Path) -> list:
     new = folder / "new"
     if not new.is_dir():
@@ -371,15 +349,8 @@ def test_a_round_triggered_from_the_form_and_approved_in_the_ui_is_announced_to_
     strict = work / "audit-strict.json"  # any drift blocks 2026-Q2's candidate: it waits for approval
     audit = json.loads((PROJECT_ROOT / "config" / "audit.json").read_text())
     strict.write_text(json.dumps(audit | {"drift_max_share": 0.0, "drift_min_base": 1}))
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    _Receiver.calls = []
-    code = _api_subscription(
-        env["DTSEN_DATABASE_URL"],
-        "ui-client",
-        "pbi_jk",
-        f"http://127.0.0.1:{receiver.server_address[1]}/dtsen",
-    )
+    receiver, receiver_url, calls = start_webhook_receiver()
+    code = _api_subscription(env["DTSEN_DATABASE_URL"], "ui-client", "pbi_jk", f"{receiver_url}/dtsen")
     port, home, log = free_port(), work / "home", work / "scripts-airflow.log"
     started = subprocess.Popen(
         [PROJECT_ROOT / "scripts" / "airflow", "--port", str(port)],
@@ -405,14 +376,14 @@ def test_a_round_triggered_from_the_form_and_approved_in_the_ui_is_announced_to_
         announced = airflow.wait_for_mail(lambda m: m["To"] == "pbi-jk@bpjs-kesehatan.example", 600)
         assert "Versi 2" in announced[0]["Subject"]
         deadline = time.monotonic() + 120  # the API subscriber is called in the same task, after the emails
-        while not _Receiver.calls and time.monotonic() < deadline:
+        while not calls and time.monotonic() < deadline:
             time.sleep(1)
         from dtsen.api.subscriptions import secret_of
         from dtsen.notify.webhook import verify
 
         key = (home / "api-disclosure-key").read_text().strip()
-        assert len(_Receiver.calls) == 1, airflow.situation()
-        call = _Receiver.calls[0]
+        assert len(calls) == 1, airflow.situation()
+        call = calls[0]
         assert verify(secret_of(code, key.encode()), call["timestamp"], call["body"], call["signature"])
         # no catch-up run of the previous quarter; the announcement ran on the asset event
         assert [(dag, kind) for dag, kind, _ in airflow.runs()] == [

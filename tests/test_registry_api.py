@@ -21,6 +21,7 @@ from dtsen.paths import SAMPLE_DIR
 from dtsen.warehouse import engine
 from dtsen_dev.browser import wait_http
 from dtsen_dev.local_airflow import free_port
+from tests.factories import start_webhook_receiver
 
 KEY = "test-disclosure-key"
 NOW = "2026-12-03T10:00:00+07:00"
@@ -343,35 +344,10 @@ def test_every_response_with_personal_data_is_in_the_disclosure_log(api):
 
 
 def test_a_subscriber_is_called_back_signed_and_once_when_a_version_is_announced(api):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
-    from dtsen.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
-
-    calls: list[dict] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's hook name)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            calls.append(
-                {
-                    "body": body,
-                    "timestamp": self.headers[TIMESTAMP_HEADER],
-                    "signature": self.headers[SIGNATURE_HEADER],
-                }
-            )
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver, receiver_url, calls = start_webhook_receiver()
     try:
         envelope = _envelope() | {
-            "header": _envelope()["header"]
-            | {"action": "subscribe", "sender_uri": f"http://127.0.0.1:{receiver.server_address[1]}/dtsen"},
+            "header": _envelope()["header"] | {"action": "subscribe", "sender_uri": f"{receiver_url}/dtsen"},
             "message": {
                 "transaction_id": "sub-1",
                 "subscribe_request": [
