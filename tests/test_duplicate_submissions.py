@@ -60,12 +60,15 @@ def test_the_duplicate_is_the_later_delivery_whatever_order_the_tasks_run_in(
     assert original in report["keterangan"]
 
 
-def test_an_identical_copy_whose_manifest_is_invalid_is_no_original(fresh_db, tmp_path, monkeypatch):
-    """The earlier-submitted copy is refused for its manifest (wrong round_id): the later one is not a
-    duplicate of it, whichever runs first."""
+@pytest.mark.parametrize(
+    "invalid", [{"round_id": "2026-Q1"}, {"kode_wilayah": "3299"}], ids=["other-round", "unknown-regency"]
+)
+def test_an_identical_copy_whose_manifest_is_invalid_is_no_original(fresh_db, tmp_path, monkeypatch, invalid):
+    """The earlier-submitted copy is refused for its manifest (a round_id not its folder's, a regency
+    Kepmendagri does not know): the later one is not a duplicate of it, though its task runs first."""
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
     landing, publish = tmp_path / "landing", tmp_path / "publish"
-    make_submission(landing, "3273-2026Q2-01", submitted_at=EARLY, round_id="2026-Q1")
+    make_submission(landing, "3273-2026Q2-01", submitted_at=EARLY, **invalid)
     make_submission(landing, "3273-2026Q2-02", submitted_at=LATE)
     staged = _stage_in_order(landing, publish, ["3273-2026Q2-02", "3273-2026Q2-01"])
     assert staged["3273-2026Q2-01"]["reason_code"] == "MANIFEST_INVALID"

@@ -438,7 +438,9 @@ def _register_and_stage(
             f"sha256 of {names} differs from the manifest",
             f"Checksum SHA-256 {names} tidak sama dengan yang tercantum di manifest.json.",
         )
-    original = _identical_earlier(conn, landing_root, round_seq, sub, pk, fileset, check.submitted_at)
+    original = _identical_earlier(
+        conn, landing_root, round_seq, sub, pk, fileset, check.submitted_at, known_regencies
+    )
     if original is not None:
         original_pk, original_round, original_id = original
         conn.execute(
@@ -495,6 +497,7 @@ def _identical_earlier(
     pk: int,
     fileset: str | None,
     submitted_at: dt.datetime | None,
+    known_regencies: Collection[str] | None,
 ) -> tuple[int, str, str] | None:
     """The submission this one's files are byte-identical to, as (pk, round_id, submission_id).
 
@@ -534,7 +537,7 @@ def _identical_earlier(
             if ok and other_fileset == fileset and (other_at, other.submission_id) < mine:
                 originals.append(((other_at, other.submission_id), other_pk))
             continue
-        check = check_manifest(landing_root, other)
+        check = check_manifest(landing_root, other, known_regencies)  # as its own task will check it
         if (
             check.code is not None
             or check.submitted_at is None
