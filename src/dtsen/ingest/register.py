@@ -260,15 +260,21 @@ def _id_taken_by(
 # -- submissions ---------------------------------------------------------------------------------------
 
 
-def _lock_or_create(conn: psycopg.Connection, round_seq: int, sub: SubmissionDir) -> tuple[int, str]:
+def _registered(
+    conn: psycopg.Connection, round_seq: int, sub: SubmissionDir, *, lock: bool = True
+) -> tuple[int, str]:
+    """(submission_pk, status) of the submission's row, created RECEIVED if it has none; locked for
+    processing unless `lock` is False (another task's row, only to be pointed at)."""
     conn.execute(
         "INSERT INTO ingest.submission (round_seq, source, submission_id) VALUES (%s, %s, %s) "
         "ON CONFLICT (round_seq, source, submission_id) DO NOTHING",
         (round_seq, sub.source, sub.submission_id),
     )
     pk, status = conn.execute(
-        "SELECT submission_pk, status FROM ingest.submission WHERE round_seq = %s AND source = %s "
-        "AND submission_id = %s FOR UPDATE",
+        sql.SQL(
+            "SELECT submission_pk, status FROM ingest.submission WHERE round_seq = %s AND source = %s "
+            "AND submission_id = %s{}"
+        ).format(sql.SQL(" FOR UPDATE" if lock else "")),
         (round_seq, sub.source, sub.submission_id),
     ).fetchone()
     return pk, status
@@ -371,7 +377,7 @@ def ingest_submission(
             "submission_id harus unik dalam satu putaran: kirim ulang dengan submission_id lain.",
             data_files(landing_root, sub),
         )
-    pk, status = _lock_or_create(conn, round_seq, sub)
+    pk, status = _registered(conn, round_seq, sub)
     if status != "RECEIVED":
         _redelivered_with_new_content(conn, round_seq, landing_root, sub, pk)
         return load_outcome(conn, pk)
@@ -556,16 +562,7 @@ def _identical_earlier(
         # Registered here (not processed: its own task does that) so the duplicate can point to it.
         # Should its task hold the row uncommitted, this waits for it; originals always come earlier
         # in the order, so two tasks never wait for each other.
-        conn.execute(
-            "INSERT INTO ingest.submission (round_seq, source, submission_id) VALUES (%s, %s, %s) "
-            "ON CONFLICT (round_seq, source, submission_id) DO NOTHING",
-            (round_seq, original.source, original.submission_id),
-        )
-        original = conn.execute(
-            "SELECT submission_pk FROM ingest.submission WHERE round_seq = %s AND source = %s "
-            "AND submission_id = %s",
-            (round_seq, original.source, original.submission_id),
-        ).fetchone()[0]
+        original = _registered(conn, round_seq, original, lock=False)[0]
     return original, sub.round_id, original_id
 
 
