@@ -515,11 +515,10 @@ def notify_programs(ctx: RoundContext) -> dict:
 
     with _connect() as conn:
         version = version_to_announce(conn, ctx.version, ctx.settings.publish_root)
-        conn.commit()
         if version is None:
             raise StepSkipped("no version is published yet: nothing to announce")
         sent_before = _delivered_before(conn, f"version:{version}:program:")
-        conn.commit()
+        conn.commit()  # reading done: each delivery below is recorded on its own
         summary = deliver(conn, int(version), load_subscribers(ctx.settings.subscribers_path), ctx.sender())
         return summary | {"already_sent": sent_before}
 
