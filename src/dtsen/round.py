@@ -455,7 +455,8 @@ def record_approval(
         else ("APPROVED" if approved else ("TIMED_OUT" if timed_out else "REJECTED"))
     )
     with _connect() as conn, conn.transaction():
-        found = candidate_of_round(conn, ctx.round_id)
+        # locked: a concurrent answer (another recorder, `dtsen approve`) waits, then finds it decided
+        found = candidate_of_round(conn, ctx.round_id, lock=True)
         if found is None or found[1] != "BLOCKED":  # decided already (this answer, `dtsen approve`, discard)
             return {"round_id": ctx.round_id, "version": found[0] if found else None, "decision": None}
         version = found[0]

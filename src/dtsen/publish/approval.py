@@ -89,17 +89,19 @@ class BlockedCandidate:
         return "\n".join(lines)
 
 
-def candidate_of_round(conn: psycopg.Connection, round_id: str) -> tuple[int, str] | None:
-    """The round's live candidate (version, status), if it has one."""
-    return (
-        conn.cursor(row_factory=tuple_row)
-        .execute(
-            "SELECT v.version, v.status FROM publish.version v JOIN ingest.round r ON r.round_seq = v.round_seq "
-            "WHERE r.round_id = %s AND v.status <> 'DISCARDED'",
-            (round_id,),
-        )
-        .fetchone()
-    )
+_CANDIDATE_OF_ROUND = (
+    "SELECT v.version, v.status FROM publish.version v JOIN ingest.round r ON r.round_seq = v.round_seq "
+    "WHERE r.round_id = %s AND v.status <> 'DISCARDED'"
+)
+
+
+def candidate_of_round(
+    conn: psycopg.Connection, round_id: str, *, lock: bool = False
+) -> tuple[int, str] | None:
+    """The round's live candidate (version, status), if it has one. `lock` holds its row until the
+    caller's transaction ends, so a decision taken on the status read is not raced by another one."""
+    query = _CANDIDATE_OF_ROUND + " FOR UPDATE OF v" if lock else _CANDIDATE_OF_ROUND
+    return conn.cursor(row_factory=tuple_row).execute(query, (round_id,)).fetchone()
 
 
 def blocked_candidate(conn: psycopg.Connection, version: int) -> BlockedCandidate | None:

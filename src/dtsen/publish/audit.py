@@ -206,10 +206,21 @@ def approve_version(
     decision (with how it was made: `channel`) in publish.approval_decision."""
     if not approved_by.strip() or not reason.strip():
         raise AuditError("an approval needs the approver's name and a reason")
-    audit = conn.execute("SELECT audit FROM publish.version WHERE version = %s", (version,)).fetchone()
+    # The row is locked before its status is read: a concurrent answer (the Airflow approval task,
+    # another `dtsen approve`) waits here and then sees the candidate decided, instead of both reading
+    # BLOCKED and the later one failing on an update that no longer matches.
+    row = conn.execute(
+        "SELECT status, audit, approved_by FROM publish.version WHERE version = %s FOR UPDATE", (version,)
+    ).fetchone()
+    if row is None or row[0] != "BLOCKED":
+        status, approved = (row[0], row[2]) if row else ("unknown", None)
+        raise AuditError(
+            f"version {version} is {status}{f' (approved by {approved})' if approved else ''}; "
+            "only a BLOCKED candidate can be approved"
+        )
     broken = sorted(
         c["rule"]
-        for c in ((audit[0] or {}).get("checks", []) if audit else [])
+        for c in (row[1] or {}).get("checks", [])
         if not c["success"] and c["rule"] not in APPROVABLE_RULES
     )
     if broken:
@@ -217,16 +228,11 @@ def approve_version(
             f"version {version} breaks {', '.join(broken)}: an invariant cannot be approved; fix the data, "
             f"then `dtsen discard --version {version} --by NAME --reason TEXT` and run the round again"
         )
-    updated = conn.execute(
+    conn.execute(
         "UPDATE publish.version SET status = 'APPROVED', approved_by = %s, approval_reason = %s, approved_at = now() "
-        "WHERE version = %s AND status = 'BLOCKED' RETURNING version",
+        "WHERE version = %s",
         (approved_by.strip(), reason.strip(), version),
-    ).fetchone()
-    if not updated:
-        status = conn.execute("SELECT status FROM publish.version WHERE version = %s", (version,)).fetchone()
-        raise AuditError(
-            f"version {version} is {status[0] if status else 'unknown'}; only a BLOCKED candidate can be approved"
-        )
+    )
     record_decision(conn, version, "APPROVED", approved_by.strip(), channel, reason.strip(), dag_run_id)
 
 
