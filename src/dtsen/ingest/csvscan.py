@@ -1,6 +1,6 @@
 """What is read from a delivered CSV file's bytes besides PostgreSQL's own parse.
 
-PostgreSQL's COPY parses every file, but three things must not be left to it:
+PostgreSQL's COPY parses every file, but four things must not be left to it:
 - **Blank lines** (empty, or only spaces, tabs and commas) would make COPY refuse the whole file.
   Every CSV reader users know skips them, so on the way to COPY each blank line outside a quoted field
   becomes a record of empty fields: it keeps its line number and is skipped (and counted) when the
@@ -9,6 +9,8 @@ PostgreSQL's COPY parses every file, but three things must not be left to it:
   (its end-of-data marker), so what COPY took is compared with the lines counted here.
 - **Where a broken file breaks**: COPY's own line numbers are those of the end of a record, or of
   the end of the file for an unclosed quote; `locate_problem` finds the line a person must fix.
+- **How many rows a refused file held**: not from a CSV parse (the one that failed), but from its
+  non-blank physical lines (`count_data_rows`), so every line a region sent is counted as rejected.
 
 Quotes are tracked by parity (RFC 4180 escapes a quote by doubling it, which keeps the parity), so a
 blank line inside a multi-line quoted field stays data. Everything here is C-speed byte scanning on
@@ -107,25 +109,40 @@ def stream_for_copy(path: Path, ncols: int, write: Callable[[bytes], object]) ->
     return stats
 
 
+BLANK_LINES = re.compile(rb"^[ \t,]*\n", re.M)
+
+
 def count_data_rows(path: Path) -> int:
-    """Records after the header, blank lines not counted: the rows of a file rejected whole."""
-    starts = blanks = parity = 0
+    """The rows of a file refused whole: its non-blank physical lines after the header.
+
+    Counted from the bytes alone, never from a CSV parse, which is what failed (an unclosed quote would
+    make the rest of the file one "record"; CR-only line ends, one line). A line ends at LF, CRLF or a
+    lone CR; blank lines (empty, or only spaces, tabs and commas) are no rows, as in an accepted file.
+    A quoted field spanning lines counts once per line here: in a refused file quotes cannot be trusted.
+    Memory stays bounded by the chunk size, however long the lines.
+    """
+    lines = 0  # complete non-blank lines (the header among them)
+    open_line = False  # the line the last chunk ended in holds a non-blank byte
+    held = b""  # a CR ending the last chunk: a CRLF may be split between two chunks
     with open(path, "rb") as fh:
-        for piece in _complete_lines(fh.read):
-            if parity == 0 and b'"' not in piece:  # the common case: no quoted fields at all
-                lines = piece.count(b"\n") + (not piece.endswith(b"\n"))
-                blank = len(BLANK_LINE.findall(piece)) - piece.endswith(b"\n")
-                starts, blanks = starts + lines, blanks + blank
-                continue
-            lines = piece.split(b"\n")
-            if piece.endswith(b"\n"):
-                lines.pop()
-            for line in lines:
-                if parity == 0:
-                    starts += 1
-                    blanks += BLANK_LINE.fullmatch(line) is not None
-                parity ^= line.count(b'"') & 1
-    return max(starts - blanks - 1, 0)
+        first = True
+        while chunk := fh.read(CHUNK):
+            if first:
+                chunk, first = chunk.removeprefix(BOM), False
+            data = held + chunk
+            held = b"\r" if data.endswith(b"\r") else b""
+            data = data[: len(data) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                complete = data[:cut]
+                blanks = len(BLANK_LINES.findall(complete))
+                if open_line and BLANK_LINES.match(complete):  # the line's start came in an earlier chunk
+                    blanks -= 1
+                lines += complete.count(b"\n") - blanks
+                open_line = False
+            open_line = open_line or bool(data[cut:].strip(b" \t,"))
+    lines += open_line  # a last line without a line end (a held CR was one: its line is counted)
+    return max(lines - 1, 0)
 
 
 # kind -> (English for operators, Indonesian for the region); {line} and {ncols} are filled in
@@ -216,6 +233,9 @@ def locate_problem(path: Path, sqlstate: str, message: str, copy_line: int | Non
                 parity ^= 1
                 if parity:
                     opened = number
+            if number == copy_line and "carriage return" in message:
+                # "unquoted carriage return found in data": LF or CRLF lines mixed with CR-only ones
+                return "cr_line_ends", record_start
             if number == copy_line and not want_encoding and "quoted field" not in message:
                 return ("field_count" if "column" in message else "unparsable"), record_start
     if parity and opened is not None:

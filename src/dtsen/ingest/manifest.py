@@ -59,6 +59,19 @@ def data_files(landing_root: Path, submission: SubmissionDir) -> dict[str, Path]
     return found
 
 
+class DuplicateKey(ValueError):
+    """A JSON object of the manifest names the same key twice (json.loads would keep the last)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 def _invalid(detail: str, pesan: str, manifest: dict | None = None) -> ManifestCheck:
     return ManifestCheck(code="MANIFEST_INVALID", detail=detail, pesan=pesan + FIX, manifest=manifest)
 
@@ -85,7 +98,16 @@ def check_manifest(
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         return _invalid("manifest.json is larger than 1 MiB", "manifest.json lebih besar dari 1 MiB.")
     try:
-        manifest = json.loads(path.read_bytes().decode("utf-8-sig"))
+        # a key given twice is refused, never resolved by its last entry: "files" listing a file
+        # first with a wrong checksum and then with the right one must not pass
+        manifest = json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=_no_duplicate_keys)
+    except DuplicateKey as exc:
+        name = shown(str(exc))
+        return _invalid(
+            f"manifest.json gives the key {name!r} more than once in one object",
+            f"manifest.json mencantumkan {name} lebih dari sekali dalam satu bagian (misalnya satu berkas "
+            "dua kali di files); setiap nama hanya boleh muncul sekali.",
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _invalid(
             f"manifest.json is not valid UTF-8 JSON ({type(exc).__name__})",

@@ -92,6 +92,18 @@ def _record_end(data: bytes, start: int, at_eof: bool) -> int | None:
     return len(data) if at_eof else None
 
 
+def _cr_ends_header(head: bytes, start: int) -> bool:
+    """Whether the header's line (from `start` to the first LF) holds a lone CR outside quotes: the
+    file's lines end in CR only (old Mac format). Such a file would otherwise be one header "line"
+    holding the whole file, told a generic "cannot be parsed as CSV" instead of how to save it.
+    """
+    nl = head.find(b"\n", start)
+    # a CR ending the line is a CRLF's (or the file's last byte after a header without rows)
+    line = head[start : nl if nl != -1 else len(head)].removesuffix(b"\r")
+    cr = line.find(b"\r")
+    return cr != -1 and line.count(b'"', 0, cr) % 2 == 0
+
+
 def read_header(path: Path) -> tuple[list[str], int]:
     """The header record's fields, normalised (case-folded, trimmed), and the line it is on.
 
@@ -114,6 +126,8 @@ def read_header(path: Path) -> tuple[list[str], int]:
                 "Berkas kosong: tidak ada baris judul (header) maupun data.",
             )
         start, line = nl + 1, line + 1
+    if _cr_ends_header(head, start):
+        raise _unreadable("cr_line_ends", None)
     end = _record_end(head, start, at_eof)
     if end is None:
         raise FileRejected(
@@ -280,10 +294,7 @@ def stage_file(
             )
     except FileRejected as rejected:
         result.code, result.detail, result.pesan = rejected.code, rejected.detail, rejected.pesan
-        try:
-            result.rows_received = csvscan.count_data_rows(path)
-        except csvscan.ScanError:
-            result.rows_received = 0
+        result.rows_received = csvscan.count_data_rows(path)  # its lines, not the parse that failed
     return result
 
 
