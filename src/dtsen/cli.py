@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser(
-        "check-deployment", help="refuse to start when a deployment secret is missing or a known default"
+        "check-deployment",
+        help="refuse to start when a deployment secret is missing, a known default or guessable",
     ).set_defaults(func=cmd_check_deployment)
 
     run = sub.add_parser("run-round", help="run a round's steps in order (idempotent), as the DAG does")

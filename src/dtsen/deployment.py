@@ -2,8 +2,11 @@
 
 docker-compose.yaml takes every secret from an `.env` file that is never committed (`.env.example`
 shows the names, with placeholders). Its init job runs this check before anything else: a missing,
-placeholder or well-known value stops the deployment, unless `DTSEN_ALLOW_INSECURE_DEFAULTS=1` is set
-for a trial on a closed machine. Only the names of failing settings are reported, never their values.
+placeholder or well-known value stops the deployment, and so does a guessable one however long it is
+(a repeated character, `1234...`, `qwerty`, a common password: `dtsen.secret_strength` estimates the
+bits an attacker needs, and MIN_BITS are required), unless `DTSEN_ALLOW_INSECURE_DEFAULTS=1` is set for
+a trial on a closed machine. Only the names of failing settings and the kinds of pattern found are
+reported, never their values.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+
+from dtsen.secret_strength import estimate
 
 ALLOW_INSECURE = "DTSEN_ALLOW_INSECURE_DEFAULTS"
 SECRETS: dict[str, str] = {
@@ -23,6 +28,10 @@ SECRETS: dict[str, str] = {
     "DTSEN_API_DISCLOSURE_KEY": "the registry API's disclosure-log key",
 }
 MIN_LENGTH = 16
+# 2^60 guesses: out of reach online and costly offline (the JWT secret and the Fernet key can be
+# attacked offline). Every generator the project suggests gives 120 bits or more; a random 16-character
+# value of lower-case letters and digits scores about 80.
+MIN_BITS = 60
 WELL_KNOWN = {
     "admin",
     "airflow",
@@ -59,14 +68,25 @@ def insecure_settings(env: Mapping[str, str]) -> list[str]:
             problems.append(f"{name} is not a Fernet key (32 url-safe base64-encoded bytes)")
         elif name != "AIRFLOW_FERNET_KEY" and len(secret) < MIN_LENGTH:
             problems.append(f"{name} ({meaning}) is shorter than {MIN_LENGTH} characters")
+        elif (strength := _strength(name, secret)).bits < MIN_BITS:
+            problems.append(
+                f"{name} ({meaning}) is guessable: about {strength.bits:.0f} bits of entropy, under "
+                f"{MIN_BITS}; it is made of {strength.described()}"
+            )
     return problems
+
+
+def _strength(name: str, secret: str):
+    if name == "AIRFLOW_FERNET_KEY":  # judged by its 32 bytes: 32 zero bytes are valid base64, yet no key
+        return estimate(base64.urlsafe_b64decode(secret.encode()).decode("latin-1"))
+    return estimate(secret)
 
 
 def check_deployment(env: Mapping[str, str]) -> tuple[bool, list[str]]:
     """(may start, lines to print)."""
     problems = insecure_settings(env)
     if not problems:
-        return True, ["deployment secrets: all set, none is a known default"]
+        return True, ["deployment secrets: all set, none is a known default or guessable"]
     if env.get(ALLOW_INSECURE) == "1":
         return True, [f"WARNING (trial only, {ALLOW_INSECURE}=1): {p}" for p in problems]
     return False, [
