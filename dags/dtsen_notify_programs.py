@@ -20,10 +20,13 @@ For a published version, each program's owners (config/subscribers.json) get an 
 `dtsen_smtp` connection and/or a webhook POST (JSON with a delivery id and timestamp, HMAC-SHA256
 signed with their own secret, retried with backoff): version, round, recipients, added and removed,
 where the files are and their SHA-256. No NIK or name is ever sent. Each delivery is recorded before
-it is sent, so a retry sends only what did not go out (and a resend after a crash carries the same
-delivery id). Runs when a version is published; trigger it by hand with `version` to resend a
-version's notices to subscribers added since. Do not pause it: a version published while it is
-paused is not announced until it is triggered by hand with that `version`.
+it is sent, so a retry sends only what did not go out. Delivery is at least once: a notice whose
+sending was cut off (the task died after the mail server or receiver took it, before recording that)
+is sent again with the same delivery id, marked as a resend (email: `[kirim ulang]` in the subject
+and an `X-DTSEN-Resend` header; webhook: `redelivery: true`). Runs when a version is published;
+trigger it by hand with `version` to resend a version's notices to subscribers added since. Do not
+pause it: a version published while it is paused is not announced until it is triggered by hand
+with that `version`.
 """
 
 

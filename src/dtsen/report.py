@@ -393,7 +393,7 @@ def _feedback(s: dict):
 def _notices(sent: int, before: int, what: str):
     parts = [f"{sent} {what} sent now"] if sent else []
     if before:
-        parts.append(f"{before}{'' if sent else ' ' + what} sent by an earlier run (each is sent once)")
+        parts.append(f"{before}{'' if sent else ' ' + what} sent by an earlier run (not sent again)")
     return "; ".join(parts) or f"no {what} due", "now" if sent else ("earlier" if before else None), []
 
 

@@ -579,7 +579,9 @@ STEPS: tuple[Step, ...] = (
         "notify_regions",
         notify_regions,
         "Email each region the summary of its submissions and where its ditolak.csv is. Nothing on a "
-        f"dry run. Each email goes once, even if the task is retried. {_FAILS} the mail relay refused; "
+        "dry run. A retried task sends only what did not go out; an email whose sending was cut off (the "
+        "task died after the relay took it) is sent again, marked [kirim ulang], with the same Message-ID. "
+        f"{_FAILS} the mail relay refused; "
         "clear the task once it is back.",
     ),
     Step(

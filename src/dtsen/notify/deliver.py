@@ -1,12 +1,17 @@
-"""Deliver the notifications of a published version and of a round's feedback, once each.
+"""Deliver the notifications of a published version and of a round's feedback: at least once each,
+and a copy sent again says so.
 
-Exactly-once delivery to a mail server or a webhook is impossible; what is done instead: the intent
-of each delivery is recorded (committed) in publish.notification before it is sent, with a delivery
-id derived from what is delivered to whom, and it is marked SENT after. A retried task skips what
-was sent; a crash between sending and marking resends with the same delivery id (the email's
-Message-ID, the webhook body's `delivery_id`), so the duplicate is rare and recognisable. Email
-sending is injected (`send`): the Airflow tasks pass the SMTP provider's hook, tests and the CLI may
-pass anything that delivers an `Email`.
+Exactly-once delivery to a mail server or a webhook is impossible: the process can die after the
+server accepted a message and before that is recorded. What is done instead, per delivery, in
+publish.notification: the intent and the start of each sending are committed before the message
+leaves (`sending_since`), and SENT is recorded after. A retried task skips what was SENT. A row
+still PENDING with a sending started has an unknown outcome (it may have arrived): it is sent again
+with the same delivery id (the email's Message-ID and X-DTSEN-Delivery-Id, the webhook body's
+`delivery_id`) and marked as a resend (the email's subject, body and X-DTSEN-Resend header; the
+webhook's `redelivery`), so a recipient who has the first copy knows this one repeats it. A sending
+the mail server surely refused (senders.NOT_ACCEPTED) left nothing behind, so its retry is no resend.
+Email sending is injected (`send`): the Airflow tasks pass the SMTP provider's hook, tests and the
+CLI may pass anything that delivers an `Email`.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
 
 from dtsen.errors import DataError
 from dtsen.notify.messages import Email, program_email, program_payload, region_emails, version_location
+from dtsen.notify.senders import NOT_ACCEPTED
 from dtsen.notify.subscribers import Subscribers
 from dtsen.notify.webhook import WebhookError, post_signed
 from dtsen.publish.version import PublishError, unrecorded_warning
@@ -36,43 +42,77 @@ def delivery_id(topic: str, channel: str, target: str) -> str:
     return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{topic}\n{channel}\n{target}"))
 
 
-def _intend(conn: psycopg.Connection, topic: str, channel: str, target: str) -> tuple[str, bool]:
-    """Record the intent to deliver (committed before sending); returns (delivery id, already sent).
+@dataclass(frozen=True)
+class _Sending:
+    delivery_id: str
+    done: bool  # an earlier run recorded it delivered: nothing to send
+    resend: bool  # an earlier sending's outcome is unknown: this copy may be the second
+
+
+def _start(conn: psycopg.Connection, topic: str, channel: str, target: str) -> _Sending:
+    """Record the intent to deliver and that a sending starts, committed before the message leaves.
 
     The one place below a step that commits: each delivery's record must be durable before the
     message leaves, so the connection must not be inside a transaction block (psycopg refuses the
-    commit there)."""
+    commit there). The row is locked while read, so two notifiers never both take it for a first."""
     did = delivery_id(topic, channel, target)
     conn.execute(
         "INSERT INTO publish.notification (topic, channel, target, status, attempts, delivery_id) "
         "VALUES (%s, %s, %s, 'PENDING', 0, %s) ON CONFLICT (topic, channel, target) DO NOTHING",
         (topic, channel, target, did),
     )
-    status, stored = conn.execute(
-        "SELECT status, delivery_id FROM publish.notification WHERE topic = %s AND channel = %s AND target = %s",
+    status, stored, unknown = conn.execute(
+        "SELECT status, delivery_id, sending_since IS NOT NULL FROM publish.notification "
+        "WHERE topic = %s AND channel = %s AND target = %s FOR UPDATE",
         (topic, channel, target),
     ).fetchone()
+    if status == "PENDING":
+        conn.execute(
+            "UPDATE publish.notification SET attempts = attempts + 1, "
+            "sending_since = coalesce(sending_since, now()) WHERE delivery_id = %s",
+            (stored,),
+        )
     conn.commit()
-    return str(stored), status != "PENDING"
+    return _Sending(str(stored), status != "PENDING", status == "PENDING" and unknown)
 
 
-def _delivered(conn: psycopg.Connection, did: str, status: str, attempts: int) -> None:
+def _delivered(conn: psycopg.Connection, sending: _Sending, status: str, retries: int = 0) -> None:
+    """Record the delivery: `status`, the attempts beyond the one `_start` counted, and whether it went
+    out as a resend."""
     conn.execute(
-        "UPDATE publish.notification SET status = %s, attempts = attempts + %s, sent_at = now() WHERE delivery_id = %s",
-        (status, attempts, did),
+        "UPDATE publish.notification SET status = %s, attempts = attempts + %s, sent_at = now(), "
+        "sending_since = NULL, resent = resent OR %s WHERE delivery_id = %s",
+        (status, retries, sending.resend, sending.delivery_id),
     )
     conn.commit()
 
 
+def _not_accepted(conn: psycopg.Connection, sending: _Sending) -> None:
+    """The server surely refused this sending: unless an earlier one's outcome is unknown, the next
+    sending is a first again, not a resend."""
+    if not sending.resend:
+        conn.execute(
+            "UPDATE publish.notification SET sending_since = NULL WHERE delivery_id = %s",
+            (sending.delivery_id,),
+        )
+        conn.commit()
+
+
 def send_once(conn: psycopg.Connection, topic: str, email: Email, send: SendEmail) -> int:
-    """Send `email` to each of its recipients not yet sent this topic; returns how many were sent."""
+    """Send `email` to each of its recipients not yet sent this topic (marked as a resend where an
+    earlier sending's outcome is unknown); returns how many were sent."""
     sent = 0
     for address in email.to:
-        did, done = _intend(conn, topic, "email", address)
-        if done:
+        sending = _start(conn, topic, "email", address)
+        if sending.done:
             continue
-        send(replace(email, to=(address,), delivery_id=did))
-        _delivered(conn, did, "SENT", 1)
+        one = replace(email, to=(address,), delivery_id=sending.delivery_id)
+        try:
+            send(one.as_resend() if sending.resend else one)
+        except NOT_ACCEPTED:
+            _not_accepted(conn, sending)
+            raise
+        _delivered(conn, sending, "SENT")
         sent += 1
     return sent
 
@@ -133,16 +173,21 @@ def _post_once(
     secret: Callable[[], bytes],
     failures: list[str],
 ) -> int:
-    """POST a signed payload unless this topic already reached `target`; 1 if delivered now."""
-    did, done = _intend(conn, topic, "webhook", target)
-    if done:
+    """POST a signed payload unless this topic already reached `target`; 1 if delivered now. A POST
+    that may repeat an earlier one (whose outcome is unknown) says `redelivery`."""
+    sending = _start(conn, topic, "webhook", target)
+    if sending.done:
         return 0
     try:
-        delivery = post_signed(url, payload, secret(), delivery_id=did)
+        delivery = post_signed(
+            url, payload, secret(), delivery_id=sending.delivery_id, redelivery=sending.resend
+        )
     except WebhookError as exc:
+        if not exc.maybe_arrived:  # else (a timeout, a 5xx) the next POST says redelivery
+            _not_accepted(conn, sending)
         failures.append(str(exc))
         return 0
-    _delivered(conn, did, str(delivery.status), delivery.attempts)
+    _delivered(conn, sending, str(delivery.status), delivery.attempts - 1)
     return 1
 
 

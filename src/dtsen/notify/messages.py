@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,18 +23,46 @@ _BULAN = (
 SHARE = "di folder publikasi DTSEN"  # where a relative location is found when no base URL is configured
 
 
+RESEND_MARK = "[kirim ulang]"  # in the subject of a resend, after the [DTSEN] that mail rules file by
+RESEND_HEADER = "X-DTSEN-Resend"
+
+
 @dataclass(frozen=True)
 class Email:
     to: tuple[str, ...]
     subject: str
     body: str  # plain text; senders wrap it for HTML transports
     delivery_id: str | None = None  # the same on every retry: receivers can drop a duplicate
+    resend: bool = False  # an earlier copy may have arrived (its sending's outcome was never recorded)
 
     def headers(self) -> dict[str, str]:
-        """Message-ID and X-DTSEN-Delivery-Id, both stable for one delivery (RFC 5322 Message-ID)."""
+        """Message-ID and X-DTSEN-Delivery-Id, both stable for one delivery (RFC 5322 Message-ID), and
+        on a resend X-DTSEN-Resend (a header mail rules can match)."""
         if not self.delivery_id:
             return {}
-        return {"Message-ID": f"<{self.delivery_id}@dtsen>", "X-DTSEN-Delivery-Id": self.delivery_id}
+        headers = {"Message-ID": f"<{self.delivery_id}@dtsen>", "X-DTSEN-Delivery-Id": self.delivery_id}
+        if self.resend:
+            headers[RESEND_HEADER] = "yes"
+        return headers
+
+    def as_resend(self) -> Email:
+        """The same notice, sent again because the outcome of an earlier sending is unknown (the
+        notifier stopped between the mail server's acceptance and recording it): same delivery id
+        and Message-ID, marked in the subject, a header and the body's first lines, so a recipient
+        who has the first copy sees that this one repeats it."""
+        prefix = "[DTSEN] " if self.subject.startswith("[DTSEN] ") else ""
+        note = (
+            f"{RESEND_MARK} Pesan ini dikirim ulang setelah pengiriman sebelumnya terputus. Jika Anda "
+            f"sudah menerima pesan dengan ID pengiriman {self.delivery_id}, abaikan salinan ini.\n"
+            f"(Resent after an interrupted sending: if you already have the message with delivery id "
+            f"{self.delivery_id}, ignore this copy.)\n\n"
+        )
+        return replace(
+            self,
+            subject=f"{prefix}{RESEND_MARK} {self.subject.removeprefix(prefix)}",
+            body=note + self.body,
+            resend=True,
+        )
 
 
 def redact(text: str, limit: int = 500) -> str:

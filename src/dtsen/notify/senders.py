@@ -7,6 +7,7 @@ Airflow runs send through the SMTP provider's hook instead (`dtsen.airflow_suppo
 from __future__ import annotations
 
 import smtplib
+import socket
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -19,6 +20,22 @@ from dtsen.notify.messages import Email
 from dtsen.storage import atomic_write
 
 SendEmail = Callable[[Email], None]
+
+# Failures after which the message surely did not reach the mail server: it refused the connection,
+# the sender, the recipients or the data, or could not be reached at all. A notice that failed so is
+# no resend when sent again; after any other failure (a timeout, a dropped connection, an error on
+# QUIT after the data was taken) it may have arrived.
+NOT_ACCEPTED: tuple[type[BaseException], ...] = (
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPAuthenticationError,
+    smtplib.SMTPNotSupportedError,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPDataError,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
 
 
 def build_message(email: Email, from_email: str) -> EmailMessage:

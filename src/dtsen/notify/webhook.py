@@ -1,11 +1,14 @@
 """Signed webhook POSTs to program owners, retried with backoff, and the reference verifier for
 receivers.
 
-The body is JSON and carries `delivery_id` (the same on every retry of one delivery) and
-`timestamp` (of this attempt). `X-DTSEN-Signature: sha256=<hex>` is HMAC-SHA256 over
-`<timestamp>.<body>` with the subscriber's own secret; `X-DTSEN-Timestamp` and `X-DTSEN-Delivery-Id`
-repeat the two values. A receiver checks the signature, refuses a timestamp outside a short window
-and a delivery id it has already processed: `WebhookVerifier` does exactly that.
+The body is JSON and carries `delivery_id` (the same on every retry of one delivery), `timestamp`
+(of this attempt) and `redelivery` (true when an earlier POST of this delivery may have reached the
+receiver: a retry after a timeout or a 5xx answer, or a POST sent again because the notifier stopped
+before recording the outcome of the last one). `X-DTSEN-Signature: sha256=<hex>` is
+HMAC-SHA256 over `<timestamp>.<body>` with the subscriber's own secret; `X-DTSEN-Timestamp`,
+`X-DTSEN-Delivery-Id` and `X-DTSEN-Redelivery` (true/false) repeat the three values. A receiver
+checks the signature, refuses a timestamp outside a short window and a delivery id it has already
+processed: `WebhookVerifier` does exactly that.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-DTSEN-Signature"
 TIMESTAMP_HEADER = "X-DTSEN-Timestamp"
 DELIVERY_HEADER = "X-DTSEN-Delivery-Id"
+REDELIVERY_HEADER = "X-DTSEN-Redelivery"
 DEFAULT_MAX_AGE_SECONDS = 300
 
 
 class WebhookError(RuntimeError):
-    pass
+    def __init__(self, message: str, *, maybe_arrived: bool = True):
+        super().__init__(message)
+        self.maybe_arrived = maybe_arrived  # False: no attempt reached a receiver that could act on it
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -49,16 +55,22 @@ class Delivery:
     attempts: int
 
 
-def signed_request(payload: dict, secret: bytes, delivery_id: str, timestamp: int) -> tuple[bytes, dict]:
-    """The body and headers of one attempt: the delivery id and timestamp are signed with the rest."""
+def signed_request(
+    payload: dict, secret: bytes, delivery_id: str, timestamp: int, redelivery: bool = False
+) -> tuple[bytes, dict]:
+    """The body and headers of one attempt: the delivery id, timestamp and redelivery flag are
+    signed with the rest."""
     body = json.dumps(
-        {**payload, "delivery_id": delivery_id, "timestamp": timestamp}, sort_keys=True, separators=(",", ":")
+        {**payload, "delivery_id": delivery_id, "timestamp": timestamp, "redelivery": redelivery},
+        sort_keys=True,
+        separators=(",", ":"),
     ).encode()
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(secret, str(timestamp), body),
         TIMESTAMP_HEADER: str(timestamp),
         DELIVERY_HEADER: delivery_id,
+        REDELIVERY_HEADER: "true" if redelivery else "false",
     }
     return body, headers
 
@@ -69,27 +81,35 @@ def post_signed(
     secret: bytes,
     *,
     delivery_id: str,
+    redelivery: bool = False,
     attempts: int = 4,
     backoff: float = 1.0,
     timeout: float = 10.0,
 ) -> Delivery:
-    """POST until a 2xx; 4xx other than 408/429 is final (the receiver refuses it); else retry."""
+    """POST until a 2xx; 4xx other than 408/429 is final (the receiver refuses it); else retry.
+    `redelivery`: an earlier POST of this delivery may have arrived; a retry after one that may have
+    (a timeout, a 5xx answer) says so too, one after a refused connection does not."""
     last = "no attempt"
+    maybe_arrived = redelivery
     for attempt in range(1, attempts + 1):
-        body, headers = signed_request(payload, secret, delivery_id, int(time.time()))
+        body, headers = signed_request(payload, secret, delivery_id, int(time.time()), maybe_arrived)
         try:
             response = httpx.post(url, content=body, headers=headers, timeout=timeout)
             if 200 <= response.status_code < 300:
                 return Delivery(url, response.status_code, attempt)
             last = f"HTTP {response.status_code}"
+            maybe_arrived = maybe_arrived or response.status_code >= 500  # it may have acted, then failed
             if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                 break
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # it never reached the receiver
             last = type(exc).__name__
+        except httpx.HTTPError as exc:  # sent, but no answer: it may have arrived
+            last = type(exc).__name__
+            maybe_arrived = True
         log.warning("webhook %s attempt %d failed: %s", url, attempt, last)
         if attempt < attempts:
             time.sleep(backoff * 2 ** (attempt - 1))
-    raise WebhookError(f"webhook {url} not delivered: {last}")
+    raise WebhookError(f"webhook {url} not delivered: {last}", maybe_arrived=maybe_arrived)
 
 
 # -- receiving ------------------------------------------------------------------------------------
