@@ -5,8 +5,11 @@ Development tooling (the generator, the main job on the sample, local Airflow) i
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from dtsen.config import settings
 from dtsen.warehouse import engine, localpg
@@ -24,6 +27,22 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.ERROR)
+
+
+def opens_warehouse(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that uses the warehouse first removes what killed publications left in the publish
+    root (`versions/.incomplete-*`, full personal data), unless a running publication is writing it;
+    what it found is handed to the command as `args.leftovers` (`dtsen versions` shows it)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from dtsen.publish.version import sweep_incomplete
+
+        root = getattr(args, "publish_root", None) or settings().publish_root  # --publish-root first
+        args.leftovers = sweep_incomplete(Path(root))
+        return command(args)
+
+    return run
 
 
 def cmd_db_start(_: argparse.Namespace) -> int:
@@ -58,6 +77,7 @@ def cmd_db_url(_: argparse.Namespace) -> int:
     return 0
 
 
+@opens_warehouse
 def cmd_db_migrate(_: argparse.Namespace) -> int:
     with engine.connect() as conn:
         report = migrate(conn)
@@ -110,6 +130,7 @@ def print_round(ctx, summaries: dict) -> int:
     return 3 if audited.get("status") == "BLOCKED" else 0
 
 
+@opens_warehouse
 def cmd_run_round(args: argparse.Namespace) -> int:
     from dtsen.round import run_round
 
@@ -117,6 +138,7 @@ def cmd_run_round(args: argparse.Namespace) -> int:
     return print_round(ctx, run_round(ctx, until=args.until))
 
 
+@opens_warehouse
 def cmd_validate(args: argparse.Namespace) -> int:
     from dtsen.round import run_round
 
@@ -124,6 +146,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return print_round(ctx, run_round(ctx, until="finish_validation"))
 
 
+@opens_warehouse
 def cmd_publish(args: argparse.Namespace) -> int:
     from dtsen.round import run_round
 
@@ -131,6 +154,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return print_round(ctx, run_round(ctx, only=("rank_and_audit", "publish")))
 
 
+@opens_warehouse
 def cmd_approve(args: argparse.Namespace) -> int:
     from dtsen.publish.audit import approve_version
 
@@ -140,6 +164,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+@opens_warehouse
 def cmd_discard(args: argparse.Namespace) -> int:
     from dtsen.publish.audit import discard_version
 
@@ -149,27 +174,32 @@ def cmd_discard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_versions(_: argparse.Namespace) -> int:
+@opens_warehouse
+def cmd_versions(args: argparse.Namespace) -> int:
     from dtsen.publish.version import unrecorded_warning
 
+    root = settings().publish_root
     with engine.connect() as conn:
         rows = conn.execute(
             "SELECT v.version, r.round_id, v.status, v.published_at, v.approved_by FROM publish.version v "
             "JOIN ingest.round r ON r.round_seq = v.round_seq ORDER BY v.version"
         ).fetchall()
         current = conn.execute("SELECT version FROM publish.current_version").fetchone()
-        warning = unrecorded_warning(conn, settings().publish_root)
+        warning = unrecorded_warning(conn, root)
     for version, round_id, status, published_at, approved_by in rows:
         mark = " (current)" if current and version == current[0] else ""
         when = published_at.isoformat(timespec="seconds") if published_at else "-"
         approval = f", approved by {approved_by}" if approved_by else ""
         print(f"version {version:>4}  round {round_id}  {status:<10} published {when}{approval}{mark}")
-    if warning:
-        print(f"WARNING: {warning}", file=sys.stderr)
-        return 4
-    return 0
+    for line in args.leftovers.lines(root / "versions"):  # what opens_warehouse found on the way in
+        print(line)
+    problems = [*args.leftovers.problems(root / "versions"), *([warning] if warning else [])]
+    for problem in problems:
+        print(f"WARNING: {problem}", file=sys.stderr)
+    return 4 if problems else 0
 
 
+@opens_warehouse
 def cmd_explain(args: argparse.Namespace) -> int:
     from dtsen.config import settings
     from dtsen.programs import load_programs

@@ -109,6 +109,7 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from dtsen.api.clients import DEFAULT_FIELDS, FIELDS
+    from dtsen.cli import opens_warehouse  # each first removes what killed publications left
 
     api = sub.add_parser("api", help="serve the registry API for program teams (DCI Social Registry subset)")
     api.add_argument("--host", default="127.0.0.1")
@@ -116,7 +117,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     api.add_argument(
         "--workers", type=int, default=1, help="server processes (rate limits then count per process)"
     )
-    api.set_defaults(func=cmd_api)
+    api.set_defaults(func=opens_warehouse(cmd_api))
 
     client = sub.add_parser("api-client", help="the registry API's clients: create, rotate, revoke, list")
     actions = client.add_subparsers(dest="client_command", required=True)
@@ -137,10 +138,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("--id", required=True)
     actions.add_parser("list", help="every client and its scope")
-    client.set_defaults(func=cmd_client)
+    client.set_defaults(func=opens_warehouse(cmd_client))
 
     disclosures = sub.add_parser("disclosures", help="which records went to whom (the disclosure log)")
     disclosures.add_argument("--client", help="what went to this client")
     disclosures.add_argument("--since", help="with --client: from this time (ISO 8601)")
     disclosures.add_argument("--nik", help="who received this person's record")
-    disclosures.set_defaults(func=cmd_disclosures)
+    disclosures.set_defaults(func=opens_warehouse(cmd_disclosures))

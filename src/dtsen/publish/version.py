@@ -152,17 +152,79 @@ def write_version_files(
 
 
 INCOMPLETE_PREFIX = ".incomplete-"
+# With the folder's name (hashtext), held by the publication writing that folder for as long as its
+# transaction runs (taken before the folder exists): a folder whose lock is free is a killed one's.
+INCOMPLETE_LOCK_KEY = 0x0D75E5
 
 
-def remove_incomplete(versions: Path) -> list[str]:
-    """Delete what interrupted publications left behind (they hold full NIKs and names)."""
-    removed = []
-    if versions.is_dir():
-        for leftover in sorted(versions.glob(f"{INCOMPLETE_PREFIX}*")):
-            shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(leftover.name)
-            log.warning("removed %s, left by an interrupted publication", leftover)
-    return removed
+@dataclass
+class Leftovers:
+    """What interrupted publications left in `versions/` (hidden folders holding full NIKs and names)."""
+
+    removed: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)  # a running publication is writing it: left alone
+    failed: dict[str, str] = field(default_factory=dict)  # could not be removed: name -> why
+
+    def lines(self, versions: Path) -> list[str]:
+        """What was removed or left to a running publication, for operators (paths only)."""
+        return [
+            *(
+                f"removed {versions / n}: left by an interrupted publication (it held personal data)"
+                for n in self.removed
+            ),
+            *(
+                f"{versions / n}: being written by a publication running now (left alone)"
+                for n in self.running
+            ),
+        ]
+
+    def problems(self, versions: Path) -> list[str]:
+        return [
+            f"{versions / n} was left by an interrupted publication and could not be removed ({why}): "
+            "remove it by hand, it holds personal data"
+            for n, why in self.failed.items()
+        ]
+
+
+def _incomplete(versions: Path) -> list[Path]:
+    return sorted(versions.glob(f"{INCOMPLETE_PREFIX}*")) if versions.is_dir() else []
+
+
+def remove_incomplete(conn: psycopg.Connection, versions: Path) -> Leftovers:
+    """Delete what interrupted publications left behind (they hold full NIKs and names), never a folder
+    a publication is writing now: each holds a lock on its folder's name until its transaction ends,
+    so a folder whose lock this transaction can take is a dead publication's."""
+    found = Leftovers()
+    for leftover in _incomplete(versions):
+        free = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (INCOMPLETE_LOCK_KEY, leftover.name)
+        ).fetchone()[0]
+        if not free:
+            found.running.append(leftover.name)
+            continue
+        try:
+            shutil.rmtree(leftover)
+        except FileNotFoundError:
+            continue  # another command removed it meanwhile
+        except OSError as exc:
+            found.failed[leftover.name] = f"{type(exc).__name__}: {exc.strerror}"
+            log.error("%s could not be removed (%s); it holds personal data", leftover, exc.strerror)
+            continue
+        found.removed.append(leftover.name)
+        log.warning("removed %s, left by an interrupted publication (it held personal data)", leftover)
+    return found
+
+
+def sweep_incomplete(publish_root: Path) -> Leftovers:
+    """remove_incomplete in a short transaction of its own, for a command about to use the warehouse;
+    without leftovers on disk it does not connect at all."""
+    versions = publish_root / "versions"
+    if not _incomplete(versions):
+        return Leftovers()
+    from dtsen.warehouse import engine
+
+    with engine.connect() as conn, conn.transaction():
+        return remove_incomplete(conn, versions)
 
 
 def unrecorded_versions(conn: psycopg.Connection, publish_root: Path) -> list[int]:
@@ -225,7 +287,7 @@ def publish_version(conn: psycopg.Connection, version: int, publish_root: Path) 
             )
         )
     # One publication at a time, warehouse-wide, held across the file writing until the caller's
-    # transaction ends: a leftover `.incomplete-*` can only be a crash's.
+    # transaction ends.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
     return _publish_locked(
         conn, version, final, previous, counts, programs, model, round_id, audit, approved_by
@@ -250,7 +312,7 @@ def _publish_locked(
     if status in RELEASED:  # published by another run while this one waited for the lock
         return PublishSummary(version, final, False, stored_manifest)
     make_dirs(final.parent)
-    remove_incomplete(final.parent)
+    remove_incomplete(conn, final.parent)
     if final.exists():
         manifest = verify_version_dir(final)  # a crash after the rename: adopt, never rewrite
         if manifest.get("version") != version:
@@ -258,6 +320,9 @@ def _publish_locked(
         summary = PublishSummary(version, final, True, manifest)
     else:
         staging = final.parent / f"{INCOMPLETE_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+        conn.execute(  # before the folder exists: whoever finds it then sees it is being written
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (INCOMPLETE_LOCK_KEY, staging.name)
+        )
         staging.mkdir(mode=DIR_MODE)
         try:
             program_ids = sorted(programs)
