@@ -81,6 +81,7 @@ def test_every_secret_the_project_generates_passes():
     """The generators named in .env.example, the README and the code, many times over (a refusal of
     a random value would stop a deployment for no reason)."""
     from dtsen.deployment import MIN_BITS
+
     generators = {
         "openssl rand -hex 24": lambda: secrets.token_hex(24),
         "token_hex(16) (mail catcher)": lambda: secrets.token_hex(16),
