@@ -87,8 +87,9 @@ def load(
     conn: psycopg.Connection, landing: Path, raw: Path, day: str, timings: dict
 ) -> dukcapil.SnapshotOutcome:
     """Load and validate the snapshot of `day`, timing its parts into `timings`."""
-    stage_file, apply = dukcapil.stage_file, dukcapil.apply_differences
+    stage_file, sort, write = dukcapil.stage_file, dukcapil.sort_differences, dukcapil.write_differences
     statements: dict = {}
+    marks: dict = {}
 
     def timed(name, fn):
         def run(*args, **kwargs):
@@ -100,13 +101,28 @@ def load(
 
         return run
 
-    def apply_keeping_timings(conn, snapshot_pk, base_pk, base_kept, found_timings):
-        result = apply(conn, snapshot_pk, base_pk, base_kept, found_timings)
+    # typing, sorting, the plausibility check and writing, from the first to the last (the same span
+    # as "type_and_apply_differences" measured before the check existed)
+    def sort_keeping_timings(conn, snapshot_pk, base_pk, found_timings):
+        marks["sorting"] = time.monotonic()
+        return sort(conn, snapshot_pk, base_pk, found_timings)
+
+    def write_keeping_timings(conn, snapshot_pk, base_pk, base_kept, found_timings):
+        marks["writing"] = time.monotonic()
+        result = write(conn, snapshot_pk, base_pk, base_kept, found_timings)
+        timings["plausibility_check"] = round(
+            marks["writing"]
+            - marks["sorting"]
+            - sum(found_timings.get(k, 0) for k in ("conflicting", "usable", "analyze_usable")),
+            2,
+        )
+        timings["type_and_apply_differences"] = round(time.monotonic() - marks["sorting"], 1)
         statements.update(found_timings)
         return result
 
     dukcapil.stage_file = timed("copy_compare_and_stage_differences", stage_file)
-    dukcapil.apply_differences = timed("type_and_apply_differences", apply_keeping_timings)
+    dukcapil.sort_differences = sort_keeping_timings
+    dukcapil.write_differences = write_keeping_timings
     try:
         started = time.monotonic()
         with conn.transaction():
@@ -117,7 +133,7 @@ def load(
         timings["whole"] = round(time.monotonic() - started, 1)
         timings["statements"] = {k: round(v, 1) for k, v in statements.items()}
     finally:
-        dukcapil.stage_file, dukcapil.apply_differences = stage_file, apply
+        dukcapil.stage_file, dukcapil.sort_differences, dukcapil.write_differences = stage_file, sort, write
     return outcome
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from airflow.sdk import chain, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from dtsen.airflow_support import approval_task, default_args, round_params, step_task
+from dtsen.airflow_support import approval_task, default_args, extract_review_task, round_params, step_task
 from dtsen.config import settings
 from dtsen.round import STEP
 
@@ -51,8 +51,11 @@ with backoff.
 )
 def dtsen_update_round():
     submissions = step_task(STEP["open_round"])()  # returns the round's submissions
+    review = extract_review_task(STEP["extract_review"])  # a held Dukcapil extract waits for a person here
     validated = step_task(STEP["stage_and_validate"]).expand(submission=submissions)
     chain(
+        submissions,
+        review,
         validated,
         step_task(STEP["finish_validation"])(),
         step_task(STEP["merge"])(),

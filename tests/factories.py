@@ -320,12 +320,12 @@ def waiting_hitl_detail(base: str, token: str, proc, log: Path, timeout: float =
         time.sleep(1)
 
 
-def answer_hitl(base: str, token: str, run_id: str, body: dict):
-    """PATCH the approval task's human-in-the-loop detail as the token's user (Airflow's public API)."""
+def answer_hitl(base: str, token: str, run_id: str, body: dict, task_id: str = "approval"):
+    """PATCH a task's human-in-the-loop detail as the token's user (Airflow's public API)."""
     import httpx
 
     return httpx.patch(
-        f"{base}/api/v2/dags/dtsen_update_round/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails",
+        f"{base}/api/v2/dags/dtsen_update_round/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
         headers={"Authorization": f"Bearer {token}"},
         json=body,
     )

@@ -12,6 +12,7 @@ from dtsen.paths import PROJECT_ROOT
 
 CONTRACT_DOC = PROJECT_ROOT.parent / "shared" / "contracts" / "README.md"
 GOLDEN_COPY = PROJECT_ROOT / "docs" / "contract-v1.md"
+EXTENSIONS = PROJECT_ROOT / "docs" / "contract-extensions.md"  # what the project adds (additive only)
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +26,18 @@ def test_the_kept_copy_of_the_contract_is_the_contract():
     assert GOLDEN_COPY.read_text(encoding="utf-8") == CONTRACT_DOC.read_text(encoding="utf-8")
 
 
-def test_reason_codes_match_the_contract_table(contract_text):
-    section = contract_text.split("## 2. Rejection reason codes", 1)[1].split("## 3.", 1)[0]
+def _codes_in_table(section: str) -> set[str]:
     first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| ")]
-    documented = {code for cell in first_cells for code in re.findall(r"\b[A-Z][A-Z_]{4,}[A-Z]\b", cell)}
-    assert documented == {r.code for r in contract.REASONS}
+    return {code for cell in first_cells for code in re.findall(r"\b[A-Z][A-Z_]{4,}[A-Z]\b", cell)}
+
+
+def test_reason_codes_match_the_contract_table_and_the_documented_extensions(contract_text):
+    section = contract_text.split("## 2. Rejection reason codes", 1)[1].split("## 3.", 1)[0]
+    extensions = (
+        EXTENSIONS.read_text(encoding="utf-8").split("## Rejection reason codes", 1)[1].split("## ", 1)[0]
+    )
+    assert _codes_in_table(section) == {r.code for r in contract.REASONS if not r.extends_contract}
+    assert _codes_in_table(extensions) == {r.code for r in contract.REASONS if r.extends_contract}
 
 
 def test_every_reason_has_an_indonesian_message():

@@ -41,13 +41,16 @@ SELECT count(*) FILTER (WHERE blank) AS blank,
 FROM dk_diff;
 
 -- name: duplicated_lines
--- Every line of a NIK listed more than once, added to the differences (a slow path: one more pass
--- and a grouping of the whole extract, taken only when the counts show duplicated current NIKs).
+-- Every line of a NIK listed more than once with different content, added to the differences (a slow
+-- path: one more pass and a grouping of the whole extract, taken only when the counts show a current
+-- NIK matched by more than one line). Copies identical to each other are one row: when they equal the
+-- reference too, nothing about that NIK differs.
 INSERT INTO dk_diff (rec, line_no, blank, nik, was_current, row_hash)
 SELECT e.rec, e.line_no, false, e.nik_key, true, e.row_hash
-FROM (SELECT k.*, count(*) OVER (PARTITION BY k.nik_key) AS copies
+FROM (SELECT k.*, min(k.row_hash) OVER w AS lowest, max(k.row_hash) OVER w AS highest
       FROM ({{ keyed }}
       ) k
-      WHERE k.is_data) e
-WHERE e.copies > 1 AND e.nik_key IS NOT NULL
+      WHERE k.is_data AND k.nik_key IS NOT NULL
+      WINDOW w AS (PARTITION BY k.nik_key)) e
+WHERE e.lowest <> e.highest
   AND NOT EXISTS (SELECT 1 FROM dk_diff d WHERE d.rec = e.rec);

@@ -243,6 +243,90 @@ def approval_task(step):
     )
 
 
+EXTRACT_OPTIONS = {"Apply the extract": "APPLY", "Keep the current reference": "KEEP_REFERENCE"}
+
+
+def extract_review_task(step):
+    """The round's extract_review step as a human-in-the-loop task (the standard provider's HITLOperator).
+
+    A round whose Dukcapil extract open_round held parks the task in "awaiting input" with what the
+    plausibility check found as its body, assigned to DTSEN_APPROVERS, and data ops get an email with
+    the link. The answer is recorded by dtsen.round.record_extract_decision; then the step attaches the
+    snapshot (applied, or the reference kept) and the round goes on. No answer in time fails the task
+    (recorded as TIMED_OUT): the round stays stopped until the task is cleared. Any other round passes."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+    from airflow.sdk import Param
+
+    from dtsen.config import settings
+
+    class ExtractReviewOperator(HITLOperator):
+        def execute(self, context):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from dtsen.round import ask_about_extract
+
+            ctx = round_context(context)
+            ui = airflow_link(
+                "dags", self.dag_id, "runs", context["run_id"], "tasks", self.task_id, "required_actions"
+            )
+            try:
+                review = ask_about_extract(ctx, ui)
+            except DataError as exc:
+                raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+            if review is None:  # nothing held (or decided already, e.g. with dtsen decide-extract)
+                return run_step(step, ctx)
+            self.assigned_users = [{"id": user, "name": user} for user in ctx.settings.approvers]
+            self.subject = review.subject
+            self.body = review.markdown()
+            return super().execute(context)
+
+        def execute_complete(self, context, event):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from dtsen.round import record_extract_decision
+
+            ctx = round_context(context)
+            timed_out = "error" in event and event.get("error_type") == "timeout"
+            if "error" in event and not timed_out:
+                return super().execute_complete(context, event)  # raises the provider's error
+            user = event.get("responded_by_user") or {}
+            user = user if isinstance(user, dict) else {}
+            chosen = list(event.get("chosen_options") or [])
+            decision = record_extract_decision(
+                ctx,
+                decision=EXTRACT_OPTIONS.get(chosen[0]) if len(chosen) == 1 else None,
+                decided_by=user.get("name") or user.get("id"),
+                responder_id=user.get("id"),
+                reason=(event.get("params_input") or {}).get("reason"),
+                timed_out=timed_out,
+            )
+            if decision["decision"] in ("REFUSED", "TIMED_OUT"):
+                why = decision.get("refused_because") or "no answer came in time"
+                raise AirflowFailException(
+                    f"the extract stays held: {why} (recorded as {decision['decision']}). Clear this task to "
+                    "ask again, or `dtsen decide-extract`."
+                )
+            return run_step(step, ctx)
+
+    return ExtractReviewOperator(
+        task_id=step.name,
+        doc_md=step.doc,
+        subject="Apply the held Dukcapil extract?",  # replaced by the extract's own
+        options=list(EXTRACT_OPTIONS),
+        # no defaults: no answer in time decides nothing (the round stays stopped)
+        response_timeout=dt.timedelta(hours=settings().approval_timeout_hours),
+        params={
+            "reason": Param(
+                "",
+                type="string",
+                title="Reason",
+                description="Why (recorded with the decision). Required: an answer without a reason is "
+                "refused and the extract stays held.",
+            )
+        },
+    )
+
+
 def notify_task(step):
     """dtsen_notify_programs' one task: the version from the form, else from the asset event."""
     from airflow.sdk import get_current_context, task

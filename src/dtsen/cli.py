@@ -36,10 +36,14 @@ def opens_warehouse(command: Callable[[argparse.Namespace], int]) -> Callable[[a
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
-        from dtsen.publish.version import sweep_incomplete
+        from dtsen.publish.version import Leftovers, incomplete_folders, remove_incomplete
 
         root = getattr(args, "publish_root", None) or settings().publish_root  # --publish-root first
-        args.leftovers = sweep_incomplete(Path(root))
+        versions = Path(root) / "versions"
+        args.leftovers = Leftovers()
+        if incomplete_folders(versions):  # without leftovers on disk it does not connect at all
+            with engine.connect() as conn, conn.transaction():
+                args.leftovers = remove_incomplete(conn, versions)
         return command(args)
 
     return run
@@ -165,6 +169,31 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 @opens_warehouse
+def cmd_decide_extract(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from dtsen.errors import DataError
+    from dtsen.ingest.dukcapil_review import APPLY, KEEP_REFERENCE, decide, waiting_on_date
+
+    day = dt.date.fromisoformat(args.date)
+    if not args.reason.strip() or not args.by.strip():
+        raise DataError(
+            "a decision on an extract needs who decides (--by) and why (--reason): both are recorded"
+        )
+    outcome = APPLY if args.apply else KEEP_REFERENCE
+    with engine.connect() as conn, conn.transaction():
+        review = waiting_on_date(conn, day)
+        if review is None:
+            raise DataError(f"no Dukcapil extract of {day} is waiting for a decision")
+        decide(conn, review.review_pk, outcome, args.by.strip(), "cli", args.reason.strip())
+    then = "it is applied" if outcome == APPLY else "it is set aside and the reference stays as it is"
+    print(
+        f"Dukcapil extract {day} (review {review.review_pk}): {outcome} by {args.by}; {then} when the round runs again"
+    )
+    return 0
+
+
+@opens_warehouse
 def cmd_discard(args: argparse.Namespace) -> int:
     from dtsen.publish.audit import discard_version
 
@@ -284,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--by", required=True, help="who approves (recorded)")
     approve.add_argument("--reason", required=True, help="why (recorded)")
     approve.set_defaults(func=cmd_approve)
+
+    extract = sub.add_parser(
+        "decide-extract", help="apply a held Dukcapil extract, or keep the current reference (recorded)"
+    )
+    extract.add_argument("--date", required=True, help="the extract's date folder, YYYY-MM-DD")
+    choice = extract.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--apply", action="store_true", help="apply the extract as it is")
+    choice.add_argument(
+        "--keep-reference", action="store_true", help="set the extract aside; the reference stays as it is"
+    )
+    extract.add_argument("--by", required=True, help="who decides (recorded)")
+    extract.add_argument("--reason", required=True, help="why (recorded)")
+    extract.set_defaults(func=cmd_decide_extract)
 
     discard = sub.add_parser("discard", help="drop an unpublished candidate (e.g. after fixing the model)")
     discard.add_argument("--version", type=int, required=True)

@@ -41,6 +41,8 @@ class Settings:
     max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
     feedback_max_rows_per_reason: int  # ditolak.csv lists at most this many rows per reason (all are counted)
     staging_keep_rounds: int  # staging of the newest N merged rounds and N Dukcapil snapshots is kept
+    dukcapil_max_removed_share: float  # an extract removing more of the reference (or a regency) is held
+    dukcapil_regency_min_removed: int  # a regency's share counts from this many removed NIKs
     publish_streams: int  # a version's files are written by this many connections at once
     approval_timeout_hours: float  # a blocked candidate's approval task waits this long, then rejects
     approvers: tuple[str, ...]  # Airflow user ids who may approve a blocked candidate; empty: nobody
@@ -218,6 +220,24 @@ SETTINGS: tuple[Setting, ...] = (
         "`2`",
         "the staged rows of the newest N merged rounds and of the newest N Dukcapil snapshots are kept; "
         "older staging partitions are dropped when a round opens (the raw files stay in the raw store)",
+        _number(int, 1),
+    ),
+    Setting(
+        "DTSEN_DUKCAPIL_MAX_REMOVED_SHARE",
+        "dukcapil_max_removed_share",
+        "0.005",
+        "`0.005` (0.5%)",
+        "a Dukcapil extract that would remove more than this share of the current reference's NIKs, or of one "
+        "regency's, is held: nothing of it is applied and the round waits for a person's decision",
+        _number(float, 0.0, 1.0),
+    ),
+    Setting(
+        "DTSEN_DUKCAPIL_REGENCY_MIN_REMOVED",
+        "dukcapil_regency_min_removed",
+        "20",
+        "`20`",
+        "a regency's removed share is judged only from this many removed NIKs on (a small regency's few "
+        "removals are not a broken extract); the share of the whole reference is always judged",
         _number(int, 1),
     ),
     Setting(

@@ -139,6 +139,7 @@ class Reason:
     level: Level
     meaning: str  # English, for operators
     pesan: str  # Indonesian, for the region: what is wrong and what to do
+    extends_contract: bool = False  # added by this project (docs/contract-extensions.md), not in contract v1
 
 
 REASONS: tuple[Reason, ...] = (
@@ -252,6 +253,16 @@ REASONS: tuple[Reason, ...] = (
         Level.ROW,
         "Dukcapil records the person as deceased",
         "Menurut Dukcapil orang ini sudah meninggal. Jika benar, kirim baris HAPUS dengan alasan MENINGGAL; jika keliru, warga perlu memperbaiki data di Disdukcapil.",
+    ),
+    Reason(
+        "NIK_DUKCAPIL_CONFLICT",
+        Level.ROW,
+        "the Dukcapil extract lists this NIK more than once with different content (an extract defect); "
+        "the row is held, not the sender's error",
+        "Data Dukcapil untuk NIK ini sedang bermasalah: ekstrak Dukcapil mencantumkannya lebih dari sekali "
+        "dengan isi berbeda. Ini bukan kesalahan daerah dan NIK tidak perlu diperbaiki; baris ini ditahan dan "
+        "dapat dikirim ulang pada putaran berikutnya setelah Dukcapil memperbaiki datanya.",
+        extends_contract=True,
     ),
     Reason(
         "RECORD_NOT_FOUND",

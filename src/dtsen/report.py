@@ -296,17 +296,39 @@ def _open_round(s: dict):
     parts = [
         "round open" if fresh else f"round already {s.get('round_status')} (registered by an earlier run)"
     ]
-    snapshot = s.get("dukcapil_snapshot")
-    if snapshot is None:
+    snapshot, held = s.get("dukcapil_snapshot"), s.get("dukcapil_held")
+    if held:
+        parts.append(
+            f"Dukcapil extract {held['snapshot']} held for a person's decision (review {held['review']}): "
+            "nothing of it applied"
+        )
+    elif snapshot is None:
         parts.append("no Dukcapil snapshot (NIK checks cannot run)")
     elif s.get("dukcapil_loaded_now"):
         parts.append(f"Dukcapil snapshot {snapshot} loaded now ({s.get('dukcapil_rows', 0)} persons)")
     else:
         parts.append(f"Dukcapil snapshot {snapshot} already loaded")
+    if s.get("dukcapil_conflicting_niks"):
+        parts.append(
+            f"{s['dukcapil_conflicting_niks']} NIKs listed twice with different content in the extract "
+            "(kept as they were; report it to Dukcapil)"
+        )
     parts.append(f"{len(s.get('submissions', []))} submissions in the landing zone")
     if s.get("refused_landing_entries"):
         parts.append(f"{s['refused_landing_entries']} landing entries refused (their feedback says why)")
     return "; ".join(parts), "now" if fresh or s.get("dukcapil_loaded_now") else "earlier", []
+
+
+def _extract_review(s: dict):
+    if not s.get("held"):
+        return "no Dukcapil extract held", None, []
+    decision = {"APPLY": "applied", "KEEP_REFERENCE": "set aside (the reference kept as it stood)"}
+    return (
+        f"the held extract (review {s.get('review')}) was {decision.get(s.get('decision'), s.get('decision'))} "
+        f"by a person's decision; the round uses snapshot {s.get('dukcapil_snapshot') or 'none'}",
+        "now",
+        [],
+    )
 
 
 def _stage_and_validate(items: list):
@@ -460,6 +482,7 @@ def _notify_programs(s: dict):
 
 _DESCRIBE = {
     "open_round": _open_round,
+    "extract_review": _extract_review,
     "stage_and_validate": _stage_and_validate,
     "finish_validation": _finish_validation,
     "merge": _merge,

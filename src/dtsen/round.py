@@ -148,10 +148,132 @@ def open_round(ctx: RoundContext) -> dict:
         "dukcapil_rows": opened.snapshot.rows_received if opened.snapshot else 0,
         "dukcapil_rows_kept": opened.snapshot.rows_kept if opened.snapshot else 0,
         "dukcapil_loaded_now": bool(opened.snapshot and opened.snapshot.loaded_now),
+        "dukcapil_conflicting_niks": (opened.snapshot.diff.get("conflicting", 0) if opened.snapshot else 0),
+        "dukcapil_held": (
+            {"snapshot": opened.held.snapshot_date.isoformat(), "review": opened.held.review_pk}
+            if opened.held
+            else None
+        ),
         "submissions": [{"source": s.source, "submission_id": s.submission_id} for s in opened.submissions],
         "refused_landing_entries": len(opened.refused),
         "staging_dropped": {"rounds": pruned.rounds, "dukcapil_snapshots": pruned.snapshots},
     }
+
+
+def extract_review(ctx: RoundContext) -> dict:
+    """Outside Airflow nobody waits here: a round whose Dukcapil extract is held stops (a DataError
+    saying how to decide) until `dtsen decide-extract`; once decided, the snapshot is attached to the
+    round (applied, or the reference kept as it stands). In Airflow the task is a human-in-the-loop
+    decision (dtsen.airflow_support.extract_review_task) around ask_about_extract and
+    record_extract_decision, then this."""
+    from dtsen.ingest.dukcapil import SnapshotHeld
+    from dtsen.ingest.dukcapil_review import waiting_for
+    from dtsen.ingest.opening import attach_snapshot
+
+    with _connect() as conn, conn.transaction():
+        review = waiting_for(conn, ctx.round_id)
+        if review is None:
+            return {"round_id": ctx.round_id, "held": False}
+        if review.status == "WAITING":
+            raise DataError(
+                f"round {ctx.round_id} stops: the Dukcapil extract of {review.snapshot_date} is held, {review.why}. "
+                "Nothing of it was applied. A person decides: `dtsen decide-extract --date "
+                f"{review.snapshot_date} --apply` (or `--keep-reference`) `--by NAME --reason TEXT`, then run "
+                "the round again"
+            )
+        attached = attach_snapshot(
+            conn,
+            ctx.round_id,
+            _round_seq(conn, ctx.round_id),
+            ctx.settings.landing_root,
+            ctx.settings.raw_root,
+        )
+        if isinstance(attached, SnapshotHeld):  # another extract, delivered since, is held in turn
+            raise DataError(
+                f"round {ctx.round_id} stops: the Dukcapil extract of {attached.snapshot_date} is held, "
+                f"{attached.review.why}. Decide on it as on the previous one"
+            )
+        if attached is not None:
+            from dtsen.validate.round import validate_snapshot
+
+            validate_snapshot(conn, attached.snapshot_pk)
+    return {
+        "round_id": ctx.round_id,
+        "held": True,
+        "review": review.review_pk,
+        "decision": review.status,
+        "dukcapil_snapshot": attached.snapshot_date.isoformat() if attached else None,
+    }
+
+
+def ask_about_extract(ctx: RoundContext, ui_link: str | None = None):
+    """The round's held Dukcapil extract as a decision to put to a person (None: nothing to decide),
+    and data ops emailed once that it waits, with the link to answer it."""
+    from dtsen.ingest.dukcapil_review import waiting_for
+    from dtsen.notify.deliver import send_once
+    from dtsen.notify.messages import extract_held_email
+    from dtsen.notify.subscribers import load_subscribers
+
+    with _connect() as conn:
+        review = waiting_for(conn, ctx.round_id)
+        conn.commit()
+        if review is None or review.status != "WAITING":
+            return None
+        if not ctx.settings.approvers:
+            raise DataError(
+                f"the Dukcapil extract of {review.snapshot_date} is held, but DTSEN_APPROVERS is not set: nobody "
+                "may decide on it in Airflow. Set DTSEN_APPROVERS and clear this task, or `dtsen decide-extract`"
+            )
+        email = extract_held_email(
+            load_subscribers(ctx.settings.subscribers_path).data_ops, ctx.round_id, review, ui_link
+        )
+        send_once(conn, f"dukcapil-review:{review.review_pk}:waiting", email, ctx.sender())
+    return review
+
+
+def record_extract_decision(
+    ctx: RoundContext,
+    *,
+    decision: str | None,
+    decided_by: str | None,
+    reason: str | None,
+    timed_out: bool,
+    responder_id: str | None = None,
+) -> dict:
+    """A person's answer on the round's held extract (`decision`: APPLY or KEEP_REFERENCE; None with
+    `timed_out`). Counts only from one of DTSEN_APPROVERS, with a reason: any other is kept as REFUSED
+    and the extract stays held. Safe to repeat and to race: the first decision stands."""
+    from dtsen.ingest.dukcapil_review import decide, waiting_for
+
+    reason = (reason.strip() if isinstance(reason, str) else "") or None
+    refused_because = None
+    if not timed_out and (responder_id or decided_by or "") not in ctx.settings.approvers:
+        refused_because = "the responding user is not one of DTSEN_APPROVERS"
+    elif not timed_out and reason is None:
+        refused_because = "a decision needs a reason, and none was given"
+    outcome = "REFUSED" if refused_because else ("TIMED_OUT" if timed_out else decision)
+    with _connect() as conn, conn.transaction():
+        review = waiting_for(conn, ctx.round_id)
+        if review is None:
+            return {"round_id": ctx.round_id, "review": None, "decision": None}
+        decided = decide(
+            conn, review.review_pk, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id, refused_because
+        )
+    summary = {"round_id": ctx.round_id, "review": review.review_pk, "decision": outcome if decided else None}
+    if outcome in ("REFUSED", "TIMED_OUT"):
+        summary["decision"] = outcome
+    return summary | ({"refused_because": refused_because} if refused_because else {})
+
+
+def _require_extract_decided(conn, round_id: str) -> None:
+    from dtsen.ingest.dukcapil_review import waiting_for
+
+    review = waiting_for(conn, round_id)
+    if review is not None:
+        raise DataError(
+            f"round {round_id} waits for a decision on the Dukcapil extract of {review.snapshot_date} "
+            "(its extract_review step): nothing is validated against a reference that may be wrong"
+        )
 
 
 def stage_and_validate(ctx: RoundContext) -> dict:
@@ -163,6 +285,7 @@ def stage_and_validate(ctx: RoundContext) -> dict:
     source, submission_id = ctx.submission["source"], ctx.submission["submission_id"]
     started = time.perf_counter()
     with _connect() as conn, conn.transaction():
+        _require_extract_decided(conn, ctx.round_id)
         outcome = ingest_one_submission(
             conn,
             ctx.round_id,
@@ -194,6 +317,7 @@ def finish_validation(ctx: RoundContext) -> dict:
     from dtsen.validate.round import finish_validation as finish
 
     with _connect() as conn, conn.transaction():
+        _require_extract_decided(conn, ctx.round_id)
         gate = finish(conn, _round_seq(conn, ctx.round_id), ctx.threshold)
     return {
         "round_id": ctx.round_id,
@@ -535,6 +659,19 @@ STEPS: tuple[Step, ...] = (
         f"what changed, list the submissions. {_FAILS} a missing round folder, a bad round id, an earlier "
         "round not yet merged or a schema behind are data errors: the log says what to do.",
         fans_out="submissions",
+    ),
+    Step(
+        "extract_review",
+        extract_review,
+        "A Dukcapil extract that would remove more than DTSEN_DUKCAPIL_MAX_REMOVED_SHARE of the reference's "
+        "NIKs (or of one regency's), or whose last line is cut off, is held by open_round: nothing of it is "
+        "applied, and this task puts it to one of DTSEN_APPROVERS with what was found (counts and regency "
+        "codes); data ops are emailed the link. **Apply the extract** applies it; **Keep the current "
+        "reference** sets it aside and the round goes on with the reference as it stands. A reason is "
+        "required; every answer is recorded. Any other round passes straight through. "
+        f"{_FAILS} no answer in time (the round stays stopped: clear the task to ask again), an answer "
+        "refused (no reason, or not an approver), or DTSEN_APPROVERS unset.",
+        asks_approval=True,
     ),
     Step(
         "stage_and_validate",

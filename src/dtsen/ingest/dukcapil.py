@@ -23,6 +23,9 @@ from psycopg.types.json import Jsonb
 from dtsen.contract import DUKCAPIL_PENDUDUK
 from dtsen.errors import DataError
 from dtsen.ingest import rawstore
+from dtsen.ingest.dukcapil_guard import Thresholds, describe, judge
+from dtsen.ingest.dukcapil_manifest import DukcapilManifest, ManifestProblem, read_manifest
+from dtsen.ingest.dukcapil_review import APPLY, Review, hold, review_of, set_aside
 from dtsen.ingest.landing import list_dukcapil_snapshots
 from dtsen.ingest.stage import Narrowed, RawRecords, stage_file
 from dtsen.sqlfiles import probe_when_small, run, statements
@@ -40,24 +43,55 @@ class SnapshotOutcome:
     code: str | None = None
     detail: str = ""
     loaded_now: bool = True
+    diff: dict = field(default_factory=dict)
+
+
+@dataclass
+class SnapshotHeld:
+    """The newest extract failed the plausibility check: nothing of it was applied; a person decides."""
+
+    review: Review
+    snapshot_date: dt.date
 
 
 class SnapshotConflict(DataError):
     pass
 
 
+class _Held(Exception):
+    """Unwinds the savepoint of an extract that may not be applied (nothing of it is kept)."""
+
+    def __init__(self, found: dict):
+        self.found = found
+
+
 def ingest_latest_snapshot(
-    conn: psycopg.Connection, landing_root: Path, raw_root: Path, as_of: dt.date
-) -> SnapshotOutcome | None:
-    """Load the newest snapshot dated on or before `as_of`; None when the landing zone has none."""
+    conn: psycopg.Connection,
+    landing_root: Path,
+    raw_root: Path,
+    as_of: dt.date,
+    thresholds: Thresholds | None = None,
+) -> SnapshotOutcome | SnapshotHeld | None:
+    """Load the newest snapshot dated on or before `as_of` that a person has not set aside; None when
+    the landing zone has none. An implausible extract is held (SnapshotHeld) until a person decides;
+    one that contradicts its manifest, or cannot be read, stops the round (SnapshotConflict)."""
+    from dtsen.config import settings
+
+    thresholds = thresholds or Thresholds.from_settings(settings())
     snapshots, refused = list_dukcapil_snapshots(landing_root)
     for r in refused:
         log.warning("dukcapil snapshot refused: %s (%s)", r.entry, r.why)
-    eligible = [s for s in snapshots if s.snapshot_date <= as_of]
+    conn.execute("LOCK TABLE ingest.dukcapil_snapshot IN SHARE ROW EXCLUSIVE MODE")
+    aside = set_aside(conn)
+    eligible = [
+        s
+        for s in snapshots
+        if s.snapshot_date <= as_of
+        and not (s.snapshot_date in aside and file_sha256(s.path)[0] in aside[s.snapshot_date])
+    ]
     if not eligible:
         return None
     snapshot = eligible[-1]
-    conn.execute("LOCK TABLE ingest.dukcapil_snapshot IN SHARE ROW EXCLUSIVE MODE")
     row = conn.execute(
         "SELECT snapshot_pk, sha256, rows_received, rows_kept FROM ingest.dukcapil_snapshot "
         "WHERE snapshot_date = %s",
@@ -81,12 +115,51 @@ def ingest_latest_snapshot(
             f"Dukcapil snapshot {snapshot.snapshot_date} is older than snapshot {base[1]}, already loaded; "
             "the reference cannot go back in time"
         )
+    try:
+        manifest = read_manifest(landing_root, snapshot.path, snapshot.snapshot_date)
+    except ManifestProblem as exc:
+        raise SnapshotConflict(f"Dukcapil snapshot {snapshot.snapshot_date} is refused: {exc}") from None
     # hashed as it is copied, and staged from the copy: the bytes loaded are the bytes recorded
     copy = rawstore.keep(raw_root, snapshot.path)
+    if manifest is not None and manifest.sha256 != copy.sha256:
+        raise SnapshotConflict(
+            f"Dukcapil snapshot {snapshot.snapshot_date} is refused: penduduk.csv does not have the SHA-256 "
+            "its manifest.json gives (incomplete or altered in transfer); ask Dukcapil to deliver it again"
+        )
+    review = review_of(conn, snapshot.snapshot_date, copy.sha256)
+    try:
+        with conn.transaction():  # savepoint: a held extract leaves nothing behind
+            return _load(conn, snapshot.snapshot_date, copy, base, manifest, thresholds, review)
+    except _Held as held:
+        review = hold(conn, snapshot.snapshot_date, copy.sha256, held.found)
+        log.warning(
+            "dukcapil snapshot %s is held for a decision (review %d): %s",
+            snapshot.snapshot_date,
+            review.review_pk,
+            describe(held.found),
+        )
+        return SnapshotHeld(review, snapshot.snapshot_date)
+
+
+def _load(
+    conn: psycopg.Connection,
+    snapshot_date: dt.date,
+    copy: rawstore.Kept,
+    base: tuple | None,
+    manifest: DukcapilManifest | None,
+    thresholds: Thresholds,
+    review: Review | None,
+) -> SnapshotOutcome:
     pk = conn.execute(
-        "INSERT INTO ingest.dukcapil_snapshot (snapshot_date, sha256, size_bytes, raw_path) VALUES (%s, %s, %s, %s) "
-        "RETURNING snapshot_pk",
-        (snapshot.snapshot_date, copy.sha256, copy.size_bytes, str(copy.path)),
+        "INSERT INTO ingest.dukcapil_snapshot (snapshot_date, sha256, size_bytes, raw_path, manifest) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING snapshot_pk",
+        (
+            snapshot_date,
+            copy.sha256,
+            copy.size_bytes,
+            str(copy.path),
+            Jsonb(manifest.model_dump(mode="json")) if manifest else None,
+        ),
     ).fetchone()[0]
     conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
     base_pk, base_kept = (base[0], base[2] or 0) if base else (None, 0)
@@ -102,48 +175,87 @@ def ingest_latest_snapshot(
     if staged.code:
         # An unreadable civil-registry extract must stop the round: without it nothing can be checked.
         raise SnapshotConflict(
-            f"Dukcapil snapshot {snapshot.snapshot_date} is unusable: {staged.code} {staged.detail}"
+            f"Dukcapil snapshot {snapshot_date} is unusable: {staged.code} {staged.detail}"
         )
-    diff = apply_differences(conn, pk, base_pk, base_kept, differences.timings)
+    if manifest is not None and manifest.row_count != staged.rows_received:
+        raise SnapshotConflict(
+            f"Dukcapil snapshot {snapshot_date} is refused: it has {staged.rows_received:,} data rows, its "
+            f"manifest.json says {manifest.row_count:,}; ask Dukcapil to deliver it again"
+        )
+    diff = sort_differences(conn, pk, base_pk, differences.timings)
+    if base_pk is not None:  # the first extract removes nothing
+        found = judge(
+            conn,
+            thresholds,
+            current=base_kept,
+            last_rec=differences.last_rec,
+            ends_with_newline=_ends_with_newline(copy.path),
+            diff=diff,
+        )
+        if found is not None and not (review is not None and review.status == APPLY):
+            raise _Held(found)
+    diff = write_differences(conn, pk, base_pk, base_kept, differences.timings)
     kept = base_kept + diff["new"] + diff["changed"] - diff["closed"]
     conn.execute(
-        "UPDATE ingest.dukcapil_snapshot SET rows_received = %s, rows_kept = %s, diff_base_pk = %s, diff = %s "
-        "WHERE snapshot_pk = %s",
-        (staged.rows_received, kept, base_pk, Jsonb(diff), pk),
+        "UPDATE ingest.dukcapil_snapshot SET rows_received = %s, rows_kept = %s, diff_base_pk = %s, diff = %s, "
+        "review_pk = %s WHERE snapshot_pk = %s",
+        (staged.rows_received, kept, base_pk, Jsonb(diff), review.review_pk if review else None, pk),
     )
     if base is None:  # the reference went from empty to the whole extract
         conn.execute("ANALYZE ref.dukcapil")
     log.info(
-        "dukcapil snapshot %s against the reference: %d new, %d changed, %d vanished, %d unusable",
-        snapshot.snapshot_date,
+        "dukcapil snapshot %s against the reference: %d new, %d changed, %d vanished, %d unusable, "
+        "%d NIKs listed twice with different content (kept as they were)%s",
+        snapshot_date,
         diff["new"],
         diff["changed"],
         diff["vanished"],
         diff["unusable"],
+        diff["conflicting"],
+        f"; applied on review {review.review_pk}" if review else "",
     )
+    if diff["conflicting"]:
+        log.warning(
+            "dukcapil snapshot %s contradicts itself: %d NIKs are listed more than once with different "
+            "content; their reference records are kept and the regions' rows for them are held "
+            "(NIK_DUKCAPIL_CONFLICT). Report it to Dukcapil.",
+            snapshot_date,
+            diff["conflicting"],
+        )
     if kept < staged.rows_received:
         log.warning(
-            "dukcapil snapshot %s: %d of %d rows unusable (malformed or duplicated NIK, bad identity)",
-            snapshot.snapshot_date,
+            "dukcapil snapshot %s: %d of %d rows not taken (unusable, or a NIK listed more than once)",
+            snapshot_date,
             staged.rows_received - kept,
             staged.rows_received,
         )
-    return SnapshotOutcome(pk, snapshot.snapshot_date, staged.rows_received, kept)
+    return SnapshotOutcome(pk, snapshot_date, staged.rows_received, kept, diff=diff)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) in (b"\n", b"\r")
 
 
 FIND = "ingest/dukcapil_diff.sql"
-APPLY = "ingest/dukcapil_apply.sql"
+SORT = "ingest/dukcapil_sort.sql"
+WRITE = "ingest/dukcapil_write.sql"
 SUMMARY = "ingest/dukcapil_summary.sql"
 
 
 @dataclass
 class Differences:
     """Finds the extract lines that differ from the reference while they are still raw (the
-    `narrow` of stage_file): only those are staged. Leaves pg_temp.dk_diff for apply_differences."""
+    `narrow` of stage_file): only those are staged. Leaves pg_temp.dk_diff for sort_differences."""
 
     snapshot_pk: int
     base_kept: int  # NIKs current in the reference before this extract
     timings: dict[str, float] = field(default_factory=dict)
+    last_rec: int = 0  # the extract's last record (its last line, unless the file ends in blank lines)
 
     def find(self, conn: psycopg.Connection, raw: RawRecords) -> Narrowed:
         fragments = {
@@ -157,6 +269,7 @@ class Differences:
         self._run(conn, "diff", steps["diff"])
         blank, vanished, unmatched = conn.execute(steps["counts"]).fetchone()
         data_rows = raw.records - raw.header_line - blank
+        self.last_rec = raw.records
         # lines matched to a current NIK, against the current NIKs they matched: more lines than NIKs
         # means some NIK is listed more than once
         if data_rows - unmatched > self.base_kept - vanished:
@@ -171,22 +284,34 @@ class Differences:
         self.timings[name] = time.perf_counter() - started
 
 
-def apply_differences(
+def sort_differences(
+    conn: psycopg.Connection, snapshot_pk: int, base_pk: int | None, timings: dict[str, float] | None = None
+) -> dict[str, int]:
+    """Type the staged differing lines and sort them (usable, conflicting NIKs), nothing written yet;
+    counts of what differed."""
+    # the differing lines were just staged: without statistics the planner takes the partition for empty
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("staging", f"dukcapil_penduduk_s{snapshot_pk}")))
+    run(conn, SORT, {"snapshot_pk": snapshot_pk, "base_pk": base_pk}, timings=timings)
+    return _summary(conn)
+
+
+def write_differences(
     conn: psycopg.Connection,
     snapshot_pk: int,
     base_pk: int | None,
     base_kept: int,
     timings: dict[str, float] | None = None,
 ) -> dict[str, int]:
-    """Type the staged differing lines and apply them to the reference (holding `base_kept` current
-    NIKs); counts of what differed."""
-    params = {"snapshot_pk": snapshot_pk, "base_pk": base_pk}
-    # the differing lines were just staged: without statistics the planner takes the partition for empty
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("staging", f"dukcapil_penduduk_s{snapshot_pk}")))
+    """Apply the sorted differences to the reference (holding `base_kept` current NIKs)."""
     differing = conn.execute("SELECT count(*) FROM dk_diff").fetchone()[0]
     # the usual extract changes a few NIKs: look them up by index rather than scan the reference
-    run(conn, APPLY, params, profiles=probe_when_small(differing, base_kept), timings=timings)
-    counted = conn.execute(statements(SUMMARY)["summary"], params)
-    summary = dict(zip([c.name for c in counted.description], counted.fetchone(), strict=True))
-    conn.execute("DROP TABLE dk_diff, dk_usable")
+    params = {"snapshot_pk": snapshot_pk, "base_pk": base_pk}
+    run(conn, WRITE, params, profiles=probe_when_small(differing, base_kept), timings=timings)
+    summary = _summary(conn)
+    conn.execute("DROP TABLE dk_diff, dk_usable, dk_conflict")
     return summary
+
+
+def _summary(conn: psycopg.Connection) -> dict[str, int]:
+    counted = conn.execute(statements(SUMMARY)["summary"])
+    return dict(zip([c.name for c in counted.description], counted.fetchone(), strict=True))

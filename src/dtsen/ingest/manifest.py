@@ -63,7 +63,7 @@ class DuplicateKey(ValueError):
     """A JSON object of the manifest names the same key twice (json.loads would keep the last)."""
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+def no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     seen: dict[str, object] = {}
     for key, value in pairs:
         if key in seen:
@@ -100,7 +100,7 @@ def check_manifest(
     try:
         # a key given twice is refused, never resolved by its last entry: "files" listing a file
         # first with a wrong checksum and then with the right one must not pass
-        manifest = json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=_no_duplicate_keys)
+        manifest = json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=no_duplicate_keys)
     except DuplicateKey as exc:
         name = shown(str(exc))
         return _invalid(

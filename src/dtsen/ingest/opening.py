@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 
 from dtsen.config import settings
-from dtsen.ingest.dukcapil import SnapshotOutcome, ingest_latest_snapshot
+from dtsen.ingest.dukcapil import SnapshotHeld, SnapshotOutcome, ingest_latest_snapshot
+from dtsen.ingest.dukcapil_review import Review
 from dtsen.ingest.landing import LandingError, Refused, SubmissionDir, list_round
 from dtsen.ingest.register import (
     SubmissionOutcome,
@@ -32,6 +33,7 @@ class RoundOpening:
     raw: Path
     submissions: list[SubmissionDir] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    held: Review | None = None  # the newest extract waits for a person's decision (nothing of it applied)
 
 
 def open_round(
@@ -46,7 +48,33 @@ def open_round(
     listing = list_round(landing, round_id)
     round_seq = ensure_round(conn, round_id, landing)
     record_refused_listing(conn, round_seq, listing.refused)
+    snapshot = attach_snapshot(conn, round_id, round_seq, landing, raw)
+    held = snapshot.review if isinstance(snapshot, SnapshotHeld) else None
+    return RoundOpening(
+        round_id,
+        round_seq,
+        snapshot if isinstance(snapshot, SnapshotOutcome) else None,
+        landing,
+        raw,
+        listing.submissions,
+        listing.refused,
+        held,
+    )
+
+
+def attach_snapshot(
+    conn: psycopg.Connection, round_id: str, round_seq: int, landing: Path, raw: Path
+) -> SnapshotOutcome | SnapshotHeld | None:
+    """Load the round's Dukcapil snapshot and make it the round's; a held extract makes the round wait
+    on its review instead (its submissions are not validated until a person decides)."""
     snapshot = ingest_latest_snapshot(conn, landing, raw, round_reference_date(round_id))
+    if isinstance(snapshot, SnapshotHeld):
+        conn.execute(
+            "UPDATE ingest.round SET dukcapil_review_pk = %s WHERE round_seq = %s",
+            (snapshot.review.review_pk, round_seq),
+        )
+        return snapshot
+    conn.execute("UPDATE ingest.round SET dukcapil_review_pk = NULL WHERE round_seq = %s", (round_seq,))
     if snapshot is None:
         log.warning(
             "round %s: no Dukcapil snapshot on or before the cut-off; NIK checks cannot run", round_id
@@ -56,7 +84,7 @@ def open_round(
             "UPDATE ingest.round SET dukcapil_snapshot_pk = %s WHERE round_seq = %s",
             (snapshot.snapshot_pk, round_seq),
         )
-    return RoundOpening(round_id, round_seq, snapshot, landing, raw, listing.submissions, listing.refused)
+    return snapshot
 
 
 def known_regencies(conn: psycopg.Connection) -> set[str]:

@@ -237,3 +237,21 @@ def approval_waiting_email(
         f"[DTSEN] Approval needed for version {blocked.version} (round {blocked.round_id})",
         "\n".join(lines),
     )
+
+
+def extract_held_email(to: tuple[str, ...], round_id: str, review, ui_link: str | None) -> Email:
+    """Data ops: a Dukcapil extract is held by the plausibility check and the round waits (counts and
+    regency codes only)."""
+    lines = [
+        f"Round {round_id} stopped before validation: the Dukcapil extract of {review.snapshot_date} was not",
+        f"applied, because {review.why}.",
+        "Nothing of it reached the reference; no registry record was changed.",
+        "",
+        f"Decide here: {ui_link}"
+        if ui_link
+        else f"Decide with `dtsen decide-extract --date {review.snapshot_date} --apply|--keep-reference "
+        "--by NAME --reason TEXT`, then run the round again.",
+    ]
+    return Email(
+        to, f"[DTSEN] Dukcapil extract {review.snapshot_date} held: round {round_id} waits", "\n".join(lines)
+    )

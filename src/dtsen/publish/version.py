@@ -186,7 +186,7 @@ class Leftovers:
         ]
 
 
-def _incomplete(versions: Path) -> list[Path]:
+def incomplete_folders(versions: Path) -> list[Path]:
     return sorted(versions.glob(f"{INCOMPLETE_PREFIX}*")) if versions.is_dir() else []
 
 
@@ -195,7 +195,7 @@ def remove_incomplete(conn: psycopg.Connection, versions: Path) -> Leftovers:
     a publication is writing now: each holds a lock on its folder's name until its transaction ends,
     so a folder whose lock this transaction can take is a dead publication's."""
     found = Leftovers()
-    for leftover in _incomplete(versions):
+    for leftover in incomplete_folders(versions):
         free = conn.execute(
             "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (INCOMPLETE_LOCK_KEY, leftover.name)
         ).fetchone()[0]
@@ -213,18 +213,6 @@ def remove_incomplete(conn: psycopg.Connection, versions: Path) -> Leftovers:
         found.removed.append(leftover.name)
         log.warning("removed %s, left by an interrupted publication (it held personal data)", leftover)
     return found
-
-
-def sweep_incomplete(publish_root: Path) -> Leftovers:
-    """remove_incomplete in a short transaction of its own, for a command about to use the warehouse;
-    without leftovers on disk it does not connect at all."""
-    versions = publish_root / "versions"
-    if not _incomplete(versions):
-        return Leftovers()
-    from dtsen.warehouse import engine
-
-    with engine.connect() as conn, conn.transaction():
-        return remove_incomplete(conn, versions)
 
 
 def unrecorded_versions(conn: psycopg.Connection, publish_root: Path) -> list[int]:

@@ -129,7 +129,9 @@ SELECT sub.submission_pk,
        (SELECT coalesce(sum(f.rows_received), 0) FROM ingest.submission_file f
         WHERE f.submission_pk = sub.submission_pk) AS received,
        (SELECT count(*) FROM (SELECT DISTINCT q.file_name, q.line_no FROM quality.rejection q
-                              WHERE q.round_seq = sub.round_seq AND q.submission_pk = sub.submission_pk) d) AS rejected
+                              WHERE q.round_seq = sub.round_seq AND q.submission_pk = sub.submission_pk
+                                -- rows held for a defect of the Dukcapil extract are not the sender's failures
+                                AND q.reason_code <> 'NIK_DUKCAPIL_CONFLICT') d) AS rejected
 FROM ingest.submission sub
 WHERE sub.round_seq = %(round_seq)s AND sub.status = 'STAGED'
 """
