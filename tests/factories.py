@@ -254,6 +254,22 @@ print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "ta
 """
 
 
+def audited_sample_candidate(conn, publish_root: Path) -> int:
+    """The sample's round 2026-Q1 merged, its candidate built and audited (AUDITED), not yet
+    published; its version."""
+    from dtsen.paths import SAMPLE_DIR
+    from dtsen.programs import load_programs
+    from dtsen.publish.audit import audit_version
+    from dtsen.publish.candidate import build_candidate
+    from dtsen.rank.model import load_model
+
+    run_steps("2026-Q1", landing_root=SAMPLE_DIR / "landing", publish_root=publish_root, until="merge")
+    with conn.transaction():
+        built = build_candidate(conn, "2026-Q1", load_model(), load_programs())
+        assert audit_version(conn, built.version).status == "AUDITED"
+    return built.version
+
+
 def programs_with_pbi_jk_desil_max(path: Path, desil_max: int) -> Path:
     """The bundled program rules with PBI JK cut to desil 1..`desil_max` (a candidate that drifts)."""
     from dtsen.paths import PROJECT_ROOT

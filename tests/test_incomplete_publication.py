@@ -19,13 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dtsen.paths import SAMPLE_DIR
-from dtsen.programs import load_programs
-from dtsen.publish.audit import audit_version
-from dtsen.publish.candidate import build_candidate
-from dtsen.rank.model import load_model
 from dtsen.warehouse import engine
-from tests.factories import run_steps
+from tests.factories import audited_sample_candidate
 
 PUBLISH = (
     "import sys; from pathlib import Path; from dtsen.warehouse import engine; "
@@ -38,11 +33,7 @@ PUBLISH = (
 def candidate(module_warehouse, tmp_path_factory):
     """Sample round 2026-Q1 merged, its candidate built and audited, not yet published."""
     root = tmp_path_factory.mktemp("publish")
-    run_steps("2026-Q1", landing_root=SAMPLE_DIR / "landing", publish_root=root, until="merge")
-    with module_warehouse.transaction():
-        built = build_candidate(module_warehouse, "2026-Q1", load_model(), load_programs())
-        assert audit_version(module_warehouse, built.version).status == "AUDITED"
-    return module_warehouse, root, built.version
+    return module_warehouse, root, audited_sample_candidate(module_warehouse, root)
 
 
 class Publication:

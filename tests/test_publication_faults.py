@@ -21,15 +21,10 @@ from dtsen.notify.deliver import notify_programs, version_to_announce
 from dtsen.notify.messages import Email
 from dtsen.notify.subscribers import parse_subscribers
 from dtsen.notify.webhook import DuplicateDelivery, WebhookVerifier
-from dtsen.paths import SAMPLE_DIR
-from dtsen.programs import load_programs
-from dtsen.publish.audit import audit_version
-from dtsen.publish.candidate import build_candidate
 from dtsen.publish.version import PublishError, publish_version, unrecorded_warning
-from dtsen.rank.model import load_model
 from dtsen.warehouse import engine
 from dtsen_dev.local_airflow import free_port
-from tests.factories import run_steps
+from tests.factories import audited_sample_candidate
 
 SECRET = b"a-test-secret-of-the-pbi-team"
 
@@ -38,11 +33,7 @@ SECRET = b"a-test-secret-of-the-pbi-team"
 def candidate(module_warehouse, tmp_path_factory):
     """Sample round 2026-Q1 merged, its candidate built and audited, not yet published."""
     root = tmp_path_factory.mktemp("publish")
-    run_steps("2026-Q1", landing_root=SAMPLE_DIR / "landing", publish_root=root, until="merge")
-    with module_warehouse.transaction():
-        built = build_candidate(module_warehouse, "2026-Q1", load_model(), load_programs())
-        assert audit_version(module_warehouse, built.version).status == "AUDITED"
-    return module_warehouse, root, built.version
+    return module_warehouse, root, audited_sample_candidate(module_warehouse, root)
 
 
 def _mode(path) -> int:
