@@ -5,12 +5,15 @@ no extract closes a registry record by its silence."""
 from __future__ import annotations
 
 import datetime as dt
+import email
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from email import policy
 
 import pytest
 
@@ -230,6 +233,7 @@ def test_a_nik_listed_twice_is_one_row_when_identical_and_an_extract_defect_when
     fresh_db, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+    monkeypatch.setenv("DTSEN_OUTBOX", str(tmp_path / "outbox"))
     landing, publish = tmp_path / "landing", tmp_path / "publish"
     keys = ("A", "B", "C", "E")
     make_dukcapil(landing, "2026-03-28", body([_dukcapil_line(k) for k in keys]))
@@ -291,6 +295,13 @@ def test_a_nik_listed_twice_is_one_row_when_identical_and_an_extract_defect_when
     assert "NIK_NOT_IN_DUKCAPIL" not in ringkasan["reasons"]
     ditolak = (publish / "feedback" / "2026-Q2" / "3273-2026-Q2" / "ditolak.csv").read_text()
     assert "bukan kesalahan daerah" in ditolak and PEOPLE["C"][0] not in ditolak
+    # data ops are told, with the extract's line numbers and never a NIK
+    mails = [
+        email.message_from_bytes(m.read_bytes(), policy=policy.default)
+        for m in (tmp_path / "outbox").glob("*.eml")
+    ]
+    told = [m.get_content() for m in mails if "listed twice" in m["Subject"]]
+    assert len(told) == 1 and "penduduk.csv: 4" in told[0] and not re.search(r"\d{16}", told[0])
 
 
 # -- through the round: held, decided, never closing a registry record by silence -----------------

@@ -139,6 +139,8 @@ def open_round(ctx: RoundContext) -> dict:
         status = conn.execute(
             "SELECT status FROM ingest.round WHERE round_seq = %s", (opened.round_seq,)
         ).fetchone()[0]
+    if opened.snapshot is not None and opened.snapshot.diff.get("conflicting"):
+        _tell_data_ops_of_conflicts(ctx, opened.snapshot)
     return {
         "round_id": ctx.round_id,
         "round_seq": opened.round_seq,
@@ -158,6 +160,30 @@ def open_round(ctx: RoundContext) -> dict:
         "refused_landing_entries": len(opened.refused),
         "staging_dropped": {"rounds": pruned.rounds, "dukcapil_snapshots": pruned.snapshots},
     }
+
+
+def _tell_data_ops_of_conflicts(ctx: RoundContext, snapshot) -> None:
+    from dtsen.notify.deliver import send_once
+    from dtsen.notify.messages import extract_conflicts_email
+    from dtsen.notify.subscribers import load_subscribers
+
+    with _connect() as conn:
+        first_lines = [
+            n
+            for (n,) in conn.execute(
+                "SELECT line_no FROM ref.dukcapil_change WHERE snapshot_pk = %s AND change = 'CONFLICTING' "
+                "ORDER BY line_no LIMIT 20",
+                (snapshot.snapshot_pk,),
+            )
+        ]
+        email = extract_conflicts_email(
+            load_subscribers(ctx.settings.subscribers_path).data_ops,
+            snapshot.snapshot_date,
+            snapshot.diff["conflicting"],
+            snapshot.diff.get("conflicting_lines", 0),
+            first_lines,
+        )
+        send_once(conn, f"dukcapil-snapshot:{snapshot.snapshot_pk}:conflicting", email, ctx.sender())
 
 
 def extract_review(ctx: RoundContext) -> dict:

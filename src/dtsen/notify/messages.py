@@ -255,3 +255,25 @@ def extract_held_email(to: tuple[str, ...], round_id: str, review, ui_link: str 
     return Email(
         to, f"[DTSEN] Dukcapil extract {review.snapshot_date} held: round {round_id} waits", "\n".join(lines)
     )
+
+
+def extract_conflicts_email(
+    to: tuple[str, ...], snapshot_date, conflicting: int, lines: int, first_lines: list[int]
+) -> Email:
+    """Data ops: the Dukcapil extract contradicts itself on some NIKs (counts and line numbers only)."""
+    shown = ", ".join(str(n) for n in first_lines) + (" ..." if conflicting > len(first_lines) else "")
+    body = "\n".join(
+        [
+            f"The Dukcapil extract of {snapshot_date} lists {conflicting} NIK(s) more than once with different",
+            f"content ({lines} lines). The extract contradicts itself on them, so neither line was taken:",
+            "their reference records are kept as they were, and the regions' rows for them are held",
+            "(NIK_DUKCAPIL_CONFLICT: the region is told it is not its error).",
+            "",
+            f"Ask Dukcapil to correct these records. The first line of each in penduduk.csv: {shown}",
+        ]
+    )
+    return Email(
+        to,
+        f"[DTSEN] Dukcapil extract {snapshot_date}: {conflicting} NIK(s) listed twice with different content",
+        body,
+    )
