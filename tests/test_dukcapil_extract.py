@@ -422,3 +422,56 @@ def test_an_applied_extract_closes_no_registry_record_by_its_silence(sample_afte
         ).fetchone()[0]
         == 0
     )
+
+
+def test_an_answer_after_the_extract_was_decided_changes_nothing_and_two_at_once_settle_it_once(
+    fresh_db, tmp_path, monkeypatch
+):
+    import threading
+
+    import psycopg
+
+    from dtsen.ingest.dukcapil_review import decide
+    from dtsen.round import RoundContext, record_extract_decision
+    from dtsen.warehouse import engine
+
+    landing, raw = tmp_path / "landing", tmp_path / "raw"
+    people = population("3273", 100)
+    make_dukcapil(landing, "2026-03-28", body(people))
+    load(fresh_db, landing, raw, "2026-03-31")
+    make_dukcapil(landing, "2026-06-27", body(people[:50]))
+    held = load(fresh_db, landing, raw, "2026-06-30")
+    fresh_db.execute("INSERT INTO ingest.round (round_id) VALUES ('2026-Q2')")
+    fresh_db.execute(
+        "UPDATE ingest.round SET dukcapil_review_pk = %s WHERE round_id = '2026-Q2'", (held.review.review_pk,)
+    )
+    fresh_db.commit()
+    url = engine.libpq_conninfo(engine.database_url())
+    settled: list = []
+    barrier = threading.Barrier(2)
+
+    def answer(outcome: str, who: str) -> None:
+        with psycopg.connect(url) as conn, conn.transaction():
+            barrier.wait()
+            settled.append(decide(conn, held.review.review_pk, outcome, who, "cli", "why")[1])
+
+    threads = [
+        threading.Thread(target=answer, args=("APPLY", "ops.ani")),
+        threading.Thread(target=answer, args=("KEEP_REFERENCE", "ops.budi")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(settled) == [False, True]
+    # the Airflow task's own answer comes later, or its timeout: a no-op, the round goes on
+    monkeypatch.setenv("DTSEN_APPROVERS", "ops")
+    late = record_extract_decision(
+        RoundContext.create("2026-Q2", dag_run_id="manual__late"),
+        decision=None,
+        decided_by=None,
+        reason=None,
+        timed_out=True,
+    )
+    assert late["decision"] in ("APPLY", "KEEP_REFERENCE")
+    assert fresh_db.execute("SELECT count(*) FROM ingest.dukcapil_decision").fetchone()[0] == 1

@@ -185,7 +185,9 @@ def cmd_decide_extract(args: argparse.Namespace) -> int:
         review = waiting_on_date(conn, day)
         if review is None:
             raise DataError(f"no Dukcapil extract of {day} is waiting for a decision")
-        decide(conn, review.review_pk, outcome, args.by.strip(), "cli", args.reason.strip())
+        status, settled = decide(conn, review.review_pk, outcome, args.by.strip(), "cli", args.reason.strip())
+    if not settled:  # another answer came first
+        raise DataError(f"the Dukcapil extract of {day} was decided meanwhile ({status}); nothing recorded")
     then = "it is applied" if outcome == APPLY else "it is set aside and the reference stays as it is"
     print(
         f"Dukcapil extract {day} (review {review.review_pk}): {outcome} by {args.by}; {then} when the round runs again"

@@ -282,13 +282,15 @@ def record_extract_decision(
         review = waiting_for(conn, ctx.round_id)
         if review is None:
             return {"round_id": ctx.round_id, "review": None, "decision": None}
-        decided = decide(
+        status, _ = decide(
             conn, review.review_pk, outcome, decided_by, "airflow-ui", reason, ctx.dag_run_id, refused_because
         )
-    summary = {"round_id": ctx.round_id, "review": review.review_pk, "decision": outcome if decided else None}
-    if outcome in ("REFUSED", "TIMED_OUT"):
-        summary["decision"] = outcome
-    return summary | ({"refused_because": refused_because} if refused_because else {})
+    # decided (by this answer, or already: another answer, dtsen decide-extract): the round goes on;
+    # still waiting: this answer was refused or none came in time
+    summary = {"round_id": ctx.round_id, "review": review.review_pk, "status": status}
+    if status != "WAITING":
+        return summary | {"decision": status}
+    return summary | {"decision": outcome} | ({"refused_because": refused_because} if refused_because else {})
 
 
 def _require_extract_decided(conn, round_id: str) -> None:

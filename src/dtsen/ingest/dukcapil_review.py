@@ -133,15 +133,17 @@ def decide(
     reason: str | None,
     dag_run_id: str | None = None,
     refused_because: str | None = None,
-) -> bool:
-    """Record an answer on a held extract, in the caller's transaction; True when it decided it. The
-    review row is locked first, so of two answers at once the second sees the first's decision and
-    is a no-op (a repeated timeout or refusal of the same run is recorded once)."""
+) -> tuple[str, bool]:
+    """Record an answer on a held extract, in the caller's transaction; the review's status after it,
+    and whether this answer settled it.
+    The review row is locked first, so of two answers at once the second sees the first's decision
+    and changes nothing (a repeated timeout or refusal of the same run is recorded once); an answer
+    on a review decided already (say with dtsen decide-extract) is not recorded either."""
     status = conn.execute(
         "SELECT status FROM ingest.dukcapil_review WHERE review_pk = %s FOR UPDATE", (review_pk,)
     ).fetchone()[0]
     if status != "WAITING":
-        return False
+        return status, False
     last = conn.execute(
         "SELECT outcome, decided_by FROM ingest.dukcapil_decision WHERE review_pk = %s "
         "AND dag_run_id IS NOT DISTINCT FROM %s ORDER BY decision_pk DESC LIMIT 1",
@@ -157,8 +159,8 @@ def decide(
         conn.execute(
             "UPDATE ingest.dukcapil_review SET status = %s WHERE review_pk = %s", (outcome, review_pk)
         )
-        return True
-    return False
+        return outcome, True
+    return status, False
 
 
 def last_decision(conn: psycopg.Connection, review_pk: int) -> tuple[str, str | None, str | None] | None:
