@@ -7,11 +7,12 @@ imported when a DAG file is parsed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import logging
 from typing import Any
 
-from dtsen.errors import DataError
+from dtsen.errors import DataError, scrubbed
 from dtsen.notify.messages import Email, task_failure_email
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,9 @@ def round_context(airflow_context: dict, submission: dict | None = None):
 
 def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
     """Run a round step (`ctx`: its RoundContext, or what makes it) as a task: a DataError fails it at once (no retries), StepSkipped skips it,
-    anything else fails it for Airflow to retry. A step that published sets the asset event's extra."""
+    anything else fails it for Airflow to retry. A step that published sets the asset event's extra.
+    What fails the task reaches its log (the traceback) and the failure email: a database error in it
+    is named by its condition only (dtsen.errors.scrubbed), never with the values its DETAIL quotes."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from dtsen.round import StepSkipped
@@ -119,9 +122,15 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
     try:
         summary = step.run(ctx() if callable(ctx) else ctx)  # a bad trigger form is a data error too
     except DataError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from scrubbed(exc)
     except StepSkipped as skipped:
         raise AirflowSkipException(str(skipped)) from skipped
+    except Exception as exc:  # noqa: BLE001 (re-raised, scrubbed; still retried)
+        failure = scrubbed(exc)
+    else:
+        failure = None
+    if failure is not None:
+        raise failure  # outside the handler: the original is not chained back onto it
     if step.publishes and airflow_context is not None:
         airflow_context["outlet_events"][versions_asset()].extra = {
             "version": summary["version"],
@@ -132,6 +141,21 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
         airflow_context["ti"].xcom_push(key="summary", value=summary)
         return summary[step.fans_out]
     return summary
+
+
+def scrubbed_failures(method):
+    """A task's method (an operator's execute) whose failure names a database error by its condition
+    only, in the task log's traceback and the failure email, as run_step's does; still retried."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 (re-raised, scrubbed; TaskDeferred is no Exception)
+            failure = scrubbed(exc)
+        raise failure  # outside the handler: the original is not chained back onto it
+
+    return run
 
 
 def step_task(step, **task_kwargs: Any):
@@ -175,6 +199,7 @@ def approval_task(step):
     from dtsen.config import settings
 
     class RoundApprovalOperator(ApprovalOperator):
+        @scrubbed_failures
         def execute(self, context):
             from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -199,6 +224,7 @@ def approval_task(step):
             self.body = waiting.markdown(airflow_link("dtsen", "versions", str(waiting.version)))
             return super().execute(context)
 
+        @scrubbed_failures
         def execute_complete(self, context, event):
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -260,6 +286,7 @@ def extract_review_task(step):
     from dtsen.config import settings
 
     class ExtractReviewOperator(HITLOperator):
+        @scrubbed_failures
         def execute(self, context):
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -280,6 +307,7 @@ def extract_review_task(step):
             self.body = review.markdown()
             return super().execute(context)
 
+        @scrubbed_failures
         def execute_complete(self, context, event):
             from airflow.sdk.exceptions import AirflowFailException
 

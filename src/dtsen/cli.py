@@ -358,8 +358,10 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse, set up logging, run the chosen command (shared with `dtsen-dev`).
 
     A DataError means a person has to fix an input, a setting or the order of things: it ends as one
-    line on stderr and exit 5, not a traceback. Anything else is a bug and keeps its traceback."""
-    from dtsen.errors import DataError
+    line on stderr and exit 5, not a traceback. Anything else is a bug and keeps its traceback, with a
+    database error in it named by its condition only (dtsen.errors.scrubbed: never its DETAIL line,
+    which quotes the key)."""
+    from dtsen.errors import DataError, scrubbed
 
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -369,6 +371,9 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         message = " ".join(str(exc).split()) or "no details"  # one line, whatever the message holds
         print(f"{parser.prog}: error: {type(exc).__name__}: {message}", file=sys.stderr)
         return EXIT_DATA_ERROR
+    except Exception as exc:  # noqa: BLE001 (re-raised, scrubbed)
+        failure = scrubbed(exc)
+    raise failure  # outside the handler: the original is not chained back onto it
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,9 +100,12 @@ def write_feedback(
     conn: psycopg.Connection, submission_pk: int, publish_root: Path, max_rows_per_reason: int | None = None
 ) -> FeedbackReport | None:
     """Write a submission's feedback if its outcome is final; None while it still awaits the merge."""
+    # the row stays locked to the caller's commit: a second run at the same time waits, then finds
+    # the report kept (written once), instead of writing it again beside the first
     round_seq, round_id, submission_id, status, reason_code, kept = conn.execute(
         "SELECT s.round_seq, r.round_id, s.submission_id, s.status, s.reason_code, s.ringkasan "
-        "FROM ingest.submission s JOIN ingest.round r USING (round_seq) WHERE s.submission_pk = %s",
+        "FROM ingest.submission s JOIN ingest.round r USING (round_seq) WHERE s.submission_pk = %s "
+        "FOR UPDATE OF s",
         (submission_pk,),
     ).fetchone()
     if status not in FINAL:
@@ -196,7 +199,8 @@ def write_refused_feedback(conn: psycopg.Connection, refused_pk: int, publish_ro
     """ringkasan.json and ditolak.csv of a landing entry that could not be processed as a submission."""
     round_id, entry, code, pesan, folder_name, rows, kept = conn.execute(
         "SELECT r.round_id, e.entry, e.reason_code, e.pesan, e.feedback_dir, e.rows, e.ringkasan "
-        "FROM ingest.refused_entry e JOIN ingest.round r USING (round_seq) WHERE e.refused_pk = %s",
+        "FROM ingest.refused_entry e JOIN ingest.round r USING (round_seq) WHERE e.refused_pk = %s "
+        "FOR UPDATE OF e",  # as a submission's: one writer at a time
         (refused_pk,),
     ).fetchone()
     folder = feedback_dir(publish_root, round_id, folder_name)

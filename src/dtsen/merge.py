@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen import sqlfiles
-from dtsen.errors import DataError
+from dtsen.errors import DataError, database_error_text
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,7 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything else
         # (a lost connection, a restart, a deadlock, no disk) is left to retry. Named by its condition
         # only: PostgreSQL's message may quote the offending value.
-        raise MergeError(
-            f"merge step {getattr(exc, 'statement', '?')} failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate}); "
-            "nothing was changed"
-        ) from exc
+        raise MergeError(f"the merge failed: {database_error_text(exc)}; nothing was changed") from exc
     started = time.perf_counter()
     violations = check_invariants(conn, round_seq, snapshot_pk, profiles)
     summary.step_seconds["invariants"] = time.perf_counter() - started

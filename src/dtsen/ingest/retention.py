@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from dtsen.ingest.register import ROUND_LOCK_KEY
+
 log = logging.getLogger(__name__)
 
 ROUND_TABLES = ("pemda_keluarga", "pemda_anggota", "bps_keluarga", "kemensos_groundcheck")
@@ -29,6 +31,9 @@ class Pruned:
 
 def prune_staging(conn: psycopg.Connection, keep: int) -> Pruned:
     """Drop the staging partitions older than the newest `keep` merged rounds and loaded snapshots."""
+    # Under the lock that registers rounds (held to the caller's commit): a second open_round at the
+    # same time waits, then finds them dropped, rather than dropping and reporting them too.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROUND_LOCK_KEY,))
     rounds = [
         seq
         for (seq,) in conn.execute(

@@ -20,6 +20,7 @@ from dtsen.integrity.config import SplitThresholds
 from dtsen.sqlfiles import copy_csv, statements
 
 CSV_NAME = "pemisahan_kk.csv"
+INTEGRITY_LOCK_KEY = 0x0D75E6  # one round's split detection at a time, as merges are
 IMPLAUSIBLE_CSV_NAME = "penerima_janggal.csv"
 
 
@@ -41,6 +42,10 @@ def detect_splits(
 ) -> SplitReport:
     """Score the round once (a second call returns the stored outcome) and write the ground-check
     list of the families behind the flags."""
+    # Checked and scored under a lock held to the caller's commit: a second run at the same time (two
+    # schedulers, a manual run beside a scheduled one) waits here, then finds the stored outcome,
+    # instead of scoring too and colliding with the first's rows.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (INTEGRITY_LOCK_KEY,))
     path = integrity_dir(publish_root, round_id) / CSV_NAME
     stored = conn.execute(
         "SELECT scored, why, counts FROM quality.integrity_round WHERE round_seq = %s", (round_seq,)

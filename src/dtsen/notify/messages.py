@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from dtsen.errors import database_error_text
 from dtsen.notify.subscribers import Subscribers
 
 _LONG_DIGITS = re.compile(r"\d{12,}")
@@ -188,7 +189,12 @@ def task_failure_email(
     log_url: str | None = None,
 ) -> Email:
     kind = type(exception).__name__ if isinstance(exception, BaseException) else "error"
-    text = redact(str(exception)) if exception is not None else "(no exception recorded)"
+    # a database error by its condition only: its DETAIL quotes keys and rows, not only digits
+    text = (
+        redact(database_error_text(exception) if isinstance(exception, BaseException) else str(exception))
+        if exception is not None
+        else "(no exception recorded)"
+    )
     lines = [
         f"Task {dag_id}.{task_id} failed (run {run_id}, try {try_number}).",
         f"{kind}: {text}",
