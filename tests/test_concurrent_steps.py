@@ -131,10 +131,10 @@ def sample_first_round(module_warehouse, tmp_path_factory) -> Path:
 
 
 def test_two_dtsen_run_round_of_one_round_at_the_same_moment_both_finish(sample_first_round):
-    """The issue's case: before, one of them exited 1 in the integrity step, printing the KK. Through
-    the feedback: what follows sends notices, whose once-only delivery log is tested on its own."""
+    """The issue's case: before, one of them exited 1 in the integrity step, printing the KK. The whole
+    round, notices and publication included: each notice is recorded once whoever inserts it first."""
     env = os.environ | {"DTSEN_PUBLISH_ROOT": str(sample_first_round)}
-    command = [DTSEN, "run-round", "--round", "2026-Q2", "--until", "feedback"]
+    command = [DTSEN, "run-round", "--round", "2026-Q2"]
     command += ["--landing-root", str(LANDING)]
     runs = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -56,9 +56,11 @@ def _start(conn: psycopg.Connection, topic: str, channel: str, target: str) -> _
     message leaves, so the connection must not be inside a transaction block (psycopg refuses the
     commit there). The row is locked while read, so two notifiers never both take it for a first."""
     did = delivery_id(topic, channel, target)
+    # no conflict target: the deterministic delivery_id has a unique index of its own, and two runs
+    # inserting the same notice at once would otherwise fail on it
     conn.execute(
         "INSERT INTO publish.notification (topic, channel, target, status, attempts, delivery_id) "
-        "VALUES (%s, %s, %s, 'PENDING', 0, %s) ON CONFLICT (topic, channel, target) DO NOTHING",
+        "VALUES (%s, %s, %s, 'PENDING', 0, %s) ON CONFLICT DO NOTHING",
         (topic, channel, target, did),
     )
     status, stored, unknown = conn.execute(

@@ -154,7 +154,7 @@ def write_version_files(
 INCOMPLETE_PREFIX = ".incomplete-"
 # With the folder's name (hashtext), held by the publication writing that folder for as long as its
 # transaction runs (taken before the folder exists): a folder whose lock is free is a killed one's.
-INCOMPLETE_LOCK_KEY = 0x0D75E5
+INCOMPLETE_LOCK_KEY = 0x0D75E7  # with the folder name as the second key; distinct from every other dtsen lock
 
 
 @dataclass
