@@ -205,3 +205,51 @@ def test_redis_mail_catcher_and_warehouse_are_not_left_open():
     assert "MP_UI_AUTH" in services["mailcatcher"]["environment"]
     warehouse = services["warehouse"]["command"]
     assert "log_error_verbosity=terse" in warehouse and "log_min_error_statement=panic" in warehouse
+
+
+# -- least privilege in the warehouse (issue 24, item 2) -------------------------------------------
+
+
+def test_each_component_has_a_login_of_its_own_and_only_the_init_job_holds_the_owners():
+    import json
+
+    from dtsen.deployment import SECRETS
+
+    services = _compose()["services"]
+    env = {name: svc.get("environment") or {} for name, svc in services.items()}
+
+    def user(url: str) -> str:
+        return re.match(r"[a-z+]+://([^:@/]+)[:@]", url).group(1)
+
+    owner = env["warehouse"]["POSTGRES_USER"]
+    used = {
+        "round": env["airflow-worker"]["DTSEN_DATABASE_URL"],
+        "api": env["registry-api"]["DTSEN_API_DATABASE_URL"],
+        "cockpit": env["airflow-apiserver"]["DTSEN_COCKPIT_DATABASE_URL"],
+    }
+    logins = {component: user(url) for component, url in used.items()}
+    assert len(set(logins.values())) == 3 and owner not in logins.values(), logins
+    # `dtsen db migrate` in the init job runs as the owner and makes exactly the logins the others use
+    init = env["airflow-init"]
+    assert user(init["DTSEN_OWNER_DATABASE_URL"]) == owner
+    made = {
+        "round": init["DTSEN_DATABASE_URL"],
+        "api": init["DTSEN_API_DATABASE_URL"],
+        "cockpit": init["DTSEN_COCKPIT_DATABASE_URL"],
+    }
+    assert made == used
+    assert "dtsen db migrate" in services["airflow-init"]["command"][-1]
+    # a container holds its own component's password only; the owner's is the init job's (and the server's)
+    passwords = {c: re.search(r"\$\{(\w+)", url).group(1) for c, url in used.items()}
+    owner_password = re.search(r"\$\{(\w+)", init["DTSEN_OWNER_DATABASE_URL"]).group(1)
+    assert set(passwords.values()) | {owner_password} <= set(SECRETS)
+    holds = {name: set(re.findall(r"\$\{(\w+)", json.dumps(e))) for name, e in env.items()}
+    for name, found in holds.items():
+        if name not in ("airflow-init", "warehouse"):
+            assert owner_password not in found, name
+    assert holds["registry-api"] & set(passwords.values()) == {passwords["api"]}
+    assert holds["airflow-apiserver"] & set(passwords.values()) == {passwords["cockpit"]}
+    assert holds["airflow-worker"] & set(passwords.values()) == {passwords["round"]}
+    assert (
+        user(env["registry-api"]["DTSEN_DATABASE_URL"]) == logins["api"]
+    )  # no other login in that container

@@ -83,8 +83,11 @@ def cmd_db_url(_: argparse.Namespace) -> int:
 
 @opens_warehouse
 def cmd_db_migrate(_: argparse.Namespace) -> int:
-    with engine.connect() as conn:
+    from dtsen.warehouse.roles import ensure_logins
+
+    with engine.connect("owner") as conn:  # only migrations run as the owner
         report = migrate(conn)
+        logins = ensure_logins(conn, settings(), engine.database_url("owner"))
     print(
         f"migrations applied now: {len(report.applied)} {report.applied}; already applied: {len(report.already)}"
     )
@@ -92,6 +95,8 @@ def cmd_db_migrate(_: argparse.Namespace) -> int:
         print(f"reference data loaded: {report.reference_rows}")
     else:
         print(f"reference data already current ({report.reference_rows.get('total', 0)} region codes)")
+    for line in logins:
+        print(f"warehouse login of the {line}")
     return 0
 
 

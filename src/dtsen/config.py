@@ -24,7 +24,9 @@ DEFAULT_SUBSCRIBERS = PROJECT_ROOT / "config" / "subscribers.json"
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None  # None = the project's private local cluster
+    database_url: str | None  # the round's login; None = the project's private local cluster
+    owner_database_url: str | None  # the owner's login (migrations, administration); None: database_url
+    api_database_url: str | None  # the registry API's login; None: database_url
     home: Path  # project-local state: private cluster, default landing and publish roots
     landing_root: Path
     publish_root: Path
@@ -90,7 +92,28 @@ SETTINGS: tuple[Setting, ...] = (
         "database_url",
         None,
         "unset: the private cluster",
-        "warehouse, e.g. `postgresql+psycopg://user:pw@host:5432/dtsen` (plain `postgresql://` works too)",
+        "the warehouse login of the round and of every `dtsen` command not named below, e.g. "
+        "`postgresql+psycopg://user:pw@host:5432/dtsen` (plain `postgresql://` works too); in a deployment a "
+        "login of the role `dtsen_round` (see Least privilege)",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_OWNER_DATABASE_URL",
+        "owner_database_url",
+        None,
+        "unset: `DTSEN_DATABASE_URL`",
+        "the warehouse owner's login, used only by `dtsen db migrate` (migrations, and the components' "
+        "logins it makes from the URLs below) and the administration commands `dtsen api-client` and "
+        "`dtsen disclosures`",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_API_DATABASE_URL",
+        "api_database_url",
+        None,
+        "unset: `DTSEN_DATABASE_URL`",
+        "the warehouse login of the registry API (`dtsen api`): a login of the role `dtsen_api`, which reads "
+        "the published versions and may only append to the disclosure log",
         lambda raw, _: raw or None,
     ),
     Setting(
@@ -275,8 +298,8 @@ SETTINGS: tuple[Setting, ...] = (
         "cockpit_database_url",
         None,
         "unset: `DTSEN_DATABASE_URL`",
-        "the warehouse login of the data-ops cockpit (Airflow UI plugin); give it a role that can only read "
-        "`ingest`, `quality`, `publish` and `ref` (every cockpit session is read-only either way)",
+        "the warehouse login of the data-ops cockpit (Airflow UI plugin): a login of the role `dtsen_cockpit`, "
+        "which reads only the summaries the cockpit shows (every cockpit session is read-only either way)",
         lambda raw, _: raw or None,
     ),
     Setting(

@@ -19,7 +19,10 @@ from dtsen.secret_strength import estimate
 
 ALLOW_INSECURE = "DTSEN_ALLOW_INSECURE_DEFAULTS"
 SECRETS: dict[str, str] = {
-    "DTSEN_WAREHOUSE_PASSWORD": "the registry warehouse's database password",
+    "DTSEN_WAREHOUSE_PASSWORD": "the registry warehouse owner's database password (migrations only)",
+    "WAREHOUSE_ROUND_PASSWORD": "the warehouse password of the round's login (role dtsen_round)",
+    "WAREHOUSE_API_PASSWORD": "the warehouse password of the registry API's login (role dtsen_api)",
+    "WAREHOUSE_COCKPIT_PASSWORD": "the warehouse password of the cockpit's login (role dtsen_cockpit)",
     "AIRFLOW_DB_PASSWORD": "Airflow's metadata database password",
     "AIRFLOW_FERNET_KEY": "Airflow's Fernet key (encrypts connections and variables)",
     "AIRFLOW_JWT_SECRET": "Airflow's API token signing secret",

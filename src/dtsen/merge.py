@@ -137,7 +137,8 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         # a round large against the registry (a first load) changed its size and spread: the next
         # round's validation plans on these statistics, and autovacuum may not have come by then
         started = time.perf_counter()
-        conn.execute("ANALYZE registry.family, registry.person, registry.membership")
+        # as the owner (meta.analyze): the round's role may not ANALYZE what it does not own
+        conn.execute("SELECT meta.analyze('registry.family', 'registry.person', 'registry.membership')")
         summary.step_seconds["analyze"] = time.perf_counter() - started
     conn.execute(
         "UPDATE ingest.round SET merge_summary = %s WHERE round_seq = %s",

@@ -85,7 +85,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     if not cfg.api_disclosure_key:
         raise DataError("DTSEN_API_DISCLOSURE_KEY is not set: the API logs every disclosure under that key")
     key = cfg.api_disclosure_key.encode()
-    pool = Pool(engine.libpq_conninfo(engine.database_url()), size=8)
+    pool = Pool(engine.libpq_conninfo(engine.database_url("api")), size=8)  # the dtsen_api role's login
     from dtsen.programs import load_programs
 
     known_programs = {p.id for p in load_programs(cfg.programs_path).programs}

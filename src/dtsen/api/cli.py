@@ -34,7 +34,7 @@ def cmd_client(args: argparse.Namespace) -> int:
     from dtsen.api import clients
     from dtsen.warehouse import engine
 
-    with engine.connect() as conn, conn.transaction():
+    with engine.connect("owner") as conn, conn.transaction():  # administration: the owner's login
         if args.client_command == "create":
             secret = clients.create_client(
                 conn,
@@ -73,7 +73,7 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
     if bool(args.client) == bool(args.nik):
         print("give --client C [--since T], or --nik N", file=sys.stderr)
         return 2
-    with engine.connect() as conn:
+    with engine.connect("owner") as conn:  # the API's own role may not read the log
         if args.client:
             since = dt.datetime.fromisoformat(args.since) if args.since else None
             if since is not None and since.tzinfo is None:

@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from dtsen.config import settings
 from dtsen.report import DUPLICATE, submission_outcome
 from dtsen.sqlfiles import statements
 
@@ -29,12 +28,12 @@ class NotFound(LookupError):
 
 @contextlib.contextmanager
 def reading() -> Iterator[psycopg.Connection]:
-    """A read-only session on the warehouse (DTSEN_COCKPIT_DATABASE_URL, else the warehouse's own)."""
+    """A read-only session on the warehouse with the cockpit's login (DTSEN_COCKPIT_DATABASE_URL, a login
+    of the dtsen_cockpit role; else the warehouse's own)."""
     from dtsen.warehouse import engine
 
-    url = settings().cockpit_database_url or engine.database_url()
     with psycopg.connect(
-        engine.libpq_conninfo(url),
+        engine.libpq_conninfo(engine.database_url("cockpit")),
         application_name="dtsen-cockpit",
         options="-c default_transaction_read_only=on -c statement_timeout=30000",
         row_factory=dict_row,

@@ -14,13 +14,10 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 
 from dtsen.ingest.register import ROUND_LOCK_KEY
 
 log = logging.getLogger(__name__)
-
-ROUND_TABLES = ("pemda_keluarga", "pemda_anggota", "bps_keluarga", "kemensos_groundcheck")
 
 
 @dataclass(frozen=True)
@@ -43,11 +40,9 @@ def prune_staging(conn: psycopg.Connection, keep: int) -> Pruned:
             (keep,),
         )
     ]
+    # dropped by the owner's functions (the round's role owns no table)
     for seq in rounds:
-        for table in ROUND_TABLES:
-            conn.execute(
-                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("staging", f"{table}_r{int(seq)}"))
-            )
+        conn.execute("SELECT staging.drop_round_partitions(%s::smallint)", (seq,))
         conn.execute("UPDATE ingest.round SET staging_pruned_at = now() WHERE round_seq = %s", (seq,))
     snapshots = [
         pk
@@ -59,11 +54,7 @@ def prune_staging(conn: psycopg.Connection, keep: int) -> Pruned:
         )
     ]
     for pk in snapshots:
-        conn.execute(
-            sql.SQL("DROP TABLE IF EXISTS {}").format(
-                sql.Identifier("staging", f"dukcapil_penduduk_s{int(pk)}")
-            )
-        )
+        conn.execute("SELECT staging.drop_snapshot_partitions(%s)", (pk,))
         conn.execute(
             "UPDATE ingest.dukcapil_snapshot SET staging_pruned_at = now() WHERE snapshot_pk = %s", (pk,)
         )

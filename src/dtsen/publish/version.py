@@ -357,13 +357,9 @@ def _publish_locked(
         (Jsonb(summary.manifest), str(final), version),
     )
     for program in summary.manifest.get("programs", {}):
-        # one view per program for its team: every published version's recipients (filter on version)
-        conn.execute(
-            sql.SQL(
-                "CREATE OR REPLACE VIEW publish.{} AS SELECT version, nik, no_kk, kode_wilayah, desil, prioritas "
-                "FROM publish.recipient_published WHERE program = {}"
-            ).format(sql.Identifier(f"recipient_{program}"), sql.Literal(program))
-        )
+        # one view per program for its team: every published version's recipients (filter on version),
+        # made by the owner's function (the round's role creates nothing)
+        conn.execute("SELECT publish.ensure_program_view(%s)", (program,))
     conn.execute(
         "UPDATE ingest.round SET status = 'PUBLISHED', published_version = %s WHERE round_id = %s",
         (version, round_id),

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import sql
 
 from dtsen.config import settings
 from dtsen.contract import FILE_SPECS, FileKind
@@ -98,10 +97,11 @@ class GateOutcome:
 def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int | None) -> None:
     params = {"round_seq": round_seq, "snapshot_pk": snapshot_pk}
     # Freshly loaded partitions have no statistics yet (autovacuum comes later): without them the
-    # planner takes the round's staging and rejections for empty and picks nested loops.
+    # planner takes the round's staging and rejections for empty and picks nested loops. As the owner
+    # (meta.analyze): the round's role may not ANALYZE what it does not own.
     for table in (*(kind.value for kind in ROUND_KINDS), "rejection"):
         schema = "quality" if table == "rejection" else "staging"
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, f"{table}_r{int(round_seq)}")))
+        conn.execute("SELECT meta.analyze(%s::regclass)", (f"{schema}.{table}_r{int(round_seq)}",))
     steps = statements("validate/cross_rules.sql")
     rejected = 0
     for name, statement in steps.items():
