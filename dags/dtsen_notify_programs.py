@@ -18,9 +18,12 @@ DOC = """
 
 For a published version, each program's owners (config/subscribers.json) get an email through the
 `dtsen_smtp` connection and/or a webhook POST (JSON with a delivery id and timestamp, HMAC-SHA256
-signed with their own secret, retried with backoff): version, round, recipients, added and removed,
-where the files are and their SHA-256. No NIK or name is ever sent. Each delivery is recorded before
-it is sent, so a retry sends only what did not go out. Delivery is at least once: a notice whose
+signed with their own secret): version, round, recipients, added and removed, where the files are and
+their SHA-256; registry API subscribers are called back the same way. No NIK or name is ever sent.
+Each delivery is recorded before it is sent, so a retry sends only what did not go out. A webhook or
+callback refused by the callback rules, down, or slower than DTSEN_WEBHOOK_TIMEOUT_SECONDS does not
+fail the task: it is recorded as not delivered (the summary lists it) and `dtsen notify-retry` sends
+it later. Delivery is at least once: a notice whose
 sending was cut off (the task died after the mail server or receiver took it, before recording that)
 is sent again with the same delivery id, marked as a resend (email: `[kirim ulang]` in the subject
 and an `X-DTSEN-Resend` header; webhook: `redelivery: true`). Runs when a version is published;

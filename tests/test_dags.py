@@ -85,6 +85,7 @@ def airflow_round(scratch_database, smtp, webhook_receiver, tmp_path_factory):
         "DTSEN_RAW_ROOT": str(work / "raw"),
         "DTSEN_SUBSCRIBERS": str(work / "subscribers.json"),
         "DTSEN_TEST_PBI_SECRET": WEBHOOK_SECRET,
+        "DTSEN_CALLBACK_ALLOWLIST": url.removeprefix("http://"),  # the webhook receiver, on loopback
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():

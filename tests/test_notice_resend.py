@@ -151,6 +151,7 @@ def receivers():
     env = os.environ | {
         "DTSEN_SMTP_URL": f"smtp://127.0.0.1:{port}",
         "DTSEN_TEST_HOOK_SECRET": SECRET.decode(),
+        "DTSEN_CALLBACK_ALLOWLIST": f"127.0.0.1:{server.server_address[1]}",  # the receiver above
     }
     try:
         yield crash, sink, calls, env, f"http://127.0.0.1:{server.server_address[1]}/hook"

@@ -22,8 +22,10 @@ SECRET = b"receiver-secret-of-pkh"
 
 
 @pytest.fixture
-def receiver():
-    """An HTTP server that keeps each request's headers and body and answers 200."""
+def receiver(monkeypatch):
+    """An HTTP server that keeps each request's headers and body and answers 200, on loopback: allowed
+    as an administrator allows an internal receiver (DTSEN_CALLBACK_ALLOWLIST)."""
+    monkeypatch.setenv("DTSEN_CALLBACK_ALLOWLIST", "127.0.0.1")
     requests: list[tuple[dict, bytes]] = []
 
     class Handler(BaseHTTPRequestHandler):

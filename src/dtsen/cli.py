@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtsen.api.cli import add_commands
 
     add_commands(sub)  # dtsen api, dtsen api-client ..., dtsen disclosures ...
+    from dtsen.notify.cli import add_commands as add_notify_commands
+
+    add_notify_commands(sub)  # dtsen notify-retry
     return parser
 
 

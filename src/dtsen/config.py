@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dtsen.errors import DataError
+from dtsen.notify.egress import Allowlist
 from dtsen.paths import PROJECT_ROOT
 
 DEFAULT_RANKING_MODEL = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
@@ -55,6 +56,9 @@ class Settings:
     api_disclosure_key: (
         str | None
     )  # keys the persons' hashes in the disclosure log; the API refuses to start without
+    callback_allowlist: Allowlist  # callback/webhook destinations allowed although http or not public
+    max_subscriptions_per_client: int  # live subscriptions one registry API client may hold
+    webhook_timeout_seconds: float  # the most one webhook POST may take, DNS to the answer's status
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
@@ -334,6 +338,35 @@ SETTINGS: tuple[Setting, ...] = (
         "secret key of the disclosure log: each disclosed person is kept as an HMAC of the NIK under it "
         "(keep it as safe as the registry; losing it loses `dtsen disclosures --nik`)",
         lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_CALLBACK_ALLOWLIST",
+        "callback_allowlist",
+        None,
+        "unset: none",
+        "comma-separated hosts (`receiver.internal`, `127.0.0.1`), `host:port` pairs and URL prefixes "
+        "(`http://10.0.0.7:8080/dtsen/`) that registry API callbacks and program webhooks may reach although "
+        "they are http or not public (loopback, private, link-local); everything else must be https to a "
+        "public address (see Callback URLs). A user name or password in a URL is refused even here",
+        lambda raw, _: Allowlist.parse(raw),
+    ),
+    Setting(
+        "DTSEN_MAX_SUBSCRIPTIONS_PER_CLIENT",
+        "max_subscriptions_per_client",
+        "20",
+        "20",
+        "the most live subscriptions one registry API client may hold (one per program and callback URL); "
+        "a subscribe request that would go over it is refused whole (HTTP 403, `err.subscription.limit`)",
+        _number(int, 1, 10_000),
+    ),
+    Setting(
+        "DTSEN_WEBHOOK_TIMEOUT_SECONDS",
+        "webhook_timeout_seconds",
+        "10",
+        "10",
+        "the most one webhook or callback POST may take, resolving the host to the answer's status line; "
+        "a receiver slower than that is recorded as not delivered and retried later (`dtsen notify-retry`)",
+        _number(float, 0.1, 300),
     ),
     Setting(
         "DTSEN_SMTP_URL",

@@ -475,9 +475,14 @@ def _publish(s: dict):
 
 def _notify_programs(s: dict):
     sent = s.get("emails_sent", 0) + s.get("webhooks_delivered", 0)
-    return _notices(
+    text, state, more = _notices(
         sent, s.get("already_sent", 0), f"notices of version {s.get('version')} to program owners"
     )
+    undelivered = s.get("webhooks_undelivered") or []
+    if undelivered:  # the step did not fail for them: they are retried by `dtsen notify-retry`
+        text += f"; {len(undelivered)} webhook(s) not delivered yet, retried later by `dtsen notify-retry`"
+        more = more + [f"not delivered: {u}" for u in undelivered]
+    return text, state, more
 
 
 _DESCRIBE = {

@@ -785,9 +785,13 @@ STEP: dict[str, Step] = {s.name: s for s in STEPS}
 NOTIFY_PROGRAMS = Step(
     "notify_programs",
     notify_programs,
-    "Email and webhook every program owner of the version. If it fails: a webhook receiver refused or was "
-    "unreachable after retries (see the log for which URL); what was delivered is recorded and is not sent "
-    "again when the task is cleared.",
+    "Email and webhook every program owner of the version and call back every registry API subscriber of "
+    "its programs. A webhook or callback that is refused by the callback rules (see DTSEN_CALLBACK_ALLOWLIST), "
+    "down, or slower than DTSEN_WEBHOOK_TIMEOUT_SECONDS does not fail the task: the summary lists it as not "
+    "delivered and `dtsen notify-retry` (or clearing this task) sends it later. "
+    f"{_FAILS} an email could not be sent, or registry API subscriptions exist and DTSEN_API_DISCLOSURE_KEY "
+    "is not set where the task runs; what was delivered is recorded and is not sent again when the task is "
+    "cleared.",
 )
 
 

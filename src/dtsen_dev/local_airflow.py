@@ -190,6 +190,10 @@ def standalone_env(port: int, smtp_port: int, home: Path | None = None) -> dict[
     }
 
 
+# callbacks a local trial may POST to although http and loopback (DTSEN_CALLBACK_ALLOWLIST)
+LOCAL_CALLBACKS = "127.0.0.1,localhost,[::1]"
+
+
 def local_disclosure_key(home: Path) -> str:
     """DTSEN_API_DISCLOSURE_KEY for this machine: the environment's, else one made once and kept in
     `home`/api-disclosure-key. dtsen_notify_programs signs deliveries to the registry API's
@@ -302,6 +306,8 @@ def standalone(port: int = 8080) -> int:
             "AIRFLOW__CORE__PARALLELISM": "8",
             # the one local user may answer the approval a blocked candidate waits for
             "DTSEN_APPROVERS": "admin",
+            # a trial's webhook receivers and API subscribers run on this machine (http, loopback)
+            "DTSEN_CALLBACK_ALLOWLIST": LOCAL_CALLBACKS,
         }
         | os.environ
         | standalone_env(port, smtp_port)
@@ -324,7 +330,8 @@ def standalone(port: int = 8080) -> int:
     if not os.environ.get("DTSEN_API_DISCLOSURE_KEY"):
         print(
             f"registry API subscribers are signed with the key in {cfg.home / 'api-disclosure-key'}: run "
-            f"`DTSEN_API_DISCLOSURE_KEY=$(cat {cfg.home / 'api-disclosure-key'}) .venv/bin/dtsen api`"
+            f"`DTSEN_API_DISCLOSURE_KEY=$(cat {cfg.home / 'api-disclosure-key'}) "
+            f"DTSEN_CALLBACK_ALLOWLIST={LOCAL_CALLBACKS} .venv/bin/dtsen api`"
         )
     sys.stdout.flush()
     with MailSink(smtp_port, folder=mail):

@@ -316,10 +316,16 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         body = await json_body(request)
         try:
             header, message, items = dci.check_request(body, "subscribe", "subscribe_request")
-            callback = subscriptions.check_callback(str(header.get("sender_uri") or ""))
+            # the callback rules (dtsen.notify.egress); it resolves the host, so off the event loop
+            callback = await run_in_threadpool(
+                subscriptions.check_callback, str(header.get("sender_uri") or "")
+            )
         except (dci.EnvelopeError, DataError) as exc:
             raise _fail(400, getattr(exc, "code", "err.sender_uri.invalid"), str(exc)) from exc
-        answers = await run_in_threadpool(_subscribe_items, client, items, callback)
+        try:
+            answers = await run_in_threadpool(_subscribe_items, client, items, callback)
+        except subscriptions.SubscriptionLimit as exc:  # nothing of the request was subscribed
+            raise _fail(403, "err.subscription.limit", str(exc)) from exc
         return {
             "signature": "",
             "header": dci.answer_header(header, "on-subscribe", "succ", len(answers), len(answers)),

@@ -11,11 +11,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 import psycopg
 
+from dtsen.config import settings
 from dtsen.errors import DataError
+from dtsen.notify.egress import check_and_resolve
 
 
 @dataclass(frozen=True)
@@ -30,18 +31,30 @@ def secret_of(code: str, key: bytes) -> bytes:
     return hmac.new(key, f"subscription:{code}".encode(), hashlib.sha256).hexdigest().encode()
 
 
+class SubscriptionLimit(DataError):
+    """The client would hold more live subscriptions than DTSEN_MAX_SUBSCRIPTIONS_PER_CLIENT."""
+
+
 def check_callback(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("https", "http") or not parsed.netloc:
-        raise DataError("the callback (header.sender_uri) must be an http(s) URL")
+    """A callback URL DTSEN may POST to (dtsen.notify.egress: https, no user name, a public address
+    after DNS, unless DTSEN_CALLBACK_ALLOWLIST allows it); RefusedDestination says why not. It resolves
+    the host: call it off the event loop. Each POST checks it again."""
+    check_and_resolve(url, settings().callback_allowlist)
     return url
 
 
 def subscribe(
     conn: psycopg.Connection, client_id: str, programs: list[str], callback_url: str
 ) -> list[Subscription]:
-    """One subscription per program (an existing one for the same client, program and URL is kept)."""
+    """One subscription per program (an existing one for the same client, program and URL is kept).
+    SubscriptionLimit if the client would hold more than DTSEN_MAX_SUBSCRIPTIONS_PER_CLIENT."""
     check_callback(callback_url)
+    cap = settings().max_subscriptions_per_client
+    # one subscribing transaction of a client at a time, so two cannot both pass the count
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('dtsen.subscribe'), hashtext(%s))", (client_id,))
+    (live,) = conn.execute(
+        "SELECT count(*) FROM api.subscription WHERE client_id = %s AND cancelled_at IS NULL", (client_id,)
+    ).fetchone()
     made = []
     for program in programs:
         row = conn.execute(
@@ -51,6 +64,12 @@ def subscribe(
         ).fetchone()
         code = row[0] if row else f"sub-{secrets.token_hex(12)}"
         if row is None:
+            live += 1
+            if live > cap:
+                raise SubscriptionLimit(
+                    f"this client may hold at most {cap} live subscriptions (one per program and callback "
+                    "URL): unsubscribe from some first"
+                )
             conn.execute(
                 "INSERT INTO api.subscription (code, client_id, program, callback_url) VALUES (%s, %s, %s, %s)",
                 (code, client_id, program, callback_url),

@@ -16,25 +16,33 @@ CLI may pass anything that delivers an `Email`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
+from dtsen.config import settings
 from dtsen.errors import DataError
 from dtsen.notify.messages import Email, program_email, program_payload, region_emails, version_location
 from dtsen.notify.senders import NOT_ACCEPTED
 from dtsen.notify.subscribers import Subscribers
-from dtsen.notify.webhook import WebhookError, post_signed
+from dtsen.notify.webhook import Attempt, post_once
 from dtsen.publish.version import PublishError, unrecorded_warning
 
 log = logging.getLogger(__name__)
 
 SendEmail = Callable[[Email], None]
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2d1e-5b0a-4f49-9d7e-0d75e0d75e00")
+CONCURRENT_POSTS = 8  # webhooks and callbacks in flight at once
+# when an undelivered webhook is tried again, by the sendings so far (then every 6 h), and for how long
+RETRY_AFTER_SECONDS = (60, 300, 1800, 7200, 21600)
+GIVE_UP_AFTER_DAYS = 3
+RETRY_PAUSE_SECONDS = 1.0  # before the one second attempt within a run, after a blip
 
 
 def delivery_id(topic: str, channel: str, target: str) -> str:
@@ -83,7 +91,8 @@ def _delivered(conn: psycopg.Connection, sending: _Sending, status: str, retries
     out as a resend."""
     conn.execute(
         "UPDATE publish.notification SET status = %s, attempts = attempts + %s, sent_at = now(), "
-        "sending_since = NULL, resent = resent OR %s WHERE delivery_id = %s",
+        "sending_since = NULL, resent = resent OR %s, last_error = NULL, next_attempt_at = NULL "
+        "WHERE delivery_id = %s",
         (status, retries, sending.resend, sending.delivery_id),
     )
     conn.commit()
@@ -122,32 +131,23 @@ def send_once(conn: psycopg.Connection, topic: str, email: Email, send: SendEmai
 def notify_programs(
     conn: psycopg.Connection, version: int, subscribers: Subscribers, send: SendEmail
 ) -> dict:
-    """Email and webhook every program owner of a PUBLISHED version; webhook failures raise at the end
-    (after every other delivery was attempted) so the task fails and is retried."""
-    row = conn.execute(
-        "SELECT manifest, path FROM publish.version WHERE version = %s AND status IN ('PUBLISHED', 'SUPERSEDED')",
-        (version,),
-    ).fetchone()
-    if not row:
-        raise LookupError(f"version {version} is not published")
-    manifest, path = row
-    location = version_location(subscribers, path, version)
-    emails = webhooks = 0
-    failures = []
+    """Email and webhook every program owner of a PUBLISHED version, and call back every registry API
+    subscriber of its programs. A webhook or callback that fails (refused, down, too slow) does not fail
+    the step: it is recorded as not delivered, with why and when to try again (`dtsen notify-retry`,
+    or a rerun of this step), and listed in the summary under `webhooks_undelivered`."""
+    manifest, location = _announced(conn, version, subscribers)
+    emails = 0
     for program in sorted(manifest["programs"]):
         targets = subscribers.programs.get(program)
         if targets is None:
             log.warning("program %s has no subscribers configured", program)
-            continue
-        payload = program_payload(manifest, program, location)
-        topic = f"version:{version}:program:{program}"
-        if targets.emails:
+        elif targets.emails:
+            payload = program_payload(manifest, program, location)
+            topic = f"version:{version}:program:{program}"
             emails += send_once(conn, topic, program_email(payload, targets.emails), send)
-        for hook in targets.webhooks:
-            webhooks += _post_once(conn, topic, hook.url, hook.url, payload, hook.secret, failures)
     unsigned: list[str] = []  # API subscriptions left out for want of the key that signs them
-    for program in sorted(manifest["programs"]):  # clients of the registry API that subscribed
-        webhooks += _notify_api_subscribers(conn, version, program, manifest, location, failures, unsigned)
+    hooks = _hooks(conn, version, manifest, location, subscribers, unsigned)
+    delivered, undelivered = _post_all(conn, hooks)
     if unsigned:  # a configuration error: retrying cannot help, so fail at once and say what is missing
         raise DataError(
             "; ".join(
@@ -157,81 +157,196 @@ def notify_programs(
                     "Their callbacks are signed with secrets derived from that key: give Airflow the key "
                     "the registry API (`dtsen api`) runs with, then clear this task (what was delivered "
                     "is not sent again)",
-                    *failures,
+                    *undelivered,
                 ]
             )
         )
-    if failures:
-        raise WebhookError("; ".join(failures))
-    return {"version": version, "emails_sent": emails, "webhooks_delivered": webhooks}
+    summary = {"version": version, "emails_sent": emails, "webhooks_delivered": delivered}
+    return summary | ({"webhooks_undelivered": undelivered} if undelivered else {})
 
 
-def _post_once(
-    conn: psycopg.Connection,
-    topic: str,
-    url: str,
-    target: str,
-    payload: dict,
-    secret: Callable[[], bytes],
-    failures: list[str],
-) -> int:
-    """POST a signed payload unless this topic already reached `target`; 1 if delivered now. A POST
-    that may repeat an earlier one (whose outcome is unknown) says `redelivery`."""
-    sending = _start(conn, topic, "webhook", target)
-    if sending.done:
-        return 0
-    try:
-        delivery = post_signed(
-            url, payload, secret(), delivery_id=sending.delivery_id, redelivery=sending.resend
+def retry_webhooks(conn: psycopg.Connection, subscribers: Subscribers) -> dict:
+    """`dtsen notify-retry`: POST again every webhook and callback of a version announcement that was
+    not delivered and whose next attempt is due. One that is no longer configured or subscribed is
+    not retried again."""
+    # claimed for this run in one statement: a notify-retry running at the same time skips them
+    due = conn.execute(
+        "UPDATE publish.notification SET next_attempt_at = now() + make_interval(secs => %s) "
+        "WHERE channel = 'webhook' AND status = 'PENDING' AND next_attempt_at <= now() "
+        "AND topic LIKE 'version:%%:program:%%' RETURNING topic, target",
+        (2 * settings().webhook_timeout_seconds + 60,),
+    ).fetchall()
+    conn.commit()
+    wanted = {(topic, target) for topic, target in due}
+    delivered, undelivered, keyless = 0, [], set()
+    for version in sorted({int(topic.split(":")[1]) for topic, _ in due}):
+        manifest, location = _announced(conn, version, subscribers)
+        unsigned: list[str] = []
+        hooks = [
+            h
+            for h in _hooks(conn, version, manifest, location, subscribers, unsigned)
+            if (h.topic, h.target) in wanted
+        ]
+        wanted -= {(h.topic, h.target) for h in hooks}
+        if unsigned:  # DTSEN_API_DISCLOSURE_KEY missing here: not a reason to give those up
+            keyless.add(version)
+            undelivered.append(
+                f"version {version}: no DTSEN_API_DISCLOSURE_KEY to sign {', '.join(unsigned)}"
+            )
+        now, still = _post_all(conn, hooks)
+        delivered, undelivered = delivered + now, undelivered + still
+    for topic, target in wanted:  # a webhook no longer configured, a subscription cancelled
+        if int(topic.split(":")[1]) in keyless:
+            continue
+        conn.execute(
+            "UPDATE publish.notification SET next_attempt_at = NULL, "
+            "last_error = coalesce(last_error, '') || ' (not retried: no longer subscribed)' "
+            "WHERE topic = %s AND channel = 'webhook' AND target = %s",
+            (topic, target),
         )
-    except WebhookError as exc:
-        if not exc.maybe_arrived:  # else (a timeout, a 5xx) the next POST says redelivery
-            _not_accepted(conn, sending)
-        failures.append(str(exc))
-        return 0
-    _delivered(conn, sending, str(delivery.status), delivery.attempts - 1)
-    return 1
+    conn.commit()
+    return {"due": len(due), "webhooks_delivered": delivered, "webhooks_undelivered": undelivered}
 
 
-def _notify_api_subscribers(
+def _announced(conn: psycopg.Connection, version: int, subscribers: Subscribers) -> tuple[dict, str]:
+    row = conn.execute(
+        "SELECT manifest, path FROM publish.version WHERE version = %s AND status IN ('PUBLISHED', 'SUPERSEDED')",
+        (version,),
+    ).fetchone()
+    if not row:
+        raise LookupError(f"version {version} is not published")
+    manifest, path = row
+    return manifest, version_location(subscribers, path, version)
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """One signed POST of a version's announcement to one receiver."""
+
+    topic: str
+    url: str
+    target: str  # publish.notification.target
+    payload: dict
+    secret: Callable[[], bytes]
+    who: str  # how the summary names the receiver (no URL: it may carry a receiver's token)
+
+
+def _hooks(
     conn: psycopg.Connection,
     version: int,
-    program: str,
     manifest: dict,
     location: str,
-    failures: list[str],
+    subscribers: Subscribers,
     unsigned: list[str],
-) -> int:
-    """Each live API subscription of the program, signed with its own secret (dtsen.api.subscriptions).
-    That secret is an HMAC under DTSEN_API_DISCLOSURE_KEY (never stored), so without the key nothing
-    can be signed: the subscriptions are listed in `unsigned` and the others are still notified."""
+) -> list[_Hook]:
+    """The program owners' webhooks (subscribers.json), then each live registry API subscription of the
+    version's programs, signed with its own secret (dtsen.api.subscriptions). That secret is an HMAC
+    under DTSEN_API_DISCLOSURE_KEY (never stored), so without the key nothing can be signed: those
+    subscriptions are listed in `unsigned` and the others are still notified."""
     from dtsen.api.dci import VERSION_EVENT
     from dtsen.api.subscriptions import of_program, secret_of
-    from dtsen.config import settings
 
-    subscribed = of_program(conn, program)
-    if not subscribed:
-        return 0
+    hooks = []
+    for program in sorted(manifest["programs"]):
+        targets = subscribers.programs.get(program)
+        payload = program_payload(manifest, program, location)
+        topic = f"version:{version}:program:{program}"
+        for hook in targets.webhooks if targets else ():
+            host = urlsplit(hook.url).hostname
+            hooks.append(
+                _Hook(topic, hook.url, hook.url, payload, hook.secret, f"{program} webhook ({host})")
+            )
     key = settings().api_disclosure_key
-    if not key:
-        unsigned += [f"{sub.client_id} for {program}" for sub in subscribed]
-        return 0
-    payload = program_payload(manifest, program, location) | {
-        "reg_event_type": VERSION_EVENT,
-        "api_file": f"/registry/versions/{version}/programs/{program}.parquet",
-    }
-    delivered = 0
-    for sub in subscribed:
-        delivered += _post_once(
-            conn,
-            f"version:{version}:program:{program}",
-            sub.callback_url,
-            f"{sub.callback_url}#{sub.code}",
-            payload | {"subscription_code": sub.code},
-            lambda code=sub.code: secret_of(code, key.encode()),
-            failures,
+    for program in sorted(manifest["programs"]):
+        subscribed = of_program(conn, program)
+        if subscribed and not key:
+            unsigned += [f"{sub.client_id} for {program}" for sub in subscribed]
+            continue
+        payload = program_payload(manifest, program, location) | {
+            "reg_event_type": VERSION_EVENT,
+            "api_file": f"/registry/versions/{version}/programs/{program}.parquet",
+        }
+        hooks += [
+            _Hook(
+                f"version:{version}:program:{program}",
+                sub.callback_url,
+                f"{sub.callback_url}#{sub.code}",
+                payload | {"subscription_code": sub.code},
+                lambda code=sub.code: secret_of(code, key.encode()),
+                f"registry API client {sub.client_id} ({program}, {sub.code})",
+            )
+            for sub in subscribed
+        ]
+    conn.commit()  # reading done: each delivery below is recorded on its own
+    return hooks
+
+
+def _post_all(conn: psycopg.Connection, hooks: list[_Hook]) -> tuple[int, list[str]]:
+    """POST each hook not yet delivered, up to CONCURRENT_POSTS at a time, each attempt within
+    DTSEN_WEBHOOK_TIMEOUT_SECONDS and checked against the callback rules (egress) right before it
+    goes; a second attempt only after a blip (Attempt.again_now), none after a timeout. A dead or
+    slow receiver holds up no other and fails nothing. Returns (delivered now, what was
+    not delivered and why). The warehouse is used from the event loop's one thread only."""
+    cfg = settings()
+
+    async def post(hook: _Hook, delivery: str, redelivery: bool) -> Attempt:
+        return await post_once(
+            hook.url,
+            hook.payload,
+            hook.secret(),
+            delivery_id=delivery,
+            redelivery=redelivery,
+            allowlist=cfg.callback_allowlist,
+            timeout=cfg.webhook_timeout_seconds,
         )
-    return delivered
+
+    async def one(hook: _Hook, slots: asyncio.Semaphore) -> str | None:
+        async with slots:
+            sending = _start(conn, hook.topic, "webhook", hook.target)
+            if sending.done:
+                return None
+            attempt = await post(hook, sending.delivery_id, sending.resend)
+            tries = 1
+            if attempt.again_now:  # a blip (a 503, a reset): once more after a pause, then leave it
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                again = await post(hook, sending.delivery_id, sending.resend or attempt.maybe_arrived)
+                attempt = replace(again, maybe_arrived=again.maybe_arrived or attempt.maybe_arrived)
+                tries = 2
+            if attempt.delivered:
+                _delivered(conn, sending, str(attempt.status), tries - 1)
+                return ""
+            _undelivered(conn, sending, attempt, tries - 1)
+            log.warning("webhook to %s not delivered: %s", hook.who, attempt.error)
+            return f"{hook.who}: {attempt.error}"
+
+    async def run() -> list[str | None]:
+        slots = asyncio.Semaphore(CONCURRENT_POSTS)
+        return await asyncio.gather(*(one(h, slots) for h in hooks))
+
+    outcomes = asyncio.run(run()) if hooks else []
+    return outcomes.count(""), [o for o in outcomes if o]
+
+
+def _undelivered(conn: psycopg.Connection, sending: _Sending, attempt: Attempt, retries: int = 0) -> None:
+    """Not delivered: why, and when `dtsen notify-retry` may try again (RETRY_AFTER_SECONDS by the
+    sendings so far; none after GIVE_UP_AFTER_DAYS). Unless this or an earlier sending may have
+    arrived, the next one is a first again, not a redelivery."""
+    conn.execute(
+        "UPDATE publish.notification SET last_error = %s, attempts = attempts + %s, "
+        "next_attempt_at = CASE WHEN intended_at < now() - make_interval(days => %s) THEN NULL "
+        "ELSE now() + make_interval(secs => (%s::int[])[least(attempts, %s)]) END, "
+        "sending_since = CASE WHEN %s THEN sending_since END WHERE delivery_id = %s",
+        (
+            attempt.error,
+            retries,
+            GIVE_UP_AFTER_DAYS,
+            list(RETRY_AFTER_SECONDS),
+            len(RETRY_AFTER_SECONDS),
+            attempt.maybe_arrived or sending.resend,
+            sending.delivery_id,
+        ),
+    )
+    conn.commit()
 
 
 def notify_regions(

@@ -1,5 +1,10 @@
-"""Signed webhook POSTs to program owners, retried with backoff, and the reference verifier for
-receivers.
+"""Signed webhook POSTs to program owners and registry API subscribers, and the reference verifier
+for receivers.
+
+Each POST goes only where the callback rules allow (dtsen.notify.egress, checked right before it and
+connected to the address checked) and is bounded: DTSEN_WEBHOOK_TIMEOUT_SECONDS all told, no redirect
+followed, no proxy, the answer's body not read. dtsen.notify.deliver records what was not delivered
+for a later retry.
 
 The body is JSON and carries `delivery_id` (the same on every retry of one delivery), `timestamp`
 (of this attempt) and `redelivery` (true when an earlier POST of this delivery may have reached the
@@ -13,6 +18,7 @@ processed: `WebhookVerifier` does exactly that.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -23,6 +29,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 import httpx
+
+from dtsen.notify import egress
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,22 @@ class Delivery:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one POST."""
+
+    status: int | None  # the receiver's HTTP status; None: no answer
+    error: str | None  # None: delivered (a 2xx); else why not, in words (never personal data)
+    maybe_arrived: bool  # the request may have reached a receiver that acted on it
+    # worth a second attempt at once: a blip (a 5xx, 408 or 429, a refused or reset connection), not
+    # a refused destination, a 4xx or a receiver that did not answer in time
+    again_now: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None
+
+
 def signed_request(
     payload: dict, secret: bytes, delivery_id: str, timestamp: int, redelivery: bool = False
 ) -> tuple[bytes, dict]:
@@ -75,6 +99,66 @@ def signed_request(
     return body, headers
 
 
+def _pinned(url: str, address: egress.IPAddress) -> tuple[httpx.URL, dict, dict]:
+    """The URL to connect to `address`, and the Host header and TLS server name of the URL's own host
+    (so the receiver's virtual host and certificate are those of its name)."""
+    original = httpx.URL(url)
+    extensions = {"sni_hostname": original.raw_host.decode("ascii")} if original.scheme == "https" else {}
+    return original.copy_with(host=str(address)), {"Host": original.netloc.decode("ascii")}, extensions
+
+
+async def post_once(
+    url: str,
+    payload: dict,
+    secret: bytes,
+    *,
+    delivery_id: str,
+    redelivery: bool,
+    allowlist: egress.Allowlist,
+    timeout: float,
+) -> Attempt:
+    """One signed POST, within `timeout` seconds all told: resolving the host, connecting, TLS, sending
+    and the answer's status line (its body is not read). The URL is checked again now (egress), every
+    address its host resolves to is checked, and the connection goes to a checked address: what was
+    checked is what is reached. No redirect is followed and no proxy is used."""
+    body, headers = signed_request(payload, secret, delivery_id, int(time.time()), redelivery)
+    sent = False
+
+    async def trace(event: str, _info: dict) -> None:
+        nonlocal sent
+        sent = sent or event.endswith("send_request_headers.started")
+
+    try:
+        async with asyncio.timeout(timeout):
+            destination = egress.check_url(url, allowlist)
+            address = (await egress.resolve_async(destination))[0]
+            target, host, extensions = _pinned(url, address)
+            # httpx's own timeouts a little longer: the deadline above is the one that ends an attempt
+            async with httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, timeout=timeout + 1
+            ) as client:
+                request = client.build_request(
+                    "POST",
+                    target,
+                    content=body,
+                    headers=headers | host,
+                    extensions=extensions | {"trace": trace},
+                )
+                response = await client.send(request, stream=True)
+                await response.aclose()
+    except egress.RefusedDestination as exc:
+        return Attempt(None, f"refused: {exc}", False)
+    except (TimeoutError, httpx.TimeoutException):  # the request may have been sent
+        return Attempt(None, f"no answer within {timeout:g} s", sent)
+    except (httpx.HTTPError, OSError) as exc:  # refused, reset, a TLS failure ...
+        return Attempt(None, type(exc).__name__, sent, again_now=True)
+    status = response.status_code
+    if 200 <= status < 300:
+        return Attempt(status, None, True)
+    # a 5xx: it may have acted, then failed; a 4xx: the receiver refused it
+    return Attempt(status, f"HTTP {status}", status >= 500, again_now=status >= 500 or status in (408, 429))
+
+
 def post_signed(
     url: str,
     payload: dict,
@@ -84,29 +168,42 @@ def post_signed(
     redelivery: bool = False,
     attempts: int = 4,
     backoff: float = 1.0,
-    timeout: float = 10.0,
+    timeout: float | None = None,
+    allowlist: egress.Allowlist | None = None,
 ) -> Delivery:
-    """POST until a 2xx; 4xx other than 408/429 is final (the receiver refuses it); else retry.
-    `redelivery`: an earlier POST of this delivery may have arrived; a retry after one that may have
-    (a timeout, a 5xx answer) says so too, one after a refused connection does not."""
+    """POST until a 2xx, each attempt as `post_once` (the URL checked anew); a 4xx other than 408/429
+    and a refused destination are final. `timeout` and `allowlist` default to the settings
+    (DTSEN_WEBHOOK_TIMEOUT_SECONDS, DTSEN_CALLBACK_ALLOWLIST). `redelivery`: an earlier POST of this
+    delivery may have arrived; a retry after one that may have (a timeout, a 5xx answer) says so too,
+    one after a refused connection does not."""
+    from dtsen.config import settings
+
+    if timeout is None or allowlist is None:
+        cfg = settings()
+        timeout = cfg.webhook_timeout_seconds if timeout is None else timeout
+        allowlist = cfg.callback_allowlist if allowlist is None else allowlist
     last = "no attempt"
     maybe_arrived = redelivery
     for attempt in range(1, attempts + 1):
-        body, headers = signed_request(payload, secret, delivery_id, int(time.time()), maybe_arrived)
-        try:
-            response = httpx.post(url, content=body, headers=headers, timeout=timeout)
-            if 200 <= response.status_code < 300:
-                return Delivery(url, response.status_code, attempt)
-            last = f"HTTP {response.status_code}"
-            maybe_arrived = maybe_arrived or response.status_code >= 500  # it may have acted, then failed
-            if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                break
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # it never reached the receiver
-            last = type(exc).__name__
-        except httpx.HTTPError as exc:  # sent, but no answer: it may have arrived
-            last = type(exc).__name__
-            maybe_arrived = True
+        outcome = asyncio.run(
+            post_once(
+                url,
+                payload,
+                secret,
+                delivery_id=delivery_id,
+                redelivery=maybe_arrived,
+                allowlist=allowlist,
+                timeout=timeout,
+            )
+        )
+        if outcome.delivered:
+            return Delivery(url, outcome.status or 0, attempt)
+        last, maybe_arrived = outcome.error or "", maybe_arrived or outcome.maybe_arrived
         log.warning("webhook %s attempt %d failed: %s", url, attempt, last)
+        if last.startswith("refused:") or (
+            outcome.status is not None and 400 <= outcome.status < 500 and outcome.status not in (408, 429)
+        ):
+            break
         if attempt < attempts:
             time.sleep(backoff * 2 ** (attempt - 1))
     raise WebhookError(f"webhook {url} not delivered: {last}", maybe_arrived=maybe_arrived)
