@@ -81,7 +81,15 @@ class Allowlist:
 
     @classmethod
     def parse(cls, raw: str | None) -> Allowlist:
-        """DTSEN_CALLBACK_ALLOWLIST: comma-separated hosts, host:port pairs and URL prefixes."""
+        """DTSEN_CALLBACK_ALLOWLIST: comma-separated hosts, host:port pairs and URL prefixes; ValueError
+        names an entry that is none of them."""
+        try:
+            return cls._parse(raw)
+        except RefusedDestination as exc:
+            raise ValueError(str(exc)) from exc
+
+    @classmethod
+    def _parse(cls, raw: str | None) -> Allowlist:
         entries = []
         for item in (raw or "").split(","):
             item = item.strip()
