@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dtsen.contract import ROW_LEVEL_CODES
+from dtsen.contract import CONTRACT_ROW_LEVEL_CODES
 from dtsen.domain import codes
 from dtsen.domain.identity import kk_problem, nik_mismatch, nik_problem
 from dtsen.paths import SAMPLE_DIR
@@ -142,7 +142,7 @@ def test_every_row_level_reason_is_injected_in_the_sample():
     for round_id in ROUNDS:
         for r in rows(SAMPLE_DIR / "truth" / round_id / "cases.csv"):
             seen.update(c for c in r["expected_codes"].split(";") if c)
-    assert set(ROW_LEVEL_CODES) - {"SUBMISSION_QUALITY_GATE"} <= seen
+    assert set(CONTRACT_ROW_LEVEL_CODES) - {"SUBMISSION_QUALITY_GATE"} <= seen
     assert "DUPLICATE_SUBMISSION" in seen
 
 

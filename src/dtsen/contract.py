@@ -285,3 +285,8 @@ REASONS: tuple[Reason, ...] = (
 )
 REASON_BY_CODE: dict[str, Reason] = {r.code: r for r in REASONS}
 ROW_LEVEL_CODES: tuple[str, ...] = tuple(r.code for r in REASONS if r.level is Level.ROW)
+# the row-level codes of contract v1 itself: what a world written against the contract can carry (an
+# extension such as NIK_DUKCAPIL_CONFLICT answers a defect of the civil-registry extract, not of a row)
+CONTRACT_ROW_LEVEL_CODES: tuple[str, ...] = tuple(
+    r.code for r in REASONS if r.level is Level.ROW and not r.extends_contract
+)

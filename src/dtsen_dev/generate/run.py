@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dtsen.contract import BPS_KELUARGA, DUKCAPIL_PENDUDUK, KEMENSOS_GROUNDCHECK, ROW_LEVEL_CODES
+from dtsen.contract import BPS_KELUARGA, CONTRACT_ROW_LEVEL_CODES, DUKCAPIL_PENDUDUK, KEMENSOS_GROUNDCHECK
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen.reference import read_wilayah
 from dtsen.storage import file_sha256
@@ -511,7 +511,9 @@ def generate(cfg: GenConfig) -> dict:
         for r in summary["rounds"].values()
     )
     summary["rows_written"] = total_rows
-    missing = sorted(set(ROW_LEVEL_CODES) - {c for r in summary["rounds"].values() for c in r["cases"]})
+    missing = sorted(
+        set(CONTRACT_ROW_LEVEL_CODES) - {c for r in summary["rounds"].values() for c in r["cases"]}
+    )
     summary["row_level_codes_not_injected"] = missing
     # summary.json stays deterministic (it is committed with the sample); timings are returned only.
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
