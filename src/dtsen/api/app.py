@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from dtsen import http_security
 from dtsen.api import clients, dci, disclosure, search, subscriptions
 from dtsen.config import Settings, settings
 from dtsen.errors import DataError
@@ -91,6 +92,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     known_programs = {p.id for p in load_programs(cfg.programs_path).programs}
     limits = RateLimit()
     app = FastAPI(title="DTSEN registry API", version="1.0.0", docs_url=None, redoc_url=None)
+    http_security.install(app)  # CSP, nosniff, no framing, no-store on every answer (issue 24, item 9)
 
     @app.exception_handler(HTTPException)
     async def http_errors(_request: Request, exc: HTTPException):
