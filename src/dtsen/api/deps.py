@@ -1,0 +1,175 @@
+"""What the registry API's routes depend on: the service's state (settings, disclosure key, warehouse
+pool, rate limits), a warehouse connection, and the authenticated caller with its scope."""
+
+import contextlib
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, HTTPException, Request
+
+from dtsen.api import clients, dci
+from dtsen.config import Settings
+
+
+class Pool:
+    """A few warehouse connections shared by the request threads (each used by one at a time)."""
+
+    def __init__(self, conninfo: str, size: int) -> None:
+        self.conninfo, self._idle, self._lock, self._made, self.size = (
+            conninfo,
+            queue.LifoQueue(),
+            threading.Lock(),
+            0,
+            size,
+        )
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                make = self._made < self.size
+                self._made += make
+            conn = psycopg.connect(self.conninfo, application_name="dtsen-api") if make else self._idle.get()
+        try:
+            with conn.transaction():
+                yield conn
+        except BaseException:
+            if conn.broken:
+                with self._lock:
+                    self._made -= 1
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                self._idle.put(conn)
+
+
+class RateLimit:
+    """Token buckets in this process: `per_minute` units a minute per key, as many at once at most."""
+
+    def __init__(self) -> None:
+        self._lock, self._buckets = threading.Lock(), {}
+
+    def take(self, key: str, per_minute: int, cost: float = 1.0) -> float:
+        """0 if `cost` units were taken; otherwise the seconds until they could be (nothing taken)."""
+        now = time.monotonic()
+        rate = per_minute / 60.0
+        with self._lock:
+            level, at = self._buckets.get(key, (float(per_minute), now))
+            level = min(float(per_minute), level + (now - at) * rate)
+            if level < cost:
+                self._buckets[key] = (level, now)
+                return (min(cost, float(per_minute)) - level) / rate
+            self._buckets[key] = (level - cost, now)
+            return 0.0
+
+
+def fail(status: int, code: str, message: str, headers: dict | None = None) -> HTTPException:
+    """An HTTP error answered in the DCI error shape (see app.py's handlers)."""
+    return HTTPException(status, detail=dci.http_error(code, message), headers=headers)
+
+
+def too_many(wait: float, what: str = "this client") -> HTTPException:
+    return fail(
+        429,
+        "err.request.too_many_requests",
+        f"too many requests for {what}: slow down",
+        {"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+@dataclass
+class State:
+    cfg: Settings
+    key: bytes  # the disclosure log's key
+    pool: Pool
+    known_programs: frozenset[str]
+    limits: RateLimit = field(default_factory=RateLimit)
+
+
+def state(request: Request) -> State:
+    return request.app.state.dtsen
+
+
+AppState = Annotated[State, Depends(state)]
+
+
+def caller(request: Request, app: AppState) -> clients.Client:
+    """The client whose bearer token came with the request (401 otherwise), within its rate (429)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    client = None
+    if scheme.lower() == "bearer" and token:
+        with app.pool.connection() as conn:
+            client = clients.client_for_token(conn, token.strip())
+    if client is None:
+        raise fail(
+            401,
+            "err.request.unauthorized",
+            "a valid bearer token is required (it may have expired or been revoked)",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if wait := app.limits.take(f"client:{client.client_id}", client.rate_per_minute):
+        raise too_many(wait)
+    return client
+
+
+# evaluated here (no `from __future__ import annotations` in this module), so FastAPI sees the dependency
+Caller = Annotated[clients.Client, Depends(caller)]
+
+
+def version_of(conn: psycopg.Connection, wanted: object | None) -> int:
+    """A published (or superseded) version: the current one if `wanted` is None; 404 if unknown."""
+    if wanted is None:
+        row = conn.execute("SELECT version FROM publish.current_version").fetchone()
+        if row is None:
+            raise fail(404, "err.request.not_found", "no version is published yet")
+        return row[0]
+    try:
+        number = int(str(wanted))
+    except ValueError as exc:
+        raise fail(400, "err.request.bad", "version is a whole number") from exc
+    found = conn.execute(
+        "SELECT 1 FROM publish.version WHERE version = %s AND status IN ('PUBLISHED', 'SUPERSEDED')",
+        (number,),
+    ).fetchone()
+    if not found:
+        raise fail(404, "err.request.not_found", f"version {number} is not published")
+    return number
+
+
+def program_of(app: State, client: clients.Client, wanted: object | None) -> str:
+    """A program of the client's scope: the only one if `wanted` is None; 404 unknown, 403 not its."""
+    from dtsen.api import search
+
+    if wanted is None:
+        if len(client.programs) == 1:
+            return client.programs[0]
+        raise search.SearchError("rjct.search_criteria.invalid", "say which program: your scope has several")
+    if str(wanted) not in app.known_programs:
+        raise fail(404, "err.request.not_found", f"there is no program {wanted}")
+    if str(wanted) not in client.programs:
+        raise fail(403, "err.request.forbidden", f"program {wanted} is not in this client's scope")
+    return str(wanted)
+
+
+async def json_body(request: Request) -> object:
+    """The request's JSON body (415 if it is not JSON, 400 if it does not parse)."""
+    import json
+
+    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+        raise fail(415, "err.request.bad", "send the envelope as application/json")
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise fail(400, "err.request.bad", "the body is not valid JSON") from exc
+
+
+Body = Annotated[object, Depends(json_body)]

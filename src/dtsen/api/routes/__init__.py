@@ -1,0 +1,1 @@
+"""The registry API's routes, one router per resource."""

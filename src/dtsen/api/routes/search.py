@@ -1,0 +1,165 @@
+"""DCI sync search: pages of a program's recipients by predicate, or one person by NIK, within the
+caller's scope; every answer carrying personal data is in the disclosure log before it leaves."""
+
+import psycopg
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from dtsen.api import clients, dci, disclosure, search
+from dtsen.api.deps import AppState, Body, Caller, State, fail, program_of, version_of
+from dtsen.api.models import (
+    AnswerHeader,
+    PageInfo,
+    Pagination,
+    SearchAnswer,
+    SearchAnswerEnvelope,
+    SearchAnswerMessage,
+    SearchCriteria,
+    SearchData,
+    SearchItem,
+    SearchMessage,
+    describe,
+    parse_request,
+)
+
+router = APIRouter()
+
+
+def _rejected(item: SearchItem, code: str, message: str) -> SearchAnswer:
+    return SearchAnswer(
+        reference_id=item.reference_id,
+        timestamp=dci.now(),
+        status="rjct",
+        status_reason_code=code,
+        status_reason_message=message[:999],
+    )
+
+
+def _page(app: State, criteria: SearchCriteria) -> tuple[int, int] | None:
+    """(page size, page number); None if they are out of range; 400 if the size is over the cap."""
+    cap = app.cfg.api_max_page_size
+    paging = criteria.pagination or {}
+    try:
+        given = Pagination.model_validate(paging)
+        size = cap if given.page_size is None else given.page_size
+        number = given.page_number
+    except ValidationError:
+        size = number = 0
+    if size > cap:  # asking for more than the server serves is a bad request
+        raise fail(400, "err.request.bad", f"page_size is at most {cap}")
+    return (size, number) if size >= 1 and number >= 1 else None
+
+
+def _answer_item(
+    app: State, conn: psycopg.Connection, client: clients.Client, item: SearchItem, audit: list
+) -> SearchAnswer:
+    if not isinstance(item.search_criteria, dict):
+        return _rejected(item, "rjct.search_criteria.invalid", "search_criteria is required")
+    try:
+        criteria = SearchCriteria.model_validate(item.search_criteria)
+    except ValidationError as exc:
+        return _rejected(item, "rjct.search_criteria.invalid", describe(exc, "search_criteria.")[1])
+    paged = _page(app, criteria)
+    if paged is None:
+        return _rejected(
+            item,
+            "rjct.pagination.invalid",
+            f"page_size is 1 to {app.cfg.api_max_page_size} and page_number starts at 1",
+        )
+    size, number = paged
+    try:
+        if criteria.query_type == "predicate":
+            predicates = search.parse_predicate(criteria.query)
+            version = version_of(conn, search.single(predicates, "version"))
+            program = program_of(app, client, search.single(predicates, "program"))
+            found = search.page(
+                conn,
+                search.Search(version, program, **search.filters(predicates)),
+                number,
+                size,
+                client.fields,
+            )
+            records, total, niks = found.rows, found.total, list(found.niks)
+            logged = {
+                "query_type": criteria.query_type,
+                "query": criteria.query,
+                "page_number": number,
+                "page_size": size,
+            }
+        elif criteria.query_type == "idtype-value":
+            query = criteria.query or {}
+            nik = str(query.get("value", "")) if isinstance(query, dict) else ""
+            if not (
+                isinstance(query, dict) and query.get("type") == "NIK" and nik.isdigit() and len(nik) == 16
+            ):
+                raise search.SearchError(
+                    "rjct.search_criteria.invalid",
+                    'idtype-value takes {"type": "NIK", "value": "<16 digits>"}',
+                )
+            version = version_of(conn, None)
+            records = search.person(conn, version, client.programs, int(nik), client.fields)
+            niks = [r.pop("_nik") for r in records]
+            total, program = len(records), ",".join(sorted({r["program"] for r in records}))
+            logged = {
+                "query_type": criteria.query_type,
+                "query": {"type": "NIK", "value_key": disclosure.person_key(nik, app.key).hex()},
+            }
+        else:
+            raise search.SearchError(
+                "rjct.search_criteria.invalid", "query_type is predicate or idtype-value"
+            )
+    except search.SearchError as exc:
+        return _rejected(item, exc.code, str(exc))
+    if records:
+        audit.append((logged | {"reference_id": item.reference_id}, version, program, niks))
+    return SearchAnswer(
+        reference_id=item.reference_id,
+        timestamp=dci.now(),
+        status="succ",
+        data=SearchData(
+            reg_type=dci.REGISTRY_TYPE,
+            reg_record_type=dci.RECORD_TYPE,
+            reg_records=records,
+            dtsen_version=version,
+        ),
+        pagination=PageInfo(page_size=size, page_number=number, total_count=total),
+        locale=item.locale or "ind",
+    )
+
+
+def _answer(app: State, client: clients.Client, header, message: SearchMessage) -> JSONResponse:
+    audit: list = []
+    with app.pool.connection() as conn:
+        answers = [_answer_item(app, conn, client, item, audit) for item in message.search_request]
+        for logged, version, program, niks in audit:
+            # every person whose record went out, whichever of their fields the scope gives
+            disclosure.record_search(conn, client.client_id, logged, version, program, niks, app.key)
+    done = sum(1 for a in answers if a.status == "succ")
+    envelope = SearchAnswerEnvelope(
+        header=AnswerHeader(
+            **dci.answer_header(
+                header.model_dump(),
+                "on-search",
+                "succ" if done else "rjct",  # per item: search_response[].status
+                len(answers),
+                len(answers),
+            )
+        ),
+        message=SearchAnswerMessage(
+            transaction_id=message.transaction_id, correlation_id=dci.now(), search_response=answers
+        ),
+    )
+    return JSONResponse(envelope.body())
+
+
+@router.post("/registry/sync/search")
+async def sync_search(client: Caller, body: Body, app: AppState):
+    try:
+        header, message = parse_request(body, "search")
+    except dci.EnvelopeError as exc:
+        raise fail(400, exc.code, str(exc)) from exc
+    # the warehouse is read on a worker thread: on the event loop, one slow page would hold up
+    # every other request of this process
+    return await run_in_threadpool(_answer, app, client, header, message)

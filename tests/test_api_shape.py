@@ -1,0 +1,121 @@
+"""The registry API's request and response rules, in process (FastAPI's TestClient) against a real
+warehouse with one published sample version: the error shape of every refusal, including routes that
+do not exist, and how malformed values are answered (never a 500, never a value in the log)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dtsen.publish.version import publish_version
+from tests.factories import audited_sample_candidate
+
+KEY = "test-disclosure-key"
+NOW = "2026-12-03T10:00:00+07:00"
+
+
+def envelope(*items: dict, action: str = "search") -> dict:
+    return {
+        "signature": "",
+        "header": {
+            "version": "1.0.0",
+            "message_id": "msg-1",
+            "message_ts": NOW,
+            "action": action,
+            "sender_id": "test-client",
+            "total_count": len(items),
+        },
+        "message": {"transaction_id": "txn-1", "search_request": list(items)},
+    }
+
+
+def item(criteria: dict, reference: str = "ref-1") -> dict:
+    return {"reference_id": reference, "timestamp": NOW, "search_criteria": criteria}
+
+
+def predicate(*expressions: tuple[str, str, object], pagination: object = None) -> dict:
+    return {
+        "query_type": "predicate",
+        "query": [
+            {"seq_num": i + 1, "expression1": {"attribute_name": n, "operator": o, "attribute_value": v}}
+            for i, (n, o, v) in enumerate(expressions)
+        ],
+        "pagination": {"page_size": 10, "page_number": 1} if pagination is None else pagination,
+    }
+
+
+@pytest.fixture(scope="module")
+def published(module_warehouse, tmp_path_factory):
+    """A published sample version and a client `bpjs` (PBI JK, 600 requests a minute); its secret."""
+    from dtsen.api.clients import create_client
+
+    root = tmp_path_factory.mktemp("publish")
+    conn = module_warehouse
+    version = audited_sample_candidate(conn, root)
+    with conn.transaction():
+        publish_version(conn, version, root)
+    with conn.transaction():
+        secret = create_client(
+            conn,
+            "bpjs",
+            "BPJS",
+            ["pbi_jk"],
+            ["nik", "desil"],
+            600,
+            {"pbi_jk", "pkh", "bpnt", "sekolah_rakyat"},
+        )
+    return {"root": root, "conn": conn, "secret": secret}
+
+
+@pytest.fixture
+def http(published, monkeypatch):
+    from dtsen.api.app import create_app
+
+    monkeypatch.setenv("DTSEN_PUBLISH_ROOT", str(published["root"]))
+    monkeypatch.setenv("DTSEN_API_DISCLOSURE_KEY", KEY)
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+def bearer(http: TestClient, published: dict) -> dict:
+    answer = http.post(
+        "/oauth2/client/token",
+        data={"grant_type": "client_credentials", "client_id": "bpjs", "client_secret": published["secret"]},
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def error_code(answer) -> str:
+    body = answer.json()
+    assert set(body) == {"errors"} and len(body["errors"]) == 1, body
+    return body["errors"][0]["code"]
+
+
+def test_unknown_routes_and_methods_answer_in_the_dci_error_shape(http, published):
+    assert error_code(missing := http.get("/registry/nothing-here")) == "err.request.not_found"
+    assert missing.status_code == 404
+    assert error_code(wrong := http.get("/registry/sync/search")) == "err.request.bad"
+    assert wrong.status_code == 405
+    # a path parameter of the wrong type: 400 in the same shape, not FastAPI's 422 with the value echoed
+    auth = bearer(http, published)
+    typed = http.get("/registry/versions/not-a-number/manifest", headers=auth)
+    assert typed.status_code == 400 and error_code(typed) == "err.request.bad"
+    assert "not-a-number" not in typed.text
+
+
+def test_a_search_answers_through_the_routers_with_its_models(http, published):
+    auth = bearer(http, published)
+    answer = http.post(
+        "/registry/sync/search", headers=auth, json=envelope(item(predicate(("desil", "le", 3))))
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["header"]["action"] == "on-search" and body["header"]["status"] == "succ"
+    first = body["message"]["search_response"][0]
+    assert first["status"] == "succ" and "status_reason_code" not in first
+    assert set(first["data"]["reg_records"][0]) == {"nik", "desil"}
+    assert first["pagination"]["page_size"] == 10
+    broken = http.post("/registry/sync/search", headers=auth, json={"header": {}, "message": {}})
+    assert broken.status_code == 400 and error_code(broken) == "err.request.bad"
+    assert "header.message_id" in broken.json()["errors"][0]["message"]
