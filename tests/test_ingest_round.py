@@ -37,7 +37,8 @@ def _round_id(db) -> str:
     return f"{year + (q == 4)}-Q{q % 4 + 1}"
 
 
-def test_round_is_staged_once_even_when_run_twice(db, landing):
+def test_round_is_staged_once_even_when_run_twice(fresh_db, landing):
+    db = fresh_db  # its own reference: what an extract keeps depends on the reference before it
     round_id = _round_id(db)
     files = {"keluarga.csv": KELUARGA.replace(b"2026-05-01", b"2026-05-03"), "anggota.csv": ANGGOTA}
     make_submission(landing, "3273-a", folder_round=round_id, data_files=files)
@@ -58,7 +59,8 @@ def test_round_is_staged_once_even_when_run_twice(db, landing):
     assert first.opened["dukcapil_loaded_now"] and not second.opened["dukcapil_loaded_now"]
 
 
-def test_dukcapil_snapshot_keeps_only_unambiguous_well_formed_rows(db, landing):
+def test_dukcapil_snapshot_keeps_only_unambiguous_well_formed_rows(fresh_db, landing):
+    db = fresh_db  # its own reference: what an extract keeps depends on the reference before it
     round_id = _round_id(db)
     make_dukcapil(landing, round_reference_date(round_id).isoformat(), DUKCAPIL)
     (landing / round_id).mkdir()
@@ -72,7 +74,8 @@ def test_dukcapil_snapshot_keeps_only_unambiguous_well_formed_rows(db, landing):
     assert kept == [(3273011212120003, "HIDUP"), (3273014101900001, "HIDUP")]
 
 
-def test_a_snapshot_changed_after_loading_is_refused(db, landing):
+def test_a_snapshot_changed_after_loading_is_refused(fresh_db, landing):
+    db = fresh_db  # its own reference: what an extract keeps depends on the reference before it
     round_id = _round_id(db)
     path = make_dukcapil(landing, round_reference_date(round_id).isoformat(), DUKCAPIL)
     (landing / round_id).mkdir()
