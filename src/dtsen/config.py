@@ -62,6 +62,9 @@ class Settings:
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
+    api_max_items: int  # the most items (search_request, subscribe_request) one API envelope may carry
+    api_max_list_length: int  # the most entries of a list inside an API request (predicates, `in`, codes)
+    api_max_body_bytes: int  # a larger API request body is refused (413) before or while it is read
 
 
 def _path(default: Callable[[dict], Path]) -> Callable[[str | None, dict], Path]:
@@ -329,6 +332,33 @@ SETTINGS: tuple[Setting, ...] = (
         "1000",
         "the most recipients one page of a registry API search carries; a larger page_size is refused",
         _number(int, 1, 100_000),
+    ),
+    Setting(
+        "DTSEN_API_MAX_ITEMS",
+        "api_max_items",
+        "10",
+        "10",
+        "the most items (`search_request`, `subscribe_request`) one registry API envelope may carry; each "
+        "search item counts as one request against the client's rate",
+        _number(int, 1, 1000),
+    ),
+    Setting(
+        "DTSEN_API_MAX_LIST_LENGTH",
+        "api_max_list_length",
+        "100",
+        "100",
+        "the most entries of a list inside a registry API request (a predicate's expressions, an `in` list, "
+        "`subscription_codes`)",
+        _number(int, 1, 100_000),
+    ),
+    Setting(
+        "DTSEN_API_MAX_BODY_BYTES",
+        "api_max_body_bytes",
+        str(1 << 20),
+        "`1048576` (1 MiB)",
+        "a registry API request body larger than this is refused (HTTP 413) by its Content-Length before it "
+        "is read, or as soon as a chunked body grows past it",
+        _number(int, 1024, 1 << 30),
     ),
     Setting(
         "DTSEN_API_DISCLOSURE_KEY",

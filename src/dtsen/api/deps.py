@@ -167,9 +167,31 @@ async def json_body(request: Request) -> object:
     if not request.headers.get("content-type", "").lower().startswith("application/json"):
         raise fail(415, "err.request.bad", "send the envelope as application/json")
     try:
-        return json.loads(await request.body())
+        body = json.loads(await request.body())
+    except RecursionError as exc:  # nested deeper than the parser goes
+        raise fail(400, "err.request.bad", f"the body nests deeper than {MAX_DEPTH} levels") from exc
     except ValueError as exc:
         raise fail(400, "err.request.bad", "the body is not valid JSON") from exc
+    if _depth(body) > MAX_DEPTH:
+        raise fail(400, "err.request.bad", f"the body nests deeper than {MAX_DEPTH} levels")
+    return body
+
+
+MAX_DEPTH = 32  # a DCI envelope nests about 8 levels deep
+
+
+def _depth(value: object) -> int:
+    """How deep lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend(
+                    (child, level + 1) for child in (node.values() if isinstance(node, dict) else node)
+                )
+    return deepest
 
 
 Body = Annotated[object, Depends(json_body)]

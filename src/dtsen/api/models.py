@@ -142,12 +142,22 @@ def describe(exc: ValidationError, prefix: str = "") -> tuple[str, str]:
 _MESSAGES = {"search": SearchMessage, "subscribe": SubscribeMessage, "unsubscribe": UnsubscribeMessage}
 
 
-def parse_request(body: object, action: str) -> tuple[Header, BaseModel]:
-    """(header, message) of a request whose header says `action`; EnvelopeError otherwise."""
+_LISTS = {"search": "search_request", "subscribe": "subscribe_request", "unsubscribe": "subscription_codes"}
+
+
+def parse_request(
+    body: object, action: str, max_items: int = 10, max_list: int = 100
+) -> tuple[Header, BaseModel]:
+    """(header, message) of a request whose header says `action`; EnvelopeError otherwise, also for
+    more than `max_items` items (`max_list` subscription codes) in its list."""
     if not isinstance(body, dict):
         raise EnvelopeError("the body must be a JSON object with header and message")
     if not isinstance(body.get("header"), dict) or not isinstance(body.get("message"), dict):
         raise EnvelopeError("the envelope needs a header object and a message object")
+    listed = body["message"].get(_LISTS[action])
+    cap = max_list if action == "unsubscribe" else max_items
+    if isinstance(listed, list) and len(listed) > cap:  # counted before a single item is looked at
+        raise EnvelopeError(f"message.{_LISTS[action]} may hold at most {cap} items")
     try:
         header = Header.model_validate(body["header"])
     except ValidationError as exc:

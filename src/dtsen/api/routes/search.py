@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from dtsen.api import clients, dci, disclosure, search
-from dtsen.api.deps import AppState, Body, Caller, State, fail, program_of, version_of
+from dtsen.api.deps import AppState, Body, Caller, State, fail, program_of, too_many, version_of
 from dtsen.api.models import (
     AnswerHeader,
     PageInfo,
@@ -52,6 +52,16 @@ def _page(app: State, criteria: SearchCriteria) -> tuple[int, int] | None:
     return (size, number) if size >= 1 and number >= 1 else None
 
 
+def _within(app: State, query: list, predicates: dict) -> None:
+    """No list of the query longer than DTSEN_API_MAX_LIST_LENGTH (expressions, `in` values)."""
+    cap = app.cfg.api_max_list_length
+    values = [v for given in predicates.values() for _, v in given if isinstance(v, list)]
+    if len(query) > cap or any(len(v) > cap for v in values):
+        raise search.SearchError(
+            "rjct.search_criteria.invalid", f"a query's lists hold at most {cap} entries"
+        )
+
+
 def _answer_item(
     app: State, conn: psycopg.Connection, client: clients.Client, item: SearchItem, audit: list
 ) -> SearchAnswer:
@@ -72,6 +82,7 @@ def _answer_item(
     try:
         if criteria.query_type == "predicate":
             predicates = search.parse_predicate(criteria.query)
+            _within(app, criteria.query, predicates)
             version = version_of(conn, search.single(predicates, "version"))
             program = program_of(app, client, search.single(predicates, "program"))
             found = search.page(
@@ -157,9 +168,17 @@ def _answer(app: State, client: clients.Client, header, message: SearchMessage) 
 @router.post("/registry/sync/search")
 async def sync_search(client: Caller, body: Body, app: AppState):
     try:
-        header, message = parse_request(body, "search")
+        header, message = parse_request(body, "search", app.cfg.api_max_items, app.cfg.api_max_list_length)
     except dci.EnvelopeError as exc:
         raise fail(400, exc.code, str(exc)) from exc
+    # each item is a page, so each counts against the client's rate (the request itself took one)
+    if more := len(message.search_request) - 1:
+        if len(message.search_request) > client.rate_per_minute:
+            raise fail(
+                400, "err.request.bad", f"this client may ask for {client.rate_per_minute} pages a minute"
+            )
+        if wait := app.limits.take(f"client:{client.client_id}", client.rate_per_minute, more):
+            raise too_many(wait)
     # the warehouse is read on a worker thread: on the event loop, one slow page would hold up
     # every other request of this process
     return await run_in_threadpool(_answer, app, client, header, message)

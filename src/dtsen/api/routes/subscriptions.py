@@ -60,7 +60,7 @@ async def subscribe(client: Caller, body: Body, app: AppState):
     """DCI subscribe, answered synchronously (a deviation: DCI acks, then calls back on-subscribe):
     each item subscribes header.sender_uri to `dtsen:VersionPublished` of the client's programs."""
     try:
-        header, message = parse_request(body, "subscribe")
+        header, message = parse_request(body, "subscribe", app.cfg.api_max_items, app.cfg.api_max_list_length)
         # the callback rules (dtsen.notify.egress); it resolves the host, so off the event loop
         callback = await run_in_threadpool(subscriptions.check_callback, str(header.sender_uri or ""))
     except (dci.EnvelopeError, DataError) as exc:
@@ -88,7 +88,9 @@ def _unsubscribe(app: State, client: clients.Client, codes: list[str]) -> dict:
 @router.post("/registry/unsubscribe")
 async def unsubscribe(client: Caller, body: Body, app: AppState):
     try:
-        header, message = parse_request(body, "unsubscribe")
+        header, message = parse_request(
+            body, "unsubscribe", app.cfg.api_max_items, app.cfg.api_max_list_length
+        )
     except dci.EnvelopeError as exc:
         raise fail(400, exc.code, str(exc)) from exc
     ended = await run_in_threadpool(_unsubscribe, app, client, message.subscription_codes)
