@@ -206,3 +206,59 @@ def test_a_chunked_body_is_refused_once_it_grows_past_the_cap(server):
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     rss_kib = int(open(f"/proc/{server['process'].pid}/status").read().split("VmRSS:")[1].split()[0])
     assert rss_kib < 300 * 1024  # it never held the 150 MiB
+
+
+def token_request(http: TestClient, client_id: str, secret: str):
+    return http.post(
+        "/oauth2/client/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+
+
+def test_a_wrong_secret_takes_as_long_for_an_unknown_client_id_as_for_a_known_one(published, monkeypatch):
+    from dtsen.api.app import create_app
+
+    monkeypatch.setenv("DTSEN_PUBLISH_ROOT", str(published["root"]))
+    monkeypatch.setenv("DTSEN_API_DISCLOSURE_KEY", KEY)
+    monkeypatch.setenv("DTSEN_API_TOKEN_TRIES_PER_MINUTE", "1000")
+    with TestClient(create_app()) as http:
+        token_request(http, "nobody", "warm-up")
+        took: dict[str, list[float]] = {"bpjs": [], "no-such-client": []}
+        for _ in range(5):
+            for client_id in took:
+                started = time.perf_counter()
+                answer = token_request(http, client_id, "not-the-secret")
+                took[client_id].append(time.perf_counter() - started)
+                assert answer.status_code == 401 and answer.json() == {"error": "invalid_client"}
+    known, unknown = (sorted(t)[2] for t in took.values())
+    assert unknown > 0.6 * known, took  # before: 6-8 ms against 114-124 ms
+
+
+def test_failed_token_requests_are_limited_per_source_address(http, published):
+    codes = [token_request(http, "no-such-client", "guess").status_code for _ in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    limited = token_request(http, "no-such-client", "guess")
+    assert limited.json()["errors"][0]["code"] == "err.request.too_many_requests"
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_a_client_may_authenticate_with_http_basic(http, published):
+    import base64
+
+    secret = published["secrets"]["bpjs"]
+    basic = base64.b64encode(f"bpjs:{secret}".encode()).decode()
+    answer = http.post(
+        "/oauth2/client/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert answer.status_code == 200, answer.text
+    auth = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    assert http.get("/registry/versions", headers=auth).status_code == 200
+    wrong = base64.b64encode(b"bpjs:wrong").decode()
+    refused = http.post(
+        "/oauth2/client/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {wrong}"},
+    )
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Basic"

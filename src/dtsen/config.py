@@ -65,6 +65,7 @@ class Settings:
     api_max_items: int  # the most items (search_request, subscribe_request) one API envelope may carry
     api_max_list_length: int  # the most entries of a list inside an API request (predicates, `in`, codes)
     api_max_body_bytes: int  # a larger API request body is refused (413) before or while it is read
+    api_token_tries_per_minute: int  # failed token requests one source address may make a minute
 
 
 def _path(default: Callable[[dict], Path]) -> Callable[[str | None, dict], Path]:
@@ -331,6 +332,16 @@ SETTINGS: tuple[Setting, ...] = (
         "1000",
         "1000",
         "the most recipients one page of a registry API search carries; a larger page_size is refused",
+        _number(int, 1, 100_000),
+    ),
+    Setting(
+        "DTSEN_API_TOKEN_TRIES_PER_MINUTE",
+        "api_token_tries_per_minute",
+        "10",
+        "10",
+        "failed token requests one source address may make a minute on the registry API's token endpoint "
+        "(a token issued gives its try back); more get HTTP 429 with `Retry-After`. Behind a proxy every "
+        "client shares the proxy's address",
         _number(int, 1, 100_000),
     ),
     Setting(

@@ -9,6 +9,7 @@ given (names only where the scope says so).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -54,6 +55,12 @@ def verify_secret(secret: str, stored: str) -> bool:
         secret.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p)
     )
     return hmac.compare_digest(computed.hex(), digest)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash no secret matches, checked for unknown client ids (same parameters as a real one)."""
+    return hash_secret(secrets.token_urlsafe(32))
 
 
 def _token_hash(token: str) -> bytes:
@@ -156,7 +163,8 @@ def issue_token(conn: psycopg.Connection, client_id: str, secret: str, minutes: 
     row = conn.execute(
         "SELECT secret_hash FROM api.client WHERE client_id = %s AND revoked_at IS NULL", (client_id,)
     ).fetchone()
-    if row is None or not verify_secret(secret, row[0]):
+    # an unknown (or revoked) id costs the same scrypt as a known one: its time tells nothing
+    if not verify_secret(secret, row[0] if row else _dummy_hash()) or row is None:
         raise InvalidClient
     token = secrets.token_urlsafe(32)
     lifetime = dt.timedelta(minutes=minutes)

@@ -58,6 +58,12 @@ class RateLimit:
     def __init__(self) -> None:
         self._lock, self._buckets = threading.Lock(), {}
 
+    def give_back(self, key: str, per_minute: int, amount: float = 1.0) -> None:
+        with self._lock:
+            if key in self._buckets:
+                level, at = self._buckets[key]
+                self._buckets[key] = (min(float(per_minute), level + amount), at)
+
     def take(self, key: str, per_minute: int, cost: float = 1.0) -> float:
         """0 if `cost` units were taken; otherwise the seconds until they could be (nothing taken)."""
         now = time.monotonic()
