@@ -33,6 +33,7 @@ from dtsen_dev.local_airflow import free_port
 from tests.factories import audited_sample_candidate
 
 KEY = "test-disclosure-key"
+SIGNING_KEY = "test-callback-signing-key"
 NOW = "2026-12-03T10:00:00+07:00"
 CAP = 4
 
@@ -176,6 +177,7 @@ def site(module_warehouse, tmp_path_factory):
     env = os.environ | {
         "DTSEN_PUBLISH_ROOT": str(root),
         "DTSEN_API_DISCLOSURE_KEY": KEY,
+        "DTSEN_CALLBACK_SIGNING_KEY": SIGNING_KEY,
         "DTSEN_CALLBACK_ALLOWLIST": ",".join(f"127.0.0.1:{r.port}" for r in receivers.values()),
         "DTSEN_MAX_SUBSCRIPTIONS_PER_CLIENT": str(CAP),
     }
@@ -354,7 +356,7 @@ def test_every_post_checks_its_destination_again_just_before_it_goes(
     try:
         answers["hooks.program-team.example"] = ["93.184.216.34"]  # public when subscribed
         callback = f"https://hooks.program-team.example:{internal.port}/dtsen"
-        monkeypatch.setenv("DTSEN_API_DISCLOSURE_KEY", KEY)
+        monkeypatch.setenv("DTSEN_CALLBACK_SIGNING_KEY", SIGNING_KEY)
         monkeypatch.setenv("DTSEN_WEBHOOK_TIMEOUT_SECONDS", "2")
         with psycopg.connect(engine.libpq_conninfo(site.env["DTSEN_DATABASE_URL"])) as conn:
             with conn.transaction():

@@ -253,3 +253,53 @@ def test_each_component_has_a_login_of_its_own_and_only_the_init_job_holds_the_o
     assert (
         user(env["registry-api"]["DTSEN_DATABASE_URL"]) == logins["api"]
     )  # no other login in that container
+
+
+# -- headers and binding (issue 24, item 9) --------------------------------------------------------
+
+
+def _holders(variable: str) -> set[str]:
+    """The services whose environment takes `variable` from the .env file."""
+    import json
+
+    return {
+        name
+        for name, svc in _compose()["services"].items()
+        if "${" + variable in json.dumps(svc.get("environment") or {})
+    }
+
+
+def test_the_disclosure_key_is_in_the_registry_api_only_and_the_signing_key_where_callbacks_are_signed():
+    # airflow-init holds every secret for `dtsen check-deployment`, and runs nothing else of them
+    assert _holders("DTSEN_API_DISCLOSURE_KEY") == {"registry-api", "airflow-init"}
+    assert _holders("DTSEN_CALLBACK_SIGNING_KEY") == {
+        "registry-api",  # hands each subscriber its secret
+        "airflow-worker",  # dtsen_notify_programs signs the callbacks
+        "notify-retry",  # ... and signs them again
+        "airflow-init",
+    }
+
+
+def test_nothing_is_published_in_plain_http_beyond_loopback():
+    from dtsen.config import settings
+
+    services = _compose()["services"]
+    for name, svc in services.items():
+        for mapping in svc.get("ports") or []:
+            if mapping.startswith("127.0.0.1:"):
+                continue
+            # published on every interface: only the registry API, and only in HTTPS
+            assert name == "registry-api", (name, mapping)
+            command = svc["command"]
+            assert "--tls-cert" in command and "--tls-key" in command
+            listens = (
+                int(command[command.index("--port") + 1]) if "--port" in command else settings().api_port
+            )
+            assert int(mapping.rsplit(":", 1)[1]) == listens, mapping
+            # source:target[:ro]; the source may hold compose's `${VAR:-default}`
+            mounts = {
+                m.split(":")[-2] if m.endswith((":ro", ":rw")) else m.split(":")[-1] for m in svc["volumes"]
+            }
+            for flag in ("--tls-cert", "--tls-key"):
+                path = command[command.index(flag) + 1]
+                assert any(path.startswith(f"{m}/") for m in mounts), path  # the files are mounted

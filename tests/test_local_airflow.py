@@ -217,6 +217,7 @@ def sample_q1_published(scratch_database, tmp_path_factory):
         for name, value in env.items():
             patch.setenv(name, value)
         patch.delenv("DTSEN_API_DISCLOSURE_KEY", raising=False)
+        patch.delenv("DTSEN_CALLBACK_SIGNING_KEY", raising=False)
         run_round(RoundContext.create("2026-Q1"))
         yield work, env
 
@@ -226,7 +227,10 @@ def _api_subscription(warehouse: str, client_id: str, program: str, callback: st
     from dtsen.api.subscriptions import subscribe
     from dtsen.programs import load_programs
 
-    with psycopg.connect(engine.libpq_conninfo(warehouse)) as conn:
+    # the API subscribes only where the signing key is set; whoever signs later needs it too
+    with psycopg.connect(engine.libpq_conninfo(warehouse)) as conn, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DTSEN_CALLBACK_SIGNING_KEY", "the-api-containers-key")
+        patch.setenv("DTSEN_CALLBACK_ALLOWLIST", "127.0.0.1")  # the tests' receivers, on loopback
         known = {p.id for p in load_programs().programs}
         create_client(conn, client_id, client_id, [program], ["kode_wilayah", "desil"], 60, known)
         (made,) = subscribe(conn, client_id, [program], callback)
@@ -235,7 +239,7 @@ def _api_subscription(warehouse: str, client_id: str, program: str, callback: st
 
 
 @pytest.mark.slow
-def test_without_the_disclosure_key_the_other_subscribers_are_notified_and_the_failure_names_it(
+def test_without_the_signing_key_the_other_subscribers_are_notified_and_the_failure_names_it(
     sample_q1_published,
 ):
     from dtsen.api.subscriptions import unsubscribe
@@ -257,7 +261,7 @@ def test_without_the_disclosure_key_the_other_subscribers_are_notified_and_the_f
     owners = {a for p in load_subscribers().programs.values() for a in p.emails}
     assert {a for e in sent for a in e.to} == owners  # every program owner still got version 1
     message = str(failed.value)
-    assert "DTSEN_API_DISCLOSURE_KEY is not set" in message
+    assert "DTSEN_CALLBACK_SIGNING_KEY not set" in message
     assert "no-key-client for pkh" in message and "dtsen api" in message
 
 
@@ -357,7 +361,8 @@ def test_a_round_triggered_from_the_form_and_approved_in_the_ui_is_announced_to_
         env={  # as a person's shell has it: none of the other tests' Airflow settings, no key, no approvers
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("AIRFLOW") and k not in ("DTSEN_API_DISCLOSURE_KEY", "DTSEN_APPROVERS")
+            if not k.startswith("AIRFLOW")
+            and k not in ("DTSEN_API_DISCLOSURE_KEY", "DTSEN_CALLBACK_SIGNING_KEY", "DTSEN_APPROVERS")
         }
         | {"DTSEN_HOME": str(home), "DTSEN_AUDIT_CONFIG": str(strict)},
         stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
@@ -381,7 +386,7 @@ def test_a_round_triggered_from_the_form_and_approved_in_the_ui_is_announced_to_
         from dtsen.api.subscriptions import secret_of
         from dtsen.notify.webhook import verify
 
-        key = (home / "api-disclosure-key").read_text().strip()
+        key = (home / "callback-signing-key").read_text().strip()
         assert len(calls) == 1, airflow.situation()
         call = calls[0]
         assert verify(secret_of(code, key.encode()), call["timestamp"], call["body"], call["signature"])

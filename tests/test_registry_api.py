@@ -109,6 +109,7 @@ def api(scratch_database, tmp_path_factory):
         "DTSEN_RAW_ROOT": str(work / "raw"),
         "DTSEN_OUTBOX": str(work / "outbox"),
         "DTSEN_API_DISCLOSURE_KEY": KEY,
+        "DTSEN_CALLBACK_SIGNING_KEY": "test-callback-signing-key",
         "DTSEN_CALLBACK_ALLOWLIST": "127.0.0.1",  # the test's webhook receivers, on loopback
     }
     with pytest.MonkeyPatch.context() as patch:

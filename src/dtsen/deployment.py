@@ -29,7 +29,11 @@ SECRETS: dict[str, str] = {
     "REDIS_PASSWORD": "the Celery broker's (Redis) password",
     "MAILPIT_UI_AUTH": "user:password of the trial mail catcher's web UI",
     "DTSEN_API_DISCLOSURE_KEY": "the registry API's disclosure-log key",
+    "DTSEN_CALLBACK_SIGNING_KEY": "the key registry API subscribers' callback secrets are derived from",
 }
+# keys kept apart so that one leaking (the signing key sits in every Airflow worker) gives nothing of
+# the other (the disclosure key stays in the registry API's container)
+DISTINCT = ("DTSEN_API_DISCLOSURE_KEY", "DTSEN_CALLBACK_SIGNING_KEY")
 MIN_LENGTH = 16
 # 2^60 guesses: out of reach online and costly offline (the JWT secret and the Fernet key can be
 # attacked offline). Every generator the project suggests gives 120 bits or more; a random 16-character
@@ -76,6 +80,9 @@ def insecure_settings(env: Mapping[str, str]) -> list[str]:
                 f"{name} ({meaning}) is guessable: about {strength.bits:.0f} bits of entropy, under "
                 f"{MIN_BITS}; it is made of {strength.described()}"
             )
+    first, second = (env.get(name, "") for name in DISTINCT)
+    if first and first == second:
+        problems.append(f"{DISTINCT[1]} is the same as {DISTINCT[0]}: generate a key of its own")
     return problems
 
 

@@ -789,7 +789,7 @@ NOTIFY_PROGRAMS = Step(
     "its programs. A webhook or callback that is refused by the callback rules (see DTSEN_CALLBACK_ALLOWLIST), "
     "down, or slower than DTSEN_WEBHOOK_TIMEOUT_SECONDS does not fail the task: the summary lists it as not "
     "delivered and `dtsen notify-retry` (or clearing this task) sends it later. "
-    f"{_FAILS} an email could not be sent, or registry API subscriptions exist and DTSEN_API_DISCLOSURE_KEY "
+    f"{_FAILS} an email could not be sent, or registry API subscriptions exist and DTSEN_CALLBACK_SIGNING_KEY "
     "is not set where the task runs; what was delivered is recorded and is not sent again when the task is "
     "cleared.",
 )

@@ -196,11 +196,20 @@ LOCAL_CALLBACKS = "127.0.0.1,localhost,[::1]"
 
 def local_disclosure_key(home: Path) -> str:
     """DTSEN_API_DISCLOSURE_KEY for this machine: the environment's, else one made once and kept in
-    `home`/api-disclosure-key. dtsen_notify_programs signs deliveries to the registry API's
+    `home`/api-disclosure-key (for a local `dtsen api`; Airflow's tasks do not need it)."""
+    return settings().api_disclosure_key or _local_key(home / "api-disclosure-key")
+
+
+def local_callback_signing_key(home: Path) -> str:
+    """DTSEN_CALLBACK_SIGNING_KEY for this machine: the environment's, else one made once and kept in
+    `home`/callback-signing-key. dtsen_notify_programs signs deliveries to the registry API's
     subscribers with secrets derived from it, so `dtsen api` must run with the same key."""
-    if settings().api_disclosure_key:
-        return settings().api_disclosure_key
-    path = home / "api-disclosure-key"
+    return settings().callback_signing_key or _local_key(home / "callback-signing-key")
+
+
+def _local_key(path: Path) -> str:
+    """A random key made once, readable by its owner only."""
+    home = path.parent
     if not path.exists():
         import secrets
 
@@ -313,7 +322,7 @@ def standalone(port: int = 8080) -> int:
         | standalone_env(port, smtp_port)
         | {
             "DTSEN_DATABASE_URL": engine.database_url(),  # the tasks use exactly this warehouse
-            "DTSEN_API_DISCLOSURE_KEY": local_disclosure_key(cfg.home),
+            "DTSEN_CALLBACK_SIGNING_KEY": local_callback_signing_key(cfg.home),
         }
     )
     migrate_airflow_db(env)
@@ -327,10 +336,12 @@ def standalone(port: int = 8080) -> int:
         f"DAGs from {env['AIRFLOW__CORE__DAGS_FOLDER']}; warehouse {engine.describe_target(env['DTSEN_DATABASE_URL'])}"
     )
     print(f"mail goes to a local SMTP sink on 127.0.0.1:{smtp_port}, kept in {mail}/new/")
-    if not os.environ.get("DTSEN_API_DISCLOSURE_KEY"):
+    if not (os.environ.get("DTSEN_API_DISCLOSURE_KEY") and os.environ.get("DTSEN_CALLBACK_SIGNING_KEY")):
+        local_disclosure_key(cfg.home)
         print(
-            f"registry API subscribers are signed with the key in {cfg.home / 'api-disclosure-key'}: run "
+            f"registry API subscribers are signed with the key in {cfg.home / 'callback-signing-key'}: run "
             f"`DTSEN_API_DISCLOSURE_KEY=$(cat {cfg.home / 'api-disclosure-key'}) "
+            f"DTSEN_CALLBACK_SIGNING_KEY=$(cat {cfg.home / 'callback-signing-key'}) "
             f"DTSEN_CALLBACK_ALLOWLIST={LOCAL_CALLBACKS} .venv/bin/dtsen api`"
         )
     sys.stdout.flush()

@@ -16,12 +16,42 @@ def cmd_api(args: argparse.Namespace) -> int:
     from dtsen.api.app import create_app
 
     port = args.port or settings().api_port
+    tls = _tls(args)
     if args.workers > 1:  # separate processes (each with its own connection pool and rate counters)
         create_app()  # refuse to start (a missing key, a warehouse it cannot reach) before forking
-        uvicorn.run("dtsen.api.app:create_app", factory=True, host=args.host, port=port, workers=args.workers)
+        uvicorn.run(
+            "dtsen.api.app:create_app", factory=True, host=args.host, port=port, workers=args.workers, **tls
+        )
     else:
-        uvicorn.run(create_app(), host=args.host, port=port, log_level="info")
+        uvicorn.run(create_app(), host=args.host, port=port, log_level="info", **tls)
     return 0
+
+
+def _tls(args: argparse.Namespace) -> dict[str, str]:
+    """uvicorn's TLS options; refuses plain HTTP on an address other hosts reach, unless a TLS proxy
+    in front is declared: bearer tokens and recipients must not cross a network in clear."""
+    import ipaddress
+    from pathlib import Path
+
+    from dtsen.errors import DataError
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise DataError("give both --tls-cert and --tls-key, or neither")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path and not Path(path).is_file():
+            raise DataError(f"{flag} {path}: no such file")
+    if args.tls_cert:
+        return {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not (loopback or args.behind_tls_proxy):
+        raise DataError(
+            f"refusing plain HTTP on {args.host}: give --tls-cert and --tls-key, or --behind-tls-proxy when "
+            "a proxy on a private network terminates TLS in front of this server"
+        )
+    return {}
 
 
 def _known_programs() -> set[str]:
@@ -116,6 +146,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     api.add_argument("--port", type=int, default=None, help="default: DTSEN_API_PORT")
     api.add_argument(
         "--workers", type=int, default=1, help="server processes (rate limits then count per process)"
+    )
+    api.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS")
+    api.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    api.add_argument(
+        "--behind-tls-proxy",
+        action="store_true",
+        help="plain HTTP on a non-loopback --host, for a TLS-terminating proxy on a private network",
     )
     api.set_defaults(func=opens_warehouse(cmd_api))
 

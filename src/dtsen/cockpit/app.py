@@ -16,6 +16,9 @@ JSON. All of it is aggregates: no NIK, no name, no row of the registry.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -24,6 +27,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from dtsen import http_security
 from dtsen.cockpit import data
 from dtsen.cockpit.charts import line_chart
 
@@ -65,6 +69,22 @@ def _templates():
     return env
 
 
+def page_policy(templates) -> str:
+    """The cockpit's Content-Security-Policy: its pages are server-rendered HTML with one inline
+    <style> block (allowed by its hash, so no injected style or script runs), inline SVG charts, links
+    and a GET form; no script, image, font or frame of their own. The Airflow UI shows them in an
+    iframe of the same origin."""
+    source = templates.loader.get_source(templates, "base.html")[0]
+    (style,) = re.findall(r"<style>(.*?)</style>", source, flags=re.S)
+    if "{{" in style or "{%" in style:  # rendered text must equal the template's for the hash to hold
+        raise ValueError("base.html's <style> block must be static")
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    return (
+        f"default-src 'none'; style-src 'sha256-{digest}'; form-action 'self'; base-uri 'self'; "
+        "frame-ancestors 'self'"
+    )
+
+
 def _airflow_base(request: Request) -> str:
     """The Airflow UI's root as seen from this app (the mount point's parent)."""
     root = request.scope.get("root_path", "").rstrip("/")
@@ -81,6 +101,8 @@ def create_app(reader=cockpit_reader) -> FastAPI:
         openapi_url=None,
     )
     templates = _templates()
+    # framed by the Airflow UI (same origin); styles only from base.html's own <style> block
+    http_security.install(app, policy=page_policy(templates), frame_options="SAMEORIGIN")
 
     def page(request: Request, name: str, title: str, **values) -> HTMLResponse:
         base = request.scope.get("root_path", "").rstrip("/")

@@ -153,10 +153,11 @@ def notify_programs(
             "; ".join(
                 [
                     f"version {version} was not announced to {len(unsigned)} registry API subscription(s) "
-                    f"({', '.join(unsigned)}): DTSEN_API_DISCLOSURE_KEY is not set where this task runs. "
-                    "Their callbacks are signed with secrets derived from that key: give Airflow the key "
-                    "the registry API (`dtsen api`) runs with, then clear this task (what was delivered "
-                    "is not sent again)",
+                    f"({', '.join(unsigned)}): the key their callbacks are signed with is not set where "
+                    "this task runs. Give Airflow the DTSEN_CALLBACK_SIGNING_KEY the registry API (`dtsen "
+                    "api`) runs with (a subscription made before that key existed is signed with "
+                    "DTSEN_API_DISCLOSURE_KEY until its client subscribes again), then clear this task "
+                    "(what was delivered is not sent again)",
                     *undelivered,
                 ]
             )
@@ -188,11 +189,9 @@ def retry_webhooks(conn: psycopg.Connection, subscribers: Subscribers) -> dict:
             if (h.topic, h.target) in wanted
         ]
         wanted -= {(h.topic, h.target) for h in hooks}
-        if unsigned:  # DTSEN_API_DISCLOSURE_KEY missing here: not a reason to give those up
+        if unsigned:  # their signing key is missing here: not a reason to give those up
             keyless.add(version)
-            undelivered.append(
-                f"version {version}: no DTSEN_API_DISCLOSURE_KEY to sign {', '.join(unsigned)}"
-            )
+            undelivered.append(f"version {version}: no key to sign {', '.join(unsigned)}")
         now, still = _post_all(conn, hooks)
         delivered, undelivered = delivered + now, undelivered + still
     for topic, target in wanted:  # a webhook no longer configured, a subscription cancelled
@@ -241,10 +240,11 @@ def _hooks(
 ) -> list[_Hook]:
     """The program owners' webhooks (subscribers.json), then each live registry API subscription of the
     version's programs, signed with its own secret (dtsen.api.subscriptions). That secret is an HMAC
-    under DTSEN_API_DISCLOSURE_KEY (never stored), so without the key nothing can be signed: those
-    subscriptions are listed in `unsigned` and the others are still notified."""
+    under DTSEN_CALLBACK_SIGNING_KEY (never stored; the disclosure key for a subscription older than
+    that key), so without the key it cannot be signed: such subscriptions are listed in `unsigned`
+    (with the missing setting) and the others are still notified."""
     from dtsen.api.dci import VERSION_EVENT
-    from dtsen.api.subscriptions import of_program, secret_of
+    from dtsen.api.subscriptions import KEY_SETTING, of_program, signing_secret
 
     hooks = []
     for program in sorted(manifest["programs"]):
@@ -256,27 +256,26 @@ def _hooks(
             hooks.append(
                 _Hook(topic, hook.url, hook.url, payload, hook.secret, f"{program} webhook ({host})")
             )
-    key = settings().api_disclosure_key
     for program in sorted(manifest["programs"]):
-        subscribed = of_program(conn, program)
-        if subscribed and not key:
-            unsigned += [f"{sub.client_id} for {program}" for sub in subscribed]
-            continue
         payload = program_payload(manifest, program, location) | {
             "reg_event_type": VERSION_EVENT,
             "api_file": f"/registry/versions/{version}/programs/{program}.parquet",
         }
-        hooks += [
-            _Hook(
-                f"version:{version}:program:{program}",
-                sub.callback_url,
-                f"{sub.callback_url}#{sub.code}",
-                payload | {"subscription_code": sub.code},
-                lambda code=sub.code: secret_of(code, key.encode()),
-                f"registry API client {sub.client_id} ({program}, {sub.code})",
+        for sub in of_program(conn, program):
+            secret = signing_secret(sub)
+            if secret is None:
+                unsigned.append(f"{sub.client_id} for {program} ({KEY_SETTING[sub.signed_with]} not set)")
+                continue
+            hooks.append(
+                _Hook(
+                    f"version:{version}:program:{program}",
+                    sub.callback_url,
+                    f"{sub.callback_url}#{sub.code}",
+                    payload | {"subscription_code": sub.code},
+                    lambda secret=secret: secret,
+                    f"registry API client {sub.client_id} ({program}, {sub.code})",
+                )
             )
-            for sub in subscribed
-        ]
     conn.commit()  # reading done: each delivery below is recorded on its own
     return hooks
 

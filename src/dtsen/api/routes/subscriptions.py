@@ -46,7 +46,7 @@ def _subscribe_items(app: State, client: clients.Client, items: list[SubscribeIt
                             "reg_type": dci.REGISTRY_TYPE,
                             "reg_event_type": dci.VERSION_EVENT,
                             "notify_record_type": m.program,
-                            "secret": subscriptions.secret_of(m.code, app.key).decode(),  # shown once
+                            "secret": subscriptions.signing_secret(m).decode(),  # not the disclosure key's
                         }
                         for m in made
                     ],
@@ -69,6 +69,8 @@ async def subscribe(client: Caller, body: Body, app: AppState):
         answers = await run_in_threadpool(_subscribe_items, app, client, message.subscribe_request, callback)
     except subscriptions.SubscriptionLimit as exc:  # nothing of the request was subscribed
         raise fail(403, "err.subscription.limit", str(exc)) from exc
+    except subscriptions.NoSigningKey as exc:  # no secret to hand out: DTSEN_CALLBACK_SIGNING_KEY
+        raise fail(503, "err.service.unavailable", str(exc)) from exc
     return {
         "signature": "",
         "header": dci.answer_header(header.model_dump(), "on-subscribe", "succ", len(answers), len(answers)),
