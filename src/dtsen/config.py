@@ -56,6 +56,7 @@ class Settings:
     api_disclosure_key: (
         str | None
     )  # keys the persons' hashes in the disclosure log; the API refuses to start without
+    callback_signing_key: str | None  # derives subscribers' callback secrets (API and notify step)
     callback_allowlist: Allowlist  # callback/webhook destinations allowed although http or not public
     max_subscriptions_per_client: int  # live subscriptions one registry API client may hold
     webhook_timeout_seconds: float  # the most one webhook POST may take, DNS to the answer's status
@@ -378,6 +379,17 @@ SETTINGS: tuple[Setting, ...] = (
         "unset: the API refuses to start",
         "secret key of the disclosure log: each disclosed person is kept as an HMAC of the NIK under it "
         "(keep it as safe as the registry; losing it loses `dtsen disclosures --nik`)",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_CALLBACK_SIGNING_KEY",
+        "callback_signing_key",
+        None,
+        "unset: no subscriptions",
+        "secret key from which each registry API subscription's callback secret is derived: the API hands "
+        "the secret to the client when it subscribes, `dtsen_notify_programs` and `dtsen notify-retry` "
+        "sign the callbacks with it. Not the disclosure key: the workers need this one only. Unset, the "
+        "API refuses subscriptions (HTTP 503) and the notify step fails naming it when subscriptions exist",
         lambda raw, _: raw or None,
     ),
     Setting(
