@@ -129,6 +129,7 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
                     "version": r["version"],
                     "program": r["program"],
                     "records": r["records"],
+                    "fields": r["fields"],  # None: recorded before the log said (migration 0032)
                     "request": r["request"],
                 }
             )

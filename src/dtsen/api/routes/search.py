@@ -146,7 +146,9 @@ def _answer(app: State, client: clients.Client, header, message: SearchMessage) 
         answers = [_answer_item(app, conn, client, item, audit) for item in message.search_request]
         for logged, version, program, niks in audit:
             # every person whose record went out, whichever of their fields the scope gives
-            disclosure.record_search(conn, client.client_id, logged, version, program, niks, app.key)
+            disclosure.record_search(
+                conn, client.client_id, logged, version, program, niks, app.key, client.fields
+            )
     done = sum(1 for a in answers if a.status == "succ")
     envelope = SearchAnswerEnvelope(
         header=AnswerHeader(
