@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from dtsen import http_security
 from dtsen.api import dci
 from dtsen.api.deps import Pool, State
-from dtsen.api.guards import BodyLimit
+from dtsen.api.guards import BodyLimit, Unexpected
 from dtsen.api.routes import oauth, search, subscriptions, versions
 from dtsen.config import Settings, settings
 from dtsen.errors import DataError
@@ -53,6 +53,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         known_programs=frozenset(p.id for p in load_programs(cfg.programs_path).programs),
     )
     app.add_middleware(BodyLimit, max_bytes=cfg.api_max_body_bytes)
+    app.add_middleware(Unexpected)  # added last: outermost, around BodyLimit too
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for router in (oauth.router, search.router, subscriptions.router, versions.router):

@@ -2,8 +2,10 @@
 pool, rate limits), a warehouse connection, and the authenticated caller with its scope."""
 
 import contextlib
+import json
 import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -138,10 +140,9 @@ def version_of(conn: psycopg.Connection, wanted: object | None) -> int:
         if row is None:
             raise fail(404, "err.request.not_found", "no version is published yet")
         return row[0]
-    try:
-        number = int(str(wanted))
-    except ValueError as exc:
-        raise fail(400, "err.request.bad", "version is a whole number") from exc
+    number = whole_number(wanted)
+    if number is None:
+        raise fail(400, "err.request.bad", "version is a whole number")
     found = conn.execute(
         "SELECT 1 FROM publish.version WHERE version = %s AND status IN ('PUBLISHED', 'SUPERSEDED')",
         (number,),
@@ -149,6 +150,19 @@ def version_of(conn: psycopg.Connection, wanted: object | None) -> int:
     if not found:
         raise fail(404, "err.request.not_found", f"version {number} is not published")
     return number
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def whole_number(value: object) -> int | None:
+    """A JSON integer, or a string of ASCII digits only; None otherwise. Not int(str(value)), which
+    takes Unicode digits, underscores and spaces (and raises with the value in its message)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return None
 
 
 def program_of(app: State, client: clients.Client, wanted: object | None) -> str:
@@ -159,25 +173,36 @@ def program_of(app: State, client: clients.Client, wanted: object | None) -> str
         if len(client.programs) == 1:
             return client.programs[0]
         raise search.SearchError("rjct.search_criteria.invalid", "say which program: your scope has several")
-    if str(wanted) not in app.known_programs:
-        raise fail(404, "err.request.not_found", f"there is no program {wanted}")
-    if str(wanted) not in client.programs:
+    if not isinstance(wanted, str) or wanted not in app.known_programs:
+        named = f" {wanted}" if isinstance(wanted, str) and len(wanted) <= 64 else ""
+        raise fail(404, "err.request.not_found", f"there is no program{named}")
+    if wanted not in client.programs:
         raise fail(403, "err.request.forbidden", f"program {wanted} is not in this client's scope")
-    return str(wanted)
+    return wanted
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: a valid JSON number that no float holds
+        raise ValueError("a number too large for a float")
+    return number
 
 
 async def json_body(request: Request) -> object:
-    """The request's JSON body (415 if it is not JSON, 400 if it does not parse)."""
-    import json
-
+    """The request's JSON body (415 if it is not JSON, 400 if it does not parse, or if it holds
+    NaN, Infinity, or a number no float holds: JSON has none of them, Python's parser takes them)."""
     if not request.headers.get("content-type", "").lower().startswith("application/json"):
         raise fail(415, "err.request.bad", "send the envelope as application/json")
     try:
-        body = json.loads(await request.body())
+        body = json.loads(await request.body(), parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError as exc:  # nested deeper than the parser goes
         raise fail(400, "err.request.bad", f"the body nests deeper than {MAX_DEPTH} levels") from exc
     except ValueError as exc:
-        raise fail(400, "err.request.bad", "the body is not valid JSON") from exc
+        raise fail(400, "err.request.bad", "the body is not valid JSON (no NaN or Infinity)") from exc
     if _depth(body) > MAX_DEPTH:
         raise fail(400, "err.request.bad", f"the body nests deeper than {MAX_DEPTH} levels")
     return body

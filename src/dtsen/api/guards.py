@@ -1,10 +1,13 @@
 """ASGI guards of the registry API, outside its routes: a request body is refused (413) by its
 Content-Length before it is read, or as soon as a chunked body grows past the cap, so no request,
-authenticated or not, can make the server hold more than DTSEN_API_MAX_BODY_BYTES of it."""
+authenticated or not, can make the server hold more than DTSEN_API_MAX_BODY_BYTES of it; and an
+unexpected error is answered (500, in the DCI error shape) and logged without a value (`Unexpected`)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,3 +74,51 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+log = logging.getLogger("dtsen.api")
+
+
+def error_text(exc: BaseException) -> str:
+    """An unexpected error, named without a value: its class and where it was raised; for a database
+    error, dtsen.errors.database_error_text (no DETAIL, HINT or CONTEXT, which quote rows). Never
+    str(exc): `int("940701650387000²")` says all but one of the NIK's digits."""
+    import psycopg
+
+    from dtsen.errors import database_error_text
+
+    if isinstance(exc, psycopg.Error):
+        text = database_error_text(exc)
+    else:
+        text = type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" at {frames[-1].filename.rsplit('/src/', 1)[-1]}:{frames[-1].lineno} in {frames[-1].name}"
+    return text
+
+
+class Unexpected:
+    """Outermost of the app's middleware: an error no route handled is answered 500 in the DCI error
+    shape and logged as error_text(), not re-raised, because the server (uvicorn) would log it with
+    its traceback, whose messages quote values. A response already started is only cut short."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 (every error: that is the point)
+            log.error("unexpected error answering %s: %s", scope.get("method", "?"), error_text(exc))
+            if not started:
+                await answer(send, 500, "err.service.internal", "an unexpected error: it is logged")

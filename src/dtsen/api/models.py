@@ -5,9 +5,11 @@ unsubscribe), a search item's criteria, and the answers. A request that does not
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -82,10 +84,24 @@ class Header(_Model):
         return value
 
 
+# An identifier the client chooses that is kept (the disclosure log keeps reference_id) or echoed:
+# bounded, and of characters that cannot break a log line or hide as look-alikes (ASCII only).
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:/+=@#-]{1,99}")
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        raise PydanticCustomError("identifier", "must be 1-99 characters of A-Z a-z 0-9 . _ : / + = @ # -")
+    return value
+
+
+Identifier = Annotated[StrictStr, AfterValidator(_identifier)]
+
+
 class Item(_Model):
     """What every item of a request's list carries."""
 
-    reference_id: Annotated[StrictStr, Field(min_length=1)]
+    reference_id: Identifier
     timestamp: Timestamp = ""
     locale: Annotated[str, Field(pattern=r"^[a-z]{3}$")] | None = None
 
@@ -98,7 +114,7 @@ class SubscribeItem(Item):
     subscribe_criteria: Any = None
 
 
-TransactionId = Annotated[StrictStr, Field(min_length=1, max_length=99)]
+TransactionId = Identifier
 
 
 class SearchMessage(_Model):
@@ -117,8 +133,9 @@ class UnsubscribeMessage(_Model):
 
 
 class Pagination(_Model):
-    page_size: int | None = None  # None: the server's largest page
-    page_number: int = 1
+    # strict: "10", 1.5 or true are no page size (and a string of Unicode digits is not one either)
+    page_size: StrictInt | None = None  # None: the server's largest page
+    page_number: StrictInt = 1
 
 
 class SearchCriteria(_Model):

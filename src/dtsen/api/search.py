@@ -7,6 +7,7 @@ size) and kept in memory. A published version never changes, so they never go st
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +36,17 @@ class Search:
     desil_min: int = 1
     desil_max: int = 10
     desil_in: tuple[int, ...] = ()
+
+    def logged(self) -> dict:
+        """What the disclosure log keeps of the query: the search as parsed, never what was sent."""
+        return {
+            "version": self.version,
+            "program": self.program,
+            "kode_wilayah": list(self.regions),
+            "desil_min": self.desil_min,
+            "desil_max": self.desil_max,
+            "desil_in": list(self.desil_in),
+        }
 
     def params(self) -> dict:
         return {
@@ -159,9 +171,13 @@ def parse_predicate(query: object) -> dict:
     return found
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
 def _region(value: object) -> str:
-    text = str(value)
-    if not (text.isdigit() and len(text) in REGION_PREFIX_LENGTHS):
+    # a string of ASCII digits: str.isdigit() also takes "3²" and Arabic-Indic digits
+    text = value if isinstance(value, str) else ""
+    if not (_ASCII_DIGITS.fullmatch(text) and len(text) in REGION_PREFIX_LENGTHS):
         raise SearchError(
             "rjct.search_criteria.invalid",
             "kode_wilayah is a region code of 2, 4, 6 or 10 digits (province, regency, district, village)",
@@ -170,11 +186,15 @@ def _region(value: object) -> str:
 
 
 def _desil(value: object) -> int:
-    try:
+    # a JSON integer or a string of ASCII digits: int() of a float overflows on Infinity, and int() of
+    # a string takes Unicode digits and spaces
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _ASCII_DIGITS.fullmatch(value) and len(value) <= 2:
         number = int(value)
-    except (TypeError, ValueError):
+    else:
         number = 0
-    if not 1 <= number <= 10 or str(value).strip() not in (str(number), f"{number}.0"):
+    if not 1 <= number <= 10:
         raise SearchError("rjct.search_criteria.invalid", "desil is a whole number from 1 to 10")
     return number
 

@@ -1,6 +1,8 @@
 """DCI sync search: pages of a program's recipients by predicate, or one person by NIK, within the
 caller's scope; every answer carrying personal data is in the disclosure log before it leaves."""
 
+import re
+
 import psycopg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -25,6 +27,7 @@ from dtsen.api.models import (
 )
 
 router = APIRouter()
+_NIK = re.compile(r"[0-9]{16}")
 
 
 def _rejected(item: SearchItem, code: str, message: str) -> SearchAnswer:
@@ -85,26 +88,23 @@ def _answer_item(
             _within(app, criteria.query, predicates)
             version = version_of(conn, search.single(predicates, "version"))
             program = program_of(app, client, search.single(predicates, "program"))
-            found = search.page(
-                conn,
-                search.Search(version, program, **search.filters(predicates)),
-                number,
-                size,
-                client.fields,
-            )
+            asked = search.Search(version, program, **search.filters(predicates))
+            found = search.page(conn, asked, number, size, client.fields)
             records, total, niks = found.rows, found.total, list(found.niks)
+            # the parsed query, not the client's JSON: the log is append-only, so nothing of the
+            # client's own (extra keys, long strings) may grow it
             logged = {
-                "query_type": criteria.query_type,
-                "query": criteria.query,
+                "query_type": "predicate",
+                "query": asked.logged(),
                 "page_number": number,
                 "page_size": size,
             }
         elif criteria.query_type == "idtype-value":
-            query = criteria.query or {}
-            nik = str(query.get("value", "")) if isinstance(query, dict) else ""
-            if not (
-                isinstance(query, dict) and query.get("type") == "NIK" and nik.isdigit() and len(nik) == 16
-            ):
+            query = criteria.query if isinstance(criteria.query, dict) else {}
+            nik = query.get("value")
+            # 16 ASCII digits, as a string: str.isdigit() takes "940701650387000²", whose int() fails
+            # with the digits in its message
+            if not (query.get("type") == "NIK" and isinstance(nik, str) and _NIK.fullmatch(nik)):
                 raise search.SearchError(
                     "rjct.search_criteria.invalid",
                     'idtype-value takes {"type": "NIK", "value": "<16 digits>"}',
@@ -114,7 +114,7 @@ def _answer_item(
             niks = [r.pop("_nik") for r in records]
             total, program = len(records), ",".join(sorted({r["program"] for r in records}))
             logged = {
-                "query_type": criteria.query_type,
+                "query_type": "idtype-value",
                 "query": {"type": "NIK", "value_key": disclosure.person_key(nik, app.key).hex()},
             }
         else:
