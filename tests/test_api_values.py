@@ -300,3 +300,19 @@ def test_a_real_server_logs_no_nik_digits_and_keeps_no_client_junk(server, publi
         assert digits not in logged, digits
     # nor any 15 of the 16 digits: no run of 6 of them in a row
     assert "9407016" not in logged and "4070165" not in logged and "0387000" not in logged
+
+
+def test_disclosures_by_nik_refuses_unicode_digits_without_echoing_them(published):
+    """`dtsen disclosures --nik` (the operator's side of the log) takes ASCII digits only, too."""
+    env = os.environ | {"DTSEN_API_DISCLOSURE_KEY": KEY}
+    for value in (SUPERSCRIPT_NIK, ARABIC_INDIC_NIK):
+        done = subprocess.run(
+            [sys.executable, "-m", "dtsen", "disclosures", "--nik", value],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "a NIK is 16 digits" in done.stderr
+        assert "940701650387000" not in done.stdout + done.stderr and "Traceback" not in done.stderr

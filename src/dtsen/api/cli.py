@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 
 from dtsen.config import settings
@@ -115,7 +116,8 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
                 raise DataError(
                     "DTSEN_API_DISCLOSURE_KEY is not set: the log's person keys cannot be computed"
                 )
-            if not (args.nik.isdigit() and len(args.nik) == 16):
+            # ASCII digits: str.isdigit() takes "940701650387000²", which int() then fails on
+            if not re.fullmatch(r"[0-9]{16}", args.nik):
                 print("a NIK is 16 digits", file=sys.stderr)
                 return 2
             rows = disclosure.of_person(conn, args.nik, key.encode())
