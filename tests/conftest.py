@@ -44,7 +44,9 @@ def scratch_database(server_url: str):
     def fresh(name: str, template_name: str | None = None) -> None:
         with psycopg.connect(_admin_conninfo(server_url), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template_name}"' if template_name else ""))
+            admin.execute(
+                f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template_name}"' if template_name else "")
+            )
         created.append(name)
 
     def create(suffix: str, *, empty: bool = False) -> str:

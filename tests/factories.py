@@ -418,6 +418,36 @@ def airflow_beside_a_warehouse(
             server.wait(timeout=30)
 
 
+@contextmanager
+def running_registry_api(
+    env: dict, log: Path | None = None, port: int | None = None
+) -> Iterator[tuple[str, object]]:
+    """`dtsen api` in a process of its own on 127.0.0.1 (a free port unless given), with `env`, its output
+    in `log` (or discarded); yields (its base URL, the process) once it answers, and stops it after."""
+    import subprocess
+    import sys
+
+    from dtsen_dev.browser import wait_http
+    from dtsen_dev.local_airflow import free_port
+
+    port = port or free_port()
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/registry/versions", 60)
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if log:
+            out.close()
+
+
 def start_webhook_receiver() -> tuple[object, str, list[dict]]:
     """A real HTTP server on loopback that answers 200 to every POST and keeps each call's body,
     timestamp and signature: (the server, its URL, the calls). Stop it with `server.shutdown()`."""

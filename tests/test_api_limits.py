@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from dtsen.publish.version import publish_version
-from dtsen_dev.browser import wait_http
 from dtsen_dev.local_airflow import free_port
-from tests.factories import audited_sample_candidate
+from tests.factories import audited_sample_candidate, running_registry_api
 
 KEY = "test-disclosure-key"
 NOW = "2026-12-03T10:00:00+07:00"
@@ -103,18 +100,8 @@ def server(published, tmp_path_factory):
     port = free_port()
     env = os.environ | {"DTSEN_PUBLISH_ROOT": str(published["root"]), "DTSEN_API_DISCLOSURE_KEY": KEY}
     log = tmp_path_factory.mktemp("api") / "api.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
-        stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/registry/versions", 60)
+    with running_registry_api(env, log, port) as (_, process):
         yield {"port": port, "process": process, "log": log}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def raw_request(port: int, head: bytes, body_chunks=(), timeout: float = 10) -> tuple[bytes, float]:

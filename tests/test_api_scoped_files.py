@@ -21,8 +21,8 @@ import pytest
 
 from dtsen.paths import SAMPLE_DIR
 from dtsen.warehouse import engine
-from dtsen_dev.browser import wait_http
 from dtsen_dev.local_airflow import free_port
+from tests.factories import running_registry_api
 
 NOW = "2026-12-03T10:00:00+07:00"
 
@@ -104,18 +104,8 @@ def site(scratch_database, tmp_path_factory):
         here.secrets[client] = next(
             line.split()[1] for line in made.stdout.splitlines() if line.startswith("client_secret")
         )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
-        stdout=open(work / "api.log", "w"),  # noqa: SIM115 (closed with the process)
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"{here.base}/registry/versions", 60)
+    with running_registry_api(env, work / "api.log", port):
         yield here
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_a_narrow_scope_downloads_only_its_columns_with_their_own_checksum_and_the_log_says_which(site):

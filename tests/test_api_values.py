@@ -21,9 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dtsen.publish.version import publish_version
-from dtsen_dev.browser import wait_http
-from dtsen_dev.local_airflow import free_port
-from tests.factories import audited_sample_candidate
+from tests.factories import audited_sample_candidate, running_registry_api
 
 KEY = "test-disclosure-key"
 NOW = "2026-12-03T10:00:00+07:00"
@@ -241,21 +239,10 @@ def test_an_unexpected_error_answers_in_the_dci_shape_and_logs_no_values(
 @pytest.fixture(scope="module")
 def server(published, tmp_path_factory):
     """`dtsen api` as a process, its output (uvicorn's log and ours) in a file: base URL and log."""
-    port = free_port()
     env = os.environ | {"DTSEN_PUBLISH_ROOT": str(published["root"]), "DTSEN_API_DISCLOSURE_KEY": KEY}
     log = tmp_path_factory.mktemp("api") / "api.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
-        stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/registry/versions", 60)
-        yield {"base": f"http://127.0.0.1:{port}", "log": log}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with running_registry_api(env, log) as (base, _):
+        yield {"base": base, "log": log}
 
 
 def test_a_real_server_logs_no_nik_digits_and_keeps_no_client_junk(server, published):

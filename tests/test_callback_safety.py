@@ -28,9 +28,8 @@ import pytest
 from dtsen.paths import PROJECT_ROOT
 from dtsen.publish.version import publish_version
 from dtsen.warehouse import engine
-from dtsen_dev.browser import wait_http
 from dtsen_dev.local_airflow import free_port
-from tests.factories import audited_sample_candidate
+from tests.factories import audited_sample_candidate, running_registry_api
 
 KEY = "test-disclosure-key"
 SIGNING_KEY = "test-callback-signing-key"
@@ -182,18 +181,10 @@ def site(module_warehouse, tmp_path_factory):
         "DTSEN_MAX_SUBSCRIPTIONS_PER_CLIENT": str(CAP),
     }
     work = tmp_path_factory.mktemp("api")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
-        stdout=open(work / "api.log", "w"),  # noqa: SIM115 (closed with the process)
-        stderr=subprocess.STDOUT,
-    )
     try:
-        wait_http(f"http://127.0.0.1:{port}/registry/versions", 60)
-        yield Site(f"http://127.0.0.1:{port}", env, version, secrets, receivers)
+        with running_registry_api(env, work / "api.log", port) as (base, _):
+            yield Site(base, env, version, secrets, receivers)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         for receiver in receivers.values():
             receiver.close()
 

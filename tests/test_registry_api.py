@@ -19,9 +19,8 @@ import pytest
 
 from dtsen.paths import SAMPLE_DIR
 from dtsen.warehouse import engine
-from dtsen_dev.browser import wait_http
 from dtsen_dev.local_airflow import free_port
-from tests.factories import start_webhook_receiver
+from tests.factories import running_registry_api, start_webhook_receiver
 
 KEY = "test-disclosure-key"
 NOW = "2026-12-03T10:00:00+07:00"
@@ -151,18 +150,8 @@ def api(scratch_database, tmp_path_factory):
         )
         assert made.returncode == 0, made.stderr
         site.secrets[client] = _printed_secret(made)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
-        stdout=open(work / "api.log", "w"),  # noqa: SIM115 (closed with the process)
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"{site.base}/registry/versions", 60)
+    with running_registry_api(env, work / "api.log", port):
         yield site
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_paging_through_a_program_returns_exactly_the_rows_of_its_parquet_file(api):

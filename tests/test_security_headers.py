@@ -27,9 +27,8 @@ import pytest
 
 from dtsen.publish.version import publish_version
 from dtsen.warehouse import engine
-from dtsen_dev.browser import wait_http
 from dtsen_dev.local_airflow import free_port
-from tests.factories import audited_sample_candidate, start_webhook_receiver
+from tests.factories import audited_sample_candidate, running_registry_api, start_webhook_receiver
 
 KEY = "security-headers-disclosure-key"
 SIGNING_KEY = "security-headers-callback-signing-key"
@@ -136,18 +135,8 @@ def site(module_warehouse, tmp_path_factory):
         "DTSEN_CALLBACK_SIGNING_KEY": SIGNING_KEY,
         "DTSEN_CALLBACK_ALLOWLIST": "127.0.0.1",  # the test's receivers, on loopback
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
-        stdout=open(work / "api.log", "w"),  # noqa: SIM115 (closed with the process)
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/registry/versions", 60)
-        yield Site(f"http://127.0.0.1:{port}", env, version, secret, work)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_registry_api(env, work / "api.log", port) as (base, _):
+        yield Site(base, env, version, secret, work)
 
 
 # -- headers ---------------------------------------------------------------------------------------
@@ -372,22 +361,11 @@ def test_a_subscription_made_under_the_disclosure_key_keeps_it_until_its_client_
 
 
 def test_without_a_signing_key_the_api_subscribes_nobody(site):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=site.env | {"DTSEN_CALLBACK_SIGNING_KEY": ""},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    keyless = Site(f"http://127.0.0.1:{port}", site.env, site.version, site.secret, site.work)
     before = site.sql("SELECT count(*) FROM api.subscription")
-    try:
-        wait_http(f"{keyless.base}/registry/versions", 60)
+    with running_registry_api(site.env | {"DTSEN_CALLBACK_SIGNING_KEY": ""}) as (base, _):
+        keyless = Site(base, site.env, site.version, site.secret, site.work)
         with pytest.raises(AssertionError, match="503"):
             keyless.subscribe("http://127.0.0.1:9/never")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert site.sql("SELECT count(*) FROM api.subscription") == before
 
 
