@@ -418,6 +418,53 @@ def airflow_beside_a_warehouse(
             server.wait(timeout=30)
 
 
+# -- the registry API: DCI requests, a published version to serve --------------------------------
+
+DCI_NOW = "2026-12-03T10:00:00+07:00"
+
+
+def dci_envelope(*items: dict, action: str = "search", transaction: str = "txn-1") -> dict:
+    """A DCI request envelope of `action` carrying `items` (its `<action>_request` list)."""
+    return {
+        "signature": "",
+        "header": {
+            "version": "1.0.0",
+            "message_id": "msg-1",
+            "message_ts": DCI_NOW,
+            "action": action,
+            "sender_id": "test-client",
+            "total_count": len(items),
+        },
+        "message": {"transaction_id": transaction, f"{action}_request": list(items)},
+    }
+
+
+def dci_predicate(*expressions: tuple[str, str, object], pagination: object = None) -> dict:
+    """Search criteria of a predicate query: each (attribute, operator, value) one expression."""
+    return {
+        "query_type": "predicate",
+        "query": [
+            {"seq_num": i + 1, "expression1": {"attribute_name": n, "operator": o, "attribute_value": v}}
+            for i, (n, o, v) in enumerate(expressions)
+        ],
+        "pagination": {"page_size": 10, "page_number": 1} if pagination is None else pagination,
+    }
+
+
+def dci_item(criteria: dict, reference: str = "ref-1") -> dict:
+    return {"reference_id": reference, "timestamp": DCI_NOW, "search_criteria": criteria}
+
+
+def published_sample(conn, publish_root: Path) -> int:
+    """The sample's round 2026-Q1 published (its version), for the registry API to serve."""
+    from dtsen.publish.version import publish_version
+
+    version = audited_sample_candidate(conn, publish_root)
+    with conn.transaction():
+        publish_version(conn, version, publish_root)
+    return version
+
+
 @contextmanager
 def running_registry_api(
     env: dict, log: Path | None = None, port: int | None = None

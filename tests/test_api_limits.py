@@ -14,43 +14,24 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from dtsen.publish.version import publish_version
 from dtsen_dev.local_airflow import free_port
-from tests.factories import audited_sample_candidate, running_registry_api
+from tests.factories import (
+    dci_envelope,
+    dci_item,
+    dci_predicate,
+    published_sample,
+    running_registry_api,
+)
 
 KEY = "test-disclosure-key"
-NOW = "2026-12-03T10:00:00+07:00"
 PROGRAMS = {"pbi_jk", "pkh", "bpnt", "sekolah_rakyat"}
 
 
-def envelope(*items: dict) -> dict:
-    return {
-        "signature": "",
-        "header": {
-            "version": "1.0.0",
-            "message_id": "msg-1",
-            "message_ts": NOW,
-            "action": "search",
-            "sender_id": "test-client",
-            "total_count": len(items),
-        },
-        "message": {"transaction_id": "txn-1", "search_request": list(items)},
-    }
-
-
 def page(reference: str, *expressions: tuple[str, str, object], size: int = 1) -> dict:
-    return {
-        "reference_id": reference,
-        "timestamp": NOW,
-        "search_criteria": {
-            "query_type": "predicate",
-            "query": [
-                {"seq_num": i + 1, "expression1": {"attribute_name": n, "operator": o, "attribute_value": v}}
-                for i, (n, o, v) in enumerate(expressions or [("desil", "ge", 1)])
-            ],
-            "pagination": {"page_size": size, "page_number": 1},
-        },
-    }
+    criteria = dci_predicate(
+        *(expressions or [("desil", "ge", 1)]), pagination={"page_size": size, "page_number": 1}
+    )
+    return dci_item(criteria, reference)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +41,7 @@ def published(module_warehouse, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("publish")
     conn = module_warehouse
-    version = audited_sample_candidate(conn, root)
-    with conn.transaction():
-        publish_version(conn, version, root)
+    published_sample(conn, root)
     with conn.transaction():
         secrets = {
             "bpjs": create_client(conn, "bpjs", "BPJS", ["pbi_jk"], ["nik", "desil"], 600, PROGRAMS),
@@ -135,16 +114,18 @@ def raw_request(port: int, head: bytes, body_chunks=(), timeout: float = 10) -> 
 def test_an_envelope_carries_at_most_the_item_cap_and_each_item_is_charged_to_the_rate(http, published):
     auth = bearer(http, published, "bpjs")
     many = http.post(
-        "/registry/sync/search", headers=auth, json=envelope(*(page(f"r{i}", size=1000) for i in range(300)))
+        "/registry/sync/search",
+        headers=auth,
+        json=dci_envelope(*(page(f"r{i}", size=1000) for i in range(300))),
     )
     assert many.status_code == 400 and "at most 10 items" in many.json()["errors"][0]["message"]
     # five requests a minute: one envelope of five pages spends them all
     five = bearer(http, published, "five")
     spent = http.post(
-        "/registry/sync/search", headers=five, json=envelope(*(page(f"r{i}") for i in range(5)))
+        "/registry/sync/search", headers=five, json=dci_envelope(*(page(f"r{i}") for i in range(5)))
     )
     assert spent.status_code == 200 and len(spent.json()["message"]["search_response"]) == 5
-    over = http.post("/registry/sync/search", headers=five, json=envelope(page("one-more")))
+    over = http.post("/registry/sync/search", headers=five, json=dci_envelope(page("one-more")))
     assert over.status_code == 429
     assert int(over.headers["retry-after"]) >= 10  # about 12 s a request at 5 a minute, not "1"
 
@@ -153,7 +134,7 @@ def test_lists_inside_a_query_are_capped(http, published):
     auth = bearer(http, published, "bpjs")
     regions = [f"{3600 + i:04d}" for i in range(500)]
     answer = http.post(
-        "/registry/sync/search", headers=auth, json=envelope(page("r", ("kode_wilayah", "in", regions)))
+        "/registry/sync/search", headers=auth, json=dci_envelope(page("r", ("kode_wilayah", "in", regions)))
     )
     item = answer.json()["message"]["search_response"][0]
     assert item["status"] == "rjct" and "at most 100" in item["status_reason_message"]

@@ -7,41 +7,14 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from dtsen.publish.version import publish_version
-from tests.factories import audited_sample_candidate
+from tests.factories import (
+    dci_envelope,
+    dci_item,
+    dci_predicate,
+    published_sample,
+)
 
 KEY = "test-disclosure-key"
-NOW = "2026-12-03T10:00:00+07:00"
-
-
-def envelope(*items: dict, action: str = "search") -> dict:
-    return {
-        "signature": "",
-        "header": {
-            "version": "1.0.0",
-            "message_id": "msg-1",
-            "message_ts": NOW,
-            "action": action,
-            "sender_id": "test-client",
-            "total_count": len(items),
-        },
-        "message": {"transaction_id": "txn-1", "search_request": list(items)},
-    }
-
-
-def item(criteria: dict, reference: str = "ref-1") -> dict:
-    return {"reference_id": reference, "timestamp": NOW, "search_criteria": criteria}
-
-
-def predicate(*expressions: tuple[str, str, object], pagination: object = None) -> dict:
-    return {
-        "query_type": "predicate",
-        "query": [
-            {"seq_num": i + 1, "expression1": {"attribute_name": n, "operator": o, "attribute_value": v}}
-            for i, (n, o, v) in enumerate(expressions)
-        ],
-        "pagination": {"page_size": 10, "page_number": 1} if pagination is None else pagination,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +24,7 @@ def published(module_warehouse, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("publish")
     conn = module_warehouse
-    version = audited_sample_candidate(conn, root)
-    with conn.transaction():
-        publish_version(conn, version, root)
+    published_sample(conn, root)
     with conn.transaction():
         secret = create_client(
             conn,
@@ -107,7 +78,7 @@ def test_unknown_routes_and_methods_answer_in_the_dci_error_shape(http, publishe
 def test_a_search_answers_through_the_routers_with_its_models(http, published):
     auth = bearer(http, published)
     answer = http.post(
-        "/registry/sync/search", headers=auth, json=envelope(item(predicate(("desil", "le", 3))))
+        "/registry/sync/search", headers=auth, json=dci_envelope(dci_item(dci_predicate(("desil", "le", 3))))
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()

@@ -20,45 +20,19 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from dtsen.publish.version import publish_version
-from tests.factories import audited_sample_candidate, running_registry_api
+from tests.factories import (
+    dci_envelope,
+    dci_item,
+    dci_predicate,
+    published_sample,
+    running_registry_api,
+)
 
 KEY = "test-disclosure-key"
-NOW = "2026-12-03T10:00:00+07:00"
 PROGRAMS = {"pbi_jk", "pkh", "bpnt", "sekolah_rakyat"}
 # a NIK whose last digit is a superscript two: str.isdigit() says yes, int() raises with the value
 SUPERSCRIPT_NIK = "940701650387000²"
 ARABIC_INDIC_NIK = "٩٤٠٧٠١٦٥٠٣٨٧٠٠٠١"  # 16 digits int() reads, none of them ASCII
-
-
-def envelope(*items: dict, transaction: str = "txn-1") -> dict:
-    return {
-        "signature": "",
-        "header": {
-            "version": "1.0.0",
-            "message_id": "msg-1",
-            "message_ts": NOW,
-            "action": "search",
-            "sender_id": "test-client",
-            "total_count": len(items),
-        },
-        "message": {"transaction_id": transaction, "search_request": list(items)},
-    }
-
-
-def item(criteria: dict, reference: str = "ref-1") -> dict:
-    return {"reference_id": reference, "timestamp": NOW, "search_criteria": criteria}
-
-
-def predicate(*expressions: tuple[str, str, object], pagination: object = None) -> dict:
-    return {
-        "query_type": "predicate",
-        "query": [
-            {"seq_num": i + 1, "expression1": {"attribute_name": n, "operator": o, "attribute_value": v}}
-            for i, (n, o, v) in enumerate(expressions)
-        ],
-        "pagination": {"page_size": 10, "page_number": 1} if pagination is None else pagination,
-    }
 
 
 def nik_lookup(value: object) -> dict:
@@ -72,9 +46,7 @@ def published(module_warehouse, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("publish")
     conn = module_warehouse
-    version = audited_sample_candidate(conn, root)
-    with conn.transaction():
-        publish_version(conn, version, root)
+    version = published_sample(conn, root)
     with conn.transaction():
         secret = create_client(conn, "bpjs", "BPJS", ["pbi_jk"], ["nik", "desil"], 600, PROGRAMS)
     return {"root": root, "conn": conn, "secret": secret, "version": version}
@@ -128,27 +100,32 @@ def test_a_nik_of_unicode_digits_is_a_rejected_item_not_a_500(http, published):
         " 940701650387000",
         9407016503870001,
     ):
-        answer = search(http, auth, envelope(item(nik_lookup(value))))
+        answer = search(http, auth, dci_envelope(dci_item(nik_lookup(value))))
         rejected = the_item(answer)
         assert rejected["status"] == "rjct", value
         assert rejected["status_reason_code"] == "rjct.search_criteria.invalid"
         assert "940701650387000" not in answer.text  # the answer does not echo the value either
     # a NIK of 16 ASCII digits is still looked up
-    assert the_item(search(http, auth, envelope(item(nik_lookup("9999999999999999")))))["status"] == "succ"
+    assert (
+        the_item(search(http, auth, dci_envelope(dci_item(nik_lookup("9999999999999999")))))["status"]
+        == "succ"
+    )
 
 
 def test_region_codes_and_versions_take_ascii_digits_only(http, published):
     auth = bearer(http, published)
     for region in ("3²", "٣٦", "36 "):
-        rejected = the_item(search(http, auth, envelope(item(predicate(("kode_wilayah", "eq", region))))))
+        rejected = the_item(
+            search(http, auth, dci_envelope(dci_item(dci_predicate(("kode_wilayah", "eq", region)))))
+        )
         assert (
             rejected["status"] == "rjct" and rejected["status_reason_code"] == "rjct.search_criteria.invalid"
         )
     arabic_version = str(published["version"]).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
     for version in (arabic_version, f"{published['version']}_0", True):
-        answer = search(http, auth, envelope(item(predicate(("version", "eq", version)))))
+        answer = search(http, auth, dci_envelope(dci_item(dci_predicate(("version", "eq", version)))))
         assert answer.status_code == 400 and error_code(answer) == "err.request.bad", version
-    ok = search(http, auth, envelope(item(predicate(("version", "eq", published["version"])))))
+    ok = search(http, auth, dci_envelope(dci_item(dci_predicate(("version", "eq", published["version"])))))
     assert the_item(ok)["status"] == "succ"
 
 
@@ -164,7 +141,9 @@ def test_malformed_pagination_is_a_rejected_item_not_a_500(http, published):
         {"page_size": 1.5},
         {"page_size": True},
     ):
-        answer = search(http, auth, envelope(item(predicate(("desil", "le", 3), pagination=pagination))))
+        answer = search(
+            http, auth, dci_envelope(dci_item(dci_predicate(("desil", "le", 3), pagination=pagination)))
+        )
         rejected = the_item(answer)
         assert rejected["status"] == "rjct", pagination
         assert rejected["status_reason_code"] == "rjct.pagination.invalid", pagination
@@ -172,7 +151,7 @@ def test_malformed_pagination_is_a_rejected_item_not_a_500(http, published):
 
 def test_non_finite_numbers_are_refused_with_400(http, published):
     auth = bearer(http, published)
-    good = json.dumps(envelope(item(predicate(("desil", "le", 3)))))
+    good = json.dumps(dci_envelope(dci_item(dci_predicate(("desil", "le", 3)))))
     assert search(http, auth, good).status_code == 200
     for literal in ("Infinity", "-Infinity", "NaN", "1e999"):
         for body in (
@@ -187,14 +166,14 @@ def test_non_finite_numbers_are_refused_with_400(http, published):
 
 def test_identifiers_are_bounded_and_of_a_safe_charset(http, published):
     auth = bearer(http, published)
-    good = predicate(("desil", "le", 3))
-    assert the_item(search(http, auth, envelope(item(good, "ref-1:a/b_c.d"))))["status"] == "succ"
+    good = dci_predicate(("desil", "le", 3))
+    assert the_item(search(http, auth, dci_envelope(dci_item(good, "ref-1:a/b_c.d"))))["status"] == "succ"
     for reference in ("r" * 100, "ref\n1", "ref 1", "réf", "ref\u202e1", ""):
-        answer = search(http, auth, envelope(item(good, reference)))
+        answer = search(http, auth, dci_envelope(dci_item(good, reference)))
         assert answer.status_code == 400 and error_code(answer) == "err.request.bad", repr(reference)
         assert "message.search_request.0.reference_id" in answer.json()["errors"][0]["message"]
     for transaction in ("t" * 100, "txn\r\n1", "txn²"):
-        answer = search(http, auth, envelope(item(good), transaction=transaction))
+        answer = search(http, auth, dci_envelope(dci_item(good), transaction=transaction))
         assert answer.status_code == 400 and error_code(answer) == "err.request.bad", repr(transaction)
 
 
@@ -210,7 +189,7 @@ def test_an_unexpected_error_answers_in_the_dci_shape_and_logs_no_values(
 
     monkeypatch.setattr(api_search, "page", broken)
     with caplog.at_level(logging.DEBUG):
-        answer = search(http, auth, envelope(item(predicate(("desil", "le", 3)))))
+        answer = search(http, auth, dci_envelope(dci_item(dci_predicate(("desil", "le", 3)))))
     assert answer.status_code == 500
     assert error_code(answer) == "err.service.internal"
     assert "9407016503870001" not in answer.text
@@ -227,7 +206,7 @@ def test_an_unexpected_error_answers_in_the_dci_shape_and_logs_no_values(
     monkeypatch.setattr(api_search, "page", database_error)
     caplog.clear()
     with caplog.at_level(logging.DEBUG):
-        answer = search(http, auth, envelope(item(predicate(("desil", "le", 3)))))
+        answer = search(http, auth, dci_envelope(dci_item(dci_predicate(("desil", "le", 3)))))
     assert answer.status_code == 500 and error_code(answer) == "err.service.internal"
     logged = "\n".join(
         f"{r.getMessage()} {logging.Formatter().formatException(r.exc_info) if r.exc_info else ''}"
@@ -253,20 +232,22 @@ def test_a_real_server_logs_no_nik_digits_and_keeps_no_client_junk(server, publi
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     url = f"{server['base']}/registry/sync/search"
     for value in (SUPERSCRIPT_NIK, ARABIC_INDIC_NIK):
-        answer = httpx.post(url, content=json.dumps(envelope(item(nik_lookup(value)))).encode(), headers=auth)
+        answer = httpx.post(
+            url, content=json.dumps(dci_envelope(dci_item(nik_lookup(value)))).encode(), headers=auth
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json()["message"]["search_response"][0]["status"] == "rjct"
-    bad_desil = json.dumps(envelope(item(predicate(("desil", "le", 3))))).replace(
+    bad_desil = json.dumps(dci_envelope(dci_item(dci_predicate(("desil", "le", 3))))).replace(
         '"attribute_value": 3', '"attribute_value": Infinity'
     )
     assert httpx.post(url, content=bad_desil.encode(), headers=auth).status_code == 400
     # 200 KB of the client's own in every place a JSON object takes extra keys: under the body cap
     junk = "J" * 200_000
-    criteria = predicate(("program", "eq", "pbi_jk"), ("desil", "le", 3))
+    criteria = dci_predicate(("program", "eq", "pbi_jk"), ("desil", "le", 3))
     criteria["query"][0]["expression1"]["junk"] = junk
     criteria["query"][0]["junk"] = junk[:1000]
     criteria["pagination"]["junk"] = junk[:1000]
-    body = envelope(item(criteria | {"junk": junk[:1000]}, "ref-junk"))
+    body = dci_envelope(dci_item(criteria | {"junk": junk[:1000]}, "ref-junk"))
     answer = httpx.post(url, content=json.dumps(body).encode(), headers=auth, timeout=60)
     assert the_item(answer)["status"] == "succ" and the_item(answer)["data"]["reg_records"]
     conn = published["conn"]
