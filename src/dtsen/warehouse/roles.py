@@ -87,7 +87,7 @@ def _ensure_login(conn: psycopg.Connection, user: str, password: str | None, gro
     )
     verb = "CREATE" if row is None else "ALTER"
     try:
-        with conn.transaction():
+        with conn.transaction():  # savepoint: a login another migrate made just now is altered instead
             conn.execute(
                 sql.SQL(verb + " ROLE {} LOGIN " + _LEAST + "{}").format(sql.Identifier(user), secret)
             )
