@@ -82,7 +82,18 @@ def check_item(item: object, list_name: str) -> dict:
     return item
 
 
-def answer_header(header: dict, action: str, status: str, total: int, completed: int) -> dict:
+def correlation_id() -> str:
+    """Unique per transaction (a timestamp is not: concurrent requests share a millisecond)."""
+    return str(uuid.uuid4())
+
+
+def overall(statuses: list[str]) -> str:
+    """header.status of every action: `succ` when at least one item succeeded, else `rjct`."""
+    return "succ" if "succ" in statuses else "rjct"
+
+
+def answer_header(receiver: str, action: str, status: str, total: int, completed: int) -> dict:
+    """`receiver` is the authenticated client, not the request's (unchecked) sender_id."""
     return {
         "version": "1.0.0",
         "message_id": str(uuid.uuid4()),
@@ -92,7 +103,7 @@ def answer_header(header: dict, action: str, status: str, total: int, completed:
         "total_count": total,
         "completed_count": completed,
         "sender_id": "dtsen",
-        "receiver_id": header.get("sender_id"),
+        "receiver_id": receiver,
         "is_msg_encrypted": False,
     }
 

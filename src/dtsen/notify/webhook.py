@@ -244,13 +244,14 @@ class WebhookVerifier:
 
     def __init__(
         self,
-        secret: bytes,
+        secret: bytes | str,
         max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
         *,
         seen: MutableMapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        self._secret = secret
+        # the subscribe answer gives the secret in JSON, so as a str; its UTF-8 bytes are the key
+        self._secret = secret.encode() if isinstance(secret, str) else secret
         self._max_age = max_age_seconds
         self._seen = {} if seen is None else seen
         self._clock = clock

@@ -41,7 +41,8 @@ def _rejected(item: SearchItem, code: str, message: str) -> SearchAnswer:
 
 
 def _page(app: State, criteria: SearchCriteria) -> tuple[int, int] | None:
-    """(page size, page number); None if they are out of range; 400 if the size is over the cap."""
+    """(page size, page number); None if they are out of range, the size over the cap included:
+    that item alone is rejected, as the docs say of every item."""
     cap = app.cfg.api_max_page_size
     paging = criteria.pagination or {}
     try:
@@ -50,9 +51,7 @@ def _page(app: State, criteria: SearchCriteria) -> tuple[int, int] | None:
         number = given.page_number
     except ValidationError:
         size = number = 0
-    if size > cap:  # asking for more than the server serves is a bad request
-        raise fail(400, "err.request.bad", f"page_size is at most {cap}")
-    return (size, number) if size >= 1 and number >= 1 else None
+    return (size, number) if 1 <= size <= cap and number >= 1 else None
 
 
 def _within(app: State, query: list, predicates: dict) -> None:
@@ -140,7 +139,7 @@ def _answer_item(
     )
 
 
-def _answer(app: State, client: clients.Client, header, message: SearchMessage) -> JSONResponse:
+def _answer(app: State, client: clients.Client, message: SearchMessage) -> JSONResponse:
     audit: list = []
     with app.pool.connection() as conn:
         answers = [_answer_item(app, conn, client, item, audit) for item in message.search_request]
@@ -149,19 +148,20 @@ def _answer(app: State, client: clients.Client, header, message: SearchMessage) 
             disclosure.record_search(
                 conn, client.client_id, logged, version, program, niks, app.key, client.fields
             )
-    done = sum(1 for a in answers if a.status == "succ")
     envelope = SearchAnswerEnvelope(
         header=AnswerHeader(
             **dci.answer_header(
-                header.model_dump(),
+                client.client_id,
                 "on-search",
-                "succ" if done else "rjct",  # per item: search_response[].status
+                dci.overall([a.status for a in answers]),
                 len(answers),
                 len(answers),
             )
         ),
         message=SearchAnswerMessage(
-            transaction_id=message.transaction_id, correlation_id=dci.now(), search_response=answers
+            transaction_id=message.transaction_id,
+            correlation_id=dci.correlation_id(),
+            search_response=answers,
         ),
     )
     return JSONResponse(envelope.body())
@@ -183,4 +183,4 @@ async def sync_search(client: Caller, body: Body, app: AppState):
             raise too_many(wait)
     # the warehouse is read on a worker thread: on the event loop, one slow page would hold up
     # every other request of this process
-    return await run_in_threadpool(_answer, app, client, header, message)
+    return await run_in_threadpool(_answer, app, client, message)

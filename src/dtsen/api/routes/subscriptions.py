@@ -73,10 +73,16 @@ async def subscribe(client: Caller, body: Body, app: AppState):
         raise fail(503, "err.service.unavailable", str(exc)) from exc
     return {
         "signature": "",
-        "header": dci.answer_header(header.model_dump(), "on-subscribe", "succ", len(answers), len(answers)),
+        "header": dci.answer_header(
+            client.client_id,
+            "on-subscribe",
+            dci.overall([a["status"] for a in answers]),
+            len(answers),
+            len(answers),
+        ),
         "message": {
             "transaction_id": message.transaction_id,
-            "correlation_id": dci.now(),
+            "correlation_id": dci.correlation_id(),
             "subscribe_response": answers,
         },
     }
@@ -97,14 +103,16 @@ async def unsubscribe(client: Caller, body: Body, app: AppState):
         raise fail(400, exc.code, str(exc)) from exc
     ended = await run_in_threadpool(_unsubscribe, app, client, message.subscription_codes)
     known = all(v != "unknown" for v in ended.values())
+    # each code is an item: succ when at least one was ended, as in search and subscribe
+    status = dci.overall(["rjct" if v == "unknown" else "succ" for v in ended.values()])
     return {
         "signature": "",
-        "header": dci.answer_header(header.model_dump(), "on-unsubscribe", "succ" if known else "rjct", 1, 1),
+        "header": dci.answer_header(client.client_id, "on-unsubscribe", status, len(ended), len(ended)),
         "message": {
             "transaction_id": message.transaction_id,
-            "correlation_id": dci.now(),
+            "correlation_id": dci.correlation_id(),
             "timestamp": dci.now(),
-            "status": "succ" if known else "rjct",
+            "status": status,
             **({} if known else {"status_reason_code": "rjct.subscription_code.invalid"}),
             "subscription_status": [
                 {"code": c, "status": "unsubscribe"} for c, state in ended.items() if state != "unknown"
