@@ -332,7 +332,8 @@ SETTINGS: tuple[Setting, ...] = (
         "api_max_page_size",
         "1000",
         "1000",
-        "the most recipients one page of a registry API search carries; a larger page_size is refused",
+        "the most recipients one page of a registry API search carries; a search item asking for a larger "
+        "page_size is rejected alone (`rjct.pagination.invalid`), the request's other items still answered",
         _number(int, 1, 100_000),
     ),
     Setting(
