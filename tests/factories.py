@@ -455,6 +455,16 @@ def dci_item(criteria: dict, reference: str = "ref-1") -> dict:
     return {"reference_id": reference, "timestamp": DCI_NOW, "search_criteria": criteria}
 
 
+def api_bearer(http, client_id: str, secret: str) -> dict:
+    """The Authorization header of a bearer token `client_id` got from the API (`http`: a TestClient)."""
+    answer = http.post(
+        "/oauth2/client/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
 def published_sample(conn, publish_root: Path) -> int:
     """The sample's round 2026-Q1 published (its version), for the registry API to serve."""
     from dtsen.publish.version import publish_version

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import dci_envelope, dci_item, dci_predicate, published_sample
+from tests.factories import api_bearer, dci_envelope, dci_item, dci_predicate, published_sample
 
 KEY = "test-disclosure-key"
 
@@ -45,15 +45,6 @@ def http(published, monkeypatch):
         yield client
 
 
-def bearer(http: TestClient, published: dict) -> dict:
-    answer = http.post(
-        "/oauth2/client/token",
-        data={"grant_type": "client_credentials", "client_id": "bpjs", "client_secret": published["secret"]},
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 def _search(http, auth, *items):
     answer = http.post("/registry/sync/search", headers=auth, json=dci_envelope(*items))
     assert answer.status_code == 200, answer.text
@@ -61,7 +52,7 @@ def _search(http, auth, *items):
 
 
 def test_an_over_limit_page_size_rejects_only_its_own_item(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     body = _search(
         http,
         auth,
@@ -76,7 +67,7 @@ def test_an_over_limit_page_size_rejects_only_its_own_item(http, published):
 
 
 def test_correlation_ids_are_unique_across_60_concurrent_searches(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     item = dci_item(dci_predicate(("desil", "le", 3)))
     with ThreadPoolExecutor(12) as pool:
         ids = list(pool.map(lambda _: _search(http, auth, item)["message"]["correlation_id"], range(60)))
@@ -84,7 +75,7 @@ def test_correlation_ids_are_unique_across_60_concurrent_searches(http, publishe
 
 
 def test_receiver_id_is_the_authenticated_client_not_the_sender_id(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     body = _search(http, auth, dci_item(dci_predicate(("desil", "le", 3))))
     assert body["header"]["sender_id"] == "dtsen"
     assert body["header"]["receiver_id"] == "bpjs"  # the request said sender_id "test-client"
@@ -114,7 +105,7 @@ def _unsubscribe(http, auth, codes: list[str]) -> dict:
 
 
 def test_header_status_follows_the_items_alike_in_every_action(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     # none answered: rjct, in search as in subscribe and unsubscribe
     bad = dci_predicate(("desil", "le", 3), pagination={"page_size": 0, "page_number": 1})
     assert _search(http, auth, dci_item(bad))["header"]["status"] == "rjct"

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from dtsen_dev.local_airflow import free_port
 from tests.factories import (
+    api_bearer,
     dci_envelope,
     dci_item,
     dci_predicate,
@@ -60,19 +61,6 @@ def http(published, monkeypatch):
         yield client
 
 
-def bearer(http: TestClient, published: dict, client: str) -> dict:
-    answer = http.post(
-        "/oauth2/client/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client,
-            "client_secret": published["secrets"][client],
-        },
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 @pytest.fixture(scope="module")
 def server(published, tmp_path_factory):
     """`dtsen api` as a process: its base URL and port."""
@@ -112,7 +100,7 @@ def raw_request(port: int, head: bytes, body_chunks=(), timeout: float = 10) -> 
 
 
 def test_an_envelope_carries_at_most_the_item_cap_and_each_item_is_charged_to_the_rate(http, published):
-    auth = bearer(http, published, "bpjs")
+    auth = api_bearer(http, "bpjs", published["secrets"]["bpjs"])
     many = http.post(
         "/registry/sync/search",
         headers=auth,
@@ -120,7 +108,7 @@ def test_an_envelope_carries_at_most_the_item_cap_and_each_item_is_charged_to_th
     )
     assert many.status_code == 400 and "at most 10 items" in many.json()["errors"][0]["message"]
     # five requests a minute: one envelope of five pages spends them all
-    five = bearer(http, published, "five")
+    five = api_bearer(http, "five", published["secrets"]["five"])
     spent = http.post(
         "/registry/sync/search", headers=five, json=dci_envelope(*(page(f"r{i}") for i in range(5)))
     )
@@ -131,7 +119,7 @@ def test_an_envelope_carries_at_most_the_item_cap_and_each_item_is_charged_to_th
 
 
 def test_lists_inside_a_query_are_capped(http, published):
-    auth = bearer(http, published, "bpjs")
+    auth = api_bearer(http, "bpjs", published["secrets"]["bpjs"])
     regions = [f"{3600 + i:04d}" for i in range(500)]
     answer = http.post(
         "/registry/sync/search", headers=auth, json=dci_envelope(page("r", ("kode_wilayah", "in", regions)))
@@ -141,7 +129,7 @@ def test_lists_inside_a_query_are_capped(http, published):
 
 
 def test_json_nested_deeper_than_an_envelope_is_a_400_not_a_500(http, published):
-    auth = bearer(http, published, "bpjs") | {"Content-Type": "application/json"}
+    auth = api_bearer(http, "bpjs", published["secrets"]["bpjs"]) | {"Content-Type": "application/json"}
     for depth in (100_000, 500):
         deep = http.post("/registry/sync/search", headers=auth, content=b"[" * depth + b"]" * depth)
         assert deep.status_code == 400, (depth, deep.text)

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.factories import (
+    api_bearer,
     dci_envelope,
     dci_item,
     dci_predicate,
@@ -48,15 +49,6 @@ def http(published, monkeypatch):
         yield client
 
 
-def bearer(http: TestClient, published: dict) -> dict:
-    answer = http.post(
-        "/oauth2/client/token",
-        data={"grant_type": "client_credentials", "client_id": "bpjs", "client_secret": published["secret"]},
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 def error_code(answer) -> str:
     body = answer.json()
     assert set(body) == {"errors"} and len(body["errors"]) == 1, body
@@ -69,14 +61,14 @@ def test_unknown_routes_and_methods_answer_in_the_dci_error_shape(http, publishe
     assert error_code(wrong := http.get("/registry/sync/search")) == "err.request.bad"
     assert wrong.status_code == 405
     # a path parameter of the wrong type: 400 in the same shape, not FastAPI's 422 with the value echoed
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     typed = http.get("/registry/versions/not-a-number/manifest", headers=auth)
     assert typed.status_code == 400 and error_code(typed) == "err.request.bad"
     assert "not-a-number" not in typed.text
 
 
 def test_a_search_answers_through_the_routers_with_its_models(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     answer = http.post(
         "/registry/sync/search", headers=auth, json=dci_envelope(dci_item(dci_predicate(("desil", "le", 3))))
     )

@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.factories import (
+    api_bearer,
     dci_envelope,
     dci_item,
     dci_predicate,
@@ -62,15 +63,6 @@ def http(published, monkeypatch):
         yield client
 
 
-def bearer(http: TestClient, published: dict) -> dict:
-    answer = http.post(
-        "/oauth2/client/token",
-        data={"grant_type": "client_credentials", "client_id": "bpjs", "client_secret": published["secret"]},
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 def search(http: TestClient, auth: dict, body: object):
     raw = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     return http.post(
@@ -92,7 +84,7 @@ def the_item(answer) -> dict:
 
 
 def test_a_nik_of_unicode_digits_is_a_rejected_item_not_a_500(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     for value in (
         SUPERSCRIPT_NIK,
         ARABIC_INDIC_NIK,
@@ -113,7 +105,7 @@ def test_a_nik_of_unicode_digits_is_a_rejected_item_not_a_500(http, published):
 
 
 def test_region_codes_and_versions_take_ascii_digits_only(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     for region in ("3²", "٣٦", "36 "):
         rejected = the_item(
             search(http, auth, dci_envelope(dci_item(dci_predicate(("kode_wilayah", "eq", region)))))
@@ -130,7 +122,7 @@ def test_region_codes_and_versions_take_ascii_digits_only(http, published):
 
 
 def test_malformed_pagination_is_a_rejected_item_not_a_500(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     for pagination in (
         [10, 1],
         ["page_size"],
@@ -150,7 +142,7 @@ def test_malformed_pagination_is_a_rejected_item_not_a_500(http, published):
 
 
 def test_non_finite_numbers_are_refused_with_400(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     good = json.dumps(dci_envelope(dci_item(dci_predicate(("desil", "le", 3)))))
     assert search(http, auth, good).status_code == 200
     for literal in ("Infinity", "-Infinity", "NaN", "1e999"):
@@ -165,7 +157,7 @@ def test_non_finite_numbers_are_refused_with_400(http, published):
 
 
 def test_identifiers_are_bounded_and_of_a_safe_charset(http, published):
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
     good = dci_predicate(("desil", "le", 3))
     assert the_item(search(http, auth, dci_envelope(dci_item(good, "ref-1:a/b_c.d"))))["status"] == "succ"
     for reference in ("r" * 100, "ref\n1", "ref 1", "réf", "ref\u202e1", ""):
@@ -182,7 +174,7 @@ def test_an_unexpected_error_answers_in_the_dci_shape_and_logs_no_values(
 ):
     from dtsen.api import search as api_search
 
-    auth = bearer(http, published)
+    auth = api_bearer(http, "bpjs", published["secret"])
 
     def broken(*_args, **_kwargs):
         raise ValueError("invalid literal for int() with base 10: '9407016503870001'")
