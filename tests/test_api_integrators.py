@@ -91,7 +91,7 @@ def _subscribe(http, auth, event: str) -> dict:
             "subscribe_criteria": {"reg_event_type": event},
         }
     ]
-    answer = http.post("/registry/subscribe", headers=auth, json=envelope)
+    answer = http.post("/registry/sync/subscribe", headers=auth, json=envelope)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -99,7 +99,7 @@ def _subscribe(http, auth, event: str) -> dict:
 def _unsubscribe(http, auth, codes: list[str]) -> dict:
     envelope = dci_envelope(action="unsubscribe")
     envelope["message"]["subscription_codes"] = codes
-    answer = http.post("/registry/unsubscribe", headers=auth, json=envelope)
+    answer = http.post("/registry/sync/unsubscribe", headers=auth, json=envelope)
     assert answer.status_code == 200, answer.text
     return answer.json()
 

@@ -140,7 +140,7 @@ class Site:
             },
         }
         return httpx.post(
-            f"{self.base}/registry/subscribe",
+            f"{self.base}/registry/sync/subscribe",
             json=envelope,
             headers={"Authorization": f"Bearer {token}"},
             timeout=60,

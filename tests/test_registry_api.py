@@ -357,7 +357,7 @@ def test_a_subscriber_is_called_back_signed_and_once_when_a_version_is_announced
         }
         token = api.token("bpjs")
         answer = httpx.post(
-            f"{api.base}/registry/subscribe", json=envelope, headers={"Authorization": f"Bearer {token}"}
+            f"{api.base}/registry/sync/subscribe", json=envelope, headers={"Authorization": f"Bearer {token}"}
         )
         assert answer.status_code == 200, answer.text
         subscription = answer.json()["message"]["subscribe_response"][0]["subscriptions"][0]
@@ -381,7 +381,7 @@ def test_a_subscriber_is_called_back_signed_and_once_when_a_version_is_announced
         assert payload["subscription_code"] == subscription["code"]
         assert not any(c.isdigit() and len(c) == 16 for c in json.dumps(payload).split('"'))  # no NIK
         ended = httpx.post(
-            f"{api.base}/registry/unsubscribe",
+            f"{api.base}/registry/sync/unsubscribe",
             json=envelope
             | {
                 "header": envelope["header"] | {"action": "unsubscribe"},

@@ -87,7 +87,7 @@ class Site:
             },
         }
         answer = httpx.post(
-            f"{self.base}/registry/subscribe",
+            f"{self.base}/registry/sync/subscribe",
             json=envelope,
             headers={"Authorization": f"Bearer {self.token()}"},
             timeout=60,

@@ -60,6 +60,8 @@ class Settings:
     callback_allowlist: Allowlist  # callback/webhook destinations allowed although http or not public
     max_subscriptions_per_client: int  # live subscriptions one registry API client may hold
     webhook_timeout_seconds: float  # the most one webhook POST may take, DNS to the answer's status
+    api_callback_retry_seconds: float  # an undelivered async API answer is tried again after this, doubling
+    api_callback_attempts: int  # ... this many attempts in all, then given up
     smtp_url: str | None  # where emails go outside Airflow; None: the outbox folder
     outbox: Path  # emails written as .eml files when no SMTP server is configured
     allow_insecure_defaults: bool  # `dtsen check-deployment` lets placeholder secrets through (trials)
@@ -421,6 +423,25 @@ SETTINGS: tuple[Setting, ...] = (
         "the most one webhook or callback POST may take, resolving the host to the answer's status line; "
         "a receiver slower than that is recorded as not delivered and retried later (`dtsen notify-retry`)",
         _number(float, 0.1, 300),
+    ),
+    Setting(
+        "DTSEN_API_CALLBACK_RETRY_SECONDS",
+        "api_callback_retry_seconds",
+        "30",
+        "30",
+        "the answer of an asynchronous registry API request (`/registry/search`, `subscribe`, `unsubscribe`, "
+        "`txn/status`) that did not reach the client's callback is POSTed again after this many seconds, "
+        "the wait doubling after each attempt (by the API process, in the background)",
+        _number(float, 0.1, 86_400),
+    ),
+    Setting(
+        "DTSEN_API_CALLBACK_ATTEMPTS",
+        "api_callback_attempts",
+        "8",
+        "8",
+        "how many times the answer of an asynchronous registry API request is POSTed before it is given up "
+        "(`txn/status` still tells its status; a refused callback or a 4xx answer ends it at once)",
+        _number(int, 1, 100),
     ),
     Setting(
         "DTSEN_SMTP_URL",

@@ -4,16 +4,19 @@ published versions, each within its scope, every disclosure logged. See docs/reg
 `create_app` makes the service's state (dtsen.api.deps.State), answers every error in the DCI error
 shape (dtsen.api.dci.http_error), and mounts one router per resource (dtsen.api.routes)."""
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from dtsen import http_security
-from dtsen.api import dci
+from dtsen.api import callbacks, dci
 from dtsen.api.deps import Pool, State
 from dtsen.api.guards import BodyLimit, Unexpected
-from dtsen.api.routes import oauth, search, subscriptions, versions
+from dtsen.api.routes import oauth, search, subscriptions, txn, versions
 from dtsen.config import Settings, settings
 from dtsen.errors import DataError
 
@@ -37,6 +40,16 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(dci.http_error("err.request.bad", f"{where}: {error.get('msg')}"), status_code=400)
 
 
+@contextlib.asynccontextmanager
+async def _callbacks_retried(app: FastAPI):
+    """While the API runs, asynchronous answers not delivered yet are tried again when due."""
+    retrying = asyncio.create_task(callbacks.retry_loop(app.state.dtsen))
+    try:
+        yield
+    finally:
+        retrying.cancel()
+
+
 def create_app(cfg: Settings | None = None) -> FastAPI:
     from dtsen.programs import load_programs
     from dtsen.warehouse import engine
@@ -44,7 +57,13 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     cfg = cfg or settings()
     if not cfg.api_disclosure_key:
         raise DataError("DTSEN_API_DISCLOSURE_KEY is not set: the API logs every disclosure under that key")
-    app = FastAPI(title="DTSEN registry API", version="1.0.0", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="DTSEN registry API",
+        version="1.0.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_callbacks_retried,
+    )
     http_security.install(app)  # CSP, nosniff, no framing, no-store on every answer (issue 24, item 9)
     app.state.dtsen = State(
         cfg=cfg,
@@ -56,6 +75,6 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     app.add_middleware(Unexpected)  # added last: outermost, around BodyLimit too
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    for router in (oauth.router, search.router, subscriptions.router, versions.router):
+    for router in (oauth.router, search.router, subscriptions.router, txn.router, versions.router):
         app.include_router(router)
     return app

@@ -132,6 +132,45 @@ class UnsubscribeMessage(_Model):
     subscription_codes: Annotated[list[Annotated[StrictStr, Field(max_length=99)]], Field(min_length=1)]
 
 
+class TxnStatusRequest(_Model):
+    """What `txn/status` asks about: the client's own transaction, by its transaction_id, the
+    correlation_id our ACK gave, or one of its items' reference_ids."""
+
+    reference_id: Identifier
+    txn_type: Literal["search", "subscribe", "unsubscribe"] | None = None
+    attribute_type: Literal["transaction_id", "correlation_id", "reference_id_list"]
+    attribute_value: Any = None
+    locale: Annotated[str, Field(pattern=r"^[a-z]{3}$")] | None = None
+
+    @field_validator("attribute_value")
+    @classmethod
+    def _given(cls, value: object, info) -> object:
+        kind = info.data.get("attribute_type")
+        if kind == "reference_id_list":
+            if not (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, str) and _IDENTIFIER.fullmatch(v) for v in value)
+            ):
+                raise PydanticCustomError("value", "a reference_id_list is a non-empty list of reference ids")
+        elif kind == "correlation_id":
+            if not (isinstance(value, str) and _UUID.fullmatch(value)):
+                raise PydanticCustomError("value", "a correlation_id is the UUID the ACK gave")
+        elif not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
+            raise PydanticCustomError(
+                "value", "a transaction_id is 1-99 characters of A-Z a-z 0-9 . _ : / + = @ # -"
+            )
+        return value
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class TxnStatusMessage(_Model):
+    transaction_id: TransactionId
+    txnstatus_request: TxnStatusRequest
+
+
 class Pagination(_Model):
     # strict: "10", 1.5 or true are no page size (and a string of Unicode digits is not one either)
     page_size: StrictInt | None = None  # None: the server's largest page
@@ -156,7 +195,12 @@ def describe(exc: ValidationError, prefix: str = "") -> tuple[str, str]:
     return code, f"{where}: {error['msg']}"
 
 
-_MESSAGES = {"search": SearchMessage, "subscribe": SubscribeMessage, "unsubscribe": UnsubscribeMessage}
+_MESSAGES = {
+    "search": SearchMessage,
+    "subscribe": SubscribeMessage,
+    "unsubscribe": UnsubscribeMessage,
+    "txn-status": TxnStatusMessage,
+}
 
 
 _LISTS = {"search": "search_request", "subscribe": "subscribe_request", "unsubscribe": "subscription_codes"}
@@ -171,10 +215,14 @@ def parse_request(
         raise EnvelopeError("the body must be a JSON object with header and message")
     if not isinstance(body.get("header"), dict) or not isinstance(body.get("message"), dict):
         raise EnvelopeError("the envelope needs a header object and a message object")
-    listed = body["message"].get(_LISTS[action])
-    cap = max_list if action == "unsubscribe" else max_items
+    listed = body["message"].get(_LISTS.get(action, ""))
+    if action == "txn-status" and isinstance(body["message"].get("txnstatus_request"), dict):
+        listed = body["message"]["txnstatus_request"].get("attribute_value")
+    cap = max_items if action in ("search", "subscribe") else max_list
     if isinstance(listed, list) and len(listed) > cap:  # counted before a single item is looked at
-        raise EnvelopeError(f"message.{_LISTS[action]} may hold at most {cap} items")
+        raise EnvelopeError(
+            f"message.{_LISTS.get(action, 'txnstatus_request.attribute_value')} may hold at most {cap} items"
+        )
     try:
         header = Header.model_validate(body["header"])
     except ValidationError as exc:

@@ -117,11 +117,18 @@ async def post_once(
     allowlist: egress.Allowlist,
     timeout: float,
 ) -> Attempt:
-    """One signed POST, within `timeout` seconds all told: resolving the host, connecting, TLS, sending
-    and the answer's status line (its body is not read). The URL is checked again now (egress), every
-    address its host resolves to is checked, and the connection goes to a checked address: what was
-    checked is what is reached. No redirect is followed and no proxy is used."""
+    """One signed POST of `payload` (signed_request), as `post_body`."""
     body, headers = signed_request(payload, secret, delivery_id, int(time.time()), redelivery)
+    return await post_body(url, body, headers, allowlist=allowlist, timeout=timeout)
+
+
+async def post_body(
+    url: str, body: bytes, headers: Mapping[str, str], *, allowlist: egress.Allowlist, timeout: float
+) -> Attempt:
+    """One POST of `body`, within `timeout` seconds all told: resolving the host, connecting, TLS,
+    sending and the answer's status line (its body is not read). The URL is checked again now (egress),
+    every address its host resolves to is checked, and the connection goes to a checked address: what
+    was checked is what is reached. No redirect is followed and no proxy is used."""
     sent = False
 
     async def trace(event: str, _info: dict) -> None:
@@ -141,7 +148,7 @@ async def post_once(
                     "POST",
                     target,
                     content=body,
-                    headers=headers | host,
+                    headers=dict(headers) | host,
                     extensions=extensions | {"trace": trace},
                 )
                 response = await client.send(request, stream=True)

@@ -4,12 +4,13 @@ caller's scope; every answer carrying personal data is in the disclosure log bef
 import re
 
 import psycopg
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dtsen.api import clients, dci, disclosure, search
+from dtsen.api import clients, dci, disclosure, search, transactions
+from dtsen.api.callbacks import callback_of, deliver_now
 from dtsen.api.deps import AppState, Body, Caller, State, fail, program_of, too_many, version_of
 from dtsen.api.models import (
     AnswerHeader,
@@ -65,7 +66,12 @@ def _within(app: State, query: list, predicates: dict) -> None:
 
 
 def _answer_item(
-    app: State, conn: psycopg.Connection, client: clients.Client, item: SearchItem, audit: list
+    app: State,
+    conn: psycopg.Connection,
+    client: clients.Client,
+    item: SearchItem,
+    audit: list,
+    pinned: int | None,
 ) -> SearchAnswer:
     if not isinstance(item.search_criteria, dict):
         return _rejected(item, "rjct.search_criteria.invalid", "search_criteria is required")
@@ -85,7 +91,8 @@ def _answer_item(
         if criteria.query_type == "predicate":
             predicates = search.parse_predicate(criteria.query)
             _within(app, criteria.query, predicates)
-            version = version_of(conn, search.single(predicates, "version"))
+            named = search.single(predicates, "version")
+            version = version_of(conn, named) if named is not None or pinned is None else pinned
             program = program_of(app, client, search.single(predicates, "program"))
             asked = search.Search(version, program, **search.filters(predicates))
             found = search.page(conn, asked, number, size, client.fields)
@@ -108,7 +115,7 @@ def _answer_item(
                     "rjct.search_criteria.invalid",
                     'idtype-value takes {"type": "NIK", "value": "<16 digits>"}',
                 )
-            version = version_of(conn, None)
+            version = pinned if pinned is not None else version_of(conn, None)
             records = search.person(conn, version, client.programs, int(nik), client.fields)
             niks = [r.pop("_nik") for r in records]
             total, program = len(records), ",".join(sorted({r["program"] for r in records}))
@@ -139,15 +146,24 @@ def _answer_item(
     )
 
 
-def _answer(app: State, client: clients.Client, message: SearchMessage) -> JSONResponse:
+def answer_envelope(
+    app: State,
+    conn: psycopg.Connection,
+    client: clients.Client,
+    message: SearchMessage,
+    pinned: int | None = None,
+    correlation_id: str | None = None,
+) -> dict:
+    """The on-search envelope of a search message, every answer carrying personal data logged first.
+    `pinned`: the version of items whose query names none (an asynchronous search's, fixed when it was
+    received); None: the current one."""
     audit: list = []
-    with app.pool.connection() as conn:
-        answers = [_answer_item(app, conn, client, item, audit) for item in message.search_request]
-        for logged, version, program, niks in audit:
-            # every person whose record went out, whichever of their fields the scope gives
-            disclosure.record_search(
-                conn, client.client_id, logged, version, program, niks, app.key, client.fields
-            )
+    answers = [_answer_item(app, conn, client, item, audit, pinned) for item in message.search_request]
+    for logged, version, program, niks in audit:
+        # every person whose record went out, whichever of their fields the scope gives
+        disclosure.record_search(
+            conn, client.client_id, logged, version, program, niks, app.key, client.fields
+        )
     envelope = SearchAnswerEnvelope(
         header=AnswerHeader(
             **dci.answer_header(
@@ -160,11 +176,27 @@ def _answer(app: State, client: clients.Client, message: SearchMessage) -> JSONR
         ),
         message=SearchAnswerMessage(
             transaction_id=message.transaction_id,
-            correlation_id=dci.correlation_id(),
+            correlation_id=correlation_id or dci.correlation_id(),
             search_response=answers,
         ),
     )
-    return JSONResponse(envelope.body())
+    return envelope.body()
+
+
+def _answer(app: State, client: clients.Client, message: SearchMessage) -> JSONResponse:
+    with app.pool.connection() as conn:
+        return JSONResponse(answer_envelope(app, conn, client, message))
+
+
+def _within_rate(app: State, client: clients.Client, message: SearchMessage) -> None:
+    """Each item is a page, so each counts against the client's rate (the request itself took one)."""
+    if more := len(message.search_request) - 1:
+        if len(message.search_request) > client.rate_per_minute:
+            raise fail(
+                400, "err.request.bad", f"this client may ask for {client.rate_per_minute} pages a minute"
+            )
+        if wait := app.limits.take(f"client:{client.client_id}", client.rate_per_minute, more):
+            raise too_many(wait)
 
 
 @router.post("/registry/sync/search")
@@ -173,14 +205,32 @@ async def sync_search(client: Caller, body: Body, app: AppState):
         header, message = parse_request(body, "search", app.cfg.api_max_items, app.cfg.api_max_list_length)
     except dci.EnvelopeError as exc:
         raise fail(400, exc.code, str(exc)) from exc
-    # each item is a page, so each counts against the client's rate (the request itself took one)
-    if more := len(message.search_request) - 1:
-        if len(message.search_request) > client.rate_per_minute:
-            raise fail(
-                400, "err.request.bad", f"this client may ask for {client.rate_per_minute} pages a minute"
-            )
-        if wait := app.limits.take(f"client:{client.client_id}", client.rate_per_minute, more):
-            raise too_many(wait)
+    _within_rate(app, client, message)
     # the warehouse is read on a worker thread: on the event loop, one slow page would hold up
     # every other request of this process
     return await run_in_threadpool(_answer, app, client, message)
+
+
+def _take_search(app: State, client: clients.Client, message: SearchMessage, callback: str) -> str:
+    with app.pool.connection() as conn:
+        version = version_of(conn, None)  # the answer is of the version current now, whenever it is sent
+        items = [item.model_dump(mode="json") for item in message.search_request]
+        return transactions.open_search(
+            conn, client.client_id, message.transaction_id, items, version, callback, app.key
+        )
+
+
+@router.post("/registry/search")
+async def async_search(client: Caller, body: Body, app: AppState, background: BackgroundTasks):
+    """DCI asynchronous search: an ACK with the transaction's correlation_id now; the on-search envelope
+    is POSTed to header.sender_uri (the callback rules apply) when it is ready, retried if it does not
+    arrive, and `txn/status` tells where it stands."""
+    try:
+        header, message = parse_request(body, "search", app.cfg.api_max_items, app.cfg.api_max_list_length)
+    except dci.EnvelopeError as exc:
+        raise fail(400, exc.code, str(exc)) from exc
+    callback = await callback_of(header)
+    _within_rate(app, client, message)
+    correlation = await run_in_threadpool(_take_search, app, client, message, callback)
+    background.add_task(deliver_now, app, correlation)
+    return transactions.ack(correlation)
