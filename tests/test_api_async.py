@@ -37,7 +37,7 @@ class Receiver:
     """A client's callback endpoint: a real HTTP server that keeps each POSTed JSON body, answering
     with `answers` in turn (then 200)."""
 
-    def __init__(self, *answers: int) -> None:
+    def __init__(self, *answers: int | tuple[int, str]) -> None:
         self.calls: list[dict] = []
         self.answers = list(answers)
         outer = self
@@ -46,7 +46,10 @@ class Receiver:
             def do_POST(self):  # noqa: N802 (http.server's hook name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.calls.append(json.loads(body))
-                self.send_response(outer.answers.pop(0) if outer.answers else 200)
+                answer = outer.answers.pop(0) if outer.answers else 200
+                self.send_response(answer[0] if isinstance(answer, tuple) else answer)
+                if isinstance(answer, tuple):  # (status, Location)
+                    self.send_header("Location", answer[1])
                 self.end_headers()
 
             def log_message(self, *args):
@@ -85,7 +88,7 @@ def published(module_warehouse, tmp_path_factory):
 def receiver():
     made: list[Receiver] = []
 
-    def make(*answers: int) -> Receiver:
+    def make(*answers: int | tuple[int, str]) -> Receiver:
         made.append(Receiver(*answers))
         return made[-1]
 
@@ -413,3 +416,76 @@ def test_a_real_api_process_answers_an_async_search_by_callback(published, recei
             (call,) = callback.wait(1)
     assert call["message"]["correlation_id"] == correlation
     assert call["message"]["search_response"][0]["data"]["reg_records"]
+
+
+def test_a_callback_that_redirects_is_not_followed_and_given_up(http, published, receiver):
+    auth = api_bearer(http, "bpjs", published["secrets"]["bpjs"])
+    inside = receiver()  # where the redirect points: an address the API must not be led to
+    callback = receiver((307, inside.url), (302, inside.url))
+    item = dci_item(dci_predicate(("desil", "le", 2)), "r-9")
+    correlation = _ack(
+        http.post("/registry/search", headers=auth, json=_async(dci_envelope(item), callback.url))
+    )
+    callback.wait(1)
+    time.sleep(1)  # five retry periods
+    assert len(callback.calls) == 1 and inside.calls == []
+    assert _sql(
+        published, "SELECT delivery, last_error FROM api.txn WHERE correlation_id = %s", correlation
+    ) == [("failed", "HTTP 307")]
+
+
+def test_a_client_cannot_end_or_subscribe_to_what_is_not_its_own(http, published, receiver):
+    bpjs = api_bearer(http, "bpjs", published["secrets"]["bpjs"])
+    other = api_bearer(http, "other", published["secrets"]["other"])
+    envelope = dci_envelope(action="subscribe", transaction="sub-own")
+    envelope["header"]["sender_uri"] = receiver().url
+    envelope["message"]["subscribe_request"] = [
+        {
+            "reference_id": "s-own",
+            "timestamp": envelope["header"]["message_ts"],
+            "subscribe_criteria": {"reg_event_type": "dtsen:VersionPublished"},
+        }
+    ]
+    made = http.post("/registry/sync/subscribe", headers=bpjs, json=envelope).json()
+    (code,) = [s["code"] for s in made["message"]["subscribe_response"][0]["subscriptions"]]
+    # another client names bpjs's code: not its own, so unknown to it, and the subscription lives on
+    ending = dci_envelope(action="unsubscribe", transaction="unsub-other")
+    ending["message"]["subscription_codes"] = [code]
+    answer = http.post("/registry/sync/unsubscribe", headers=other, json=ending).json()
+    assert answer["header"]["status"] == "rjct" and answer["message"]["subscription_status"] == []
+    assert _sql(published, "SELECT cancelled_at IS NULL FROM api.subscription WHERE code = %s", code) == [
+        (True,)
+    ]
+    # nor may it subscribe to a program outside its scope, by name
+    envelope["message"]["subscribe_request"][0]["subscribe_criteria"]["filter"] = {"program": "pbi_jk"}
+    refused = http.post("/registry/sync/subscribe", headers=other, json=envelope)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "err.request.forbidden"
+    assert _sql(published, "SELECT count(*) FROM api.subscription WHERE client_id = 'other'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "attribute, value",
+    [
+        ("kode_wilayah", "3674' OR '1'='1"),
+        ("kode_wilayah", ["3674", "36'); DROP TABLE api.disclosure; --"]),
+        ("desil", "1 OR 1=1"),
+        ("version", "1; DELETE FROM api.client"),
+        ("program", "pbi_jk' --"),
+    ],
+)
+def test_sql_metacharacters_in_a_predicate_are_refused_or_bound(http, published, attribute, value):
+    auth = api_bearer(http, "bpjs", published["secrets"]["bpjs"])
+    op = "in" if isinstance(value, list) else "eq"
+    answer = http.post(
+        "/registry/sync/search",
+        headers=auth,
+        json=dci_envelope(dci_item(dci_predicate((attribute, op, value)))),
+    )
+    # a 4xx, or the item rejected: never records, never a 500
+    if answer.status_code == 200:
+        (item,) = answer.json()["message"]["search_response"]
+        assert item["status"] == "rjct", item
+    else:
+        assert 400 <= answer.status_code < 500, answer.text
+    assert _sql(published, "SELECT count(*) FROM api.client WHERE client_id = 'bpjs'") == [(1,)]
+    assert _sql(published, "SELECT to_regclass('api.disclosure') IS NOT NULL") == [(True,)]

@@ -178,14 +178,15 @@ def processed(conn: psycopg.Connection, correlation_id: str, status: str, messag
 
 def delivered(conn: psycopg.Connection, correlation_id: str, attempt: webhook.Attempt, last_try: bool) -> str:
     """The outcome of one POST: `delivered`, `pending` (tried again later) or `failed` (given up:
-    refused destination, a 4xx other than 408/429, or the last attempt). The sealed items go when the
+    refused destination, a redirect, a 4xx other than 408/429, or the last attempt). The sealed items go when the
     transaction is over."""
     if attempt.delivered:
         state = "delivered"
     elif (
         last_try
         or (attempt.error or "").startswith("refused:")
-        or (attempt.status is not None and 400 <= attempt.status < 500 and attempt.status not in (408, 429))
+        # a redirect is not followed (it could point anywhere, inside too): the receiver's URL is wrong
+        or (attempt.status is not None and 300 <= attempt.status < 500 and attempt.status not in (408, 429))
     ):
         state = "failed"
     else:
