@@ -56,6 +56,9 @@ class Settings:
     api_disclosure_key: (
         str | None
     )  # keys the persons' hashes in the disclosure log; the API refuses to start without
+    api_signing_key: str | None  # the registry API's Ed25519 private key (base64 seed): signs its answers
+    api_require_signed_requests: bool  # every client must sign its envelopes, keyless ones too
+    api_signature_max_age_seconds: int  # a signature is valid at most this long after it is created
     callback_signing_key: str | None  # derives subscribers' callback secrets (API and notify step)
     callback_allowlist: Allowlist  # callback/webhook destinations allowed although http or not public
     max_subscriptions_per_client: int  # live subscriptions one registry API client may hold
@@ -85,6 +88,12 @@ def _number(
         return value
 
     return parse
+
+
+def _flag(raw: str | None) -> bool:
+    if raw not in ("0", "1"):
+        raise ValueError("it is 0 or 1")
+    return raw == "1"
 
 
 @dataclass(frozen=True)
@@ -383,6 +392,36 @@ SETTINGS: tuple[Setting, ...] = (
         "secret key of the disclosure log: each disclosed person is kept as an HMAC of the NIK under it "
         "(keep it as safe as the registry; losing it loses `dtsen disclosures --nik`)",
         lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_API_SIGNING_KEY",
+        "api_signing_key",
+        None,
+        "unset: the API refuses to start",
+        "the registry API's Ed25519 private key, the base64 of its raw 32-byte seed (`dtsen api-signing-key "
+        "generate` makes one): it signs every DCI answer (`signature`, docs/registry-api.md); program teams "
+        "verify with its public key (`dtsen api-signing-key show`, `GET /registry/signing-key`). A key of its "
+        "own, in the API's container only",
+        lambda raw, _: raw or None,
+    ),
+    Setting(
+        "DTSEN_API_REQUIRE_SIGNED_REQUESTS",
+        "api_require_signed_requests",
+        "0",
+        "`0`",
+        "`1`: every registry API client must sign its envelopes (an unsigned one is refused, HTTP 401 "
+        "`err.signature.missing`); `0`: only the clients with a registered public key must (`dtsen api-client "
+        "set-key`), and a keyless client's signature is refused as one that cannot be verified",
+        lambda raw, _: _flag(raw),
+    ),
+    Setting(
+        "DTSEN_API_SIGNATURE_MAX_AGE_SECONDS",
+        "api_signature_max_age_seconds",
+        "300",
+        "300",
+        "the longest a signed registry API envelope is valid: a request whose signature's `expires` is more "
+        "than this after its `created` is refused; the API's own answers expire this long after they are signed",
+        _number(int, 10, 86_400),
     ),
     Setting(
         "DTSEN_CALLBACK_SIGNING_KEY",

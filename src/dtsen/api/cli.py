@@ -1,4 +1,5 @@
-"""`dtsen api`, `dtsen api-client ...` and `dtsen disclosures ...` (added to the `dtsen` command)."""
+"""`dtsen api`, `dtsen api-client ...`, `dtsen api-signing-key ...` and `dtsen disclosures ...` (added to
+the `dtsen` command)."""
 
 from __future__ import annotations
 
@@ -75,9 +76,17 @@ def cmd_client(args: argparse.Namespace) -> int:
                 [f.strip() for f in args.fields.split(",") if f.strip()],
                 args.rate,
                 _known_programs(),
+                args.public_key,
             )
         elif args.client_command == "rotate":
             secret = clients.rotate_secret(conn, args.id)
+        elif args.client_command == "set-key":
+            clients.set_signing_key(conn, args.id, None if args.remove else args.public_key)
+            if args.remove:
+                print(f"client {args.id}: no signing key registered; its requests are taken unsigned")
+            else:
+                print(f"client {args.id}: requests must be signed with key id {_key_id(args.public_key)}")
+            return 0
         elif args.client_command == "revoke":
             clients.revoke_client(conn, args.id)
             print(f"client {args.id} revoked: its tokens no longer work")
@@ -85,14 +94,45 @@ def cmd_client(args: argparse.Namespace) -> int:
         else:
             for c in clients.list_clients(conn):
                 state = f"revoked {c['revoked_at']:%Y-%m-%d}" if c["revoked_at"] else "active"
+                key = _key_id(c["signing_public_key"]) if c["signing_public_key"] else "none"
                 print(
                     f"{c['client_id']:<24} {state:<18} programs {','.join(c['programs']):<24} "
-                    f"fields {','.join(c['fields'])}  {c['rate_per_minute']}/min  ({c['name']})"
+                    f"fields {','.join(c['fields'])}  {c['rate_per_minute']}/min  signing key {key}  "
+                    f"({c['name']})"
                 )
             return 0
     print(f"client_id     {args.id}")
     print(f"client_secret {secret}")
     print("The secret is shown once and stored only as a hash: hand it to the program team now.")
+    return 0
+
+
+def _key_id(public_key: str) -> str:
+    from dtsen.api import signing
+
+    return signing.key_id(signing.public_key(public_key))
+
+
+def cmd_signing_key(args: argparse.Namespace) -> int:
+    """The registry's own signing key: `show` its public half (for program teams), or `generate` a new
+    private key for the secrets store (printed once, kept nowhere)."""
+    from dtsen.api import signing
+
+    if args.key_command == "generate":
+        private = signing.generate_private_key_text()
+        signer = signing.Signer(private, 1)
+        print(f"DTSEN_API_SIGNING_KEY={private}")
+        print(f"kid        {signer.kid}")
+        print(f"public_key {signer.public_key_text()}")
+        print(
+            "The private key is shown once and kept nowhere: put it in the API's secrets (.env) now. Program "
+            "teams verify answers with the public key (GET /registry/signing-key, `dtsen api-signing-key show`)."
+        )
+        return 0
+    signer = signing.Signer(settings().api_signing_key, 1)
+    print(f"kid        {signer.kid}")
+    print(f"algorithm  {signing.ALGORITHM}")
+    print(f"public_key {signer.public_key_text()}")
     return 0
 
 
@@ -159,7 +199,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     api.set_defaults(func=opens_warehouse(cmd_api))
 
-    client = sub.add_parser("api-client", help="the registry API's clients: create, rotate, revoke, list")
+    client = sub.add_parser(
+        "api-client", help="the registry API's clients: create, set-key, rotate, revoke, list"
+    )
     actions = client.add_subparsers(dest="client_command", required=True)
     create = actions.add_parser("create", help="a new client; prints its secret once")
     create.add_argument("--id", required=True, help="client id (lower-case letters, digits, . _ -)")
@@ -171,6 +213,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help=f"comma-separated fields it receives, of {', '.join(FIELDS)} (default: {','.join(DEFAULT_FIELDS)})",
     )
     create.add_argument("--rate", type=int, default=600, help="requests per minute (default 600)")
+    create.add_argument(
+        "--public-key",
+        help="the Ed25519 public key the client signs its envelopes with (base64 of its raw 32 bytes); "
+        "with one, its unsigned requests are refused",
+    )
+    set_key = actions.add_parser(
+        "set-key", help="register or replace the public key a client signs its envelopes with"
+    )
+    set_key.add_argument("--id", required=True)
+    given = set_key.add_mutually_exclusive_group(required=True)
+    given.add_argument("--public-key", help="base64 of the raw 32-byte Ed25519 public key")
+    given.add_argument(
+        "--remove", action="store_true", help="no key: the client's requests are taken unsigned"
+    )
     for name, text in (
         ("rotate", "a new secret; the old one and its tokens stop working"),
         ("revoke", "end a client"),
@@ -179,6 +235,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action.add_argument("--id", required=True)
     actions.add_parser("list", help="every client and its scope")
     client.set_defaults(func=opens_warehouse(cmd_client))
+
+    key = sub.add_parser(
+        "api-signing-key", help="the registry API's own signing key: show its public key, or generate one"
+    )
+    key_actions = key.add_subparsers(dest="key_command", required=True)
+    key_actions.add_parser(
+        "show", help="the public key and kidId of DTSEN_API_SIGNING_KEY, for program teams"
+    )
+    key_actions.add_parser("generate", help="a new private key for DTSEN_API_SIGNING_KEY; printed once")
+    key.set_defaults(func=cmd_signing_key)
 
     disclosures = sub.add_parser("disclosures", help="which records went to whom (the disclosure log)")
     disclosures.add_argument("--client", help="what went to this client")

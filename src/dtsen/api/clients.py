@@ -3,7 +3,8 @@
 A client's secret is shown once (at creation or rotation) and kept only as a scrypt hash; a token is
 an opaque random string kept only as its sha256, with an expiry. Revoking a client, or rotating its
 secret, ends its tokens at once. A client's scope is its programs and the recipient fields it is
-given (names only where the scope says so).
+given (names only where the scope says so). A client may register the Ed25519 public key it signs its
+envelopes with (dtsen.api.signing): the API then refuses its unsigned or badly signed requests.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Client:
     programs: tuple[str, ...]
     fields: tuple[str, ...]
     rate_per_minute: int
+    signing_public_key: str | None = None  # base64 of the raw Ed25519 public key; None: none registered
 
 
 def hash_secret(secret: str) -> str:
@@ -81,6 +83,14 @@ def _check_scope(programs: list[str], fields: list[str], known_programs: set[str
         )
 
 
+def checked_public_key(text: str) -> str:
+    """An Ed25519 public key as the base64 of its raw 32 bytes, in its canonical form (DataError,
+    without the value, if it is not one)."""
+    from dtsen.api import signing
+
+    return signing.public_key_text(signing.public_key(text, "the public key"))
+
+
 def create_client(
     conn: psycopg.Connection,
     client_id: str,
@@ -89,14 +99,17 @@ def create_client(
     fields: list[str],
     rate_per_minute: int,
     known_programs: set[str],
+    signing_public_key: str | None = None,
 ) -> str:
-    """Register a client; returns its secret (shown once, never stored)."""
+    """Register a client (with the public key it signs its envelopes with, if given); returns its
+    secret (shown once, never stored)."""
     _check_scope(programs, fields, known_programs)
+    key = checked_public_key(signing_public_key) if signing_public_key is not None else None
     secret = secrets.token_urlsafe(32)
     try:
         conn.execute(
-            "INSERT INTO api.client (client_id, name, secret_hash, programs, fields, rate_per_minute) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO api.client (client_id, name, secret_hash, programs, fields, rate_per_minute, "
+            "signing_public_key) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (
                 client_id,
                 name,
@@ -104,6 +117,7 @@ def create_client(
                 sorted(set(programs)),
                 list(dict.fromkeys(fields)),
                 rate_per_minute,
+                key,
             ),
         )
     except psycopg.errors.UniqueViolation as exc:
@@ -129,6 +143,19 @@ def rotate_secret(conn: psycopg.Connection, client_id: str) -> str:
     return secret
 
 
+def set_signing_key(conn: psycopg.Connection, client_id: str, signing_public_key: str | None) -> None:
+    """Register (or replace) the public key a client signs its envelopes with; None removes it, and
+    the client's requests are then taken unsigned (unless DTSEN_API_REQUIRE_SIGNED_REQUESTS)."""
+    key = checked_public_key(signing_public_key) if signing_public_key is not None else None
+    updated = conn.execute(
+        "UPDATE api.client SET signing_public_key = %s WHERE client_id = %s AND revoked_at IS NULL "
+        "RETURNING client_id",
+        (key, client_id),
+    ).fetchone()
+    if not updated:
+        raise DataError(f"no active client {client_id}")
+
+
 def revoke_client(conn: psycopg.Connection, client_id: str) -> None:
     """The client can no longer get tokens, and its tokens stop working now."""
     updated = conn.execute(
@@ -142,8 +169,8 @@ def revoke_client(conn: psycopg.Connection, client_id: str) -> None:
 
 def list_clients(conn: psycopg.Connection) -> list[dict]:
     rows = conn.execute(
-        "SELECT client_id, name, programs, fields, rate_per_minute, created_at, rotated_at, revoked_at "
-        "FROM api.client ORDER BY client_id"
+        "SELECT client_id, name, programs, fields, rate_per_minute, created_at, rotated_at, revoked_at, "
+        "signing_public_key FROM api.client ORDER BY client_id"
     ).fetchall()
     keys = (
         "client_id",
@@ -154,6 +181,7 @@ def list_clients(conn: psycopg.Connection) -> list[dict]:
         "created_at",
         "rotated_at",
         "revoked_at",
+        "signing_public_key",
     )
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -181,11 +209,12 @@ def issue_token(conn: psycopg.Connection, client_id: str, secret: str, minutes: 
 def client_for_token(conn: psycopg.Connection, token: str) -> Client | None:
     """The client a bearer token belongs to, if it is unexpired and the client not revoked."""
     row = conn.execute(
-        "SELECT c.client_id, c.name, c.programs, c.fields, c.rate_per_minute FROM api.token t "
+        "SELECT c.client_id, c.name, c.programs, c.fields, c.rate_per_minute, c.signing_public_key "
+        "FROM api.token t "
         "JOIN api.client c USING (client_id) "
         "WHERE t.token_hash = %s AND t.expires_at > now() AND c.revoked_at IS NULL",
         (_token_hash(token),),
     ).fetchone()
     if row is None:
         return None
-    return Client(row[0], row[1], tuple(row[2]), tuple(row[3]), row[4])
+    return Client(row[0], row[1], tuple(row[2]), tuple(row[3]), row[4], row[5])
