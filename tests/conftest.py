@@ -88,6 +88,16 @@ def outbox(tmp_path_factory, monkeypatch_session) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def api_signing_key(monkeypatch_session) -> str:
+    """The registry API signs its answers and refuses to start without a key: every API a test starts,
+    in process or in a process of its own, gets the tests' key unless the test says otherwise."""
+    from tests.factories import API_SIGNING_KEY
+
+    monkeypatch_session.setenv("DTSEN_API_SIGNING_KEY", API_SIGNING_KEY)
+    return API_SIGNING_KEY
+
+
 @pytest.fixture
 def db(warehouse_url: str) -> Iterator[psycopg.Connection]:
     """A connection to the session warehouse; whatever the test leaves uncommitted is rolled back."""

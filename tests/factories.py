@@ -421,6 +421,9 @@ def airflow_beside_a_warehouse(
 # -- the registry API: DCI requests, a published version to serve --------------------------------
 
 DCI_NOW = "2026-12-03T10:00:00+07:00"
+# the registry API's own signing key in the tests (DTSEN_API_SIGNING_KEY, set for the whole session by
+# conftest.py): the base64 of a fixed 32-byte Ed25519 seed, so every API the tests start has one
+API_SIGNING_KEY = "ZHRzZW4tdGVzdHMtcmVnaXN0cnktc2lnbmluZy1rZXk="
 
 
 def dci_envelope(*items: dict, action: str = "search", transaction: str = "txn-1") -> dict:
@@ -491,7 +494,7 @@ def running_registry_api(
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "dtsen", "api", "--port", str(port)],
-        env=env,
+        env={"DTSEN_API_SIGNING_KEY": API_SIGNING_KEY} | env,  # the API refuses to start without a key
         stdout=out,
         stderr=subprocess.STDOUT,
     )

@@ -193,6 +193,7 @@ def test_check_deployment_refuses_placeholders_unless_a_trial_says_so():
     strong = {name: secrets.token_hex(24) for name in SECRETS}
     strong["AIRFLOW_FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
     strong["MAILPIT_UI_AUTH"] = "dataops:" + secrets.token_hex(16)
+    strong["DTSEN_API_SIGNING_KEY"] = base64.b64encode(os.urandom(32)).decode()
     assert run(strong).returncode == 0
     assert run({}).returncode == 1  # nothing set at all
 
@@ -278,6 +279,8 @@ def test_the_disclosure_key_is_in_the_registry_api_only_and_the_signing_key_wher
         "notify-retry",  # ... and signs them again
         "airflow-init",
     }
+    # the registry's private key signs its answers: in the API's container only
+    assert _holders("DTSEN_API_SIGNING_KEY") == {"registry-api", "airflow-init"}
 
 
 def test_nothing_is_published_in_plain_http_beyond_loopback():

@@ -134,6 +134,17 @@ def test_the_local_disclosure_key_is_made_once_kept_private_and_the_environments
     assert local_disclosure_key(tmp_path) == "the-deployments-own-key-0123456789"
 
 
+def test_the_local_api_signing_key_is_an_ed25519_key_made_once_and_kept_private(tmp_path, monkeypatch):
+    from dtsen.api.signing import Signer
+    from dtsen_dev.local_airflow import local_api_signing_key
+
+    monkeypatch.delenv("DTSEN_API_SIGNING_KEY", raising=False)
+    made = local_api_signing_key(tmp_path)
+    assert local_api_signing_key(tmp_path) == made
+    assert (tmp_path / "api-signing-key").stat().st_mode & 0o077 == 0
+    assert Signer(made, 300).public_key_text()  # a key the API starts with
+
+
 # A process tree shaped like airflow standalone's: a child that starts workers, one of them in a process
 # group of its own (as Airflow's task supervisor puts each task), one ignoring SIGTERM; it writes their pids.
 TREE = """
@@ -362,7 +373,13 @@ def test_a_round_triggered_from_the_form_and_approved_in_the_ui_is_announced_to_
             k: v
             for k, v in os.environ.items()
             if not k.startswith("AIRFLOW")
-            and k not in ("DTSEN_API_DISCLOSURE_KEY", "DTSEN_CALLBACK_SIGNING_KEY", "DTSEN_APPROVERS")
+            and k
+            not in (
+                "DTSEN_API_DISCLOSURE_KEY",
+                "DTSEN_CALLBACK_SIGNING_KEY",
+                "DTSEN_API_SIGNING_KEY",
+                "DTSEN_APPROVERS",
+            )
         }
         | {"DTSEN_HOME": str(home), "DTSEN_AUDIT_CONFIG": str(strict)},
         stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)

@@ -377,6 +377,7 @@ def test_check_deployment_requires_a_signing_key_of_its_own(tmp_path):
     strong = {name: secrets.token_hex(24) for name in SECRETS}
     strong["AIRFLOW_FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
     strong["MAILPIT_UI_AUTH"] = "dataops:" + secrets.token_hex(16)
+    strong["DTSEN_API_SIGNING_KEY"] = base64.b64encode(os.urandom(32)).decode()
     assert insecure_settings(strong) == []
     missing = {k: v for k, v in strong.items() if k != "DTSEN_CALLBACK_SIGNING_KEY"}
     assert any(p.startswith("DTSEN_CALLBACK_SIGNING_KEY") for p in insecure_settings(missing))

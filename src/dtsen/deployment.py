@@ -30,6 +30,15 @@ SECRETS: dict[str, str] = {
     "MAILPIT_UI_AUTH": "user:password of the trial mail catcher's web UI",
     "DTSEN_API_DISCLOSURE_KEY": "the registry API's disclosure-log key",
     "DTSEN_CALLBACK_SIGNING_KEY": "the key registry API subscribers' callback secrets are derived from",
+    "DTSEN_API_SIGNING_KEY": "the registry API's Ed25519 private key (signs its answers)",
+}
+# keys of a fixed form, judged by their 32 bytes: (decoder, what the value must be)
+KEY_FORMS = {
+    "AIRFLOW_FERNET_KEY": (base64.urlsafe_b64decode, "a Fernet key (32 url-safe base64-encoded bytes)"),
+    "DTSEN_API_SIGNING_KEY": (
+        lambda raw: base64.b64decode(raw, validate=True),
+        "an Ed25519 private key (the base64 of 32 bytes: `dtsen api-signing-key generate`)",
+    ),
 }
 # keys kept apart so that one leaking (the signing key sits in every Airflow worker) gives nothing of
 # the other (the disclosure key stays in the registry API's container)
@@ -54,11 +63,13 @@ WELL_KNOWN = {
 PLACEHOLDER_PREFIX = "change-me"  # what .env.example holds
 
 
-def _fernet_key_ok(value: str) -> bool:
+def _key_bytes(name: str, value: str) -> bytes | None:
+    """The 32 bytes of a key of KEY_FORMS; None if the value is not one."""
     try:
-        return len(base64.urlsafe_b64decode(value.encode())) == 32
+        raw = KEY_FORMS[name][0](value.encode())
     except (binascii.Error, ValueError):
-        return False
+        return None
+    return raw if len(raw) == 32 else None
 
 
 def insecure_settings(env: Mapping[str, str]) -> list[str]:
@@ -71,9 +82,9 @@ def insecure_settings(env: Mapping[str, str]) -> list[str]:
             problems.append(f"{name} ({meaning}) is not set")
         elif secret.lower().startswith(PLACEHOLDER_PREFIX) or secret.lower() in WELL_KNOWN:
             problems.append(f"{name} ({meaning}) is still a placeholder or well-known default")
-        elif name == "AIRFLOW_FERNET_KEY" and not _fernet_key_ok(value):
-            problems.append(f"{name} is not a Fernet key (32 url-safe base64-encoded bytes)")
-        elif name != "AIRFLOW_FERNET_KEY" and len(secret) < MIN_LENGTH:
+        elif name in KEY_FORMS and _key_bytes(name, value) is None:
+            problems.append(f"{name} is not {KEY_FORMS[name][1]}")
+        elif name not in KEY_FORMS and len(secret) < MIN_LENGTH:
             problems.append(f"{name} ({meaning}) is shorter than {MIN_LENGTH} characters")
         elif (strength := _strength(name, secret)).bits < MIN_BITS:
             problems.append(
@@ -87,8 +98,8 @@ def insecure_settings(env: Mapping[str, str]) -> list[str]:
 
 
 def _strength(name: str, secret: str):
-    if name == "AIRFLOW_FERNET_KEY":  # judged by its 32 bytes: 32 zero bytes are valid base64, yet no key
-        return estimate(base64.urlsafe_b64decode(secret.encode()).decode("latin-1"))
+    if name in KEY_FORMS:  # judged by its 32 bytes: 32 zero bytes are valid base64, yet no key
+        return estimate(_key_bytes(name, secret).decode("latin-1"))
     return estimate(secret)
 
 
@@ -101,7 +112,8 @@ def check_deployment(env: Mapping[str, str]) -> tuple[bool, list[str]]:
         return True, [f"WARNING (trial only, {ALLOW_INSECURE}=1): {p}" for p in problems]
     return False, [
         *problems,
-        "Set them in .env (see .env.example; e.g. `openssl rand -hex 24`, and for the Fernet key "
-        "`python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`), "
+        "Set them in .env (see .env.example; e.g. `openssl rand -hex 24`, for the Fernet key "
+        "`python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`, and for "
+        "DTSEN_API_SIGNING_KEY `dtsen api-signing-key generate`), "
         f"or set {ALLOW_INSECURE}=1 for a trial on a closed machine.",
     ]

@@ -207,8 +207,16 @@ def local_callback_signing_key(home: Path) -> str:
     return settings().callback_signing_key or _local_key(home / "callback-signing-key")
 
 
-def _local_key(path: Path) -> str:
-    """A random key made once, readable by its owner only."""
+def local_api_signing_key(home: Path) -> str:
+    """DTSEN_API_SIGNING_KEY for this machine: the environment's, else an Ed25519 private key made once
+    and kept in `home`/api-signing-key (a local `dtsen api` signs its answers with it)."""
+    from dtsen.api.signing import generate_private_key_text
+
+    return settings().api_signing_key or _local_key(home / "api-signing-key", generate_private_key_text)
+
+
+def _local_key(path: Path, make=None) -> str:
+    """A random key made once (by `make`; a random url-safe string by default), readable by its owner only."""
     home = path.parent
     if not path.exists():
         import secrets
@@ -216,7 +224,7 @@ def _local_key(path: Path) -> str:
         home.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32))
+            out.write(make() if make else secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
@@ -336,12 +344,15 @@ def standalone(port: int = 8080) -> int:
         f"DAGs from {env['AIRFLOW__CORE__DAGS_FOLDER']}; warehouse {engine.describe_target(env['DTSEN_DATABASE_URL'])}"
     )
     print(f"mail goes to a local SMTP sink on 127.0.0.1:{smtp_port}, kept in {mail}/new/")
-    if not (os.environ.get("DTSEN_API_DISCLOSURE_KEY") and os.environ.get("DTSEN_CALLBACK_SIGNING_KEY")):
+    keys = ("DTSEN_API_DISCLOSURE_KEY", "DTSEN_CALLBACK_SIGNING_KEY", "DTSEN_API_SIGNING_KEY")
+    if not all(os.environ.get(k) for k in keys):
         local_disclosure_key(cfg.home)
+        local_api_signing_key(cfg.home)
         print(
             f"registry API subscribers are signed with the key in {cfg.home / 'callback-signing-key'}: run "
             f"`DTSEN_API_DISCLOSURE_KEY=$(cat {cfg.home / 'api-disclosure-key'}) "
             f"DTSEN_CALLBACK_SIGNING_KEY=$(cat {cfg.home / 'callback-signing-key'}) "
+            f"DTSEN_API_SIGNING_KEY=$(cat {cfg.home / 'api-signing-key'}) "
             f"DTSEN_CALLBACK_ALLOWLIST={LOCAL_CALLBACKS} .venv/bin/dtsen api`"
         )
     sys.stdout.flush()

@@ -2,7 +2,8 @@
 published versions, each within its scope, every disclosure logged. See docs/registry-api.md.
 
 `create_app` makes the service's state (dtsen.api.deps.State), answers every error in the DCI error
-shape (dtsen.api.dci.http_error), and mounts one router per resource (dtsen.api.routes)."""
+shape (dtsen.api.dci.http_error), signs every DCI envelope it answers with the registry's key
+(dtsen.api.signing, guards.SignResponses), and mounts one router per resource (dtsen.api.routes)."""
 
 import asyncio
 import contextlib
@@ -51,6 +52,9 @@ async def _callbacks_retried(app: FastAPI):
 
 
 def create_app(cfg: Settings | None = None) -> FastAPI:
+    from dtsen.api.guards import SignResponses
+    from dtsen.api.routes import keys  # GET /registry/signing-key: the public key, no token
+    from dtsen.api.signing import Signer
     from dtsen.programs import load_programs
     from dtsen.warehouse import engine
 
@@ -70,11 +74,16 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         key=cfg.api_disclosure_key.encode(),
         pool=Pool(engine.libpq_conninfo(engine.database_url("api")), size=8),  # the dtsen_api role's login
         known_programs=frozenset(p.id for p in load_programs(cfg.programs_path).programs),
+        # the registry's own key (DTSEN_API_SIGNING_KEY; DataError if unset or not a key)
+        signer=Signer(cfg.api_signing_key, cfg.api_signature_max_age_seconds),
     )
+    # innermost: signs each answer as its route made it
+    app.add_middleware(SignResponses, signer=app.state.dtsen.signer)
     app.add_middleware(BodyLimit, max_bytes=cfg.api_max_body_bytes)
     app.add_middleware(Unexpected)  # added last: outermost, around BodyLimit too
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for router in (oauth.router, search.router, subscriptions.router, txn.router, versions.router):
         app.include_router(router)
+    app.include_router(keys.router)
     return app

@@ -1,5 +1,6 @@
-"""What the registry API's routes depend on: the service's state (settings, disclosure key, warehouse
-pool, rate limits), a warehouse connection, and the authenticated caller with its scope."""
+"""What the registry API's routes depend on: the service's state (settings, disclosure key, signing
+key, warehouse pool, rate limits), a warehouse connection, the authenticated caller with its scope, and
+the request's envelope, its signature verified (`Body`)."""
 
 import contextlib
 import json
@@ -15,7 +16,7 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, HTTPException, Request
 
-from dtsen.api import clients, dci
+from dtsen.api import clients, dci, signing
 from dtsen.config import Settings
 
 
@@ -100,6 +101,7 @@ class State:
     key: bytes  # the disclosure log's key
     pool: Pool
     known_programs: frozenset[str]
+    signer: signing.Signer  # the registry's own key: signs every answer (guards.SignResponses)
     limits: RateLimit = field(default_factory=RateLimit)
 
 
@@ -225,4 +227,45 @@ def _depth(value: object) -> int:
     return deepest
 
 
-Body = Annotated[object, Depends(json_body)]
+def check_signature(app: State, client: clients.Client, body: object) -> None:
+    """The envelope's `signature` (dtsen.api.signing), from a client with a registered key or from
+    every client when DTSEN_API_REQUIRE_SIGNED_REQUESTS: 401 err.signature.missing without one, 401
+    err.signature.invalid unless it verifies. A keyless client's signature cannot be verified: refused,
+    rather than taken as if it had been."""
+    envelope = body if isinstance(body, dict) else {}
+    given, key = envelope.get("signature"), client.signing_public_key
+    if given is None or given == "":
+        if key is None and not app.cfg.api_require_signed_requests:
+            return
+        raise fail(401, signing.MISSING, "the envelope's signature is missing: sign the header and message")
+    if key is None:
+        raise fail(
+            401,
+            signing.INVALID,
+            "this client has no registered key to verify its signature with: ask the registry's "
+            "administrators to register your public key"
+            + ("" if app.cfg.api_require_signed_requests else ", or send an empty signature"),
+        )
+    try:
+        signing.verify(
+            given,
+            envelope.get("header"),
+            envelope.get("message"),
+            signing.public_key(key),
+            sender_id=client.client_id,
+            key_id=signing.key_id(key),
+            max_age_seconds=app.cfg.api_signature_max_age_seconds,
+        )
+    except signing.SignatureError as exc:
+        raise fail(401, exc.code, str(exc)) from exc
+
+
+async def signed_body(request: Request, client: Caller, app: AppState) -> object:
+    """The request's JSON body (json_body), its signature checked for the caller (check_signature)."""
+    body = await json_body(request)
+    check_signature(app, client, body)
+    return body
+
+
+# every envelope route takes its body through this: no route can forget the signature
+Body = Annotated[object, Depends(signed_body)]

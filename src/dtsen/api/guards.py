@@ -1,7 +1,8 @@
 """ASGI guards of the registry API, outside its routes: a request body is refused (413) by its
 Content-Length before it is read, or as soon as a chunked body grows past the cap, so no request,
 authenticated or not, can make the server hold more than DTSEN_API_MAX_BODY_BYTES of it; and an
-unexpected error is answered (500, in the DCI error shape) and logged without a value (`Unexpected`)."""
+unexpected error is answered (500, in the DCI error shape) and logged without a value (`Unexpected`);
+and every DCI envelope answered goes out signed with the registry's key (`SignResponses`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import traceback
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dtsen.api import dci
@@ -122,3 +124,52 @@ class Unexpected:
             log.error("unexpected error answering %s: %s", scope.get("method", "?"), error_text(exc))
             if not started:
                 await answer(send, 500, "err.service.internal", "an unexpected error: it is logged")
+
+
+class SignResponses:
+    """Innermost of the app's middleware: every 2xx JSON answer that is a DCI envelope (an object with
+    `header` and `message`) goes out with its `signature` set by the registry's key (dtsen.api.signing),
+    over the header and message as sent. An ACK (only `message`), an error and a file pass untouched."""
+
+    def __init__(self, app: ASGIApp, signer) -> None:
+        self.app, self.signer = app, signer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def sending(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                json_answer = headers.get(b"content-type", b"").lower().startswith(b"application/json")
+                if 200 <= message["status"] < 300 and json_answer:
+                    start = message  # held until the whole body is here
+                    return
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                body = b"".join(chunks)
+                if len(body) > 65536:  # parsing and rendering a large page would hold up the event loop
+                    body = await anyio.to_thread.run_sync(self._sealed, body)
+                else:
+                    body = self._sealed(body)
+                headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+                await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                message = {"type": "http.response.body", "body": body}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+    def _sealed(self, body: bytes) -> bytes:
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return body
+        if not (isinstance(answer, dict) and "header" in answer and "message" in answer):
+            return body
+        return json.dumps(self.signer.seal(answer), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
