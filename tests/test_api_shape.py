@@ -82,3 +82,39 @@ def test_a_search_answers_through_the_routers_with_its_models(http, published):
     broken = http.post("/registry/sync/search", headers=auth, json={"header": {}, "message": {}})
     assert broken.status_code == 400 and error_code(broken) == "err.request.bad"
     assert "header.message_id" in broken.json()["errors"][0]["message"]
+
+
+def test_the_openapi_contract_is_behind_a_token_and_published_as_a_current_file(http, published):
+    import json
+    import re
+    from pathlib import Path
+
+    from dtsen.api.openapi import published as published_document
+
+    # FastAPI's open documents are not served: the contract names every route and model
+    for open_path in ("/openapi.json", "/docs", "/redoc"):
+        answer = http.get(open_path)
+        assert answer.status_code == 404 and error_code(answer) == "err.request.not_found", open_path
+    assert http.get("/registry/openapi.json").status_code == 401
+    served = http.get("/registry/openapi.json", headers=api_bearer(http, "bpjs", published["secret"]))
+    assert served.status_code == 200
+    document = served.json()
+    # every route the app answers is in it, and nothing else
+    routes = {r.path for r in http.app.routes if r.path not in ("/openapi.json", "/docs", "/redoc")}
+    assert set(document["paths"]) == routes
+    # the envelope routes show their DCI models; errors are the DCI shape, never FastAPI's 422
+    search = document["paths"]["/registry/sync/search"]["post"]
+    assert search["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/SearchRequest"
+    }
+    assert "422" not in json.dumps(document["paths"])
+    assert document["paths"]["/oauth2/client/token"]["post"]["security"] == []
+    # the published file is this document (python -m dtsen.api.openapi > docs/registry-api.openapi.json)
+    root = Path(__file__).resolve().parents[1]
+    assert (
+        json.loads((root / "docs/registry-api.openapi.json").read_text()) == published_document() == document
+    )
+    # and every route is in the prose that explains it
+    prose = (root / "docs/registry-api.md").read_text()
+    undocumented = {p for p in routes if re.sub(r"\{[^}]+\}", "{", p).split("{")[0] not in prose}
+    assert undocumented == set()
