@@ -103,7 +103,7 @@ def airflow_round(scratch_database, smtp, webhook_receiver, tmp_path_factory):
         yield DagBag(dag_folder=str(PROJECT_ROOT / "dags")), work, calls
 
 
-HEAVY_MODULES = ("great_expectations", "pandas", "pyarrow", "rapidfuzz", "numpy")
+HEAVY_MODULES = ("great_expectations", "pandas", "pyarrow", "rapidfuzz", "numpy", "sklearn")
 
 
 def test_dags_parse_without_touching_the_warehouse_or_importing_heavy_modules(tmp_path):

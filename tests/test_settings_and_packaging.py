@@ -59,6 +59,18 @@ def test_the_production_lock_holds_no_development_tool_and_the_dev_lock_adds_the
     assert set(DEV_TOOLS) <= development and production <= development
 
 
+def test_the_model_fitting_library_is_a_product_dependency_pinned_in_both_locks():
+    """`dtsen model fit` runs in the image: scikit-learn (and what it needs) is in the production lock,
+    and the development environment has exactly the locked version."""
+    import importlib.metadata
+
+    production, development = _locked("requirements.lock"), _locked("requirements-dev.lock")
+    assert {"scikit-learn", "joblib", "threadpoolctl"} <= production <= development
+    pinned = re.search(r"^scikit-learn==(\S+)", (PROJECT_ROOT / "requirements.lock").read_text(), re.M)
+    assert pinned and importlib.metadata.version("scikit-learn") == pinned.group(1)
+    assert "statsmodels" not in development
+
+
 def test_the_image_installs_the_production_lock_and_only_the_product():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "--require-hashes -r requirements.lock" in dockerfile and "requirements-dev" not in dockerfile
