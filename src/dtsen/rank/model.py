@@ -1,14 +1,18 @@
 """The proxy-means-test (PMT) ranking model: a versioned JSON file, turned into SQL.
 
 A model predicts a family's log monthly per-capita expenditure as an intercept plus one term per
-feature. Features are a fixed, documented library (family attributes as stored, and aggregates over
-the family's members); the model file chooses which to use and with what coefficients:
+feature. Features are a fixed, documented library (family attributes as stored, a few derived from
+them, the family's region from its village code, and aggregates over the family's members); the model
+file chooses which to use and with what coefficients:
 
     {"feature": "jenis_lantai", "type": "category", "coefficients": {"1": 0.31, "2": 0.22}}
     {"feature": "log_luas_lantai_per_kapita", "type": "linear", "coefficient": 0.14, "default": 2.6}
 
 A category code not listed (or NULL) contributes 0: it is the reference level. A linear feature that
-is NULL takes `default`. Only feature names from the library and numbers reach the SQL, so a model
+is NULL takes `default`. Regional terms are category terms over `kode_provinsi`, `kode_kabupaten` or
+`perkotaan` (an unlisted region is the national level). Keys the model does not read (a term's
+`group`, the document's `training`, `penalty`, `regions`, `fitted_on`) are kept in the document and
+so in its hash. Only feature names from the library and numbers reach the SQL, so a model
 file cannot inject SQL. The model's hash (sha256 of its canonical JSON) is recorded in every version.
 """
 
@@ -48,6 +52,12 @@ DERIVED_FAMILY_FEATURES: dict[str, str] = {
     "log_luas_lantai_per_kapita": "ln(greatest(f.luas_lantai_m2, 1)::float8 / a.jumlah_anggota)",
     # 6600 VA and above is one class (the contract allows any value from 6600 upwards)
     "daya_listrik_kelas": "least(f.daya_listrik_va, 6600)",
+    # regions, from the 10-digit village code (category terms: a code the model does not list is the
+    # national level): province (2 digits), regency/city (4), and urban = the village's type digit,
+    # the 7th character, is 1 (kelurahan); 2 (desa) and 3 (desa adat) are rural (as ref.desa.jenis)
+    "kode_provinsi": "left(f.kode_wilayah, 2)::int",
+    "kode_kabupaten": "left(f.kode_wilayah, 4)::int",
+    "perkotaan": "(substr(f.kode_wilayah, 7, 1) = '1')::int",
 }
 FAMILY_FEATURES: dict[str, str] = {name: f"f.{name}" for name in FAMILY_ATTRIBUTES} | DERIVED_FAMILY_FEATURES
 FEATURES: dict[str, str] = FAMILY_FEATURES | {name: f"a.{name}" for name in MEMBER_FEATURES}
@@ -123,6 +133,19 @@ def family_features_query(select: str, families: str, members: str, member_featu
     FROM {families} f JOIN a ON a.no_kk = f.no_kk"""  # noqa: S608
 
 
+def feature_library_sha() -> str:
+    """A hash of the feature library (every feature's SQL, the member aggregates, the age rule and the
+    feature query around them): what a score means besides the model's own numbers."""
+    template = family_features_query("{select}", "{families}", "{members}", list(MEMBER_FEATURES))
+    library = {
+        "features": FEATURES,
+        "member_features": MEMBER_FEATURES,
+        "age_sql": AGE_SQL,
+        "query": template,
+    }
+    return hashlib.sha256(canonical_json(library).encode()).hexdigest()
+
+
 def canonical_json(document: dict) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -139,6 +162,13 @@ def _float(value: object, where: str) -> float:
     return float(value)
 
 
+def _code(value: object, where: str) -> int:
+    try:
+        return int(value)  # JSON object keys are strings: "32" -> 32
+    except (TypeError, ValueError):
+        raise ModelError(f"{where}: category code {value!r} is not an integer") from None
+
+
 def parse_model(document: dict) -> RankingModel:
     """Check a model document and build the model; errors name the offending entry."""
     try:
@@ -149,7 +179,9 @@ def parse_model(document: dict) -> RankingModel:
                 raise ModelError(f"{where}: unknown feature; known: {', '.join(sorted(FEATURES))}")
             kind = raw.get("type")
             if kind == "category":
-                coefficients = {int(code): _float(c, where) for code, c in raw["coefficients"].items()}
+                coefficients = {
+                    _code(code, where): _float(c, where) for code, c in raw["coefficients"].items()
+                }
                 terms.append(
                     Term(raw["feature"], kind, coefficients, 0.0, 0.0, raw.get("mean_contribution", 0.0))
                 )
