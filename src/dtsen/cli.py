@@ -235,12 +235,27 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 4 if problems else 0
 
 
+def _explained_model(conn, version: int | None, file):
+    """The model the version was ranked with, from the warehouse; else the adopted one, else the file
+    (explain notes when the version's checksum differs from the model it is given)."""
+    from dtsen.model.store import adopted, model_of_version
+    from dtsen.rank.model import load_model
+
+    if version is None:
+        version = conn.execute("SELECT version FROM publish.current_version").fetchone()
+        version = version[0] if version else None
+    model = model_of_version(conn, version) if version is not None else None
+    if model is None:
+        current = adopted(conn)
+        model = current[1] if current else load_model(file)
+    return model
+
+
 @opens_warehouse
 def cmd_explain(args: argparse.Namespace) -> int:
     from dtsen.config import settings
     from dtsen.programs import load_programs
     from dtsen.publish.explain import ExplainError, explain
-    from dtsen.rank.model import load_model
     from dtsen.warehouse import engine
 
     cfg = settings()
@@ -259,7 +274,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 conn,
                 int(args.nik),
                 args.version,
-                load_model(cfg.ranking_model_path),
+                _explained_model(conn, args.version, cfg.ranking_model_path),
                 load_programs(cfg.programs_path),
             )
         except ExplainError as exc:
@@ -355,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtsen.notify.cli import add_commands as add_notify_commands
 
     add_notify_commands(sub)  # dtsen notify-retry
+    from dtsen.model.cli import add_commands as add_model_commands
+
+    add_model_commands(sub)  # dtsen model list|show|adopt|fit
     return parser
 
 

@@ -197,7 +197,10 @@ SETTINGS: tuple[Setting, ...] = (
         "ranking_model_path",
         None,
         "`config/ranking/pmt-v1.json`",
-        "the PMT ranking model (its sha256 is recorded in every version)",
+        "the PMT ranking model a warehouse starts with: the first candidate registers it as model 1, "
+        "adopted by the system; after a person adopts a model (`dtsen model adopt`), the adopted one "
+        "ranks and this file is used again only once adopted (`dtsen model adopt --file`). Every "
+        "version names its model and sha256",
         _path(lambda _: DEFAULT_RANKING_MODEL),
     ),
     Setting(

@@ -441,16 +441,16 @@ def _delivered_before(conn, topic_prefix: str) -> int:
 def _candidate(conn, ctx: RoundContext):
     """Build and audit the round's candidate inside the caller's transaction."""
     from dtsen.integrity.config import load_integrity
+    from dtsen.model.store import active_model
     from dtsen.programs import load_programs
     from dtsen.publish.audit import AuditConfig, audit_version
     from dtsen.publish.candidate import build_candidate
-    from dtsen.rank.model import load_model
 
     started = time.perf_counter()
     built = build_candidate(
         conn,
         ctx.round_id,
-        load_model(ctx.settings.ranking_model_path),
+        active_model(conn, ctx.settings.ranking_model_path),  # the adopted one (issue 25)
         load_programs(ctx.settings.programs_path),
         load_integrity(ctx.settings.integrity_config_path),
     )
