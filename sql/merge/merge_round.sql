@@ -170,6 +170,17 @@ FROM fam_new n
 WHERE f.no_kk = n.no_kk AND f.is_open AND coalesce(n.operasi, 'UBAH') = 'UBAH'
   AND (f.kode_wilayah IS DISTINCT FROM n.kode_wilayah OR f.alamat IS DISTINCT FROM n.alamat OR f.tanggal_pendataan IS DISTINCT FROM n.tanggal_pendataan OR {% for a in family_attributes %}f.{{ a.name }} IS DISTINCT FROM n.{{ a.name }}{% if not loop.last %} OR {% endif %}{% endfor %} OR f.pengeluaran_per_kapita IS DISTINCT FROM n.pengeluaran_per_kapita OR f.tanggal_survei IS DISTINCT FROM n.tanggal_survei);
 
+-- name: bps_measurements
+-- Every accepted BPS measurement that carries an expenditure is kept with its own survey date (the
+-- family keeps only the latest pair, and a row without expenditure moves its date alone). One per
+-- family per round (the round's winning row); a family the registry does not hold is not measured.
+INSERT INTO registry.bps_measurement (no_kk, tanggal_survei, pengeluaran_per_kapita, round_seq, submission_pk)
+SELECT b.no_kk, b.tanggal_survei, b.pengeluaran_per_kapita, %(round_seq)s, b.submission_pk
+FROM acc_bps b
+JOIN registry.family f ON f.no_kk = b.no_kk
+WHERE b.rnk = 1 AND b.pengeluaran_per_kapita IS NOT NULL
+ON CONFLICT (no_kk, round_seq) DO NOTHING;
+
 -- name: family_close
 -- Families a region removes: closed with its reason; their remaining members leave with them.
 WITH closed AS (
