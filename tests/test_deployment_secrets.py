@@ -17,9 +17,13 @@ from dtsen.secret_strength import estimate
 
 
 def _generated() -> dict[str, str]:
-    """Every secret as .env.example and the README say to make them (`openssl rand -hex 24`)."""
+    """Every secret as .env.example and the README say to make them (`openssl rand -hex 24`; the
+    Fernet key and the API's Ed25519 key as their generators make them)."""
     values = {name: secrets.token_hex(24) for name in SECRETS}
     values["AIRFLOW_FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    values["DTSEN_API_SIGNING_KEY"] = base64.b64encode(
+        os.urandom(32)
+    ).decode()  # `dtsen api-signing-key generate`
     values["MAILPIT_UI_AUTH"] = "dataops:" + secrets.token_hex(16)
     return values
 
