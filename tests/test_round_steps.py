@@ -77,6 +77,7 @@ OWNERS = {
     "api/app.py",
     "api/deps.py",
     "api/cli.py",
+    "model/cli.py",
 }
 SAVEPOINT = "# savepoint"
 
