@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from dtsen_dev.generate.relation import RELATIONS
 from dtsen_dev.generate.run import GenConfig, generate
+from dtsen_dev.generate.world import RATES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +28,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="inject integrity schemes (village split surges, an account's splits, contradictory families)",
     )
+    parser.add_argument(
+        "--relation",
+        choices=RELATIONS,
+        default="default",
+        help="how proxies relate to welfare: default (the default model's world), other (other loadings,"
+        " land and livestock flipped), regional (other + hidden province, regency and kelurahan offsets)",
+    )
+    parser.add_argument(
+        "--bps-share",
+        type=float,
+        default=RATES["bps"],
+        help=f"share of the registry's families BPS measures per round (default {RATES['bps']})",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.bps_share <= 1.0:
+        parser.error("--bps-share must be between 0 and 1")
     summary = generate(
         GenConfig(
             args.persons,
@@ -37,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             args.regencies,
             args.error_share,
             args.schemes,
+            args.relation,
+            args.bps_share,
         )
     )
     print(

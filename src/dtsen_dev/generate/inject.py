@@ -170,7 +170,12 @@ class Injector:
         attr = str(self.rng.choice(FAMILY_ATTRIBUTES))
         row = keluarga_row(
             "UBAH",
-            {**fam.to_dict(), attr: redraw_attribute(self.rng, attr, int(fam[attr]), fam.welfare)},
+            {
+                **fam.to_dict(),
+                attr: redraw_attribute(
+                    self.rng, attr, int(fam[attr]), fam.welfare, self.ctx.relation, str(fam.kode_wilayah)
+                ),
+            },
             self.ctx.day(self.rng),
             only=[attr],
         )
@@ -357,7 +362,12 @@ class Injector:
             attr = str(rng.choice(FAMILY_ATTRIBUTES))
             row = keluarga_row(
                 "UBAH",
-                {**fam.to_dict(), attr: redraw_attribute(rng, attr, int(fam[attr]), fam.welfare)},
+                {
+                    **fam.to_dict(),
+                    attr: redraw_attribute(
+                        rng, attr, int(fam[attr]), fam.welfare, ctx.relation, str(fam.kode_wilayah)
+                    ),
+                },
                 ctx.day(rng),
                 only=[attr],
             )
@@ -459,7 +469,12 @@ class Injector:
             self.used_conflicts.add(fam.no_kk)
             attrs = list(self.rng.choice(FAMILY_ATTRIBUTES, 2, replace=False))
             current = F.loc[F.no_kk == fam.no_kk].iloc[0]
-            values = {a: redraw_attribute(self.rng, a, int(bps[a]), current.welfare) for a in attrs}
+            values = {
+                a: redraw_attribute(
+                    self.rng, a, int(bps[a]), current.welfare, self.ctx.relation, str(current.kode_wilayah)
+                )
+                for a in attrs
+            }
             # redraw_attribute gives up (returns BPS's value) when a welfare level makes other values
             # very unlikely; an attribute where both sources agree is no conflict, so drop it
             values = {a: v for a, v in values.items() if v != int(bps[a])}

@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dtsen_dev.generate.numbers import BIRTH_EPOCH, ISSUE_EPOCH, SerialCounters, compose
+
+if TYPE_CHECKING:
+    from dtsen_dev.generate.relation import Relation
 
 WELFARE_MEAN = np.log(1_200_000)  # median per-capita expenditure, rupiah/month
 WELFARE_SD = 0.55
@@ -48,16 +52,19 @@ SQRT2 = np.sqrt(2.0)
 
 
 def ordered_draw(
-    rng: np.random.Generator, z: np.ndarray, codes: list[int], shares: list[float]
+    rng: np.random.Generator, z: np.ndarray, codes: list[int], shares: list[float], spread: float = SQRT2
 ) -> np.ndarray:
-    """Ordered category from a latent z + noise, cut at the quantiles that give `shares` overall."""
-    cuts = np.array([_STD.inv_cdf(min(max(c, 1e-9), 1 - 1e-9)) for c in np.cumsum(shares)[:-1]]) * SQRT2
+    """Ordered category from a latent z + noise, cut at the quantiles that give `shares` overall
+    (`spread`: the latent's standard deviation, sqrt(2) for a standard normal z)."""
+    cuts = np.array([_STD.inv_cdf(min(max(c, 1e-9), 1 - 1e-9)) for c in np.cumsum(shares)[:-1]]) * spread
     latent = z + rng.standard_normal(len(z))
     return np.asarray(codes)[np.searchsorted(cuts, latent)]
 
 
-def asset_draw(rng: np.random.Generator, z: np.ndarray, share: float, sign: float = 1.0) -> np.ndarray:
-    cut = _STD.inv_cdf(1 - share) * SQRT2
+def asset_draw(
+    rng: np.random.Generator, z: np.ndarray, share: float, sign: float = 1.0, spread: float = SQRT2
+) -> np.ndarray:
+    cut = _STD.inv_cdf(1 - share) * spread
     return ((sign * z + rng.standard_normal(len(z))) > cut).astype(np.int16)
 
 
@@ -129,24 +136,39 @@ def build_population(
     names: NamePools,
     on: dt.date,
     regency_shift: float,
+    relation: Relation | None = None,
 ) -> RegencyFrame:
-    """Families and persons of one regency; `on` is the reference date for ages."""
+    """Families and persons of one regency; `on` is the reference date for ages. `relation` ties the
+    proxies to welfare (None: the default relation, drawn exactly as it always was)."""
     n_fam = max(1, int(round(n_persons / 3.3)))
     welfare = WELFARE_MEAN + regency_shift + WELFARE_SD * rng.standard_normal(n_fam)
-    z = (welfare - WELFARE_MEAN) / WELFARE_SD
-    size = np.clip(1 + rng.poisson(np.clip(2.4 - 0.45 * z, 0.3, 6.0)), 1, 10)
+    z = (welfare - WELFARE_MEAN) / WELFARE_SD  # what the proxies see
+    other = relation is not None and not relation.is_default
+    lam = relation.loading if other else (lambda proxy: 1.0)  # noqa: E731
+    size = np.clip(1 + rng.poisson(np.clip(2.4 - 0.45 * lam("ukuran_keluarga") * z, 0.3, 6.0)), 1, 10)
 
     fam_village = rng.choice(villages, n_fam)
+    if other:  # the offsets no proxy shows: welfare moves, z (what the proxies see) does not
+        welfare = welfare + relation.hidden(fam_village)
     fam = pd.DataFrame({"kode_wilayah": fam_village, "welfare": welfare, "z": z, "size": size})
     for attr, (codes, shares) in ORDERED.items():
-        fam[attr] = ordered_draw(rng, z, codes, shares)
+        if other:
+            latent, spread = relation.latent(attr, z, fam_village)
+            fam[attr] = ordered_draw(rng, latent, codes, shares, spread)
+        else:
+            fam[attr] = ordered_draw(rng, z, codes, shares)
+    floor_z = relation.latent("luas_lantai_m2", z, fam_village)[0] if other else z
     fam["luas_lantai_m2"] = np.clip(
-        np.exp(3.7 + 0.35 * z + 0.3 * rng.standard_normal(n_fam)), 6, 1500
+        np.exp(3.7 + 0.35 * floor_z + 0.3 * rng.standard_normal(n_fam)), 6, 1500
     ).astype(int)
     no_pln = fam["sumber_penerangan"].isin([3, 4]).to_numpy()
     fam.loc[no_pln, "daya_listrik_va"] = 0
     for attr, share in ASSETS.items():
-        fam[attr] = asset_draw(rng, z, share, -1.0 if attr == "punya_ternak" else 1.0)
+        if other:
+            latent, spread = relation.latent(attr, z, fam_village)
+            fam[attr] = asset_draw(rng, latent, share, 1.0, spread)
+        else:
+            fam[attr] = asset_draw(rng, z, share, -1.0 if attr == "punya_ternak" else 1.0)
 
     # Members: slot 0 is the head; then an optional spouse; the rest children and relatives.
     fam_idx = np.repeat(np.arange(n_fam), size)
@@ -182,12 +204,13 @@ def build_population(
     age_years = age.astype(int)
 
     fz = z[fam_idx]
+    edu_z, school_z, work_z = (lam(p) * fz for p in ("pendidikan", "sekolah", "pekerjaan_formal"))
     marital = np.where(age_years < 17, 1, np.where(rng.random(len(age)) < 0.7, 1, 2))
     marital = np.where(np.isin(hub, [1, 2]) & has_spouse[fam_idx], 2, marital)
     single_head = (hub == 1) & ~has_spouse[fam_idx]
     marital = np.where(single_head, np.where(age_years > 60, 4, rng.choice([1, 3], len(age))), marital)
     marital = np.where(hub == 6, rng.choice([2, 4], len(age)), marital)
-    latent = 1.8 + 1.0 * fz + 0.9 * rng.standard_normal(len(age)) - 0.02 * np.clip(age_years - 40, 0, 60)
+    latent = 1.8 + 1.0 * edu_z + 0.9 * rng.standard_normal(len(age)) - 0.02 * np.clip(age_years - 40, 0, 60)
     adult_edu = np.clip(np.round(latent), 0, 6).astype(np.int16)
     child_edu = np.select(
         [age_years < 7, age_years < 13, age_years < 16, age_years < 19],
@@ -195,7 +218,7 @@ def build_population(
         3,
     )
     edu = np.where(age_years < 19, np.minimum(child_edu, adult_edu + 1), adult_edu).astype(np.int16)
-    in_school_p = 1 / (1 + np.exp(-(2.2 + 1.2 * fz)))
+    in_school_p = 1 / (1 + np.exp(-(2.2 + 1.2 * school_z)))
     school = np.where(age_years < 5, 0, np.where(age_years < 7, rng.random(len(age)) < 0.5, 0)).astype(
         np.int16
     )
@@ -203,11 +226,13 @@ def build_population(
         (age_years >= 7) & (age_years <= 18), np.where(rng.random(len(age)) < in_school_p, 1, 2), school
     )
     school = np.where(
-        (age_years > 18) & (age_years <= 23) & (edu >= 3) & (rng.random(len(age)) < 0.3 + 0.2 * fz), 1, school
+        (age_years > 18) & (age_years <= 23) & (edu >= 3) & (rng.random(len(age)) < 0.3 + 0.2 * school_z),
+        1,
+        school,
     )
     school = np.where((age_years > 18) & (school != 1), np.where(edu > 0, 2, 0), school).astype(np.int16)
     work_p = rng.random(len(age))
-    formal = 1 / (1 + np.exp(-(1.5 * fz - 2.5)))
+    formal = 1 / (1 + np.exp(-(1.5 * work_z - 2.5)))
     work = np.select(
         [
             age_years < 15,

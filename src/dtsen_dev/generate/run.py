@@ -31,8 +31,10 @@ from dtsen_dev.generate import schemes
 from dtsen_dev.generate.inject import LATER_CODES, ROUND1_CODES, Injector
 from dtsen_dev.generate.numbers import SerialCounters
 from dtsen_dev.generate.population import NamePools, build_population
+from dtsen_dev.generate.relation import Relation
 from dtsen_dev.generate.rows import ANGGOTA_COLUMNS, KELUARGA_COLUMNS, TRUTH_COLUMNS, SubmissionRows
 from dtsen_dev.generate.world import (
+    RATES,
     Picker,
     RoundContext,
     State,
@@ -76,6 +78,13 @@ class GenConfig:
     regencies: int | None = None
     error_share: float = 0.003
     schemes: bool = False  # inject integrity schemes (dtsen_dev.generate.schemes), with truth
+    relation: str = "default"  # how proxies relate to welfare: default, other, regional (relation.py)
+    bps_share: float = RATES["bps"]  # share of the registry's families BPS measures per round
+
+
+# Options recorded in summary.json only when they differ from these: worlds generated without them
+# (the sample) stay byte-identical.
+QUIET_DEFAULTS = {"schemes": False, "relation": "default", "bps_share": RATES["bps"]}
 
 
 def round_ids(first: str, n: int) -> list[str]:
@@ -295,8 +304,8 @@ def dukcapil_rows(state: State) -> pd.DataFrame:
     return out.sort_values("nik")
 
 
-def _initial_state(rng, n, villages, home, foreign, nik_c, kk_c, names, on, shift) -> State:
-    frame = build_population(rng, n, villages, home, foreign, nik_c, kk_c, names, on, shift)
+def _initial_state(rng, n, villages, home, foreign, nik_c, kk_c, names, on, shift, relation) -> State:
+    frame = build_population(rng, n, villages, home, foreign, nik_c, kk_c, names, on, shift, relation)
     fams, pers = frame.families, frame.persons
     pool = rng.random(len(fams)) < POOL_SHARE
     fams["in_registry"], fams["pool"] = ~pool, pool
@@ -342,9 +351,19 @@ def generate(cfg: GenConfig) -> dict:
     names = NamePools.build(cfg.seed)
     state_dir = out / ".state"
     rids = round_ids(cfg.first_round, cfg.rounds)
-    # `schemes` is recorded only when on: worlds generated without it stay byte-identical
-    config = {k: v for k, v in asdict(cfg).items() if k != "out" and (k != "schemes" or v)}
+    if not 0.0 <= cfg.bps_share <= 1.0:
+        raise ValueError(f"bps_share must be between 0 and 1, not {cfg.bps_share}")
+    # `schemes`, `relation` and `bps_share` are recorded only when not their defaults: worlds generated
+    # without them stay byte-identical
+    config = {
+        k: v
+        for k, v in asdict(cfg).items()
+        if k != "out" and (k not in QUIET_DEFAULTS or v != QUIET_DEFAULTS[k])
+    }
     summary: dict = {"config": config, "regencies": regencies, "rounds": {}}
+    relation = Relation.draw(cfg.relation, cfg.seed, regencies)
+    if not relation.is_default:  # the default world has no such file (the sample stays as it is)
+        relation.write(out / "truth" / "relation.json", cfg.seed, regencies)
     per_regency = cfg.persons / k
     for ri, rid in enumerate(rids):
         start, cutoff = quarter(rid)
@@ -390,11 +409,25 @@ def generate(cfg: GenConfig) -> dict:
                         names,
                         cutoff,
                         float(rng.normal(0, 0.25)),
+                        relation,
                     )
                 else:
                     state = _load(state_dir, kab)
                 ctx = RoundContext(
-                    rid, ri, start, cutoff, kab, j, villages, others, nik_c, kk_c, names, cfg.error_share
+                    rid,
+                    ri,
+                    start,
+                    cutoff,
+                    kab,
+                    j,
+                    villages,
+                    others,
+                    nik_c,
+                    kk_c,
+                    names,
+                    cfg.error_share,
+                    relation,
+                    cfg.bps_share,
                 )
                 picker = Picker(rng, state)
                 sub = SubmissionRows("pemda", ctx.submission_id)

@@ -86,7 +86,7 @@ def _split_off(
         "no_kk": kk,
         "kode_wilayah": village,
         "alamat": f"{rng.choice(ctx.names.streets)} No. {rng.integers(1, 200)}, RT 002/RW 003",
-        "welfare": float(old.welfare),
+        "welfare": ctx.relation.moved(float(old.welfare), str(old.kode_wilayah), village),
         "in_registry": True,
         "tanggal_pendataan": pd.Timestamp(when),
         "pengeluaran_per_kapita": np.nan,

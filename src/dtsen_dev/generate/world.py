@@ -17,7 +17,8 @@ import pandas as pd
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen_dev.generate.names import name_variant
 from dtsen_dev.generate.numbers import SerialCounters, compose
-from dtsen_dev.generate.population import ASSETS, ORDERED, NamePools, ordered_draw
+from dtsen_dev.generate.population import ASSETS, ORDERED, SQRT2, NamePools, ordered_draw
+from dtsen_dev.generate.relation import DEFAULT, Relation
 from dtsen_dev.generate.rows import SubmissionRows, anggota_row, fmt_date, keluarga_row
 
 # Quarterly churn, as shares of persons or families.
@@ -61,6 +62,8 @@ class RoundContext:
     kk_counters: SerialCounters
     names: NamePools
     error_share: float
+    relation: Relation = DEFAULT  # how proxies relate to welfare (dtsen_dev.generate.relation)
+    bps_share: float = RATES["bps"]  # share of the registry's families BPS measures this round
 
     @property
     def submission_id(self) -> str:
@@ -169,13 +172,24 @@ def new_kk(ctx: RoundContext, rng: np.random.Generator, district: str) -> str:
     return str(compose(np.array([district]), issued, ctx.kk_counters.allocate(didx, issued))[0])
 
 
-def redraw_attribute(rng: np.random.Generator, attr: str, current: int, welfare: float) -> int:
-    """A new value for one attribute, different from the current one."""
-    z = np.array([(welfare - np.log(1_200_000)) / 0.55])
+def redraw_attribute(
+    rng: np.random.Generator,
+    attr: str,
+    current: int,
+    welfare: float,
+    relation: Relation = DEFAULT,
+    village: str = "",
+) -> int:
+    """A new value for one attribute, different from the current one, drawn from the family's
+    welfare as `relation` ties them (the family lives in `village`)."""
+    z = np.array([relation.seen_z(welfare, village)])
+    latent, spread = z, SQRT2  # the default relation: drawn exactly as it always was
+    if attr in ORDERED and not relation.is_default:
+        latent, spread = relation.latent(attr, z, [village])
     for _ in range(20):
         if attr in ORDERED:
             codes, shares = ORDERED[attr]
-            value = int(ordered_draw(rng, z, codes, shares)[0])
+            value = int(ordered_draw(rng, latent, codes, shares, spread)[0])
         elif attr == "luas_lantai_m2":
             value = int(np.clip(current * rng.uniform(0.6, 1.6), 6, 1500))
         elif attr in ASSETS:
@@ -230,16 +244,19 @@ def survey_and_groundcheck(
     bps: SubmissionRows,
     kemensos: SubmissionRows,
 ) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """BPS measures ~5% of families (authoritative for the attributes it carries), Kemensos checks ~3%.
-    Returns the surveyed families and BPS's values (for the BPS-vs-pemda conflict case)."""
+    """BPS measures a share of families (`ctx.bps_share`, 5% by default; authoritative for the
+    attributes it carries), Kemensos checks ~3%. Returns the surveyed families and BPS's values (for
+    the BPS-vs-pemda conflict case)."""
     measured: dict[str, dict] = {}
     fams_mask = state.families.in_registry
-    surveyed = picker.families(fams_mask, count(rng, int(fams_mask.sum()), RATES["bps"]))
+    surveyed = picker.families(fams_mask, count(rng, int(fams_mask.sum()), ctx.bps_share))
     for idx, fam in surveyed.iterrows():
         values = {a: int(fam[a]) for a in FAMILY_ATTRIBUTES}
         for a in FAMILY_ATTRIBUTES:
             if rng.random() < 0.15:
-                values[a] = redraw_attribute(rng, a, values[a], fam.welfare)
+                values[a] = redraw_attribute(
+                    rng, a, values[a], fam.welfare, ctx.relation, str(fam.kode_wilayah)
+                )
         spend = int(np.clip(np.exp(fam.welfare + rng.normal(0, 0.15)), 50_000, 100_000_000))
         when = ctx.day(rng)
         row = {
@@ -415,7 +432,7 @@ def update_rows(
             picker.touched_families.add(spouse.iloc[0].no_kk)
         village = str(rng.choice(ctx.villages))
         kk = new_kk(ctx, rng, village[:6])
-        welfare = float(old.welfare + rng.normal(0, 0.3))
+        welfare = ctx.relation.moved(float(old.welfare + rng.normal(0, 0.3)), str(old.kode_wilayah), village)
         fam = {
             **{a: old[a] for a in FAMILY_ATTRIBUTES},
             "no_kk": kk,
@@ -464,7 +481,9 @@ def update_rows(
     for idx, fam in picker.families(F.in_registry, count(rng, n_fams, RATES["attribute_change"])).iterrows():
         changed = list(rng.choice(FAMILY_ATTRIBUTES, int(rng.integers(1, 4)), replace=False))
         for a in changed:
-            F.at[idx, a] = redraw_attribute(rng, a, int(fam[a]), fam.welfare)
+            F.at[idx, a] = redraw_attribute(
+                rng, a, int(fam[a]), fam.welfare, ctx.relation, str(fam.kode_wilayah)
+            )
         when = today(rng)
         F.at[idx, "tanggal_pendataan"] = pd.Timestamp(when)
         sub.add("keluarga.csv", keluarga_row("UBAH", F.loc[idx], when, only=changed))
