@@ -9,6 +9,7 @@ this module.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import psycopg
 
 from dtsen.domain.identity import mask
+from dtsen.rank.model import RankingModel, family_features_query
 
 
 @dataclass
@@ -253,6 +255,38 @@ def score_ranking(conn: psycopg.Connection, version: int, truth_round: Path) -> 
     ranked = (
         pd.DataFrame(cur.fetchall(), columns=["no_kk", "skor", "desil", "n"]).set_index("no_kk").sort_index()
     )
+    return _against_welfare(ranked, truth_round)
+
+
+def score_model_on_truth(
+    conn: psycopg.Connection, model: RankingModel, truth_round: Path, reference_date: dt.date
+) -> RankingScore:
+    """How well `model` ranks a round's true registry: every family and member of the truth
+    (expected_keluarga/anggota), its features computed by the ranking's own SQL, scored by the model's
+    score SQL (no BPS measurement overrides a prediction), cut into desil by the ranking's rule and
+    compared with the hidden welfare. Leaves no table behind."""
+    import pandas as pd
+
+    copy_truth_csv(conn, truth_round / "expected_keluarga.csv.gz", "model_truth_family")
+    copy_truth_csv(conn, truth_round / "expected_anggota.csv.gz", "model_truth_member")
+    query = family_features_query(
+        f"f.no_kk, {model.score_sql()} AS skor, a.jumlah_anggota",
+        "model_truth_family",
+        "model_truth_member",
+        model.member_features_used(),
+    )
+    rows = conn.execute(query, {"reference_date": reference_date}).fetchall()
+    conn.execute("DROP TABLE model_truth_family, model_truth_member")
+    ranked = pd.DataFrame(rows, columns=["no_kk", "skor", "n"]).set_index("no_kk").sort_index()
+    ranked["skor"] = ranked["skor"].astype(float)
+    ranked["desil"] = population_desil(ranked["skor"], ranked["n"])
+    return _against_welfare(ranked, truth_round)
+
+
+def _against_welfare(ranked, truth_round: Path) -> RankingScore:
+    """`ranked` (index no_kk; skor, desil, n) against the round's hidden welfare."""
+    import pandas as pd
+
     truth = pd.read_csv(truth_round / "welfare.csv.gz", dtype={"no_kk": "int64"}).set_index("no_kk")
     joined = ranked.join(truth, how="inner")
     true_desil = population_desil(joined["log_pengeluaran_per_kapita"], joined["n"])
