@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from dtsen.errors import DataError
 from dtsen.integrity.config import IntegrityConfig, load_integrity
 from dtsen.programs import Program, ProgramSet
-from dtsen.rank.model import RankingModel, family_features_query
+from dtsen.rank.model import FEATURES, RankingModel, family_features_query, feature_library_sha, parse_model
 from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
@@ -141,10 +141,27 @@ def age_thresholds(texts: list[str]) -> tuple[int, ...] | None:
     return tuple(sorted(ages))
 
 
+def _scoring_probe() -> str:
+    """The ranking statement of a model that uses every feature of the library with the same numbers:
+    it changes with how a score is computed (the feature SQL, the BPS override, the statement around
+    them), never with a model's coefficients."""
+    document = {
+        "name": "probe",
+        "version": "0",
+        "intercept": 0,
+        "bps_measurement_max_age_months": 12,
+        "terms": [{"feature": f, "type": "linear", "coefficient": 1, "default": 0} for f in FEATURES],
+    }
+    return rank_statement(parse_model(document), "rescore_member")
+
+
 def rank_inputs(model: RankingModel, generated: list[tuple[str, str]]) -> str:
-    """A hash of every rule text that turns the registry into scores and recipients."""
+    """A hash of every rule text that turns the registry into scores and recipients, the model's own
+    numbers apart: a candidate whose basis was ranked with another model (its checksum is in the
+    version) re-scores every family in the incremental build; any other change rebuilds it whole."""
     parts = list(statements("publish/candidate.sql").values())  # how a version is built, too
-    parts += [text for _, text in generated] + [str(model.bps_max_age_months)]
+    parts += [text for name, text in generated if name != "rank_families"]
+    parts += [_scoring_probe(), feature_library_sha()]
     return hashlib.sha256("\n\0".join(parts).encode()).hexdigest()
 
 
@@ -179,22 +196,32 @@ class Basis:
     rank_inputs: str | None
     status: str
     counts: dict
+    model: dict  # the ranking model it was ranked with: name, version, sha256
 
     @classmethod
     def newest(cls, conn: psycopg.Connection) -> Basis | None:
         row = conn.execute(
             "SELECT v.version, v.round_seq, v.reference_date, r.dukcapil_snapshot_pk, v.rank_inputs, v.status, "
-            "v.counts FROM publish.version v JOIN ingest.round r ON r.round_seq = v.round_seq "
+            "v.counts, v.ranking_model FROM publish.version v JOIN ingest.round r ON r.round_seq = v.round_seq "
             "ORDER BY v.version DESC LIMIT 1"
         ).fetchone()
-        return cls(*row[:6], row[6] or {}) if row else None
+        return cls(*row[:6], row[6] or {}, row[7] or {}) if row else None
+
+    def model_change(self, model: RankingModel) -> str | None:
+        """How the model differs from the basis's (then every family is re-scored), or None."""
+        if self.model.get("sha256") == model.sha256:
+            return None
+        was = f"{self.model.get('name')} v{self.model.get('version')} ({str(self.model.get('sha256'))[:12]})"
+        return f"the ranking model changed from {was} to {model.name} v{model.version} ({model.sha256[:12]})"
 
     def why_whole(self, conn: psycopg.Connection, round_seq: int, inputs: str, ages: object) -> str | None:
         """Why a candidate on this basis must re-score every family, or None if it need not."""
         if self.status == "DISCARDED":
             return f"the newest version {self.version} was discarded"
         if self.rank_inputs != inputs:
-            return f"the ranking model, program rules or their SQL differ from version {self.version}'s"
+            return (
+                f"the program rules, the scoring SQL or the build's SQL differ from version {self.version}'s"
+            )
         if ages is None:
             return "a rule reads age or the reference date in a way the incremental build cannot follow"
         if self.reference_date is None or "individuals" not in self.counts:
@@ -256,6 +283,8 @@ def build_candidate(
     inputs = rank_inputs(model, generated + implausible)
     ages = age_thresholds([text for _, text in generated])
     whole = "there is no earlier version" if basis is None else basis.why_whole(conn, round_seq, inputs, ages)
+    # another model alone: the members stand as they are, every family is scored again
+    rescore_all = None if whole or basis is None else basis.model_change(model)
     conn.execute(
         "INSERT INTO publish.version (version, round_seq, status, previous_version, ranking_model, "
         "reference_date, rank_inputs) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s, %s)",
@@ -285,7 +314,11 @@ def build_candidate(
     }
     summary = CandidateSummary(version, round_id, "CANDIDATE", True)
     files = statements("publish/candidate.sql")
-    find = ("all_persons", "all_families") if whole else ("changed_persons", "changed_families")
+    find = (
+        ("all_persons", "all_families")
+        if whole
+        else ("changed_persons", "all_families" if rescore_all else "changed_families")
+    )
     skip = {"changed_persons", "changed_families", "all_persons", "all_families"} - set(find)
     steps = [(name, text) for name, text in files.items() if name not in skip]
     for name, text in generated + implausible:
@@ -296,7 +329,8 @@ def build_candidate(
         summary.step_seconds[name] = time.perf_counter() - started
         log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
     summary.build = _build_record(conn, version, basis, whole) | {
-        "step_seconds": {name: round(t, 2) for name, t in summary.step_seconds.items()}
+        "rescore_all": rescore_all,
+        "step_seconds": {name: round(t, 2) for name, t in summary.step_seconds.items()},
     }
     summary.counts = _counts(conn, version, basis)
     empty = {"recipients": 0, "added": 0, "removed": 0}
