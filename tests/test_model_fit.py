@@ -1,0 +1,169 @@
+"""A calibrated welfare model learnt from the BPS measurements (issue 25, steps 6-8): the training data
+are each family's latest measurement in the window, with the family as the version of that
+measurement's round ranked it; the fitted ridge pipeline, written as a ranking model document, scores
+in the warehouse exactly as it predicts; regional offsets are shrunk toward the national model where
+measurements are few; targeting errors are cross-validated with folds by village and cut at national
+desil thresholds, for the candidate and the current model alike.
+
+The sample's three rounds carry 183 BPS measurements of 172 families in 135 villages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dtsen.domain.codes import FAMILY_ATTRIBUTES
+from dtsen.paths import SAMPLE_DIR
+from dtsen.rank.model import load_model
+from tests.factories import make_submission, run_steps
+
+ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
+CURRENT_VERSION = 3  # the sample's third round, published
+
+
+# -- on the sample's published rounds -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published(module_warehouse, tmp_path_factory):
+    """The sample's three rounds, each published."""
+    conn = module_warehouse
+    publish = tmp_path_factory.mktemp("publish")
+    for round_id in ROUNDS:
+        run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
+    conn.commit()
+    return conn, publish
+
+
+@pytest.fixture(scope="module")
+def frame(published):
+    from dtsen.model.training import training_frame
+
+    conn = published[0]
+    with conn.transaction():
+        return training_frame(conn, load_model())
+
+
+def _latest_in_window(conn, after: dt.date) -> dict[int, tuple]:
+    latest: dict[int, tuple] = {}
+    for no_kk, surveyed, rupiah, round_seq in conn.execute(
+        "SELECT no_kk, tanggal_survei, pengeluaran_per_kapita, round_seq FROM registry.bps_measurement"
+    ):
+        if surveyed > after and (no_kk not in latest or (surveyed, round_seq) > latest[no_kk][:2]):
+            latest[no_kk] = (surveyed, round_seq, rupiah)
+    return latest
+
+
+def test_the_training_frame_is_each_familys_latest_measurement_in_the_window(published, frame):
+    from dtsen.model.training import summary, training_frame
+
+    conn = published[0]
+    assert frame.attrs["as_of"] == "2026-09-30" and frame.attrs["as_of_version"] == CURRENT_VERSION
+    assert conn.execute(
+        "SELECT count(*) FROM (SELECT no_kk FROM registry.bps_measurement GROUP BY no_kk HAVING count(*) > 1) t"
+    ).fetchone()[0], "the sample measures some families twice"
+    expected = _latest_in_window(conn, dt.date(2023, 9, 30))
+    assert frame["no_kk"].is_unique and set(frame["no_kk"]) == set(expected)
+    got = {r.no_kk: (r.tanggal_survei, r.round_seq) for r in frame.itertuples()}
+    assert got == {k: v[:2] for k, v in expected.items()}
+    assert np.allclose(frame["y"], [math.log(expected[k][2]) for k in frame["no_kk"]], atol=1e-12, rtol=0)
+    version_of_round = dict(conn.execute("SELECT round_seq, version FROM publish.version").fetchall())
+    assert (frame["version"] == frame["round_seq"].map(version_of_round)).all()
+    assert frame.attrs["measured"] == len(frame) and frame.attrs["unranked"] == frame.attrs["not_ranked"] == 0
+    assert summary(frame)["families"] == len(frame) == sum(summary(frame)["families_per_province"].values())
+
+    with conn.transaction():
+        narrow = training_frame(conn, load_model(), months=3)  # surveyed after 2026-06-30
+    assert set(narrow["no_kk"]) == set(_latest_in_window(conn, dt.date(2026, 6, 30))) != set(expected)
+    assert (narrow["tanggal_survei"] > dt.date(2026, 6, 30)).all()
+
+
+def test_a_family_changed_after_its_survey_is_seen_as_it_was_surveyed(published, frame):
+    """Every family attribute equals the registry's history as of the measurement's round
+    (registry.family_as_of), and a family a later round changed shows the value before the change."""
+    conn = published[0]
+    attributes = list(FAMILY_ATTRIBUTES)
+    for round_seq, part in frame.groupby("round_seq"):
+        history = conn.execute(
+            f"SELECT no_kk, kode_wilayah, {', '.join(attributes)} FROM registry.family_as_of(%s::smallint) "
+            "WHERE no_kk = ANY(%s)",
+            (int(round_seq), part["no_kk"].tolist()),
+        ).fetchall()
+        as_of = pd.DataFrame(history, columns=["no_kk", "kode_wilayah", *attributes]).set_index("no_kk")
+        mine = part.set_index("no_kk").loc[as_of.index]
+        assert (mine["kode_wilayah"] == as_of["kode_wilayah"]).all()
+        pd.testing.assert_frame_equal(
+            mine[attributes], as_of[attributes].astype("float64"), check_names=False, check_dtype=False
+        )
+
+    changed = conn.execute(
+        "SELECT DISTINCT ON (c.entity_key, c.field) c.entity_key, c.field, c.old_value, f_now.value "
+        "FROM registry.field_change c "
+        "JOIN unnest(%s::bigint[], %s::int[]) m(no_kk, round_seq) ON m.no_kk = c.entity_key AND c.round_seq > m.round_seq "
+        "CROSS JOIN LATERAL (SELECT to_jsonb(f) ->> c.field AS value FROM registry.family f WHERE f.no_kk = c.entity_key) f_now "
+        "WHERE c.entity = 'F' AND c.field = ANY(%s) ORDER BY c.entity_key, c.field, c.round_seq",
+        (frame["no_kk"].tolist(), frame["round_seq"].tolist(), attributes),
+    ).fetchall()
+    assert len(changed) >= 5, "the sample's later rounds change some measured families"
+    row = frame.set_index("no_kk")
+    for no_kk, field, old, _ in changed:
+        assert row.at[no_kk, field] == float(old), (no_kk, field)
+    assert any(float(now) != row.at[no_kk, field] for no_kk, field, _, now in changed if now is not None)
+
+
+def test_the_current_models_score_in_the_frame_is_its_terms_over_the_frames_features(frame):
+    """s_current is the model's SQL over the family as ranked; the frame's features are what that SQL
+    reads: the model's sum over the frame's columns gives the same number."""
+    model = load_model()
+    total = np.full(len(frame), model.intercept)
+    for term in model.terms:
+        values = frame[term.feature]
+        if term.type == "category":
+            total += values.map({float(code): c for code, c in term.coefficients.items()}).fillna(0.0)
+        else:
+            total += term.coefficient * values.fillna(term.default)
+    assert np.allclose(frame["s_current"], total, atol=1e-9, rtol=0)
+
+
+BPS_HEADER = "no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita"
+
+
+def test_a_later_rounds_measurement_enters_only_as_of_its_own_version(published, frame, tmp_path_factory):
+    """A round 2026-Q4 measures again a family measured in Q3, with another floor: as of the published
+    version 3 nothing changes; as of Q4's version 4 the family counts once, with its Q4 measurement
+    and the floor Q4 gave it."""
+    from dtsen.model.training import training_frame
+
+    conn, publish = published
+    conn.rollback()  # what earlier tests read: the round's steps take locks of their own
+    family = frame[(frame["round_seq"] == 3) & frame["jenis_lantai"].notna()].iloc[0]
+    floor = 1 if family["jenis_lantai"] != 1 else 2
+    landing = tmp_path_factory.mktemp("q4") / "landing"
+    body = f"{BPS_HEADER}\n{family['no_kk']},{family['kode_wilayah']},2026-10-16,{floor},987654\n"
+    make_submission(
+        landing,
+        "bps-2026Q4-test",
+        folder="bps",
+        folder_round="2026-Q4",
+        data_files={"keluarga.csv": body.encode()},
+        submitted_at="2026-11-20T09:30:00+07:00",
+        submitted_by="bps.pusat",
+    )
+    run_steps("2026-Q4", landing_root=landing, publish_root=publish, until="rank_and_audit")
+    conn.commit()
+    with conn.transaction():
+        as_of_published = training_frame(conn, load_model())
+        as_of_q4 = training_frame(conn, load_model(), as_of_version=4)
+    pd.testing.assert_frame_equal(as_of_published, frame)
+    assert as_of_q4["no_kk"].is_unique and len(as_of_q4) == len(frame)
+    row = as_of_q4.set_index("no_kk").loc[family["no_kk"]]
+    assert (row["round_seq"], row["version"], row["jenis_lantai"]) == (4, 4, float(floor))
+    assert row["y"] == pytest.approx(math.log(987654))
+    others = as_of_q4[as_of_q4["no_kk"] != family["no_kk"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        others, frame[frame["no_kk"] != family["no_kk"]].reset_index(drop=True), check_like=True
+    )
