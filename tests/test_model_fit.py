@@ -18,11 +18,84 @@ import pytest
 
 from dtsen.domain.codes import FAMILY_ATTRIBUTES
 from dtsen.paths import SAMPLE_DIR
-from dtsen.rank.model import load_model
+from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, load_model, parse_model
 from tests.factories import make_submission, run_steps
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 CURRENT_VERSION = 3  # the sample's third round, published
+
+
+REGIONAL_CURRENT = {
+    "name": "test",
+    "version": "1",
+    "intercept": 13.0,
+    "terms": [
+        {"feature": "jenis_lantai", "type": "category", "coefficients": {"2": -0.1}},
+        {"feature": "log_luas_lantai_per_kapita", "type": "linear", "coefficient": 0.3, "default": 2.5},
+    ],
+}
+
+
+def _regional_world(
+    seed: int, villages: list[tuple[int, int, int]], offset: dict[int, float]
+) -> pd.DataFrame:
+    """Measured families: (province, villages, families per village); log expenditure from two proxies,
+    the province's offset, a village effect and noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for province, count, per in villages:
+        for v in range(count):
+            kode = f"{province}01{v // 100 + 1:02d}{1 + v % 2}{v % 100:03d}"
+            village_effect = rng.normal(0, 0.1)
+            for _ in range(per):
+                x, lantai = rng.normal(2.5, 0.5), int(rng.integers(1, 4))
+                y = 13 + 0.3 * x - 0.1 * (lantai - 1) + offset[province] + village_effect + rng.normal(0, 0.4)
+                rows.append(
+                    {
+                        "kode_wilayah": kode,
+                        "kode_provinsi": float(province),
+                        "perkotaan": float(kode[6] == "1"),
+                        "jenis_lantai": float(lantai),
+                        "log_luas_lantai_per_kapita": x,
+                        "y": y,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _province_offsets(fitted, frame, current) -> dict[str, float]:
+    document = fitted.document(frame, current, version="t", training={})
+    (term,) = [t for t in document["terms"] if t["feature"] == "kode_provinsi"]
+    assert term["group"] == "region"
+    big = np.mean([term["coefficients"][str(p)] for p in range(11, 21)])
+    return {p: c - big for p, c in term["coefficients"].items()}
+
+
+def test_a_region_with_few_measurements_gets_a_shrunk_offset():
+    """Ten provinces of 80 measured families with small offsets, one of 15 (three villages) 0.25 above:
+    the penalty chosen by cross-validation pulls the small province's offset toward the national model
+    much more than the large provinces', and its families are still predicted better than by a model
+    without regional terms."""
+    from dtsen.model.design import design_for
+    from dtsen.model.fit import fit
+
+    current = parse_model(REGIONAL_CURRENT)
+    rng = np.random.default_rng(100)
+    offset = {p: float(rng.normal(0, 0.1)) for p in range(11, 21)} | {99: 0.25}
+    frame = _regional_world(0, [(p, 10, 8) for p in range(11, 21)] + [(99, 3, 5)], offset)
+    design = design_for(current, frame)
+    fitted = fit(frame, design)
+    unpenalised = fit(frame, design, alphas=(1e-6,), region_scales=(1.0,))
+    shrunk, raw = _province_offsets(fitted, frame, current), _province_offsets(unpenalised, frame, current)
+    small = shrunk["99"] / raw["99"]
+    large = np.median([shrunk[str(p)] / raw[str(p)] for p in range(11, 21) if abs(raw[str(p)]) > 0.05])
+    assert 0 < small < 0.8 and small < large - 0.1
+
+    national = fit(frame, design_for(current, frame, regions=()))
+    fresh = _regional_world(1000, [(99, 50, 5)], offset)
+    assert np.mean((fitted.predict(fresh) - fresh["y"]) ** 2) < np.mean(
+        (national.predict(fresh) - fresh["y"]) ** 2
+    )
 
 
 # -- on the sample's published rounds -----------------------------------------------------------------
@@ -46,6 +119,14 @@ def frame(published):
     conn = published[0]
     with conn.transaction():
         return training_frame(conn, load_model())
+
+
+@pytest.fixture(scope="module")
+def cross_validated(frame):
+    from dtsen.model.design import design_for
+    from dtsen.model.fit import cross_validate
+
+    return cross_validate(frame, design_for(load_model(), frame))
 
 
 def _latest_in_window(conn, after: dt.date) -> dict[int, tuple]:
@@ -127,6 +208,78 @@ def test_the_current_models_score_in_the_frame_is_its_terms_over_the_frames_feat
         else:
             total += term.coefficient * values.fillna(term.default)
     assert np.allclose(frame["s_current"], total, atol=1e-9, rtol=0)
+
+
+def _population(conn, version: int, score_sql: str) -> pd.DataFrame:
+    """Every family of a version with every library feature and a model's score, by the library's SQL."""
+    select = ", ".join(
+        ["f.no_kk", "f.kode_wilayah"]
+        + [f"({expr})::float8 AS {name}" for name, expr in FEATURES.items()]
+        + [f"({score_sql})::float8 AS score"]
+    )
+    query = family_features_query(
+        select,
+        f"(SELECT * FROM publish.keluarga WHERE version = {version})",
+        f"(SELECT * FROM publish.anggota WHERE version = {version})",
+        list(MEMBER_FEATURES),
+    )
+    (reference_date,) = conn.execute(
+        "SELECT reference_date FROM publish.version WHERE version = %s", (version,)
+    ).fetchone()
+    cur = conn.execute(query, {"reference_date": reference_date})
+    population = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    population[list(FEATURES)] = population[list(FEATURES)].astype("float64")
+    return population
+
+
+def test_the_exported_document_scores_in_the_warehouse_as_the_pipeline_predicts(published, frame):
+    from dtsen.model.design import design_for
+    from dtsen.model.fit import fit
+    from dtsen.model.training import summary, training_frame
+
+    conn = published[0]
+    current = load_model()
+    design = design_for(current, frame)
+    fitted = fit(frame, design)
+    document = fitted.document(frame, current, version="2", training=summary(frame))
+    model = parse_model(document)
+
+    assert document["version"] == "2" and document["name"] == current.name
+    assert document["bps_measurement_max_age_months"] == current.bps_max_age_months
+    assert document["regions"] == ["province", "urban"]
+    assert document["penalty"]["method"] == "ridge" and document["penalty"]["alpha"] == fitted.alpha
+    assert document["penalty"]["region_scale"] == fitted.region_scale
+    assert document["penalty"]["library"] == "scikit-learn 1.9.1"
+    assert "GroupKFold(5) by village" in document["penalty"]["cv"]
+    assert document["training"]["families"] == len(frame) == 172
+    assert document["training"]["families_per_province"] == {"36": 49, "62": 46, "64": 32, "94": 45}
+    features = [t["feature"] for t in document["terms"]]
+    assert features == [t.feature for t in current.terms] + ["kode_provinsi", "perkotaan"]
+    assert {t["feature"] for t in document["terms"] if t.get("group") == "region"} == {
+        "kode_provinsi",
+        "perkotaan",
+    }
+
+    # the measured families as they were ranked: the training query's score is the pipeline's prediction
+    with conn.transaction():
+        scored = training_frame(conn, model)
+    assert np.allclose(scored["s_current"], fitted.predict(frame), atol=1e-6, rtol=0)
+
+    # the whole current population, with codes the training never saw and NULL features
+    population = _population(conn, CURRENT_VERSION, model.score_sql())
+    unseen = [f for f in design.categories if set(population[f].dropna()) - set(design.codes[f])]
+    assert unseen and population[design.columns].isna().any().any()
+    assert np.allclose(population["score"], fitted.predict(population), atol=1e-6, rtol=0)
+
+
+def test_no_village_is_in_two_folds(frame, cross_validated):
+    from dtsen.model.fit import outer_folds
+
+    cv = cross_validated
+    assert cv.folds == 5 and sorted(set(cv.fold)) == [0, 1, 2, 3, 4]
+    assert pd.Series(cv.fold).groupby(frame["kode_wilayah"].to_numpy()).nunique().max() == 1
+    assert np.isfinite(cv.prediction).all() and len(cv.models) == 5
+    assert (outer_folds(frame, 5, cv.seed) == cv.fold).all()  # the folds are reproducible
 
 
 BPS_HEADER = "no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita"
