@@ -25,6 +25,50 @@ ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 CURRENT_VERSION = 3  # the sample's third round, published
 
 
+# -- what needs no warehouse --------------------------------------------------------------------------
+
+
+def test_targeting_errors_of_hand_made_arrays_are_exact():
+    from dtsen.model.evaluate import targeting_errors
+
+    score = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    y = np.array([2.0, 1.0, 6.0, 3.0, 5.0, 4.0])
+    weight = np.array([1, 2, 3, 1, 2, 1])
+    where = np.array(["11", "11", "11", "12", "12", "12"])
+    cut = {3: 3.5, 4: np.array([2.5, 2.5, 2.5, 10.0, 10.0, 10.0]), 5: 0.0}  # one cut, or one per family
+    line = {3: 3.5, 4: 4.5, 5: 100.0}
+    errors = targeting_errors(score, cut, y, line, weight, where)
+    national = errors["national"]
+    # d=3: selected 0,1,2 (6 persons), of them 2 not poor (3); poor 0,1,3 (4), of them 3 not selected (1)
+    assert national["3"] == {"inclusion": 3 / 6, "exclusion": 1 / 4}
+    # d=4: every family but 2 selected (7 persons), 4 is not poor (2); poor 0,1,3,5 all selected
+    assert national["4"] == {"inclusion": 2 / 7, "exclusion": 0.0}
+    # d=5: nobody selected (no inclusion error to speak of), everybody poor and left out
+    assert national["5"] == {"inclusion": None, "exclusion": 1.0}
+    assert national["spearman"] == pytest.approx(19 / 35)  # 1 - 6*16/(6*35)
+    assert national["n"] == 6
+    assert errors["per_province"]["11"]["3"] == {"inclusion": 3 / 6, "exclusion": 0.0}
+    assert errors["per_province"]["12"]["3"] == {"inclusion": None, "exclusion": 1.0}
+    assert [errors["per_province"][p]["n"] for p in ("11", "12")] == [3, 3]
+
+
+def test_poverty_lines_are_the_person_weighted_desil_thresholds_of_the_ranking_rule():
+    from dtsen.model.evaluate import desil, poverty_lines
+
+    # five families of two persons: 0, 2, 4, 6, 8 of 10 ranked before them -> desil 1, 3, 5, 7, 9
+    y = np.array([5.0, 1.0, 3.0, 2.0, 4.0])
+    weight = np.full(5, 2)
+    assert desil(y, weight).tolist() == [9, 1, 5, 3, 7]
+    assert poverty_lines(y, weight) == {3: 3.0, 4: 3.0, 5: 4.0}
+    # ties are ordered by the key (no_kk), as the ranking orders them
+    assert desil(np.array([2.0, 2.0, 1.0, 3.0]), np.ones(4), np.array([20, 10, 30, 40])).tolist() == [
+        6,
+        3,
+        1,
+        8,
+    ]
+
+
 REGIONAL_CURRENT = {
     "name": "test",
     "version": "1",
@@ -280,6 +324,60 @@ def test_no_village_is_in_two_folds(frame, cross_validated):
     assert pd.Series(cv.fold).groupby(frame["kode_wilayah"].to_numpy()).nunique().max() == 1
     assert np.isfinite(cv.prediction).all() and len(cv.models) == 5
     assert (outer_folds(frame, 5, cv.seed) == cv.fold).all()  # the folds are reproducible
+
+
+def test_the_current_models_national_thresholds_are_its_versions_desil_floors(published):
+    """The population pass ranks as the version was ranked: the current model's thresholds over
+    version 3 are the lowest scores of desil 4, 5 and 6 in publish.keluarga."""
+    from dtsen.model.evaluate import population_thresholds
+
+    conn = published[0]
+    with conn.transaction():
+        thresholds = population_thresholds(conn, {"current": load_model()}, CURRENT_VERSION)
+        floors = dict(
+            conn.execute(
+                "SELECT desil - 1, min(skor_kesejahteraan) FROM publish.keluarga WHERE version = %s "
+                "AND desil IN (4, 5, 6) GROUP BY desil",
+                (CURRENT_VERSION,),
+            ).fetchall()
+        )
+    assert thresholds == {"current": floors}
+
+
+def test_the_cross_validated_errors_judge_both_models_on_the_same_families(published, frame, cross_validated):
+    from dtsen.model.evaluate import evaluate, poverty_lines
+
+    conn = published[0]
+    with conn.transaction():
+        errors = evaluate(conn, frame, load_model(), cross_validated)
+        floors = dict(
+            conn.execute(
+                "SELECT desil - 1, min(skor_kesejahteraan) FROM publish.keluarga WHERE version = %s "
+                "AND desil IN (4, 5, 6) GROUP BY desil",
+                (CURRENT_VERSION,),
+            ).fetchall()
+        )
+    assert errors["cv"]["folds"] == 5 and errors["cv"]["grouped_by"] == "village"
+    for model in ("candidate", "current"):
+        national = errors[model]["national"]
+        assert national["n"] == len(frame) == sum(p["n"] for p in errors[model]["per_province"].values())
+        assert set(errors[model]["per_province"]) == {"36", "62", "64", "94"}
+        for cutoff in ("3", "4", "5"):
+            assert 0 <= national[cutoff]["inclusion"] <= 1 and 0 <= national[cutoff]["exclusion"] <= 1
+        assert 0.5 < national["spearman"] <= 1
+
+    # the current model: its own score, cut where version 3 cut it; poor by the measured expenditure
+    weight = frame["jumlah_anggota"]
+    lines = poverty_lines(frame["y"], frame["jumlah_anggota"].astype(int), frame["no_kk"])
+    selected = frame["s_current"] < floors[5]
+    poor = frame["y"] < lines[5]
+    assert errors["current"]["national"]["5"] == {
+        "inclusion": pytest.approx(weight[selected & ~poor].sum() / weight[selected].sum()),
+        "exclusion": pytest.approx(weight[poor & ~selected].sum() / weight[poor].sum()),
+    }
+    # each fold model has national thresholds of its own over the same population
+    fold_cuts = {tuple(errors["cv"]["thresholds"][f"fold_{f}"].values()) for f in range(5)}
+    assert len(fold_cuts) == 5
 
 
 BPS_HEADER = "no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita"

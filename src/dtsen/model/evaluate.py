@@ -1,0 +1,211 @@
+"""How well a model targets, measured honestly: cross-validated targeting errors on the measured
+families, the candidate model's beside the current model's on the same families and folds.
+
+For each measured family, the prediction of the model fitted without its fold (folds by village,
+src/dtsen/model/fit.py `cross_validate`) is compared with the national cut point of that fold model:
+the desil threshold its scores give over the whole population of a version (the ranking's own rule:
+one person-weighted national ordering, a recent BPS measurement overriding the prediction), not the
+fold's own median. The current model is judged the same way, by its own national thresholds. A family
+is truly poor at desil d when its measured log expenditure is below the person-weighted d/10 quantile
+of the measured expenditure of all measured families.
+
+- inclusion error at d: of the individuals (families weighted by their members) a model selects
+  (ranks into desil 1..d), the share that is not poor;
+- exclusion error at d: of the poor individuals, the share the model does not select;
+- Spearman's rank correlation of the prediction with the measurement (families).
+
+Nationally and per province (with n, the families). The population is scored in the warehouse in one
+pass (every fold model's `score_sql()` in one feature query); only its thresholds reach Python."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from dtsen.errors import DataError
+from dtsen.model.fit import CrossValidated
+from dtsen.model.training import current_version, province
+from dtsen.publish.candidate import _bps_recent
+from dtsen.rank.model import RankingModel, family_features_query
+from dtsen.sqlfiles import statements
+
+SQL = "model/population.sql"
+THRESHOLDS_SQL = "model/thresholds.sql"
+CUTOFFS = (3, 4, 5)
+
+
+# -- the national cut points --------------------------------------------------------------------------
+
+
+def population_thresholds(
+    conn: psycopg.Connection, models: Mapping[str, RankingModel], version: int
+) -> dict[str, dict[int, float]]:
+    """Each model's national desil thresholds over `version`'s population: {name: {d: the lowest
+    score ranked above desil d}} for d in CUTOFFS. One feature query scores every family with every
+    model (the score the ranking would give it), kept in the warehouse; one ordering per model."""
+    names = list(models)
+    sql = statements(SQL)
+    (reference_date,) = conn.execute(sql["reference_date"], {"version": version}).fetchone() or (None,)
+    if reference_date is None:
+        raise DataError(f"there is no version {version} to take the national thresholds from")
+    scores = ",\n        ".join(
+        f"CASE WHEN {_bps_recent(m)} THEN ln(f.pengeluaran_per_kapita::float8) "
+        f"ELSE ({m.score_sql()})::float8 END AS r_{i}"
+        for i, m in enumerate(models.values())
+    )
+    members = sorted(set().union(*(m.member_features_used() for m in models.values())))
+    query = family_features_query(
+        f"f.no_kk, a.jumlah_anggota AS w,\n        {scores}",
+        f"({sql['families']})",
+        f"({sql['members']})",
+        members,
+    )
+    params = {"version": version, "reference_date": reference_date}
+    conn.execute(sql["reset"])
+    conn.execute(f"CREATE TEMP TABLE model_population ON COMMIT DROP AS {query}", params)
+    thresholds: dict[str, dict[int, float]] = {}
+    for i, name in enumerate(names):
+        rows = conn.execute(
+            statements(THRESHOLDS_SQL, score=f"r_{i}")["thresholds"], {"cutoffs": list(CUTOFFS)}
+        ).fetchall()
+        thresholds[name] = {int(d): (float(t) if t is not None else float("inf")) for d, t in rows}
+    conn.execute(sql["reset"])
+    return thresholds
+
+
+def desil(values: np.ndarray, weight: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Each family's desil by the ranking's rule (publish/candidate.sql assign_desil): ordered by
+    value (ties by key), desil = 1 + floor(10 * individuals ranked before / all individuals), at most
+    10. Exact integer arithmetic, as the SQL's numeric."""
+    values = np.asarray(values, dtype=float)
+    weight = np.asarray(weight, dtype=np.int64)
+    keys = np.arange(len(values)) if keys is None else np.asarray(keys)
+    order = np.lexsort((keys, values))
+    before = np.cumsum(weight[order]) - weight[order]
+    total = int(weight.sum())
+    result = np.empty(len(values), dtype=np.int64)
+    result[order] = np.minimum(10, 1 + (10 * before) // max(total, 1))
+    return result
+
+
+def poverty_lines(
+    y: np.ndarray, weight: np.ndarray, keys: np.ndarray | None = None, cutoffs=CUTOFFS
+) -> dict[int, float]:
+    """The person-weighted d/10 quantiles of y, by the same rule: the lowest y ranked above desil d.
+    A family is poor at d when its y is below it."""
+    y = np.asarray(y, dtype=float)
+    d = desil(y, weight, keys)
+    return {c: float(y[d > c].min()) if (d > c).any() else float("inf") for c in cutoffs}
+
+
+# -- the errors ---------------------------------------------------------------------------------------
+
+
+def _share(numerator: np.ndarray, denominator: np.ndarray, weight: np.ndarray) -> float | None:
+    total = float(weight[denominator].sum())
+    return float(weight[numerator & denominator].sum()) / total if total > 0 else None
+
+
+def _spearman(score: np.ndarray, y: np.ndarray) -> float | None:
+    if len(score) < 2:
+        return None
+    value = pd.Series(score).corr(pd.Series(y), method="spearman")
+    return None if pd.isna(value) else float(value)
+
+
+def _errors(score, cut, y, line, weight) -> dict:
+    block: dict = {}
+    for c in line:
+        selected = score < cut[c]
+        poor = y < line[c]
+        block[str(c)] = {
+            "inclusion": _share(~poor, selected, weight),
+            "exclusion": _share(~selected, poor, weight),
+        }
+    block["spearman"] = _spearman(score, y)
+    block["n"] = int(len(score))
+    return block
+
+
+def targeting_errors(
+    score: np.ndarray,
+    cut: Mapping[int, np.ndarray | float],
+    y: np.ndarray,
+    line: Mapping[int, float],
+    weight: np.ndarray,
+    province_of: np.ndarray,
+) -> dict:
+    """{"national": errors, "per_province": {code: errors}}, errors = {"3": {"inclusion", "exclusion"},
+    "4": ..., "5": ..., "spearman", "n"}: a family is selected at d when `score` < `cut[d]` (one cut
+    for all, or one per family: its fold model's), poor when `y` < `line[d]`; shares weighted by
+    `weight` (individuals). A share with nothing to divide by is None."""
+    score = np.asarray(score, dtype=float)
+    y = np.asarray(y, dtype=float)
+    weight = np.asarray(weight, dtype=float)
+    province_of = np.asarray(province_of).astype(str)
+    cuts = {c: np.broadcast_to(np.asarray(cut[c], dtype=float), score.shape) for c in line}
+    result = {"national": _errors(score, cuts, y, line, weight), "per_province": {}}
+    for code in sorted(set(province_of)):
+        at = province_of == code
+        result["per_province"][code] = _errors(
+            score[at], {c: cuts[c][at] for c in cuts}, y[at], line, weight[at]
+        )
+    return result
+
+
+def _finite(values: Mapping[int, float]) -> dict[str, float | None]:
+    return {str(c): (v if np.isfinite(v) else None) for c, v in values.items()}
+
+
+# -- the whole evaluation -----------------------------------------------------------------------------
+
+
+def fold_models(frame: pd.DataFrame, current: RankingModel, cv: CrossValidated) -> list[RankingModel]:
+    """Each fold's fitted pipeline as a ranking model (its document: what the warehouse scores)."""
+    from dtsen.rank.model import parse_model
+
+    return [
+        parse_model(model.document(frame[cv.fold != f], current, version=f"cv-fold-{f}", training={}))
+        for f, model in enumerate(cv.models)
+    ]
+
+
+def evaluate(
+    conn: psycopg.Connection,
+    frame: pd.DataFrame,
+    current: RankingModel,
+    cv: CrossValidated,
+    *,
+    version: int | None = None,
+) -> dict:
+    """The card's cross-validated errors: {"candidate": {"national", "per_province"}, "current": {...},
+    "cv": {"folds", "grouped_by", ...}}. The candidate's score of a family is its fold model's
+    prediction, cut at that fold model's national thresholds over `version`'s population (default: the
+    frame's as-of version, else the current published one); the current model's is `s_current`, cut
+    at its own. Runs in the caller's transaction."""
+    if version is None:
+        version = frame.attrs.get("as_of_version") or current_version(conn)
+    models = {"current": current} | {f"fold_{f}": m for f, m in enumerate(fold_models(frame, current, cv))}
+    thresholds = population_thresholds(conn, models, version)
+    weight = frame["jumlah_anggota"].to_numpy(float)
+    y = frame["y"].to_numpy(float)
+    line = poverty_lines(y, frame["jumlah_anggota"].to_numpy(np.int64), frame["no_kk"].to_numpy())
+    where = province(frame).to_numpy()
+    fold_cut = {c: np.array([thresholds[f"fold_{f}"][c] for f in range(cv.folds)])[cv.fold] for c in CUTOFFS}
+    return {
+        "candidate": targeting_errors(cv.prediction, fold_cut, y, line, weight, where),
+        "current": targeting_errors(
+            frame["s_current"].to_numpy(float), thresholds["current"], y, line, weight, where
+        ),
+        "cv": {
+            "folds": cv.folds,
+            "grouped_by": "village",
+            "seed": cv.seed,
+            "version": version,
+            "thresholds": {name: _finite(cut) for name, cut in thresholds.items()},
+            "poverty_lines": _finite(line),
+        },
+    }
