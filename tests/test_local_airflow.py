@@ -98,7 +98,7 @@ def test_both_dags_start_unpaused_and_the_first_scheduled_round_is_not_a_catch_u
     )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    assert set(seen) == {"dtsen_update_round", "dtsen_notify_programs"}
+    assert set(seen) == {"dtsen_update_round", "dtsen_notify_programs", "dtsen_ranking_model"}
     for dag_id, dag in seen.items():
         # paused, the notify DAG would drop the asset event of a version published meanwhile
         assert dag["paused_upon_creation"] is False, dag_id

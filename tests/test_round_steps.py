@@ -78,6 +78,7 @@ OWNERS = {
     "api/deps.py",
     "api/cli.py",
     "model/cli.py",
+    "model/cycle.py",
 }
 SAVEPOINT = "# savepoint"
 

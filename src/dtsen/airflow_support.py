@@ -425,3 +425,102 @@ def default_args() -> dict:
         "max_retry_delay": dt.timedelta(minutes=20),
         "on_failure_callback": notify_data_ops_of_failure,
     }
+
+
+# -- dtsen_ranking_model: fit a model from the BPS measurements, and a person's decision on it -------
+
+
+def model_fit_task():
+    """The fit task: a new model from the measurements, its card written (dtsen.model.cycle.fit_model);
+    returns its number and counts (no personal data). Bad input or configuration fails it at once."""
+    from airflow.sdk import get_current_context, task
+
+    from dtsen.model import cycle
+
+    @task(task_id="fit", doc_md=cycle.FIT_DOC)
+    def fit():
+        from airflow.sdk.exceptions import AirflowFailException
+
+        context = get_current_context()
+        params = context["params"]
+        try:
+            return cycle.fit_model(
+                months=params.get("months"),
+                folds=params.get("folds"),
+                regions=params.get("regions"),
+                by=f"airflow:{context['run_id']}",
+            )
+        except DataError as exc:
+            raise AirflowFailException(f"{type(exc).__name__}: {scrubbed(exc)}") from exc
+
+    return fit
+
+
+def model_adoption_task():
+    """The decision on the fitted model as a human-in-the-loop task (ApprovalOperator): its card is the
+    body, only DTSEN_APPROVERS may answer, a reason is required to adopt, and no answer in time keeps
+    the model in use (recorded as TIMED_OUT). Every answer is recorded by dtsen.model.cycle."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.sdk import Param
+
+    from dtsen.config import settings
+    from dtsen.model import cycle
+
+    class ModelAdoptionOperator(ApprovalOperator):
+        @scrubbed_failures
+        def execute(self, context):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            fitted = context["ti"].xcom_pull(task_ids="fit") or {}
+            number = int(fitted["model_version"])
+            approvers = settings().approvers
+            if not approvers:
+                raise AirflowFailException(
+                    f"model {number} is fitted, but DTSEN_APPROVERS names no one who may adopt it: set it and "
+                    f"clear this task, or `dtsen model adopt --version {number} --by NAME --reason TEXT`"
+                )
+            self.assigned_users = [{"id": user, "name": user} for user in approvers]
+            asked = cycle.ask_for_adoption(number, airflow_link("dtsen", "models", str(number)))
+            self.subject, self.body = asked["subject"], asked["markdown"]
+            return super().execute(context)
+
+        @scrubbed_failures
+        def execute_complete(self, context, event):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            if "error" not in event:
+                number = int(context["ti"].xcom_pull(task_ids="fit")["model_version"])
+                user = event.get("responded_by_user") or {}
+                user = user if isinstance(user, dict) else {}
+                outcome = cycle.record_decision(
+                    number,
+                    adopt=list(event.get("chosen_options") or []) == [self.APPROVE]
+                    and not event.get("timedout"),
+                    decided_by=user.get("id") or user.get("name"),
+                    reason=(event.get("params_input") or {}).get("reason"),
+                    timed_out=bool(event.get("timedout")),
+                    dag_run_id=str(context.get("run_id")),
+                )
+                if outcome["outcome"] == "REFUSED":
+                    raise AirflowFailException(
+                        f"the answer on model {number} is not an adoption: {outcome['refused_because']} (recorded "
+                        "as REFUSED; the model in use stays). Clear this task to ask again, or `dtsen model adopt`."
+                    )
+            return super().execute_complete(context, event)
+
+    return ModelAdoptionOperator(
+        task_id="adopt",
+        doc_md=cycle.ADOPT_DOC,
+        subject="Rank the next candidates with the fitted model?",  # replaced by the model's own
+        defaults="Reject",  # no answer in time keeps the model in use
+        response_timeout=dt.timedelta(hours=settings().approval_timeout_hours),
+        params={
+            "reason": Param(
+                "",
+                type="string",
+                title="Reason",
+                description="Why (recorded with the decision). Required to adopt: an Approve without a reason "
+                "is refused and changes nothing.",
+            )
+        },
+    )

@@ -36,6 +36,9 @@ class Settings:
     pg_bindir: Path | None  # None: the newest installed PostgreSQL
     quality_gate_threshold: float
     ranking_model_path: Path  # the PMT model file (versioned; its hash is recorded per version)
+    model_training_months: int  # BPS measurements older than this are left out of a model's fit
+    model_cv_folds: int  # cross-validation folds (by village) of a model's fit
+    model_regions: tuple[str, ...]  # regional terms a fitted model has: province, urban, regency
     programs_path: Path  # program eligibility rules
     audit_config_path: Path  # the candidate audit's thresholds
     integrity_config_path: Path  # split-surge thresholds and implausible-recipient rules
@@ -202,6 +205,33 @@ SETTINGS: tuple[Setting, ...] = (
         "ranks and this file is used again only once adopted (`dtsen model adopt --file`). Every "
         "version names its model and sha256",
         _path(lambda _: DEFAULT_RANKING_MODEL),
+    ),
+    Setting(
+        "DTSEN_MODEL_TRAINING_MONTHS",
+        "model_training_months",
+        "36",
+        "36",
+        "`dtsen model fit` learns from each family's latest BPS measurement of the last this many months "
+        "(before the current version's reference date); older ones are left out",
+        _number(int, 1, 240),
+    ),
+    Setting(
+        "DTSEN_MODEL_CV_FOLDS",
+        "model_cv_folds",
+        "5",
+        "5",
+        "folds of the cross-validation (grouped by village) that chooses a fitted model's penalty and "
+        "measures its targeting errors",
+        _number(int, 2, 20),
+    ),
+    Setting(
+        "DTSEN_MODEL_REGIONS",
+        "model_regions",
+        "province,urban",
+        "`province,urban`",
+        "the regional terms a fitted model adds to the proxies, comma-separated: `province`, `urban` "
+        "(kelurahan or desa, from the village code), `regency`; each shrunk toward the national model",
+        lambda raw, _: tuple(r.strip() for r in (raw or "").split(",") if r.strip()),
     ),
     Setting(
         "DTSEN_PROGRAMS",

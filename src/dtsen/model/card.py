@@ -43,3 +43,40 @@ def summary_lines(card: dict) -> list[str]:
         for program, change in sorted(impact.get("programs", {}).items()):
             lines.append(f"  {program}: +{change.get('added', 0)} -{change.get('removed', 0)} recipients")
     return lines
+
+
+def build_card(
+    *,
+    model_version: int,
+    model,
+    training: dict,
+    penalty: dict,
+    regions: list[str],
+    errors: dict,
+    impact: dict,
+    current: tuple,
+    as_of_version: int,
+) -> dict:
+    """The card as kept (publish.ranking_model_card.card) and shown (cockpit, `dtsen model show`)."""
+    current_number, current_model = current
+    return {
+        "model_version": model_version,
+        "name": model.name,
+        "version": model.version,
+        "sha256": model.sha256,
+        "as_of_version": as_of_version,
+        "training": training,
+        "penalty": penalty,
+        "regions": regions,
+        "terms": model.document.get("terms", []),
+        "intercept": model.document.get("intercept"),
+        "errors": {"candidate": errors["candidate"], "current": errors["current"]},
+        "cv": errors.get("cv", {}),
+        "current_model": {
+            "model_version": current_number,
+            "name": current_model.name,
+            "version": current_model.version,
+            "sha256": current_model.sha256,
+        },
+        "impact": impact,
+    }

@@ -10,6 +10,22 @@ from pathlib import Path
 from dtsen.errors import DataError
 
 
+def cmd_model_fit(args: argparse.Namespace) -> int:
+    from dtsen.model import cycle, store
+    from dtsen.model.card import summary_lines
+    from dtsen.warehouse import engine
+
+    fitted = cycle.fit_model(months=args.months, folds=args.folds, regions=args.regions, by=args.by)
+    with engine.connect() as conn:
+        card = store.card(conn, fitted["model_version"]) or {}
+    print("\n".join(summary_lines(card)))
+    print(
+        f"model {fitted['model_version']} (sha256 {fitted['sha256'][:12]}), not adopted: "
+        f"`dtsen model adopt --version {fitted['model_version']} --by NAME --reason TEXT` to rank with it"
+    )
+    return 0
+
+
 def cmd_model_list(_: argparse.Namespace) -> int:
     from dtsen.model import store
     from dtsen.warehouse import engine
@@ -80,6 +96,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "model", help="the ranking models: list, show, fit from the BPS measurements, adopt"
     )
     actions = model.add_subparsers(dest="model_action", required=True)
+    fit = actions.add_parser(
+        "fit", help="fit a model from the BPS measurements, with its card (cross-validated errors, impact)"
+    )
+    fit.add_argument("--months", type=int, help="measurement window (default: DTSEN_MODEL_TRAINING_MONTHS)")
+    fit.add_argument("--folds", type=int, help="cross-validation folds (default: DTSEN_MODEL_CV_FOLDS)")
+    fit.add_argument("--regions", help="regional terms, e.g. province,urban (default: DTSEN_MODEL_REGIONS)")
+    fit.add_argument("--by", default="cli", help="who fits it (recorded with the model)")
+    fit.set_defaults(func=cmd_model_fit)
     actions.add_parser(
         "list", help="every model, its cross-validated errors and which is in use"
     ).set_defaults(func=cmd_model_list)

@@ -129,3 +129,26 @@ def listed(conn: psycopg.Connection) -> list[dict]:
         "cv_errors",
     )
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def current(conn: psycopg.Connection, file: Path) -> tuple[int | None, RankingModel]:
+    """The model in use and its number (None: none adopted yet, the configured file)."""
+    found = adopted(conn)
+    return found if found else (None, load_model(file))
+
+
+def write_card(
+    conn: psycopg.Connection, model_version: int, card: dict, as_of_version: int, compared_with
+) -> None:
+    conn.execute(
+        "INSERT INTO publish.ranking_model_card (model_version, as_of_version, compared_with, card) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (model_version) DO NOTHING",
+        (model_version, as_of_version, compared_with, Jsonb(card)),
+    )
+
+
+def card(conn: psycopg.Connection, model_version: int) -> dict | None:
+    row = conn.execute(
+        "SELECT card FROM publish.ranking_model_card WHERE model_version = %s", (model_version,)
+    ).fetchone()
+    return row[0] if row else None
