@@ -248,7 +248,7 @@ RUN_DAG_TEST = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
-run = bag.dags["dtsen_update_round"].test(run_conf=json.loads(sys.argv[2]))
+run = bag.dags[sys.argv[3]].test(run_conf=json.loads(sys.argv[2]))
 tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.map_index < 0}
 print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": tasks}))
 """
@@ -280,16 +280,16 @@ def programs_with_pbi_jk_desil_max(path: Path, desil_max: int) -> Path:
     return path
 
 
-def start_update_round(env: dict, run_conf: dict, log: Path):
-    """`dtsen_update_round.test(run_conf)` in a process of its own (sharing `env`'s Airflow metadata
-    with an api-server); its output goes to `log` (Airflow's task logs would fill a pipe)."""
+def start_update_round(env: dict, run_conf: dict, log: Path, dag_id: str = "dtsen_update_round"):
+    """`<dag_id>.test(run_conf)` (the update DAG unless told) in a process of its own (sharing `env`'s
+    Airflow metadata with an api-server); its output goes to `log` (Airflow's task logs would fill a pipe)."""
     import subprocess
     import sys
 
     from dtsen.paths import PROJECT_ROOT
 
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_DAG_TEST, str(PROJECT_ROOT / "dags"), json.dumps(run_conf)],
+        [sys.executable, "-c", RUN_DAG_TEST, str(PROJECT_ROOT / "dags"), json.dumps(run_conf), dag_id],
         env=env,
         stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
         stderr=subprocess.STDOUT,
@@ -314,8 +314,11 @@ def airflow_token(base: str, user: str, password: str) -> str:
     return answer.json()["access_token"]
 
 
-def waiting_hitl_detail(base: str, token: str, proc, log: Path, timeout: float = 600) -> dict:
-    """The update DAG's human-in-the-loop request that waits for an answer, once the run asks it."""
+def waiting_hitl_detail(
+    base: str, token: str, proc, log: Path, timeout: float = 600, dag_id: str = "dtsen_update_round"
+) -> dict:
+    """A DAG's (the update DAG's unless told) human-in-the-loop request that waits for an answer, once
+    the run asks it."""
     import time
 
     import httpx
@@ -327,7 +330,7 @@ def waiting_hitl_detail(base: str, token: str, proc, log: Path, timeout: float =
         )
         assert time.monotonic() < deadline, "the approval task never asked"
         found = httpx.get(
-            f"{base}/api/v2/dags/dtsen_update_round/dagRuns/~/hitlDetails",
+            f"{base}/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails",
             headers={"Authorization": f"Bearer {token}"},
         )
         waiting = [d for d in found.json().get("hitl_details", []) if not d.get("response_received")]
@@ -336,12 +339,19 @@ def waiting_hitl_detail(base: str, token: str, proc, log: Path, timeout: float =
         time.sleep(1)
 
 
-def answer_hitl(base: str, token: str, run_id: str, body: dict, task_id: str = "approval"):
+def answer_hitl(
+    base: str,
+    token: str,
+    run_id: str,
+    body: dict,
+    task_id: str = "approval",
+    dag_id: str = "dtsen_update_round",
+):
     """PATCH a task's human-in-the-loop detail as the token's user (Airflow's public API)."""
     import httpx
 
     return httpx.patch(
-        f"{base}/api/v2/dags/dtsen_update_round/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+        f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
         headers={"Authorization": f"Bearer {token}"},
         json=body,
     )
