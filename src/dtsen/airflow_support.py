@@ -176,6 +176,18 @@ def step_task(step, **task_kwargs: Any):
     return task(**(options | task_kwargs))(run)
 
 
+def _reason_form(required: str) -> dict:
+    """The HITL form's one field: why, recorded with the decision (`required` says when it must be
+    given and what an answer without it does)."""
+    from airflow.sdk import Param
+
+    return {
+        "reason": Param(
+            "", type="string", title="Reason", description=f"Why (recorded with the decision). {required}"
+        )
+    }
+
+
 def airflow_link(*parts: str) -> str:
     """An absolute link into this Airflow deployment (`[api] base_url`)."""
     from urllib.parse import quote
@@ -194,7 +206,6 @@ def approval_task(step):
     takes the default "Reject") is recorded by dtsen.round.record_approval before the operator lets
     publish run (Approve) or skips it (Reject). Any other candidate passes without asking."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
-    from airflow.sdk import Param
 
     from dtsen.config import settings
 
@@ -257,15 +268,9 @@ def approval_task(step):
         subject="Publish the round's candidate despite its audit?",  # replaced by the candidate's own
         defaults="Reject",  # no answer in time keeps the current version current
         response_timeout=dt.timedelta(hours=hours),
-        params={
-            "reason": Param(
-                "",
-                type="string",
-                title="Reason",
-                description="Why (recorded with the decision). Required to approve: an Approve without "
-                "a reason is refused and publishes nothing.",
-            )
-        },
+        params=_reason_form(
+            "Required to approve: an Approve without a reason is refused and publishes nothing."
+        ),
     )
 
 
@@ -281,7 +286,6 @@ def extract_review_task(step):
     snapshot (applied, or the reference kept) and the round goes on. No answer in time fails the task
     (recorded as TIMED_OUT): the round stays stopped until the task is cleared. Any other round passes."""
     from airflow.providers.standard.operators.hitl import HITLOperator
-    from airflow.sdk import Param
 
     from dtsen.config import settings
 
@@ -343,15 +347,7 @@ def extract_review_task(step):
         options=list(EXTRACT_OPTIONS),
         # no defaults: no answer in time decides nothing (the round stays stopped)
         response_timeout=dt.timedelta(hours=settings().approval_timeout_hours),
-        params={
-            "reason": Param(
-                "",
-                type="string",
-                title="Reason",
-                description="Why (recorded with the decision). Required: an answer without a reason is "
-                "refused and the extract stays held.",
-            )
-        },
+        params=_reason_form("Required: an answer without a reason is refused and the extract stays held."),
     )
 
 
@@ -461,7 +457,6 @@ def model_adoption_task():
     body, only DTSEN_APPROVERS may answer, a reason is required to adopt, and no answer in time keeps
     the model in use (recorded as TIMED_OUT). Every answer is recorded by dtsen.model.cycle."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
-    from airflow.sdk import Param
 
     from dtsen.config import settings
     from dtsen.model import cycle
@@ -514,13 +509,5 @@ def model_adoption_task():
         subject="Rank the next candidates with the fitted model?",  # replaced by the model's own
         defaults="Reject",  # no answer in time keeps the model in use
         response_timeout=dt.timedelta(hours=settings().approval_timeout_hours),
-        params={
-            "reason": Param(
-                "",
-                type="string",
-                title="Reason",
-                description="Why (recorded with the decision). Required to adopt: an Approve without a reason "
-                "is refused and changes nothing.",
-            )
-        },
+        params=_reason_form("Required to adopt: an Approve without a reason is refused and changes nothing."),
     )
