@@ -78,3 +78,28 @@ SELECT program, kode_kabupaten, sum(recipients) FILTER (WHERE version = %(a)s) A
        sum(recipients) FILTER (WHERE version = %(b)s) AS b
 FROM publish.recipient_count WHERE version IN (%(a)s, %(b)s)
 GROUP BY 1, 2;
+
+-- name: models
+-- Every ranking model, newest first: where it came from, whether it is the one in use, and its card
+-- (NULL for a model registered from a file: a card comes with a fit).
+SELECT m.model_version, m.name, m.document ->> 'version' AS version, m.source, m.sha256, m.created_by,
+       m.created_at, m.model_version = (SELECT model_version FROM publish.adopted_model) AS in_use,
+       c.as_of_version, c.compared_with, c.card
+FROM publish.ranking_model m LEFT JOIN publish.ranking_model_card c USING (model_version)
+WHERE %(model_version)s::int IS NULL OR m.model_version = %(model_version)s
+ORDER BY m.model_version DESC;
+
+-- name: model_document
+-- One model's terms and intercept, for the model page of a model without a card.
+SELECT document -> 'terms' AS terms, document -> 'intercept' AS intercept
+FROM publish.ranking_model WHERE model_version = %(model_version)s;
+
+-- name: model_decisions
+-- The decisions on one model (or on every model: a NULL filter), oldest first: who, how, when and why.
+SELECT model_version, outcome, decided_by, channel, reason, refused_because, dag_run_id, decided_at
+FROM publish.ranking_model_decision
+WHERE %(model_version)s::int IS NULL OR model_version = %(model_version)s
+ORDER BY decided_at, decision_pk;
+
+-- name: province_names
+SELECT kode, nama FROM ref.provinsi WHERE kode = ANY(%(codes)s);

@@ -154,6 +154,14 @@ def create_app(reader=cockpit_reader) -> FastAPI:
     def api_compare(a: int, b: int) -> dict:
         return _read(data.compare, a, b)
 
+    @app.get("/api/models")
+    def api_models() -> list[dict]:
+        return _read(data.models)
+
+    @app.get("/api/models/{model_version}")
+    def api_model(model_version: int) -> dict:
+        return _read(data.model_detail, model_version)
+
     # -- pages --------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     def rounds_page(request: Request):
@@ -238,6 +246,19 @@ def create_app(reader=cockpit_reader) -> FastAPI:
                 a, b = versions[1]["version"], versions[0]["version"]
             detail = data.compare(conn, a, b)
         return page(request, "compare.html", "Compare versions", versions=versions, d=detail)
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models_page(request: Request):
+        with data.reading() as conn:
+            models = data.models(conn)
+        return page(request, "models.html", "Models", models=models, cutoff=data.LIST_CUTOFF)
+
+    @app.get("/models/{model_version}", response_class=HTMLResponse)
+    def model_page(request: Request, model_version: int):
+        """A model and its card; the page the adoption question of dtsen_ranking_model links to."""
+        with data.reading() as conn:
+            detail = data.model_detail(conn, model_version)
+        return page(request, "model.html", f"Model {model_version}", d=detail)
 
     @app.get("/dags/{dag_id}", response_class=HTMLResponse)
     def dag_tab(request: Request, dag_id: str):

@@ -3,7 +3,9 @@
 Every function returns plain dicts and lists (JSON-able): the HTML pages and the JSON API render the
 same values. Nothing here reads the registry: rounds come from the submissions' kept ringkasan, versions
 from what their build and audit kept, differences from the per-regency recipient counts and the spans
-opened and closed between two versions (sql/cockpit/cockpit.sql, sql/publish/audit.sql `drift`).
+opened and closed between two versions (sql/cockpit/cockpit.sql, sql/publish/audit.sql `drift`),
+ranking models from publish.ranking_model, the card kept with a fitted one (counts per province and
+regency, errors over measured families) and the decisions on them.
 """
 
 from __future__ import annotations
@@ -422,4 +424,167 @@ def compare(conn: psycopg.Connection, a: int, b: int) -> dict:
         "b": max(a, b),
         "programs": sorted(programs.values(), key=lambda p: p["program"]),
         "regencies": rows,
+    }
+
+
+# -- ranking models (issue 25): publish.ranking_model, its card and the decisions on it ----------------
+
+CUTOFFS = ("3", "4", "5")  # desil 1-3, 1-4, 1-5: the cutoffs a card's errors are measured at
+LIST_CUTOFF = "5"  # the models list shows the errors at desil 1-5; a model's page at every cutoff
+
+
+def _when(value) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _model_decisions(conn: psycopg.Connection, model_version: int | None) -> list[dict]:
+    return [
+        d | {"decided_at": _when(d["decided_at"])}
+        for d in _rows(conn, "model_decisions", {"model_version": model_version})
+    ]
+
+
+def _errors_at(errors: dict | None, cutoffs=CUTOFFS) -> dict:
+    """{cutoff: {"inclusion", "exclusion"}} of one model's errors block (national or a province's)."""
+    errors = errors or {}
+    return {
+        c: {"inclusion": errors[c].get("inclusion"), "exclusion": errors[c].get("exclusion")}
+        for c in cutoffs
+        if isinstance(errors.get(c), dict)
+    }
+
+
+def _model_row(m: dict, decisions: list[dict]) -> dict:
+    card = m["card"] or {}
+    errors = card.get("errors") or {}
+    return {
+        "model_version": m["model_version"],
+        "name": m["name"],
+        "version": m["version"],
+        "source": m["source"],
+        "sha256": m["sha256"],
+        "created_by": m["created_by"],
+        "created_at": _when(m["created_at"]),
+        "in_use": bool(m["in_use"]),
+        "has_card": m["card"] is not None,
+        "as_of_version": m["as_of_version"],
+        "compared_with": m["compared_with"],
+        # cross-validated national errors, the candidate beside the model in use when it was fitted
+        "cv": None
+        if not errors
+        else {
+            model: _errors_at((errors.get(model) or {}).get("national")) for model in ("candidate", "current")
+        },
+        "decisions": [d for d in decisions if d["model_version"] == m["model_version"]],
+    }
+
+
+def models(conn: psycopg.Connection) -> list[dict]:
+    """Every ranking model, newest first: number, name and version, source, who registered it and when,
+    its cross-validated errors beside the model it was compared with, the decisions on it, and whether
+    it is the one in use."""
+    decisions = _model_decisions(conn, None)
+    return [_model_row(m, decisions) for m in _rows(conn, "models", {"model_version": None})]
+
+
+def _error_rows(errors: dict, provinces: dict[str, str]) -> list[dict]:
+    """The card's errors as rows: national first, then each province; each with both models' inclusion
+    and exclusion at desil 1-3/1-4/1-5, their Spearman and the measured families they are over."""
+    candidate, current = errors.get("candidate") or {}, errors.get("current") or {}
+
+    def row(scope: str, kode: str | None, a: dict | None, b: dict | None) -> dict:
+        a, b = a or {}, b or {}
+        at_a, at_b = _errors_at(a), _errors_at(b)
+        return {
+            "scope": scope,
+            "kode": kode,
+            "nama": provinces.get(kode) if kode else None,
+            "n": a.get("n", b.get("n")),
+            "spearman": {"candidate": a.get("spearman"), "current": b.get("spearman")},
+            "desil": [
+                {"cutoff": c, "candidate": at_a.get(c, {}), "current": at_b.get(c, {})} for c in CUTOFFS
+            ],
+        }
+
+    rows = [row("national", None, candidate.get("national"), current.get("national"))]
+    per_a, per_b = candidate.get("per_province") or {}, current.get("per_province") or {}
+    for kode in sorted(set(per_a) | set(per_b)):
+        rows.append(row("province", kode, per_a.get(kode), per_b.get(kode)))
+    return rows
+
+
+def _terms(terms: list[dict], intercept) -> dict:
+    """The model's terms, its proxies apart from its regional terms; a category term by its codes."""
+
+    def shown(t: dict) -> dict:
+        out = {
+            "feature": t.get("feature"),
+            "type": t.get("type"),
+            "mean_contribution": t.get("mean_contribution"),
+        }
+        if isinstance(t.get("coefficients"), dict):
+            out["coefficients"] = [[code, c] for code, c in sorted(t["coefficients"].items())]
+        else:
+            out["coefficient"] = t.get("coefficient")
+            out["default"] = t.get("default")
+        return out
+
+    regional = [t.get("group") == "region" for t in terms]  # as dtsen.model.design marks a regional term
+    return {
+        "intercept": intercept,
+        "proxies": [shown(t) for t, r in zip(terms, regional, strict=True) if not r],
+        "regional": [shown(t) for t, r in zip(terms, regional, strict=True) if r],
+    }
+
+
+def model_detail(conn: psycopg.Connection, model_version: int) -> dict:
+    """One model and its card: the data it was fitted on (window, families per province), its penalty,
+    terms and coefficients, its cross-validated errors beside the model in use nationally and per
+    province, what adopting it would change per regency and per program, and the decisions on it."""
+    found = _rows(conn, "models", {"model_version": model_version})
+    if not found:
+        raise NotFound(f"no ranking model {model_version}")
+    m = found[0]
+    card: dict[str, Any] = m["card"] or {}
+    document = _rows(conn, "model_document", {"model_version": model_version})[0]
+    training = card.get("training") or {}
+    errors = card.get("errors") or {}
+    per_province = training.get("families_per_province") or {}
+    codes = sorted(
+        set(per_province)
+        | {k for side in errors.values() if isinstance(side, dict) for k in side.get("per_province") or {}}
+    )
+    provinces = {r["kode"]: r["nama"] for r in _rows(conn, "province_names", {"codes": codes})}
+    impact = card.get("impact") or {}
+    return _model_row(m, _model_decisions(conn, model_version)) | {
+        "card": None
+        if not card
+        else {
+            "as_of_version": card.get("as_of_version", m["as_of_version"]),
+            "training": {
+                "window_months": training.get("window_months", training.get("window")),
+                "from": training.get("from"),
+                "to": training.get("to"),
+                "families": training.get("families"),
+                "villages": training.get("villages"),
+                "families_per_province": [
+                    {"kode": k, "nama": provinces.get(k), "families": n}
+                    for k, n in sorted(per_province.items())
+                ],
+            },
+            "penalty": card.get("penalty") or {},
+            "regions": card.get("regions") or [],
+            "cv": card.get("cv") or {},
+            "current_model": card.get("current_model"),
+            "errors": _error_rows(errors, provinces),
+            "impact": {
+                "version": impact.get("version", card.get("as_of_version")),
+                "families": impact.get("families"),
+                "entering": impact.get("entering"),
+                "leaving": impact.get("leaving"),
+                "regencies": sorted(impact.get("regencies") or [], key=lambda r: str(r.get("regency"))),
+                "programs": _programs(impact.get("programs")),
+            },
+        },
+        "terms": _terms(document["terms"] or [], document["intercept"]),
     }
