@@ -90,6 +90,34 @@ def person(key: str, op: str, kk: str, hub: int) -> str:
     return member(op, nik, kk, sex, born, hub)
 
 
+BPS_KELUARGA_HEADER = "no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita"
+
+
+def land_bps_round(landing: Path, round_id: str, rows: list[str]) -> Path:
+    """A round whose only delivery is a BPS survey of `rows` (lines under BPS_KELUARGA_HEADER)."""
+    make_submission(
+        landing,
+        f"bps-{round_id.replace('-', '')}-test",
+        folder="bps",
+        folder_round=round_id,
+        data_files={"keluarga.csv": "\n".join([BPS_KELUARGA_HEADER, *rows, ""]).encode()},
+        submitted_at="2026-11-20T09:30:00+07:00",
+        submitted_by="bps.pusat",
+    )
+    return landing
+
+
+def version_rows(conn, table: str, version: int) -> set[tuple]:
+    """publish.<table>'s rows of `version`, without the span columns: what two builds compare."""
+    columns = [
+        d.name
+        for d in conn.execute(f"SELECT * FROM publish.{table} LIMIT 0").description  # noqa: S608
+        if d.name not in ("version", "valid_from", "valid_to")
+    ]
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM publish.{table} WHERE version = %s", (version,))  # noqa: S608
+    return {tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows}  # PKH's komponen
+
+
 def build_round(tmp_path, round_id: str, anggota_rows: list[str], keluarga_rows: list[str]):
     landing = tmp_path / "landing"
     dukcapil = ["nik,no_kk,nama,jenis_kelamin,tanggal_lahir,kode_wilayah,status_hidup,tanggal_meninggal"]

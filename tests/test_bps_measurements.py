@@ -10,10 +10,9 @@ import pytest
 from dtsen import sqlfiles
 from dtsen.paths import SAMPLE_DIR
 from dtsen.warehouse.migrate import MIGRATIONS_DIR
-from tests.factories import make_submission, run_steps
+from tests.factories import land_bps_round, run_steps
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
-BPS_HEADER = "no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita"
 
 ACCEPTED_WITH_EXPENDITURE = """
 SELECT s.no_kk::bigint, s.tanggal_survei::date, s.pengeluaran_per_kapita::bigint, s.submission_pk
@@ -78,18 +77,10 @@ def survey_without_expenditure(sample_merged, tmp_path_factory):
     ).fetchall()
     before = conn.execute("SELECT count(*) FROM registry.bps_measurement").fetchone()[0]
     conn.commit()
-    landing = tmp_path_factory.mktemp("q4") / "landing"
-    body = (
-        f"{BPS_HEADER}\n{stale[0]},{stale[1]},2026-10-15,,\n{measured[0]},{measured[1]},2026-10-16,,987654\n"
-    )
-    make_submission(
-        landing,
-        "bps-2026Q4-test",
-        folder="bps",
-        folder_round="2026-Q4",
-        data_files={"keluarga.csv": body.encode()},
-        submitted_at="2026-11-20T09:30:00+07:00",
-        submitted_by="bps.pusat",
+    landing = land_bps_round(
+        tmp_path_factory.mktemp("q4") / "landing",
+        "2026-Q4",
+        [f"{stale[0]},{stale[1]},2026-10-15,,", f"{measured[0]},{measured[1]},2026-10-16,,987654"],
     )
     run_steps("2026-Q4", landing_root=landing, publish_root=publish, until="merge")
     conn.commit()

@@ -19,7 +19,7 @@ import pytest
 from dtsen.domain.codes import FAMILY_ATTRIBUTES
 from dtsen.paths import SAMPLE_DIR
 from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, load_model, parse_model
-from tests.factories import make_submission, run_steps
+from tests.factories import land_bps_round, run_steps
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 CURRENT_VERSION = 3  # the sample's third round, published
@@ -380,9 +380,6 @@ def test_the_cross_validated_errors_judge_both_models_on_the_same_families(publi
     assert len(fold_cuts) == 5
 
 
-BPS_HEADER = "no_kk,kode_wilayah,tanggal_survei,jenis_lantai,pengeluaran_per_kapita"
-
-
 def test_a_later_rounds_measurement_enters_only_as_of_its_own_version(published, frame, tmp_path_factory):
     """A round 2026-Q4 measures again a family measured in Q3, with another floor: as of the published
     version 3 nothing changes; as of Q4's version 4 the family counts once, with its Q4 measurement
@@ -393,16 +390,10 @@ def test_a_later_rounds_measurement_enters_only_as_of_its_own_version(published,
     conn.rollback()  # what earlier tests read: the round's steps take locks of their own
     family = frame[(frame["round_seq"] == 3) & frame["jenis_lantai"].notna()].iloc[0]
     floor = 1 if family["jenis_lantai"] != 1 else 2
-    landing = tmp_path_factory.mktemp("q4") / "landing"
-    body = f"{BPS_HEADER}\n{family['no_kk']},{family['kode_wilayah']},2026-10-16,{floor},987654\n"
-    make_submission(
-        landing,
-        "bps-2026Q4-test",
-        folder="bps",
-        folder_round="2026-Q4",
-        data_files={"keluarga.csv": body.encode()},
-        submitted_at="2026-11-20T09:30:00+07:00",
-        submitted_by="bps.pusat",
+    landing = land_bps_round(
+        tmp_path_factory.mktemp("q4") / "landing",
+        "2026-Q4",
+        [f"{family['no_kk']},{family['kode_wilayah']},2026-10-16,{floor},987654"],
     )
     run_steps("2026-Q4", landing_root=landing, publish_root=publish, until="rank_and_audit")
     conn.commit()

@@ -12,19 +12,9 @@ from dtsen.paths import SAMPLE_DIR
 from dtsen.programs import load_programs
 from dtsen.publish.candidate import build_candidate
 from dtsen.rank.model import load_model, parse_model
-from tests.factories import run_steps
+from tests.factories import run_steps, version_rows
 
 TABLES = {"keluarga": "no_kk", "anggota": "nik", "recipient": "program, nik"}
-
-
-def _rows(conn, table: str, version: int) -> set[tuple]:
-    columns = [
-        d.name
-        for d in conn.execute(f"SELECT * FROM publish.{table} LIMIT 0").description  # noqa: S608
-        if d.name not in ("version", "valid_from", "valid_to")
-    ]
-    rows = conn.execute(f"SELECT {', '.join(columns)} FROM publish.{table} WHERE version = %s", (version,))  # noqa: S608
-    return {tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows}
 
 
 def _reweighted() -> dict:
@@ -69,7 +59,7 @@ def test_a_new_model_rescores_every_family_incrementally_as_a_whole_rebuild_woul
             (built.version,),
         ).fetchone()[0]
         assert moved > 0  # the model did move families
-        incremental = {t: _rows(conn, t, built.version) for t in TABLES}
+        incremental = {t: version_rows(conn, t, built.version) for t in TABLES}
         # the same round built whole with the same model: the basis and this build discarded
         conn.execute(
             "UPDATE publish.version SET status = 'DISCARDED' WHERE version IN (1, %s)", (built.version,)
@@ -77,7 +67,7 @@ def test_a_new_model_rescores_every_family_incrementally_as_a_whole_rebuild_woul
         rebuilt = build_candidate(conn, "2026-Q2", model, load_programs())
         assert rebuilt.build["mode"] == "whole"
         for table in TABLES:
-            whole = _rows(conn, table, rebuilt.version)
+            whole = version_rows(conn, table, rebuilt.version)
             assert len(whole) == len(incremental[table]) > 0, table
             assert whole == incremental[table], table
         assert rebuilt.counts == built.counts

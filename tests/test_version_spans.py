@@ -14,7 +14,7 @@ from dtsen.paths import SAMPLE_DIR
 from dtsen.programs import load_programs
 from dtsen.publish.candidate import age_thresholds, build_candidate, ranking_statements
 from dtsen.rank.model import load_model
-from tests.factories import run_steps
+from tests.factories import run_steps, version_rows
 
 TABLES = {
     "keluarga": "no_kk",
@@ -22,16 +22,6 @@ TABLES = {
     "recipient": "program, nik",
     "implausible": "rule, no_kk",
 }
-
-
-def _rows(conn, table: str, version: int) -> set[tuple]:
-    columns = [
-        d.name
-        for d in conn.execute(f"SELECT * FROM publish.{table} LIMIT 0").description  # noqa: S608
-        if d.name not in ("version", "valid_from", "valid_to")
-    ]
-    rows = conn.execute(f"SELECT {', '.join(columns)} FROM publish.{table} WHERE version = %s", (version,))  # noqa: S608
-    return {tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows}  # PKH's komponen
 
 
 def _whole_rebuild_equals(conn, version: int) -> None:
@@ -48,7 +38,10 @@ def _whole_rebuild_equals(conn, version: int) -> None:
         rebuilt = build_candidate(conn, round_id, load_model(), load_programs())
         assert rebuilt.build["mode"] == "whole"
         for table in TABLES:
-            incremental, whole = _rows(conn, table, version), _rows(conn, table, rebuilt.version)
+            incremental, whole = (
+                version_rows(conn, table, version),
+                version_rows(conn, table, rebuilt.version),
+            )
             assert len(incremental) == len(whole) > 0, table
             assert incremental == whole, table
         assert rebuilt.counts == counts
