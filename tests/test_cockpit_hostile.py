@@ -160,6 +160,7 @@ ROUTE_VALUES = {  # a value for each path parameter of the cockpit's routes, on 
     "submission_id": f"{REGION}-2026Q1-01",
     "dag_id": "dtsen_update_round",
     "run_id": "no-such-run",
+    "model_version": 1,  # the configured model file, registered at 2026-Q1's candidate
 }
 
 
