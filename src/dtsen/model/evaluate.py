@@ -28,7 +28,7 @@ import psycopg
 from dtsen.errors import DataError
 from dtsen.model.fit import CrossValidated
 from dtsen.model.training import current_version, province
-from dtsen.publish.candidate import _bps_recent
+from dtsen.publish.candidate import ranked_score_sql
 from dtsen.rank.model import RankingModel, family_features_query
 from dtsen.sqlfiles import statements
 
@@ -52,9 +52,7 @@ def population_thresholds(
     if reference_date is None:
         raise DataError(f"there is no version {version} to take the national thresholds from")
     scores = ",\n        ".join(
-        f"CASE WHEN {_bps_recent(m)} THEN ln(f.pengeluaran_per_kapita::float8) "
-        f"ELSE ({m.score_sql()})::float8 END AS r_{i}"
-        for i, m in enumerate(models.values())
+        f"{ranked_score_sql(m, f'({m.score_sql()})::float8')} AS r_{i}" for i, m in enumerate(models.values())
     )
     members = sorted(set().union(*(m.member_features_used() for m in models.values())))
     query = family_features_query(

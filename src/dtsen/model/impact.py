@@ -8,20 +8,13 @@ from __future__ import annotations
 import psycopg
 
 from dtsen.programs import ProgramSet
-from dtsen.publish.candidate import eligibility_context_sql, version_members
+from dtsen.publish.candidate import eligibility_context_sql, ranked_score_sql, version_members
 from dtsen.rank.model import RankingModel, family_features_query
 from dtsen.sqlfiles import statements
 
 
 def _scores(model: RankingModel, version: int) -> str:
-    bps_recent = (
-        "(f.pengeluaran_per_kapita IS NOT NULL AND f.tanggal_survei > "
-        f"%(reference_date)s::date - interval '{int(model.bps_max_age_months)} months')"
-    )
-    select = (
-        f"f.no_kk, a.jumlah_anggota, CASE WHEN {bps_recent} THEN ln(f.pengeluaran_per_kapita::float8) "
-        f"ELSE {model.score_sql()} END AS skor"
-    )
+    select = f"f.no_kk, a.jumlah_anggota, {ranked_score_sql(model)} AS skor"
     families = f"(SELECT * FROM publish.keluarga WHERE version = {int(version)})"  # noqa: S608 (an int)
     query = family_features_query(select, families, version_members(version), model.member_features_used())
     return f"CREATE TEMP TABLE impact_score ON COMMIT DROP AS {query}"

@@ -58,12 +58,19 @@ def version_members(version: int, no_kk: int | None = None) -> str:
 def rank_statement(model: RankingModel, members: str) -> str:
     """rescored: the score of each open family with members in `members`: BPS's recent measurement,
     else the model's prediction."""
-    score = model.score_sql()
     select = f"""f.no_kk, a.jumlah_anggota,
-        CASE WHEN {_bps_recent(model)} THEN ln(f.pengeluaran_per_kapita::float8) ELSE {score} END AS skor,
+        {ranked_score_sql(model)} AS skor,
         CASE WHEN {_bps_recent(model)} THEN 'BPS' ELSE 'PMT' END AS sumber"""
     query = family_features_query(select, "registry.current_family", members, model.member_features_used())
     return f"CREATE TEMP TABLE rescored ON COMMIT DROP AS {query}"
+
+
+def ranked_score_sql(model: RankingModel, score: str | None = None) -> str:
+    """A family's score as the ranking gives it, over family `f` and member aggregates `a`: BPS's
+    recent measurement, else the model's prediction (`score`: that prediction's SQL, by default the
+    model's own). The model fit and its impact score with this too, so they rank as a candidate does."""
+    score = model.score_sql() if score is None else score
+    return f"CASE WHEN {_bps_recent(model)} THEN ln(f.pengeluaran_per_kapita::float8) ELSE {score} END"
 
 
 def _bps_recent(model: RankingModel) -> str:
