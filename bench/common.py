@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -145,3 +146,40 @@ def raw_copy_rate(url: str, files: list[Path]) -> tuple[int, float]:
                         copy.write(chunk)
                 rows += cur.rowcount
     return rows, time.monotonic() - started
+
+
+def database_name(name: str) -> str:
+    """The database a bench's world runs its rounds in."""
+    return f"dtsen_{name.replace('-', '_')}"
+
+
+def run_rounds(world: Path, work: Path, name: str) -> list[dict]:
+    """Every round of `world` through the round's own steps, in a fresh database of its own (left in
+    DTSEN_DATABASE_URL): per round its seconds, version, audit and publication."""
+    from dtsen.round import RoundContext, run_round
+
+    os.environ["DTSEN_DATABASE_URL"] = fresh_database(database_name(name))
+    for folder in ("raw", "outbox", "publish"):
+        shutil.rmtree(work / f"{folder}-{name}", ignore_errors=True)
+    os.environ["DTSEN_RAW_ROOT"] = str(work / f"raw-{name}")
+    os.environ["DTSEN_OUTBOX"] = str(work / f"outbox-{name}")
+    publish_root = work / f"publish-{name}"
+    rounds = sorted(p.name for p in (world / "landing").iterdir() if p.name != "reference")
+    done = []
+    for round_id in rounds:
+        started = time.monotonic()
+        summaries = run_round(
+            RoundContext.create(round_id, landing_root=world / "landing", publish_root=publish_root)
+        )
+        audited = summaries["rank_and_audit"]
+        done.append(
+            {
+                "round": round_id,
+                "seconds": round(time.monotonic() - started, 1),
+                "version": audited.get("version"),
+                "audit_passed": audited.get("audit_passed"),
+                "published": "skipped" not in summaries["publish"],
+            }
+        )
+        print(json.dumps(done[-1], default=str), flush=True)
+    return done

@@ -186,6 +186,12 @@ def test_a_models_page_is_its_card_beside_the_model_in_use_and_the_json_is_the_s
                     )
         assert r["spearman"] == {m: both[m]["spearman"] for m in ("candidate", "current")}
     assert [x["cutoff"] for x in rows[("national", None)]["desil"]] == ["3", "4", "5"]
+    # what they are judged against: the sample measures too few families twice to know the survey's noise
+    noise = card["cv"]["survey_noise"]
+    assert shown["cv"]["survey_noise"] == noise and noise["sd"] is None
+    assert re.search(
+        r'<p class="muted" id="judged-against">Judged against the measurement \(fewer than 30', text
+    )
     assert shown["current_model"]["model_version"] == 1 and re.search(
         r'Against <a href="models/1">model 1</a> \(dtsen-pmt v1\)', text
     )

@@ -120,3 +120,19 @@ def test_bps_share_is_the_share_of_families_bps_measures_each_round(tmp_path):
         with open(bps_file, newline="", encoding="utf-8") as fh:
             measured = {r["no_kk"] for r in csv.DictReader(fh) if r["pengeluaran_per_kapita"]}
         assert measured and abs(len(measured) / families - 0.2) < 0.015, (round_id, len(measured), families)
+
+
+def test_bps_panel_measures_again_a_share_of_families_bps_measured_before(tmp_path):
+    world = generate(tmp_path / "w", "--bps-share", "0.1", "--bps-panel", "0.3")
+    assert json.loads((world / "summary.json").read_text())["config"]["bps_panel"] == 0.3
+    measured: dict[str, set[str]] = {}
+    for round_id in ROUNDS:
+        [bps_file] = (world / "landing" / round_id / "bps").glob("*/keluarga.csv")
+        with open(bps_file, newline="", encoding="utf-8") as fh:
+            measured[round_id] = {r["no_kk"] for r in csv.DictReader(fh) if r["pengeluaran_per_kapita"]}
+    first, second = (measured[r] for r in ROUNDS)
+    families = len(gz_rows(world / "truth" / ROUNDS[1] / "expected_keluarga.csv.gz"))
+    # 30% revisited, and the fresh 70% drawn from every family, the ones measured before among them
+    expected = 0.3 + 0.7 * len(first) / families
+    again = len(first & second) / len(second)
+    assert abs(again - expected) < 0.03, (again, expected, len(second))

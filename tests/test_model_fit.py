@@ -52,6 +52,36 @@ def test_targeting_errors_of_hand_made_arrays_are_exact():
     assert [errors["per_province"][p]["n"] for p in ("11", "12")] == [3, 3]
 
 
+def test_errors_judged_against_welfare_net_of_the_survey_noise_are_the_true_errors():
+    """Welfare w, a model's prediction (w + model error, sd 0.18) and a survey's measurement (w + noise,
+    sd 0.15): judged against the measurement the errors are inflated; judged against welfare drawn
+    from measurement and prediction with the noise known, they are what the truth gives."""
+    from dtsen.model.evaluate import errors_against_welfare, poverty_lines, targeting_errors, welfare_draws
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    welfare = rng.normal(13.5, 0.5, n)
+    prediction = welfare + rng.normal(0, 0.18, n)
+    measured = welfare + rng.normal(0, 0.15, n)
+    weight = rng.integers(1, 7, n)
+    keys, where = np.arange(n), np.where(np.arange(n) % 2, "11", "12")
+    cut = poverty_lines(prediction, weight, keys)  # select as many as are poor
+    true = targeting_errors(prediction, cut, welfare, poverty_lines(welfare, weight, keys), weight, where)
+    naive = targeting_errors(prediction, cut, measured, poverty_lines(measured, weight, keys), weight, where)
+    drawn = welfare_draws(prediction, measured, 0.15, draws=40)
+    corrected = errors_against_welfare(prediction, cut, drawn, weight, keys, where)
+    for d in ("3", "5"):
+        for kind in ("inclusion", "exclusion"):
+            assert naive["national"][d][kind] > true["national"][d][kind] + 0.025
+            assert corrected["national"][d][kind] == pytest.approx(true["national"][d][kind], abs=0.01)
+            assert corrected["per_province"]["11"][d][kind] == pytest.approx(
+                true["per_province"]["11"][d][kind], abs=0.015
+            )
+    assert corrected["national"]["spearman"] == pytest.approx(true["national"]["spearman"], abs=0.005)
+    assert naive["national"]["spearman"] < true["national"]["spearman"] - 0.02
+    assert corrected["national"]["n"] == n
+
+
 def test_poverty_lines_are_the_person_weighted_desil_thresholds_of_the_ranking_rule():
     from dtsen.model.evaluate import desil, poverty_lines
 
@@ -378,6 +408,45 @@ def test_the_cross_validated_errors_judge_both_models_on_the_same_families(publi
     # each fold model has national thresholds of its own over the same population
     fold_cuts = {tuple(errors["cv"]["thresholds"][f"fold_{f}"].values()) for f in range(5)}
     assert len(fold_cuts) == 5
+
+
+def test_families_measured_twice_tell_the_survey_noise_and_too_few_leave_the_measurement_as_judge(
+    published, frame, cross_validated
+):
+    from dtsen.model.evaluate import MIN_PAIRS, SurveyNoise, evaluate
+
+    conn = published[0]
+    latest_two: dict[int, list[float]] = {}
+    for no_kk, rupiah in conn.execute(
+        "SELECT no_kk, pengeluaran_per_kapita FROM registry.bps_measurement "
+        "WHERE tanggal_survei > '2023-09-30' ORDER BY no_kk, tanggal_survei DESC, round_seq DESC"
+    ):
+        latest_two.setdefault(no_kk, []).append(math.log(rupiah))
+    differences = [v[0] - v[1] for v in latest_two.values() if len(v) > 1]
+    repeated = frame.attrs["repeated"]
+    assert repeated["pairs"] == len(differences) > 0
+    assert repeated["variance"] == pytest.approx(np.var(differences, ddof=1), rel=1e-9)
+
+    # the sample measures too few families twice: its errors are judged against the measurement
+    assert repeated["pairs"] < MIN_PAIRS and SurveyNoise.of(frame).sd is None
+    with conn.transaction():
+        as_measured = evaluate(conn, frame, load_model(), cross_validated)
+    assert as_measured["cv"]["survey_noise"]["sd"] is None
+    assert as_measured["cv"]["against_measurement"]["candidate"] == as_measured["candidate"]["national"]
+
+    # had BPS measured enough families twice, the same folds are judged against welfare net of noise
+    told = frame.copy()
+    told.attrs = frame.attrs | {"repeated": {"pairs": MIN_PAIRS, "variance": 2 * 0.15**2}}
+    with conn.transaction():
+        as_welfare = evaluate(conn, told, load_model(), cross_validated)
+    noise = as_welfare["cv"]["survey_noise"]
+    assert noise["sd"] == pytest.approx(0.15) and noise["families_measured_twice"] == MIN_PAIRS
+    assert "welfare" in noise["judged_against"] and noise["draws"] > 0
+    assert as_welfare["cv"]["against_measurement"] == as_measured["cv"]["against_measurement"]
+    for model in ("candidate", "current"):
+        assert as_welfare[model]["national"] != as_measured[model]["national"]
+        assert as_welfare[model]["national"]["n"] == len(frame)
+        assert set(as_welfare[model]["per_province"]) == set(as_measured[model]["per_province"])
 
 
 def test_a_later_rounds_measurement_enters_only_as_of_its_own_version(published, frame, tmp_path_factory):

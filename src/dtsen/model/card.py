@@ -34,6 +34,14 @@ def summary_lines(card: dict) -> list[str]:
         _errors_line("candidate", errors.get("candidate", {}).get("national")),
         _errors_line("current", errors.get("current", {}).get("national")),
     ]
+    noise = card.get("cv", {}).get("survey_noise")
+    if noise:
+        told = (
+            f" (survey noise sd {noise['sd']:.3f}, from {noise['families_measured_twice']} families measured twice)"
+            if noise.get("sd") is not None
+            else ""
+        )
+        lines.append(f"  judged against {noise['judged_against']}{told}")
     impact = card.get("impact", {})
     if impact:
         lines.append(

@@ -6,6 +6,7 @@ parsing the DAG stays light."""
 from __future__ import annotations
 
 import logging
+import time
 
 from dtsen.config import settings
 
@@ -52,13 +53,26 @@ def fit_model(
     cfg = settings()
     months = months or cfg.model_training_months
     folds = folds or cfg.model_cv_folds
+    seconds: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def done(part: str, what: str) -> None:
+        nonlocal clock
+        seconds[part] = round(time.monotonic() - clock, 1)
+        clock = time.monotonic()
+        log.info("model fit: %s in %.1f s", what, seconds[part])
+
     with engine.connect() as conn, conn.transaction():
         current_number, current = store.current(conn, cfg.ranking_model_path)
         frame = training_frame(conn, current, months=months)
+        done("training_frame", f"training frame of {len(frame)} measured families")
         design = design_for(current, frame, _regions(regions))
         final = fit(frame, design, folds=folds)
+        done("fit", f"penalty search and fit over {design_width(final)} terms")
         cv = cross_validate(frame, design, folds=folds)
+        done("cross_validate", f"nested cross-validation, {folds} folds by village")
         errors = evaluate(conn, frame, current, cv)
+        done("evaluate", "targeting errors at the national thresholds")
         number = store.next_version(conn)
         training = summary(frame)
         document = final.document(frame, current, version=str(number), training=training)
@@ -66,6 +80,7 @@ def fit_model(
         registered = store.register(conn, document, "fit", by)
         as_of = frame.attrs["as_of_version"]
         changes = impact(conn, model, as_of, load_programs(cfg.programs_path))
+        done("impact", f"what adopting it would change in version {as_of}")
         card = build_card(
             model_version=registered,
             model=model,
@@ -87,7 +102,13 @@ def fit_model(
         "as_of_version": as_of,
         "entering": changes["entering"],
         "leaving": changes["leaving"],
+        "seconds": seconds,
     }
+
+
+def design_width(fitted) -> int:
+    """How many coefficients the fitted ridge has (for the log)."""
+    return int(fitted.pipeline.named_steps["ridge"].coef_.shape[0])
 
 
 def ask_for_adoption(model_version: int, card_link: str) -> dict:

@@ -6,20 +6,31 @@ src/dtsen/model/fit.py `cross_validate`) is compared with the national cut point
 the desil threshold its scores give over the whole population of a version (the ranking's own rule:
 one person-weighted national ordering, a recent BPS measurement overriding the prediction), not the
 fold's own median. The current model is judged the same way, by its own national thresholds. A family
-is truly poor at desil d when its measured log expenditure is below the person-weighted d/10 quantile
-of the measured expenditure of all measured families.
+is poor at desil d when its log welfare is below the person-weighted d/10 quantile of the welfare of
+all measured families.
+
+A measurement is welfare plus the survey's noise, and judged against the measurement a model looks
+worse than it is (a family whose measurement strays across the line counts as an error). Where BPS
+measured enough families twice in the window (at least MIN_PAIRS), the noise is known (the variance of
+two measurements' difference is twice its own), and each family's welfare is drawn DRAWS times from
+what its measurement and its prediction together say of it (normal: welfare = prediction + bias + a
+model error of the variance the residuals leave after the noise; measurement = welfare + noise); the
+errors are the mean over the draws, each draw with its own poverty lines. Otherwise welfare is taken to
+be the measurement, and the card says so. Both are on the card.
 
 - inclusion error at d: of the individuals (families weighted by their members) a model selects
   (ranks into desil 1..d), the share that is not poor;
 - exclusion error at d: of the poor individuals, the share the model does not select;
-- Spearman's rank correlation of the prediction with the measurement (families).
+- Spearman's rank correlation of the prediction with welfare (families).
 
 Nationally and per province (with n, the families). The population is scored in the warehouse in one
 pass (every fold model's `score_sql()` in one feature query); only its thresholds reach Python."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,6 +46,9 @@ from dtsen.sqlfiles import statements
 SQL = "model/population.sql"
 THRESHOLDS_SQL = "model/thresholds.sql"
 CUTOFFS = (3, 4, 5)
+MIN_PAIRS = 30  # families measured twice: fewer tell the survey's noise too loosely to correct for it
+DRAWS = 100  # draws of the measured families' welfare: the mean's own spread is under 0.001
+SEED = 25
 
 
 # -- the national cut points --------------------------------------------------------------------------
@@ -154,6 +168,84 @@ def targeting_errors(
     return result
 
 
+def _mean_errors(blocks: list):
+    """The mean of `_errors` blocks (one per draw), value by value: n (an int) stays, a share any draw
+    could not give is None."""
+    first = blocks[0]
+    if isinstance(first, dict):
+        return {k: _mean_errors([b[k] for b in blocks]) for k in first}
+    if any(b is None for b in blocks):
+        return None
+    return first if isinstance(first, int) else float(np.mean(blocks))
+
+
+# -- the survey's noise -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurveyNoise:
+    """The survey's noise on log expenditure (sd; None: not known) and the families measured twice
+    it was told from."""
+
+    sd: float | None
+    pairs: int
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, min_pairs: int = MIN_PAIRS) -> SurveyNoise:
+        repeated = frame.attrs.get("repeated") or {}
+        pairs, variance = int(repeated.get("pairs") or 0), repeated.get("variance")
+        if pairs < min_pairs or variance is None:
+            return cls(None, pairs)
+        return cls(math.sqrt(variance / 2), pairs)
+
+    def describe(self) -> dict:
+        return {
+            "sd": self.sd,
+            "families_measured_twice": self.pairs,
+            "judged_against": "welfare (the measurement net of the survey's noise)"
+            if self.sd is not None
+            else f"the measurement (fewer than {MIN_PAIRS} families measured twice: the noise is not known)",
+            "draws": DRAWS if self.sd is not None else 0,
+        }
+
+
+def welfare_draws(
+    prediction: np.ndarray, y: np.ndarray, noise_sd: float, *, draws: int = DRAWS, seed: int = SEED
+) -> np.ndarray:
+    """(draws, families): each measured family's log welfare drawn from what its measurement `y` and
+    the model's out-of-fold `prediction` say of it, with y = welfare + noise (sd `noise_sd`) and
+    welfare = prediction + bias + model error (normal, of the residuals' variance less the noise's):
+    mean prediction + bias + k (y - prediction - bias), variance k noise_sd^2, k = the model error's
+    share of the residuals' variance."""
+    residual = np.asarray(y, dtype=float) - np.asarray(prediction, dtype=float)
+    bias = float(residual.mean())
+    noise = noise_sd**2
+    model_error = max(float(residual.var(ddof=1)) - noise, 0.0) if len(residual) > 1 else 0.0
+    k = model_error / (model_error + noise) if model_error + noise > 0 else 0.0
+    mean = prediction + bias + k * (residual - bias)
+    rng = np.random.default_rng(seed)
+    return mean + math.sqrt(k * noise) * rng.standard_normal((draws, len(residual)))
+
+
+def errors_against_welfare(
+    score: np.ndarray,
+    cut: Mapping[int, np.ndarray | float],
+    welfare: np.ndarray,
+    weight: np.ndarray,
+    keys: np.ndarray,
+    province_of: np.ndarray,
+) -> dict:
+    """`targeting_errors` averaged over draws of welfare (rows of `welfare`), each draw with its own
+    poverty lines (the person-weighted quantiles of that draw)."""
+    counts = np.asarray(weight, dtype=np.int64)
+    return _mean_errors(
+        [
+            targeting_errors(score, cut, draw, poverty_lines(draw, counts, keys), weight, province_of)
+            for draw in welfare
+        ]
+    )
+
+
 def _finite(values: Mapping[int, float]) -> dict[str, float | None]:
     return {str(c): (v if np.isfinite(v) else None) for c, v in values.items()}
 
@@ -189,15 +281,28 @@ def evaluate(
     models = {"current": current} | {f"fold_{f}": m for f, m in enumerate(fold_models(frame, current, cv))}
     thresholds = population_thresholds(conn, models, version)
     weight = frame["jumlah_anggota"].to_numpy(float)
+    counts = frame["jumlah_anggota"].to_numpy(np.int64)
+    keys = frame["no_kk"].to_numpy()
     y = frame["y"].to_numpy(float)
-    line = poverty_lines(y, frame["jumlah_anggota"].to_numpy(np.int64), frame["no_kk"].to_numpy())
+    line = poverty_lines(y, counts, keys)
     where = province(frame).to_numpy()
     fold_cut = {c: np.array([thresholds[f"fold_{f}"][c] for f in range(cv.folds)])[cv.fold] for c in CUTOFFS}
-    return {
-        "candidate": targeting_errors(cv.prediction, fold_cut, y, line, weight, where),
-        "current": targeting_errors(
-            frame["s_current"].to_numpy(float), thresholds["current"], y, line, weight, where
-        ),
+    scored = {
+        "candidate": (cv.prediction, fold_cut),
+        "current": (frame["s_current"].to_numpy(float), thresholds["current"]),
+    }
+    measured = {
+        name: targeting_errors(score, cut, y, line, weight, where) for name, (score, cut) in scored.items()
+    }
+    noise = SurveyNoise.of(frame)
+    if noise.sd is None:
+        judged = measured
+    else:
+        judged = {
+            name: errors_against_welfare(score, cut, welfare_draws(score, y, noise.sd), weight, keys, where)
+            for name, (score, cut) in scored.items()
+        }
+    return judged | {
         "cv": {
             "folds": cv.folds,
             "grouped_by": "village",
@@ -205,5 +310,7 @@ def evaluate(
             "version": version,
             "thresholds": {name: _finite(cut) for name, cut in thresholds.items()},
             "poverty_lines": _finite(line),
+            "survey_noise": noise.describe(),
+            "against_measurement": {name: errors["national"] for name, errors in measured.items()},
         },
     }

@@ -63,14 +63,17 @@ def training_frame(
 
     `frame.attrs` tells what the window held: as_of_version, as_of (its reference date), months,
     measured (families measured in the window), unranked (measured by a round that has no version),
-    not_ranked (missing from their round's version). Runs in the caller's transaction."""
+    not_ranked (missing from their round's version), repeated (families measured twice in the window:
+    `pairs`, and the `variance` of their latest two log measurements' difference, which tells the
+    survey's noise). Runs in the caller's transaction."""
     if months < 1:
         raise TrainingError(f"the training window must be at least a month, not {months}")
     as_of_version = current_version(conn) if as_of_version is None else as_of_version
     sql = statements(SQL)
     params = {"as_of_version": as_of_version, "months": months}
-    for name in ("reset", "measured", "index_measured"):
+    for name in ("reset", "window", "measured", "index_measured"):
         conn.execute(sql[name], params)
+    pairs, variance = conn.execute(sql["repeated"]).fetchone()
     counts = conn.execute(sql["counts"], params).fetchone()
     if counts is None:
         raise TrainingError(f"there is no version {as_of_version}")
@@ -92,6 +95,7 @@ def training_frame(
         measured=int(measured),
         unranked=int(unranked),
         not_ranked=int(not_ranked),
+        repeated={"pairs": int(pairs), "variance": float(variance) if variance is not None else None},
     )
     return frame
 
@@ -127,4 +131,5 @@ def summary(frame: pd.DataFrame) -> dict:
         "measured": attrs.get("measured"),
         "unranked": attrs.get("unranked"),
         "not_ranked": attrs.get("not_ranked"),
+        "measured_twice": (attrs.get("repeated") or {}).get("pairs"),
     }

@@ -41,9 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         default=RATES["bps"],
         help=f"share of the registry's families BPS measures per round (default {RATES['bps']})",
     )
+    parser.add_argument(
+        "--bps-panel",
+        type=float,
+        default=0.0,
+        help="share of each round's BPS measurements taken of families BPS measured in an earlier round"
+        " (a rotating panel: two measurements of one family tell the survey's noise; default 0)",
+    )
     args = parser.parse_args(argv)
-    if not 0.0 <= args.bps_share <= 1.0:
-        parser.error("--bps-share must be between 0 and 1")
+    for name in ("bps_share", "bps_panel"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name.replace('_', '-')} must be between 0 and 1")
     summary = generate(
         GenConfig(
             args.persons,
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             args.schemes,
             args.relation,
             args.bps_share,
+            args.bps_panel,
         )
     )
     print(

@@ -80,11 +80,12 @@ class GenConfig:
     schemes: bool = False  # inject integrity schemes (dtsen_dev.generate.schemes), with truth
     relation: str = "default"  # how proxies relate to welfare: default, other, regional (relation.py)
     bps_share: float = RATES["bps"]  # share of the registry's families BPS measures per round
+    bps_panel: float = 0.0  # of those, the share BPS measured before (measured twice: the survey's noise)
 
 
 # Options recorded in summary.json only when they differ from these: worlds generated without them
 # (the sample) stay byte-identical.
-QUIET_DEFAULTS = {"schemes": False, "relation": "default", "bps_share": RATES["bps"]}
+QUIET_DEFAULTS = {"schemes": False, "relation": "default", "bps_share": RATES["bps"], "bps_panel": 0.0}
 
 
 def round_ids(first: str, n: int) -> list[str]:
@@ -353,6 +354,8 @@ def generate(cfg: GenConfig) -> dict:
     rids = round_ids(cfg.first_round, cfg.rounds)
     if not 0.0 <= cfg.bps_share <= 1.0:
         raise ValueError(f"bps_share must be between 0 and 1, not {cfg.bps_share}")
+    if not 0.0 <= cfg.bps_panel <= 1.0:
+        raise ValueError(f"bps_panel must be between 0 and 1, not {cfg.bps_panel}")
     # `schemes`, `relation` and `bps_share` are recorded only when not their defaults: worlds generated
     # without them stay byte-identical
     config = {
@@ -428,6 +431,7 @@ def generate(cfg: GenConfig) -> dict:
                     cfg.error_share,
                     relation,
                     cfg.bps_share,
+                    cfg.bps_panel,
                 )
                 picker = Picker(rng, state)
                 sub = SubmissionRows("pemda", ctx.submission_id)

@@ -64,6 +64,9 @@ class RoundContext:
     error_share: float
     relation: Relation = DEFAULT  # how proxies relate to welfare (dtsen_dev.generate.relation)
     bps_share: float = RATES["bps"]  # share of the registry's families BPS measures this round
+    # of those, the share drawn from families BPS measured in an earlier round (a rotating panel, as
+    # Susenas' panel module): their two measurements tell the survey's noise
+    bps_panel: float = 0.0
 
     @property
     def submission_id(self) -> str:
@@ -249,7 +252,11 @@ def survey_and_groundcheck(
     the BPS-vs-pemda conflict case)."""
     measured: dict[str, dict] = {}
     fams_mask = state.families.in_registry
-    surveyed = picker.families(fams_mask, count(rng, int(fams_mask.sum()), ctx.bps_share))
+    n = count(rng, int(fams_mask.sum()), ctx.bps_share)
+    revisited = picker.families(fams_mask & state.families.tanggal_survei.notna(), round(n * ctx.bps_panel))
+    surveyed = picker.families(fams_mask, n - len(revisited))
+    if len(revisited):
+        surveyed = pd.concat([revisited, surveyed])
     for idx, fam in surveyed.iterrows():
         values = {a: int(fam[a]) for a in FAMILY_ATTRIBUTES}
         for a in FAMILY_ATTRIBUTES:
