@@ -105,6 +105,20 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "memory_gib": round(memory_gib), "platform": platform.platform()}
 
 
+def header(bench: str, issue: int) -> dict:
+    """What every kept result starts with: the bench, its issue, the date, the commit, the command."""
+    import datetime as dt
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return {
+        "bench": bench,
+        "issue": issue,
+        "date": dt.date.today().isoformat(),
+        "commit": commit.stdout.strip(),
+        "command": " ".join([f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+    }
+
+
 def emit(result: dict, out: Path | None) -> None:
     """Print one measurement (with the machine) and append it as a JSON line to `out` if given."""
     result = result | {"machine": machine()}
@@ -153,18 +167,25 @@ def database_name(name: str) -> str:
     return f"dtsen_{name.replace('-', '_')}"
 
 
-def run_rounds(world: Path, work: Path, name: str) -> list[dict]:
-    """Every round of `world` through the round's own steps, in a fresh database of its own (left in
-    DTSEN_DATABASE_URL): per round its seconds, version, audit and publication."""
+def world_rounds(world: Path) -> list[str]:
+    """The rounds of a generated world, in order."""
+    return sorted(p.name for p in (world / "landing").iterdir() if p.name != "reference")
+
+
+def run_rounds(world: Path, work: Path, name: str, rounds: list[str] | None = None) -> list[dict]:
+    """`rounds` of `world` (default: every one) through the round's own steps, in a database of its own
+    (left in DTSEN_DATABASE_URL), fresh when they start with the world's first round: per round its
+    seconds, version, audit and publication."""
     from dtsen.round import RoundContext, run_round
 
-    os.environ["DTSEN_DATABASE_URL"] = fresh_database(database_name(name))
-    for folder in ("raw", "outbox", "publish"):
-        shutil.rmtree(work / f"{folder}-{name}", ignore_errors=True)
+    rounds = rounds or world_rounds(world)
+    publish_root = work / f"publish-{name}"
+    if rounds[0] == world_rounds(world)[0]:
+        os.environ["DTSEN_DATABASE_URL"] = fresh_database(database_name(name))
+        for folder in ("raw", "outbox", "publish"):
+            shutil.rmtree(work / f"{folder}-{name}", ignore_errors=True)
     os.environ["DTSEN_RAW_ROOT"] = str(work / f"raw-{name}")
     os.environ["DTSEN_OUTBOX"] = str(work / f"outbox-{name}")
-    publish_root = work / f"publish-{name}"
-    rounds = sorted(p.name for p in (world / "landing").iterdir() if p.name != "reference")
     done = []
     for round_id in rounds:
         started = time.monotonic()

@@ -21,7 +21,6 @@ population: multiplied by 10M / the world's persons. The estimate is their sum.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import subprocess
@@ -29,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import emit, generated_world, run_rounds
+from common import emit, generated_world, header, run_rounds
 
 NATIONAL_SIZE = 10_000_000
 BY_MEASURED = ("training_frame", "fit", "cross_validate")
@@ -73,13 +72,7 @@ def main() -> None:
     estimate = sum(seconds[p] for p in BY_MEASURED) + factor * sum(seconds[p] for p in BY_POPULATION)
     other = fitted["wall_seconds"] - sum(seconds.values())  # imports, connecting, the card
     result = {
-        "bench": "model_fit_scale",
-        "issue": 25,
-        "date": dt.date.today().isoformat(),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "command": " ".join(["bench/model_fit_scale.py", *sys.argv[1:]]),
+        **header("model_fit_scale", 25),
         "world": {
             "persons": args.persons,
             "rounds": args.rounds,

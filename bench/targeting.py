@@ -7,7 +7,8 @@ A `regional` world (dtsen-dev generate --relation regional: proxies relate to we
 the default model assumes, with province, regency and kelurahan/desa offsets no proxy shows; BPS
 measures --bps-share of the families each round, --bps-panel of them families it measured before, whose
 two measurements tell the survey's noise) goes through every round's own steps
-(dtsen.round.STEPS) in a database of its own. On the last published version V, three models rank V's
+(dtsen.round.STEPS) in a database of its own, all but its last round (--rounds of --rounds + 1). On
+the last published version V, three models rank V's
 whole population (its families and members exactly as V holds them, features by the ranking's own
 feature SQL), side by side:
 
@@ -25,6 +26,12 @@ nationally and per province (national cut points). The calibrated model's cross-
 its card shows: judged against welfare net of the survey's noise where BPS measured enough families
 twice, dtsen.model.evaluate) are set beside its true errors, and the default model's likewise, with the
 errors judged against the bare measurement beside them.
+
+The cycle: then `dtsen model fit` (the cycle's fit_model, its card kept) and `dtsen model adopt` run,
+and the world's last round: its version, ranked by the adopted model (the version's ranking_model
+names it), is compared with that round's truth as published (recent measurements replacing
+predictions), beside V as published (the default model), and the card's estimate beside the adopted
+model's true errors over the new version.
 
 Shrinkage: a region with fewer than 30 measurements. Every province (and kelurahan/desa cell) with
 fewer than 30 measurements in the training frame is listed with the calibrated model's error there
@@ -47,7 +54,6 @@ target table.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import resource
@@ -59,7 +65,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
-from common import database_name, emit, generated_world, run_rounds
+from common import database_name, emit, generated_world, header, run_rounds, world_rounds
 from sqlalchemy.engine import make_url
 
 from dtsen.model.design import design_for
@@ -156,6 +162,59 @@ def region_errors(score: np.ndarray, pop: pd.DataFrame, at: np.ndarray) -> dict:
 
 
 # -- the run -------------------------------------------------------------------------------------------
+
+
+def as_published(score) -> dict:
+    """A published version's ranking against the truth (dtsen_dev.evaluate.score_ranking), rounded."""
+    return {
+        "spearman": round(score.spearman, 4),
+        "inclusion_error": round(score.inclusion_error, 4),
+        "exclusion_error": round(score.exclusion_error, 4),
+    }
+
+
+def adopt_and_rank_next(world: Path, work: Path, name: str, next_round: str, before: dict) -> dict:
+    """The cycle as a person runs it on this world: `dtsen model fit` (fit_model: the card kept in the
+    warehouse), `dtsen model adopt` (recorded with who and why), the next round through its steps; the
+    next version's published ranking against that round's truth, beside the version before it (ranked
+    by the default model), and the card's cross-validated errors beside the adopted model's true ones
+    there (its prediction alone, as above)."""
+    from dtsen.model import adopt, store
+    from dtsen.model.cycle import fit_model
+
+    fitted = fit_model(by="bench")
+    number = fitted["model_version"]
+    url = engine.libpq_conninfo(os.environ["DTSEN_DATABASE_URL"])
+    with psycopg.connect(url) as conn:
+        adopt.adopt_from_cli(conn, number, "bench", "calibrated on the rounds' BPS measurements")
+        conn.commit()
+        card = store.card(conn, number)
+        model = store.get(conn, number)
+    [ran] = run_rounds(world, work, name, [next_round])
+    truth_round = world / "truth" / next_round
+    with psycopg.connect(url) as conn:
+        (ranked_with,) = conn.execute(
+            "SELECT ranking_model FROM publish.version WHERE version = %s", (ran["version"],)
+        ).fetchone()
+        published = score_ranking(conn, ran["version"], truth_round)
+        # s_current: here the adopted model's score of every family of the new version
+        pop = with_truth(population_frame(conn, ran["version"], model), truth_round)
+        conn.rollback()
+    true = against_truth(pop["s_current"].to_numpy(float), pop)
+    estimate = card["errors"]["candidate"]["national"]["5"]
+    return {
+        "model_version": number,
+        "sha256": model.sha256,
+        "fit_seconds": fitted["seconds"],
+        "round": ran,
+        "version_ranked_with": ranked_with,
+        "published_before": before,
+        "published_after": as_published(published),
+        "card_cv": estimate,
+        "card_survey_noise": card["cv"].get("survey_noise"),
+        "true": true["national"]["5"],
+        "diff": {k: round(estimate[k] - true["national"]["5"][k], 4) for k in ("inclusion", "exclusion")},
+    }
 
 
 def cv_against_welfare(
@@ -343,6 +402,19 @@ def table(result: dict) -> list[str]:
         f"{t['national_only']['5']['inclusion']:.3f}/{t['national_only']['5']['exclusion']:.3f}; natural "
         f"regions under 30: {natural_text} |"
     )
+    cycle = result.get("adopted_and_ranked_next")
+    if cycle:
+        after, before = cycle["published_after"], cycle["published_before"]
+        lines.append(
+            f"| the cycle: fitted, adopted, the next round ranked by it | - | model {cycle['model_version']} "
+            f"adopted; version {cycle['round']['version']} ranked with sha256 "
+            f"{str(cycle['version_ranked_with'].get('sha256'))[:12]}: published desil 1-5 incl/excl "
+            f"{after['inclusion_error']:.3f}/{after['exclusion_error']:.3f}, Spearman {after['spearman']:.3f} "
+            f"(version before, default model: {before['inclusion_error']:.3f}/{before['exclusion_error']:.3f}, "
+            f"{before['spearman']:.3f}); its card's estimate {cycle['card_cv']['inclusion']:.3f}/"
+            f"{cycle['card_cv']['exclusion']:.3f} vs true there {cycle['true']['inclusion']:.3f}/"
+            f"{cycle['true']['exclusion']:.3f} |"
+        )
     scale = result.get("fitting_scale")
     if scale and "rows" in scale:
         lines.append(
@@ -379,7 +451,7 @@ def main() -> None:
         return
 
     started = time.monotonic()
-    name = f"targeting-regional-{args.persons}-r{args.rounds}-bps{args.bps_share}-panel{args.bps_panel}"
+    name = f"targeting-regional-{args.persons}-r{args.rounds + 1}-bps{args.bps_share}-panel{args.bps_panel}"
     options = (
         "--relation",
         "regional",
@@ -388,8 +460,10 @@ def main() -> None:
         "--bps-panel",
         str(args.bps_panel),
     )
-    world = generated_world(args.persons, args.rounds, args.work, name, args.regencies, options)
+    # one round more than --rounds: the one the adopted model ranks
+    world = generated_world(args.persons, args.rounds + 1, args.work, name, args.regencies, options)
     generated = json.loads((world / "summary.json").read_text())
+    *before_fit, next_round = world_rounds(world)
     if args.reuse_database:  # the rounds ran before (e.g. the analysis is being rerun)
         server = make_url(engine.database_url())
         os.environ["DTSEN_DATABASE_URL"] = server.set(database=database_name(name)).render_as_string(
@@ -397,7 +471,7 @@ def main() -> None:
         )
         rounds = [{"reused_database": database_name(name)}]
     else:
-        rounds = run_rounds(world, args.work, name)
+        rounds = run_rounds(world, args.work, name, before_fit)
     rounds_seconds = time.monotonic() - started
 
     current = load_model()
@@ -458,17 +532,15 @@ def main() -> None:
         "thinned": thinned(frame, pop, current, args.thin_to, seed=25),
     }
     shrink_seconds = time.monotonic() - t
+    cycle = None
+    if not args.reuse_database:
+        cycle = adopt_and_rank_next(world, args.work, name, next_round, as_published(published))
     result = {
-        "bench": "targeting",
-        "issue": 25,
-        "date": dt.date.today().isoformat(),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "command": " ".join(["bench/targeting.py", *sys.argv[1:]]),
+        **header("targeting", 25),
         "world": {
             "persons": args.persons,
-            "rounds": args.rounds,
+            "rounds": args.rounds + 1,
+            "rounds_before_the_fit": args.rounds,
             "regencies": args.regencies,
             "relation": "regional",
             "bps_share_per_round": args.bps_share,
@@ -489,12 +561,9 @@ def main() -> None:
         "and judged in sample (an upper bound for this pipeline). published_ranking = the version as "
         "published (recent BPS measurements replace predictions; the default model ranked every round).",
         "models_against_truth": measured,
-        "published_ranking": {
-            "spearman": round(published.spearman, 4),
-            "inclusion_error": round(published.inclusion_error, 4),
-            "exclusion_error": round(published.exclusion_error, 4),
-        },
+        "published_ranking": as_published(published),
         "cross_validated_vs_true": diff,
+        "adopted_and_ranked_next": cycle,
         "card_errors": card_errors,
         "shrinkage": shrinkage,
         "seconds": {
