@@ -60,6 +60,7 @@ def dtsen_update_round():
         step_task(STEP["finish_validation"])(),
         step_task(STEP["merge"])(),
         step_task(STEP["integrity"])(),
+        step_task(STEP["cases"])(),
         step_task(STEP["feedback"])(),
         step_task(STEP["notify_regions"])(),
         step_task(STEP["rank_and_audit"])(),

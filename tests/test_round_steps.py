@@ -79,6 +79,7 @@ OWNERS = {
     "api/cli.py",
     "model/cli.py",
     "model/cycle.py",
+    "cases/cli.py",
 }
 SAVEPOINT = "# savepoint"
 

@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtsen.model.cli import add_commands as add_model_commands
 
     add_model_commands(sub)  # dtsen model list|show|adopt|fit
+    from dtsen.cases.cli import add_commands as add_cases_commands
+
+    add_cases_commands(sub)  # dtsen cases list|show|assign|expire
     return parser
 
 

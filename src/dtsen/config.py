@@ -20,6 +20,7 @@ DEFAULT_RANKING_MODEL = PROJECT_ROOT / "config" / "ranking" / "pmt-v1.json"
 DEFAULT_PROGRAMS = PROJECT_ROOT / "config" / "programs.json"
 DEFAULT_AUDIT_CONFIG = PROJECT_ROOT / "config" / "audit.json"
 DEFAULT_INTEGRITY_CONFIG = PROJECT_ROOT / "config" / "integrity.json"
+DEFAULT_CASES_CONFIG = PROJECT_ROOT / "config" / "cases.json"
 DEFAULT_SUBSCRIBERS = PROJECT_ROOT / "config" / "subscribers.json"
 
 
@@ -42,6 +43,7 @@ class Settings:
     programs_path: Path  # program eligibility rules
     audit_config_path: Path  # the candidate audit's thresholds
     integrity_config_path: Path  # split-surge thresholds and implausible-recipient rules
+    cases_config_path: Path  # verification cases: origins, priorities, due dates, the overdue alert
     subscribers_path: Path  # who is notified of what
     round_schedule: str  # cron, Asia/Jakarta
     max_submission_bytes: int  # a submission's data files together; a larger one is refused unread
@@ -256,6 +258,15 @@ SETTINGS: tuple[Setting, ...] = (
         "`config/integrity.json`",
         "registry integrity checks: split-surge thresholds per village and account, implausible-recipient rules",
         _path(lambda _: DEFAULT_INTEGRITY_CONFIG),
+    ),
+    Setting(
+        "DTSEN_CASES_CONFIG",
+        "cases_config_path",
+        None,
+        "`config/cases.json`",
+        "verification cases: which origins open a case, each origin's priority and days to a visit, when "
+        "a family counts as stale, the overdue share that alerts data ops",
+        _path(lambda _: DEFAULT_CASES_CONFIG),
     ),
     Setting(
         "DTSEN_SUBSCRIBERS",

@@ -389,6 +389,21 @@ def _integrity(s: dict):
     )
 
 
+def _cases(s: dict):
+    if s.get("dry_run"):
+        return "dry run: no cases opened (nothing was merged)", None, []
+    when = "earlier" if s.get("done_before") else "now"
+    by = " (by an earlier run)" if when == "earlier" else ""
+    flags = s.get("flags") or {}
+    raised = ", ".join(f"{origin} {n}" for origin, n in sorted(flags.items())) or "none"
+    return (
+        f"verification cases{by}: {s.get('opened', 0)} opened, {s.get('reasons_added', 0)} reasons added, "
+        f"{s.get('expired', 0)} expired; flags per origin: {raised}",
+        when,
+        [],
+    )
+
+
 def _feedback(s: dict):
     written = s.get("submissions_reported", 0) + s.get("refused_entries_reported", 0)
     earlier = s.get("already_reported", 0)
@@ -492,6 +507,7 @@ _DESCRIBE = {
     "finish_validation": _finish_validation,
     "merge": _merge,
     "integrity": _integrity,
+    "cases": _cases,
     "feedback": _feedback,
     "notify_regions": _notify_regions,
     "rank_and_audit": _rank_and_audit,

@@ -388,6 +388,32 @@ def integrity(ctx: RoundContext) -> dict:
     }
 
 
+def cases(ctx: RoundContext) -> dict:
+    from dtsen.cases.config import load_cases_config
+    from dtsen.cases.rounds import run_round_cases
+    from dtsen.integrity.config import load_integrity
+
+    if ctx.dry_run:  # nothing was merged: no flags of this round to act on
+        return {"round_id": ctx.round_id, "dry_run": True}
+    config = load_cases_config(ctx.settings.cases_config_path)
+    small = load_integrity(ctx.settings.integrity_config_path).splits.small_family_max_members
+    with _connect() as conn, conn.transaction():
+        round_seq = _round_seq(conn, ctx.round_id)
+        (reference_date,) = conn.execute(
+            "SELECT reference_date FROM ingest.round WHERE round_seq = %s", (round_seq,)
+        ).fetchone()
+        (version,) = conn.execute("SELECT max(version) FROM publish.current_version").fetchone()
+        done = run_round_cases(
+            conn,
+            round_seq,
+            config,
+            reference_date=reference_date,
+            version=version,
+            small_family_max_members=small,
+        )
+    return {"round_id": ctx.round_id, **done}
+
+
 def feedback(ctx: RoundContext) -> dict:
     from dtsen.feedback import write_round_feedback
 
@@ -733,6 +759,16 @@ STEPS: tuple[Step, ...] = (
         "warnings: the region's feedback asks for field verification, Kemensos gets pemisahan_kk.csv "
         "(keys masked), the audit and the manifest show the counts. Nothing is excluded. "
         f"{_FAILS} a configuration error in config/integrity.json is named in the log.",
+    ),
+    Step(
+        "cases",
+        cases,
+        "Open a verification case (a family for a region's field team to visit) for every family an "
+        "origin in config/cases.json flags: the published version's implausible recipients, this "
+        "round's split-surge flags, records neither updated nor verified for a number of rounds. A family "
+        "has one live case with every origin's reason; a flag a closed case settled is not raised again. "
+        "Cases due before the round's reference date without a field result expire. Nothing is excluded: a "
+        f"field result does that. {_FAILS} a configuration error in config/cases.json is named in the log.",
     ),
     Step(
         "feedback",

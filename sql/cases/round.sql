@@ -1,0 +1,126 @@
+-- Verification cases a round opens and closes (src/dtsen/cases/rounds.py), set-based: the flags of each
+-- enabled origin are gathered in case_flag, then one statement opens a case for every flagged family
+-- without a live case (OPEN, ASSIGNED, VISITED), one adds each flag as a reason to the family's live case
+-- (a family flagged by several origins is one visit with several reasons) and makes it as urgent as its
+-- most urgent reason. A flag is raised once: a family whose case already closed (resolved or expired)
+-- with the same reason since the flag began is not flagged again until the flag begins anew.
+-- Parameters: %(round_seq)s, and per origin its priority, due date and what it reads.
+
+-- name: reset
+DROP TABLE IF EXISTS pg_temp.case_flag;
+
+-- name: flags
+CREATE TEMP TABLE case_flag (
+    no_kk       bigint NOT NULL,
+    origin      text NOT NULL,
+    detail      text NOT NULL,
+    priority    smallint NOT NULL,
+    due_date    date NOT NULL,
+    since_round smallint NOT NULL  -- when the flag began: a case closed since then settled it
+) ON COMMIT DROP;
+
+-- The published version's implausible recipients, one flag per rule; a rule's flag begins with the
+-- version whose candidate first found the family implausible.
+-- name: implausible
+INSERT INTO case_flag
+SELECT i.no_kk, 'implausible', i.rule, %(priority)s, %(due_date)s, v.round_seq
+FROM publish.implausible i
+JOIN publish.version v ON v.version = i.valid_from
+WHERE i.version = %(version)s;
+
+-- The families behind this round's split-surge flags (a village's or an account's), as
+-- sql/integrity/splits.sql lists them for Kemensos, one flag per scope and metric.
+-- name: split_surge
+INSERT INTO case_flag
+SELECT DISTINCT fam.no_kk, 'split_surge', flag.scope || ':' || flag.metric, %(priority)s, %(due_date)s,
+       %(round_seq)s
+FROM quality.integrity_flag flag
+JOIN quality.integrity_family fam ON fam.round_seq = flag.round_seq
+WHERE flag.round_seq = %(round_seq)s
+  AND CASE flag.scope WHEN 'DESA' THEN fam.kode_wilayah = flag.key ELSE fam.submitted_by = flag.key END
+  AND CASE flag.metric WHEN 'split' THEN fam.split ELSE fam.members <= %(small_family_max_members)s END;
+
+-- Open families neither updated nor verified (a field result updates a family too) for `rounds`
+-- rounds, the longest-stale first, at most `max_per_round` (0: all) not settled since.
+-- name: stale
+INSERT INTO case_flag
+SELECT f.no_kk, 'stale', 'rounds:' || %(rounds)s::int, %(priority)s, %(due_date)s, f.updated_round
+FROM registry.family f
+WHERE f.is_open AND f.updated_round <= %(round_seq)s - %(rounds)s::int
+  AND NOT EXISTS (
+      SELECT 1 FROM cases.verification_case c
+      JOIN cases.case_reason r ON r.id_kasus = c.id_kasus AND r.origin = 'stale'
+      WHERE c.no_kk = f.no_kk AND (c.state IN ('OPEN', 'ASSIGNED', 'VISITED') OR c.closed_round >= f.updated_round))
+ORDER BY f.updated_round, f.no_kk
+LIMIT nullif(%(max_per_round)s::int, 0);
+
+-- Flags already settled: the family's case with this reason closed since the flag began. Flags of
+-- families no longer in the registry go too (nobody to visit).
+-- name: settled
+DELETE FROM case_flag f
+WHERE EXISTS (
+    SELECT 1 FROM cases.verification_case c
+    JOIN cases.case_reason r ON r.id_kasus = c.id_kasus AND r.origin = f.origin AND r.detail = f.detail
+    WHERE c.no_kk = f.no_kk AND c.state IN ('RESOLVED', 'EXPIRED') AND c.closed_round >= f.since_round)
+   OR NOT EXISTS (SELECT 1 FROM registry.family fam WHERE fam.no_kk = f.no_kk AND fam.is_open);
+
+-- name: index_flags
+CREATE INDEX ON case_flag (no_kk);
+ANALYZE case_flag;
+
+-- A case for every flagged family without a live one, in its village, as urgent as its most urgent
+-- flag; its opening recorded.
+-- name: open
+WITH opened AS (
+    INSERT INTO cases.verification_case (case_type, no_kk, kode_wilayah, priority, due_date, opened_round)
+    SELECT 'VERIFIKASI', f.no_kk, fam.kode_wilayah, min(f.priority), min(f.due_date), %(round_seq)s
+    FROM case_flag f
+    JOIN registry.family fam ON fam.no_kk = f.no_kk
+    WHERE NOT EXISTS (SELECT 1 FROM cases.verification_case c
+                      WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED'))
+    GROUP BY f.no_kk, fam.kode_wilayah
+    ORDER BY f.no_kk
+    RETURNING id_kasus, no_kk
+)
+INSERT INTO cases.case_transition (id_kasus, from_state, to_state, round_seq, decided_by, why)
+SELECT o.id_kasus, NULL, 'OPEN', %(round_seq)s, 'system',
+       'opened: ' || string_agg(DISTINCT f.origin || ' ' || f.detail, ', ' ORDER BY f.origin || ' ' || f.detail)
+FROM opened o JOIN case_flag f ON f.no_kk = o.no_kk
+GROUP BY o.id_kasus;
+
+-- Every flag a reason of its family's live case (a reason it already has stays as it was).
+-- name: reasons
+INSERT INTO cases.case_reason (id_kasus, origin, detail, round_seq)
+SELECT c.id_kasus, f.origin, f.detail, %(round_seq)s
+FROM case_flag f
+JOIN cases.verification_case c ON c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED')
+ON CONFLICT (id_kasus, origin, detail) DO NOTHING;
+
+-- A live case joined by a more urgent reason becomes as urgent.
+-- name: urgency
+UPDATE cases.verification_case c
+SET priority = least(c.priority, f.priority), due_date = least(c.due_date, f.due_date)
+FROM (SELECT no_kk, min(priority) AS priority, min(due_date) AS due_date FROM case_flag GROUP BY no_kk) f
+WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED')
+  AND (f.priority < c.priority OR f.due_date < c.due_date);
+
+-- The round's flags per origin (after the settled ones went).
+-- name: counts
+SELECT origin, count(*) AS flags, count(DISTINCT no_kk) AS families FROM case_flag GROUP BY origin ORDER BY origin;
+
+-- Cases whose due date passed without a field result (OPEN or ASSIGNED; a VISITED one has its result)
+-- are EXPIRED, each with its transition. %(as_of)s: the round's reference date, or a person's date.
+-- name: expire
+WITH due AS (
+    SELECT id_kasus, state FROM cases.verification_case
+    WHERE state IN ('OPEN', 'ASSIGNED') AND due_date < %(as_of)s
+    FOR UPDATE
+), expired AS (
+    UPDATE cases.verification_case c SET state = 'EXPIRED', closed_round = %(round_seq)s
+    FROM due WHERE c.id_kasus = due.id_kasus
+    RETURNING c.id_kasus, due.state AS was, c.due_date
+)
+INSERT INTO cases.case_transition (id_kasus, from_state, to_state, round_seq, decided_by, why)
+SELECT id_kasus, was, 'EXPIRED', %(transition_round)s, %(decided_by)s,
+       'due ' || due_date || ', no field result by ' || %(as_of)s::date
+FROM expired;

@@ -1,0 +1,150 @@
+"""What a round does to the verification cases (sql/cases/round.sql): opens a case for every family an
+enabled origin flags (the published version's implausible recipients, the round's split-surge flags,
+records gone stale), one live case per family with every origin's reason, and expires the cases whose
+due date passed without a field result. Set-based; runs in the caller's transaction; idempotent per
+round (a rerun finds the flags raised and the cases expired)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from dtsen.cases.config import CasesConfig
+from dtsen.sqlfiles import statements
+
+SQL = "cases/round.sql"
+SYSTEM = "system"
+CASES_LOCK_KEY = 0x0D75E7  # one cases step (or `dtsen cases` change) at a time
+
+
+@dataclass
+class RoundCases:
+    """A small summary: counts only."""
+
+    flags: dict[str, int] = field(default_factory=dict)  # per origin, after the settled ones
+    opened: int = 0
+    reasons_added: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "flags": self.flags,
+            "opened": self.opened,
+            "reasons_added": self.reasons_added,
+            "expired": self.expired,
+        }
+
+
+def _origin_params(config: CasesConfig, name: str, reference_date: dt.date) -> dict:
+    origin = config.origin(name)
+    return {"priority": origin.priority, "due_date": reference_date + dt.timedelta(days=origin.due_days)}
+
+
+def open_cases(
+    conn: psycopg.Connection,
+    round_seq: int,
+    config: CasesConfig,
+    *,
+    reference_date: dt.date,
+    version: int | None,
+    small_family_max_members: int,
+) -> RoundCases:
+    """Gather the enabled origins' flags and open or join cases for them. `version`: the published
+    version whose implausible recipients are flagged (None: none published yet)."""
+    sql = statements(SQL)
+    conn.execute(sql["reset"])
+    conn.execute(sql["flags"])
+    base = {"round_seq": round_seq}
+    enabled = set(config.enabled())
+    if "implausible" in enabled and version is not None:
+        conn.execute(
+            sql["implausible"],
+            base | _origin_params(config, "implausible", reference_date) | {"version": version},
+        )
+    if "split_surge" in enabled:
+        conn.execute(
+            sql["split_surge"],
+            base
+            | _origin_params(config, "split_surge", reference_date)
+            | {"small_family_max_members": small_family_max_members},
+        )
+    if "stale" in enabled:
+        stale = config.origins.stale
+        conn.execute(
+            sql["stale"],
+            base
+            | _origin_params(config, "stale", reference_date)
+            | {"rounds": stale.rounds, "max_per_round": stale.max_per_round},
+        )
+    conn.execute(sql["settled"])
+    conn.execute(sql["index_flags"])
+    summary = RoundCases(flags={origin: flags for origin, flags, _ in conn.execute(sql["counts"])})
+    summary.opened = conn.execute(sql["open"], base).rowcount
+    summary.reasons_added = conn.execute(sql["reasons"], base).rowcount
+    conn.execute(sql["urgency"])
+    conn.execute(sql["reset"])
+    return summary
+
+
+def lock(conn: psycopg.Connection) -> None:
+    """Serialise everything that opens, moves or closes cases (until the transaction ends)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CASES_LOCK_KEY,))
+
+
+def run_round_cases(
+    conn: psycopg.Connection,
+    round_seq: int,
+    config: CasesConfig,
+    *,
+    reference_date: dt.date,
+    version: int | None,
+    small_family_max_members: int,
+) -> dict:
+    """The round's cases step: expire (expire_cases, due before the round's reference date) then open
+    (open_cases), once per round: a rerun returns what the first run did, with done_before."""
+    lock(conn)
+    row = conn.execute(
+        "SELECT summary FROM cases.round_summary WHERE round_seq = %s", (round_seq,)
+    ).fetchone()
+    if row:
+        return row[0] | {"done_before": True}
+    # overdue cases close first: a flag their expiry settles is not raised again
+    expired = expire_cases(conn, as_of=reference_date, closed_round=round_seq, transition_round=round_seq)
+    summary = open_cases(
+        conn,
+        round_seq,
+        config,
+        reference_date=reference_date,
+        version=version,
+        small_family_max_members=small_family_max_members,
+    )
+    summary.expired = expired
+    done = summary.as_dict()
+    conn.execute(
+        "INSERT INTO cases.round_summary (round_seq, summary) VALUES (%s, %s)", (round_seq, Jsonb(done))
+    )
+    return done | {"done_before": False}
+
+
+def expire_cases(
+    conn: psycopg.Connection,
+    *,
+    as_of: dt.date,
+    closed_round: int,
+    transition_round: int | None,
+    decided_by: str = SYSTEM,
+) -> int:
+    """Expire the OPEN and ASSIGNED cases due before `as_of`; how many. `closed_round`: the round they
+    count as closed in; `transition_round`: the round that expires them (None: a person, between rounds)."""
+    return conn.execute(
+        statements(SQL)["expire"],
+        {
+            "as_of": as_of,
+            "round_seq": closed_round,
+            "transition_round": transition_round,
+            "decided_by": decided_by,
+        },
+    ).rowcount

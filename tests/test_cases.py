@@ -1,0 +1,253 @@
+"""Verification cases (issue 26, item 1): the round's cases step opens one live case per flagged family
+with every origin's reason, records every change of state, expires what passed its due date, and does
+not raise again a flag a closed case settled; `dtsen cases` lists, shows, assigns and expires them with
+the keys masked.
+
+The sample's three rounds with config/cases.json made eager: a family is stale after one round without
+an update (all of them), and a stale reason is due the day after its round, so 2026-Q3 expires what
+2026-Q2 opened for staleness."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from dtsen.paths import PROJECT_ROOT, SAMPLE_DIR
+from tests.factories import run_steps
+
+ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
+Q2_REFERENCE = dt.date(2026, 6, 30)
+LIVE = ("OPEN", "ASSIGNED", "VISITED")
+
+
+def _eager_config(path) -> None:
+    config = json.loads((PROJECT_ROOT / "config" / "cases.json").read_text())
+    config["origins"]["stale"] |= {"rounds": 1, "max_per_round": 0, "due_days": 1}
+    config["origins"]["implausible"] |= {"due_days": 200}
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def rounds(module_warehouse, tmp_path_factory):
+    work = tmp_path_factory.mktemp("cases")
+    config = work / "cases.json"
+    _eager_config(config)
+    steps = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_CASES_CONFIG", str(config))
+        env.setenv("DTSEN_OUTBOX", str(work / "outbox"))
+        for round_id in ROUNDS:
+            steps[round_id] = run_steps(
+                round_id, landing_root=SAMPLE_DIR / "landing", publish_root=work / "publish"
+            )
+        module_warehouse.commit()
+        yield module_warehouse, steps, config
+
+
+def _reasons(conn, round_seq: int, origin: str) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for no_kk, detail in conn.execute(
+        "SELECT c.no_kk, r.detail FROM cases.case_reason r JOIN cases.verification_case c USING (id_kasus) "
+        "WHERE r.round_seq = %s AND r.origin = %s",
+        (round_seq, origin),
+    ):
+        found.setdefault(no_kk, set()).add(detail)
+    return found
+
+
+def test_the_cases_config_names_the_field_it_refuses(tmp_path):
+    from dtsen.cases.config import load_cases_config
+    from dtsen.errors import DataError
+
+    config = json.loads((PROJECT_ROOT / "config" / "cases.json").read_text())
+    bad = tmp_path / "cases.json"
+    bad.write_text(
+        json.dumps(config | {"origins": config["origins"] | {"sanggah": {"priority": 0, "due_days": 30}}})
+    )
+    with pytest.raises(DataError, match=r"origins\.sanggah\.priority"):
+        load_cases_config(bad)
+    bad.write_text(json.dumps(config | {"overdue_share": 0.5}))
+    with pytest.raises(DataError, match="overdue_share"):
+        load_cases_config(bad)
+    assert load_cases_config(PROJECT_ROOT / "config" / "cases.json").origins.stale.rounds == 8
+
+
+def test_the_first_round_opens_no_case(rounds):
+    _, steps, _ = rounds
+    first = steps["2026-Q1"]["cases"]
+    assert (first["opened"], first["expired"], first["flags"]) == (0, 0, {})
+
+
+def test_every_flagged_family_has_one_live_case_with_each_origins_reason(rounds):
+    conn, steps, _ = rounds
+    implausible: dict[int, set[str]] = {}
+    for no_kk, rule in conn.execute(
+        "SELECT i.no_kk, i.rule FROM publish.implausible i JOIN registry.family f ON f.no_kk = i.no_kk "
+        "WHERE i.version = 1"
+    ):
+        implausible.setdefault(no_kk, set()).add(rule)
+    assert implausible, "the sample's first version has implausible recipients"
+    # Q2's cases step flagged version 1's implausible recipients, each with its rules
+    assert _reasons(conn, 2, "implausible") == implausible
+    stale = _reasons(conn, 2, "stale")
+    q2 = steps["2026-Q2"]["cases"]
+    assert q2["flags"]["implausible"] == sum(map(len, implausible.values()))
+    assert q2["flags"]["stale"] == len(stale) > 100 and all(v == {"rounds:1"} for v in stale.values())
+    # one case per family, whatever flagged it
+    opened = conn.execute(
+        "SELECT no_kk, priority, due_date, case_type FROM cases.verification_case WHERE opened_round = 2"
+    ).fetchall()
+    assert len(opened) == len({r[0] for r in opened}) == len(set(implausible) | set(stale)) == q2["opened"]
+    assert {r[3] for r in opened} == {"VERIFIKASI"}
+    both = set(implausible) & set(stale)
+    assert both, "some implausible family was not updated in 2026-Q2"
+    for no_kk, priority, due_date, _ in opened:
+        if no_kk in both:  # the implausible reason's priority, the stale reason's due date
+            assert (priority, due_date) == (2, Q2_REFERENCE + dt.timedelta(days=1))
+    (twice,) = conn.execute(
+        "SELECT count(*) FROM (SELECT no_kk FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED', "
+        "'VISITED') GROUP BY no_kk HAVING count(*) > 1) t"
+    ).fetchone()
+    assert twice == 0
+
+
+def test_every_case_opens_with_a_recorded_transition_naming_its_reasons(rounds):
+    conn, _, _ = rounds
+    rows = conn.execute(
+        "SELECT c.id_kasus, c.opened_round, t.from_state, t.to_state, t.round_seq, t.decided_by, t.why, "
+        "(SELECT array_agg(r.origin || ' ' || r.detail ORDER BY r.origin, r.detail) FROM cases.case_reason r "
+        " WHERE r.id_kasus = c.id_kasus AND r.round_seq = c.opened_round) "
+        "FROM cases.verification_case c JOIN cases.case_transition t ON t.id_kasus = c.id_kasus AND t.from_state IS NULL"
+    ).fetchall()
+    (cases,) = conn.execute("SELECT count(*) FROM cases.verification_case").fetchone()
+    assert len(rows) == cases > 0
+    for id_kasus, opened_round, was, now, round_seq, by, why, reasons in rows:
+        assert (was, now, by, round_seq) == (None, "OPEN", "system", opened_round)
+        assert why == "opened: " + ", ".join(reasons), id_kasus
+    # no family card number or NIK in what the cases say about themselves
+    keys = {str(k) for (k,) in conn.execute("SELECT no_kk FROM registry.family")}
+    keys |= {str(k) for (k,) in conn.execute("SELECT nik FROM registry.person")}
+    said = [w for (w,) in conn.execute("SELECT why FROM cases.case_transition")]
+    said += [d for (d,) in conn.execute("SELECT detail FROM cases.case_reason")]
+    assert not {n for text in said for n in re.findall(r"\d{16}", text)} & keys
+
+
+def test_a_case_past_its_due_date_expires_and_its_flag_is_not_raised_again(rounds):
+    conn, steps, _ = rounds
+    q3 = steps["2026-Q3"]["cases"]
+    expired = conn.execute(
+        "SELECT c.no_kk, t.from_state, t.round_seq, t.decided_by, t.why FROM cases.verification_case c "
+        "JOIN cases.case_transition t ON t.id_kasus = c.id_kasus AND t.to_state = 'EXPIRED' WHERE c.state = 'EXPIRED'"
+    ).fetchall()
+    due_next_day = {
+        no_kk
+        for (no_kk,) in conn.execute(
+            "SELECT no_kk FROM cases.verification_case WHERE opened_round = 2 AND due_date = %s",
+            (Q2_REFERENCE + dt.timedelta(days=1),),
+        )
+    }
+    assert {r[0] for r in expired} == due_next_day and q3["expired"] == len(due_next_day) > 0
+    for _, was, round_seq, by, why in expired:
+        assert (was, round_seq, by) == ("OPEN", 3, "system")
+        assert why == "due 2026-07-01, no field result by 2026-09-30"
+    # implausible-only cases (due in 200 days) stay open
+    (still_open,) = conn.execute(
+        "SELECT count(*) FROM cases.verification_case WHERE opened_round = 2 AND state = 'OPEN'"
+    ).fetchone()
+    assert still_open == steps["2026-Q2"]["cases"]["opened"] - len(due_next_day) > 0
+    # Q3 flags as stale only families whose staleness no closed case settled: those Q2 updated
+    q3_stale = _reasons(conn, 3, "stale")
+    assert q3_stale and not set(q3_stale) & due_next_day
+    updated = dict(
+        conn.execute(
+            "SELECT no_kk, updated_round FROM registry.family WHERE no_kk = ANY(%s)", (list(q3_stale),)
+        )
+    )
+    assert set(updated.values()) == {2}
+
+
+def test_the_cases_step_run_again_finds_its_round_done(rounds):
+    from dtsen.round import STEP, RoundContext
+
+    conn, steps, config = rounds
+    before = conn.execute("SELECT count(*), max(transition_pk) FROM cases.case_transition").fetchone()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_CASES_CONFIG", str(config))
+        again = STEP["cases"].run(RoundContext.create("2026-Q3", landing_root=SAMPLE_DIR / "landing"))
+    conn.rollback()
+    first = steps["2026-Q3"]["cases"]
+    assert again["done_before"] is True and first["done_before"] is False
+    assert {k: again[k] for k in ("opened", "expired", "flags")} == {
+        k: first[k] for k in ("opened", "expired", "flags")
+    }
+    assert conn.execute("SELECT count(*), max(transition_pk) FROM cases.case_transition").fetchone() == before
+
+
+def _dtsen(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dtsen", "cases", *args],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cases_are_listed_shown_assigned_and_expired_from_the_command_line_with_keys_masked(rounds):
+    conn, _, _ = rounds
+    listed = _dtsen("list", "--state", "OPEN", "--origin", "implausible", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert found and all(c["state"] == "OPEN" and "implausible" in c["origins"] for c in found)
+    assert all(re.fullmatch(r"\*{12}\d{4}", c["no_kk"]) for c in found)
+    case = found[0]
+    region = case["kode_wilayah"][:4]
+    in_region = json.loads(_dtsen("list", "--region", region, "--json").stdout)
+    assert in_region and all(c["kode_wilayah"].startswith(region) for c in in_region)
+
+    assigned = _dtsen(
+        "assign",
+        str(case["id_kasus"]),
+        "--team",
+        f"PKH-{region}",
+        "--by",
+        "ops.a",
+        "--reason",
+        "round 3 plan",
+    )
+    assert assigned.returncode == 0 and f"assigned to PKH-{region}" in assigned.stdout, assigned.stderr
+    shown = _dtsen("show", str(case["id_kasus"]))
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "ASSIGNED" in shown.stdout
+        and f"OPEN -> ASSIGNED  by ops.a: to PKH-{region}: round 3 plan" in shown.stdout
+    )
+    full = conn.execute(
+        "SELECT no_kk::text FROM cases.verification_case WHERE id_kasus = %s", (case["id_kasus"],)
+    ).fetchone()[0]
+    conn.rollback()
+    assert full not in shown.stdout and case["no_kk"] in shown.stdout
+
+    (closed,) = conn.execute(
+        "SELECT min(id_kasus) FROM cases.verification_case WHERE state = 'EXPIRED'"
+    ).fetchone()
+    conn.rollback()
+    refused = _dtsen("assign", str(closed), "--team", "PKH-0000", "--by", "ops.a", "--reason", "late")
+    assert refused.returncode == 5 and f"case {closed} is EXPIRED" in refused.stderr
+
+    expired = _dtsen("expire", "--as-of", "2030-01-01", "--by", "ops.b")
+    assert expired.returncode == 0, expired.stderr
+    assert conn.execute(
+        "SELECT count(*) FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED')"
+    ).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT from_state, decided_by, round_seq FROM cases.case_transition WHERE id_kasus = %s ORDER BY transition_pk DESC LIMIT 1",
+        (case["id_kasus"],),
+    ).fetchone() == ("ASSIGNED", "ops.b", None)
+    conn.rollback()
