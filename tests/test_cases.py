@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -145,22 +142,19 @@ def test_a_case_past_its_due_date_expires_and_its_flag_is_not_raised_again(round
         "SELECT c.no_kk, t.from_state, t.round_seq, t.decided_by, t.why FROM cases.verification_case c "
         "JOIN cases.case_transition t ON t.id_kasus = c.id_kasus AND t.to_state = 'EXPIRED' WHERE c.state = 'EXPIRED'"
     ).fetchall()
-    due_next_day = {
-        no_kk
-        for (no_kk,) in conn.execute(
-            "SELECT no_kk FROM cases.verification_case WHERE opened_round = 2 AND due_date = %s",
-            (Q2_REFERENCE + dt.timedelta(days=1),),
-        )
-    }
-    assert {r[0] for r in expired} == due_next_day and q3["expired"] == len(due_next_day) > 0
+    q2_cases = conn.execute(
+        "SELECT no_kk, due_date, state, closed_round FROM cases.verification_case WHERE opened_round = 2"
+    ).fetchall()
+    due_next_day = {no_kk for no_kk, due, _, _ in q2_cases if due == Q2_REFERENCE + dt.timedelta(days=1)}
+    # Q3's own Kemensos results resolve some cases first; the rest of the overdue ones expire
+    resolved = {no_kk for no_kk, _, state, closed in q2_cases if (state, closed) == ("RESOLVED", 3)}
+    assert {r[0] for r in expired} == due_next_day - resolved and q3["expired"] == len(expired) > 0
     for _, was, round_seq, by, why in expired:
         assert (was, round_seq, by) == ("OPEN", 3, "system")
         assert why == "due 2026-07-01, no field result by 2026-09-30"
-    # implausible-only cases (due in 200 days) stay open
-    (still_open,) = conn.execute(
-        "SELECT count(*) FROM cases.verification_case WHERE opened_round = 2 AND state = 'OPEN'"
-    ).fetchone()
-    assert still_open == steps["2026-Q2"]["cases"]["opened"] - len(due_next_day) > 0
+    # implausible-only cases (due in 200 days) without a result stay open
+    still_open = {no_kk for no_kk, _, state, _ in q2_cases if state == "OPEN"}
+    assert still_open == {no_kk for no_kk, _, _, _ in q2_cases} - due_next_day - resolved != set()
     # Q3 flags as stale only families whose staleness no closed case settled: those Q2 updated
     q3_stale = _reasons(conn, 3, "stale")
     assert q3_stale and not set(q3_stale) & due_next_day
@@ -187,67 +181,3 @@ def test_the_cases_step_run_again_finds_its_round_done(rounds):
         k: first[k] for k in ("opened", "expired", "flags")
     }
     assert conn.execute("SELECT count(*), max(transition_pk) FROM cases.case_transition").fetchone() == before
-
-
-def _dtsen(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dtsen", "cases", *args],
-        env=os.environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_cases_are_listed_shown_assigned_and_expired_from_the_command_line_with_keys_masked(rounds):
-    conn, _, _ = rounds
-    listed = _dtsen("list", "--state", "OPEN", "--origin", "implausible", "--json")
-    assert listed.returncode == 0, listed.stderr
-    found = json.loads(listed.stdout)
-    assert found and all(c["state"] == "OPEN" and "implausible" in c["origins"] for c in found)
-    assert all(re.fullmatch(r"\*{12}\d{4}", c["no_kk"]) for c in found)
-    case = found[0]
-    region = case["kode_wilayah"][:4]
-    in_region = json.loads(_dtsen("list", "--region", region, "--json").stdout)
-    assert in_region and all(c["kode_wilayah"].startswith(region) for c in in_region)
-
-    assigned = _dtsen(
-        "assign",
-        str(case["id_kasus"]),
-        "--team",
-        f"PKH-{region}",
-        "--by",
-        "ops.a",
-        "--reason",
-        "round 3 plan",
-    )
-    assert assigned.returncode == 0 and f"assigned to PKH-{region}" in assigned.stdout, assigned.stderr
-    shown = _dtsen("show", str(case["id_kasus"]))
-    assert shown.returncode == 0, shown.stderr
-    assert (
-        "ASSIGNED" in shown.stdout
-        and f"OPEN -> ASSIGNED  by ops.a: to PKH-{region}: round 3 plan" in shown.stdout
-    )
-    full = conn.execute(
-        "SELECT no_kk::text FROM cases.verification_case WHERE id_kasus = %s", (case["id_kasus"],)
-    ).fetchone()[0]
-    conn.rollback()
-    assert full not in shown.stdout and case["no_kk"] in shown.stdout
-
-    (closed,) = conn.execute(
-        "SELECT min(id_kasus) FROM cases.verification_case WHERE state = 'EXPIRED'"
-    ).fetchone()
-    conn.rollback()
-    refused = _dtsen("assign", str(closed), "--team", "PKH-0000", "--by", "ops.a", "--reason", "late")
-    assert refused.returncode == 5 and f"case {closed} is EXPIRED" in refused.stderr
-
-    expired = _dtsen("expire", "--as-of", "2030-01-01", "--by", "ops.b")
-    assert expired.returncode == 0, expired.stderr
-    assert conn.execute(
-        "SELECT count(*) FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED')"
-    ).fetchone() == (0,)
-    assert conn.execute(
-        "SELECT from_state, decided_by, round_seq FROM cases.case_transition WHERE id_kasus = %s ORDER BY transition_pk DESC LIMIT 1",
-        (case["id_kasus"],),
-    ).fetchone() == ("ASSIGNED", "ops.b", None)
-    conn.rollback()

@@ -8,6 +8,7 @@
 
 -- name: reset
 DROP TABLE IF EXISTS pg_temp.case_flag;
+DROP TABLE IF EXISTS pg_temp.case_result;
 
 -- name: flags
 CREATE TEMP TABLE case_flag (
@@ -107,6 +108,47 @@ WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED')
 -- The round's flags per origin (after the settled ones went).
 -- name: counts
 SELECT origin, count(*) AS flags, count(DISTINCT no_kk) AS families FROM case_flag GROUP BY origin ORDER BY origin;
+
+-- This round's merged Kemensos field results of families with a live case: the case a row names
+-- (id_kasus, checked by the validation's case_results rule), else the family's live case; a family's
+-- latest visit counts. Rows rejected (a bad value, CASE_UNKNOWN, CONFLICT_LOST) are not results.
+-- name: results
+CREATE TEMP TABLE case_result ON COMMIT DROP AS
+SELECT DISTINCT ON (c.id_kasus) c.id_kasus, c.state, s.hasil, s.layak, s.tanggal_kunjungan,
+       CASE s.hasil WHEN 'DITEMUKAN' THEN CASE WHEN s.layak = '0' THEN 'CORRECTED' ELSE 'CONFIRMED' END
+                    WHEN 'TIDAK_DITEMUKAN' THEN 'NOT_FOUND' WHEN 'PINDAH' THEN 'MOVED'
+                    WHEN 'MENINGGAL' THEN 'DECEASED' END AS outcome
+FROM staging.kemensos_groundcheck s
+JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'MERGED'
+JOIN cases.verification_case c
+  ON c.no_kk = CASE WHEN s.no_kk ~ '^[0-9]{16}$' THEN s.no_kk::bigint END
+ AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED')
+WHERE s.round_seq = %(round_seq)s
+  AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = s.round_seq
+                  AND q.submission_pk = s.submission_pk AND q.file_name = 'groundcheck.csv' AND q.line_no = s.line_no)
+ORDER BY c.id_kasus, s.tanggal_kunjungan DESC, s.submission_pk DESC, s.line_no DESC;
+
+-- Each result's case: VISITED (the visit arrived), then RESOLVED with the outcome its hasil implies
+-- (the family's aid follows the ground-check path of the merge, not the case); both transitions kept.
+-- name: resolve
+WITH resolved AS (
+    UPDATE cases.verification_case c
+    SET state = 'RESOLVED', outcome = r.outcome, closed_round = %(round_seq)s
+    FROM case_result r WHERE c.id_kasus = r.id_kasus
+    RETURNING c.id_kasus
+), moves AS (
+    SELECT r.id_kasus, r.state AS from_state, 'VISITED' AS to_state, 1 AS n,
+           'field result of ' || r.tanggal_kunjungan || ': hasil ' || r.hasil || ', layak ' || coalesce(r.layak, '-') AS why
+    FROM case_result r JOIN resolved USING (id_kasus) WHERE r.state <> 'VISITED'
+    UNION ALL
+    SELECT r.id_kasus, 'VISITED', 'RESOLVED', 2, 'outcome ' || r.outcome
+    FROM case_result r JOIN resolved USING (id_kasus)
+)
+INSERT INTO cases.case_transition (id_kasus, from_state, to_state, round_seq, decided_by, why)
+SELECT id_kasus, from_state, to_state, %(round_seq)s, 'system', why FROM moves ORDER BY id_kasus, n;
+
+-- name: outcomes
+SELECT outcome, count(*) FROM case_result GROUP BY outcome ORDER BY outcome;
 
 -- Cases whose due date passed without a field result (OPEN or ASSIGNED; a VISITED one has its result)
 -- are EXPIRED, each with its transition. %(as_of)s: the round's reference date, or a person's date.

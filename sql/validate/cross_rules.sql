@@ -133,6 +133,23 @@ FROM clean_keluarga k
 WHERE k.operasi = 'TAMBAH' AND EXISTS (SELECT 1 FROM registry.family f WHERE f.no_kk = k.no_kk AND f.is_open)
 ON CONFLICT DO NOTHING;
 
+-- name: case_results
+-- A Kemensos field result naming a verification case (id_kasus, an extension) answers a live case of
+-- its family (OPEN, ASSIGNED or VISITED); an unknown case, another family's, or one already resolved or
+-- expired is CASE_UNKNOWN. The casts are guarded (a row's conditions are not evaluated in order).
+INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value)
+SELECT %(round_seq)s, s.submission_pk, 'groundcheck.csv', s.line_no, 'CASE_UNKNOWN', 'id_kasus', s.no_kk
+FROM staging.kemensos_groundcheck s
+JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'STAGED'
+WHERE s.round_seq = %(round_seq)s AND s.id_kasus ~ '^[1-9][0-9]*$' AND length(s.id_kasus) <= 18  -- else the suite's
+  AND NOT EXISTS (
+      SELECT 1 FROM cases.verification_case c
+      WHERE c.id_kasus = CASE WHEN s.id_kasus ~ '^[1-9][0-9]*$' AND length(s.id_kasus) <= 18
+                              THEN s.id_kasus::bigint END
+        AND c.no_kk = CASE WHEN s.no_kk ~ '^[0-9]{16}$' THEN s.no_kk::bigint END
+        AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED'))
+ON CONFLICT DO NOTHING;
+
 -- name: drop_rejected_members
 DELETE FROM clean_anggota c USING quality.rejection q
 WHERE q.round_seq = %(round_seq)s AND q.submission_pk = c.submission_pk AND q.file_name = 'anggota.csv'

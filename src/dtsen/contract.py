@@ -41,6 +41,9 @@ class FileSpec:
     required_for_tambah: tuple[str, ...] = ()
     required_for_hapus: tuple[str, ...] = ()
     key: str = "no_kk"  # the record key reported (masked) in feedback
+    # optional columns this project adds (docs/contract-extensions.md): a file without them is as the
+    # contract has it, so their absence is not warned about
+    extensions: tuple[str, ...] = ()
 
 
 PEMDA_KELUARGA = FileSpec(
@@ -91,8 +94,9 @@ KEMENSOS_GROUNDCHECK = FileSpec(
     kind=FileKind.KEMENSOS_GROUNDCHECK,
     source="kemensos",
     file_name="groundcheck.csv",
-    columns=("no_kk", "tanggal_kunjungan", "hasil", "layak", "petugas_id", "catatan"),
+    columns=("no_kk", "tanggal_kunjungan", "hasil", "layak", "petugas_id", "catatan", "id_kasus"),
     required=("no_kk", "tanggal_kunjungan", "hasil", "layak", "petugas_id"),
+    extensions=("id_kasus",),  # the verification case the visit answers (issue 26)
 )
 DUKCAPIL_PENDUDUK = FileSpec(
     kind=FileKind.DUKCAPIL_PENDUDUK,
@@ -262,6 +266,15 @@ REASONS: tuple[Reason, ...] = (
         "Data Dukcapil untuk NIK ini sedang bermasalah: ekstrak Dukcapil mencantumkannya lebih dari sekali "
         "dengan isi berbeda. Ini bukan kesalahan daerah dan NIK tidak perlu diperbaiki; baris ini ditahan dan "
         "dapat dikirim ulang pada putaran berikutnya setelah Dukcapil memperbaiki datanya.",
+        extends_contract=True,
+    ),
+    Reason(
+        "CASE_UNKNOWN",
+        Level.ROW,
+        "a field result names a verification case (id_kasus) that is not an open case of its family: "
+        "unknown, another family's, or already resolved or expired",
+        "nomor kasus ini tidak dikenal untuk keluarga ini, atau kasusnya sudah selesai atau kedaluwarsa. "
+        "Periksa nomor kasus pada daftar kerja lapangan; hasil kunjungan tanpa kasus boleh dikirim tanpa id_kasus.",
         extends_contract=True,
     ),
     Reason(

@@ -398,7 +398,7 @@ def _cases(s: dict):
     raised = ", ".join(f"{origin} {n}" for origin, n in sorted(flags.items())) or "none"
     return (
         f"verification cases{by}: {s.get('opened', 0)} opened, {s.get('reasons_added', 0)} reasons added, "
-        f"{s.get('expired', 0)} expired; flags per origin: {raised}",
+        f"{sum((s.get('resolved') or {}).values())} resolved, {s.get('expired', 0)} expired; flags per origin: {raised}",
         when,
         [],
     )

@@ -1,5 +1,5 @@
-"""What a round does to the verification cases (sql/cases/round.sql): opens a case for every family an
-enabled origin flags (the published version's implausible recipients, the round's split-surge flags,
+"""What a round does to the verification cases (sql/cases/round.sql): closes the cases its merged
+Kemensos field results answer, opens a case for every family an enabled origin flags (the published version's implausible recipients, the round's split-surge flags,
 records gone stale), one live case per family with every origin's reason, and expires the cases whose
 due date passed without a field result. Set-based; runs in the caller's transaction; idempotent per
 round (a rerun finds the flags raised and the cases expired)."""
@@ -28,6 +28,7 @@ class RoundCases:
     opened: int = 0
     reasons_added: int = 0
     expired: int = 0
+    resolved: dict[str, int] = field(default_factory=dict)  # per outcome
 
     def as_dict(self) -> dict:
         return {
@@ -35,6 +36,7 @@ class RoundCases:
             "opened": self.opened,
             "reasons_added": self.reasons_added,
             "expired": self.expired,
+            "resolved": self.resolved,
         }
 
 
@@ -103,15 +105,17 @@ def run_round_cases(
     version: int | None,
     small_family_max_members: int,
 ) -> dict:
-    """The round's cases step: expire (expire_cases, due before the round's reference date) then open
-    (open_cases), once per round: a rerun returns what the first run did, with done_before."""
+    """The round's cases step: resolve (resolve_cases: the round's merged field results), expire
+    (expire_cases, due before the round's reference date), then open (open_cases), once per round: a rerun returns what the first run did, with done_before."""
     lock(conn)
     row = conn.execute(
         "SELECT summary FROM cases.round_summary WHERE round_seq = %s", (round_seq,)
     ).fetchone()
     if row:
         return row[0] | {"done_before": True}
-    # overdue cases close first: a flag their expiry settles is not raised again
+    # the round's field results close their cases, then overdue cases close: a flag either settles is
+    # not raised again by the opening below
+    resolved = resolve_cases(conn, round_seq)
     expired = expire_cases(conn, as_of=reference_date, closed_round=round_seq, transition_round=round_seq)
     summary = open_cases(
         conn,
@@ -121,12 +125,23 @@ def run_round_cases(
         version=version,
         small_family_max_members=small_family_max_members,
     )
-    summary.expired = expired
+    summary.expired, summary.resolved = expired, resolved
     done = summary.as_dict()
     conn.execute(
         "INSERT INTO cases.round_summary (round_seq, summary) VALUES (%s, %s)", (round_seq, Jsonb(done))
     )
     return done | {"done_before": False}
+
+
+def resolve_cases(conn: psycopg.Connection, round_seq: int) -> dict[str, int]:
+    """Close the live cases this round's merged field results answer; how many per outcome."""
+    sql = statements(SQL)
+    conn.execute(sql["reset"])
+    conn.execute(sql["results"], {"round_seq": round_seq})
+    outcomes = {outcome: n for outcome, n in conn.execute(sql["outcomes"])}
+    conn.execute(sql["resolve"], {"round_seq": round_seq})
+    conn.execute(sql["reset"])
+    return outcomes
 
 
 def expire_cases(

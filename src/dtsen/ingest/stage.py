@@ -183,7 +183,9 @@ def map_columns(header: list[str], spec: FileSpec) -> tuple[dict[str, int], list
                 f"{operation} ditolak (REQUIRED_MISSING)"
             )
     conditional = set(spec.required_for_tambah) | set(spec.required_for_hapus)
-    optional = [c for c in spec.columns if c not in positions and c not in conditional]
+    optional = [
+        c for c in spec.columns if c not in positions and c not in conditional and c not in spec.extensions
+    ]
     if optional:
         warnings.append(f"kolom opsional tidak ada (dianggap kosong): {', '.join(optional)}")
     return known, warnings

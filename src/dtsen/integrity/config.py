@@ -3,7 +3,7 @@
 Implausible rules are written like program rules and turned into SQL predicates over a current
 family row `k` of publish.keluarga_span (and its members' spans); only validated numbers, codes and
 column names reach the SQL. Nothing here excludes anyone: a rule counts and lists families for the
-ground check, whose `layak = 0` is what excludes a family.
+ground check, whose `hasil` (the programs' exclude_groundcheck) is what excludes a family.
 """
 
 from __future__ import annotations

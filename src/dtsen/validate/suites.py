@@ -120,6 +120,13 @@ NIK_MISMATCH = _rows(
     "THEN meta.nik_mismatch(nik, tanggal_lahir::date, jenis_kelamin::int) IS NOT NULL ELSE false END",
     "the birth date and sex embedded in nik agree with tanggal_lahir and jenis_kelamin",
 )
+CASE_ID_FORMAT = _rows(
+    "CODE_OUT_OF_DOMAIN",
+    "id_kasus",
+    # no braces: GE formats {batch} into the query
+    "id_kasus IS NOT NULL AND (id_kasus !~ '^[1-9][0-9]*$' OR length(id_kasus) > 18)",
+    "id_kasus, when given, is a case number (a positive integer)",
+)
 WILAYAH_UNKNOWN = _rows(
     "WILAYAH_UNKNOWN",
     "kode_wilayah",
@@ -181,6 +188,8 @@ def build_suite(kind: FileKind) -> dict:
         expectations += [_code_rule(codes.CODED_FIELDS["jenis_kelamin"]), WILAYAH_UNKNOWN]
         expectations += [_in_set("status_hidup", list(codes.STATUS_HIDUP)), _date_rule("tanggal_meninggal")]
     expectations += _text_limits(spec)
+    if kind is FileKind.KEMENSOS_GROUNDCHECK:  # after the contract's rules: their numbers stay
+        expectations.append(CASE_ID_FORMAT)
     for index, expectation in enumerate(expectations):
         expectation["meta"]["rule"] = f"{kind.value}.{index:02d}"
     return {
