@@ -44,7 +44,7 @@ def rounds(module_warehouse, tmp_path_factory):
                 round_id, landing_root=SAMPLE_DIR / "landing", publish_root=work / "publish"
             )
         module_warehouse.commit()
-        yield module_warehouse, steps, config
+        yield module_warehouse, steps, config, work / "publish"
 
 
 def _reasons(conn, round_seq: int, origin: str) -> dict[int, set[str]]:
@@ -76,13 +76,13 @@ def test_the_cases_config_names_the_field_it_refuses(tmp_path):
 
 
 def test_the_first_round_opens_no_case(rounds):
-    _, steps, _ = rounds
+    _, steps, _, _ = rounds
     first = steps["2026-Q1"]["cases"]
     assert (first["opened"], first["expired"], first["flags"]) == (0, 0, {})
 
 
 def test_every_flagged_family_has_one_live_case_with_each_origins_reason(rounds):
-    conn, steps, _ = rounds
+    conn, steps, _, _ = rounds
     implausible: dict[int, set[str]] = {}
     for no_kk, rule in conn.execute(
         "SELECT i.no_kk, i.rule FROM publish.implausible i JOIN registry.family f ON f.no_kk = i.no_kk "
@@ -115,7 +115,7 @@ def test_every_flagged_family_has_one_live_case_with_each_origins_reason(rounds)
 
 
 def test_every_case_opens_with_a_recorded_transition_naming_its_reasons(rounds):
-    conn, _, _ = rounds
+    conn, _, _, _ = rounds
     rows = conn.execute(
         "SELECT c.id_kasus, c.opened_round, t.from_state, t.to_state, t.round_seq, t.decided_by, t.why, "
         "(SELECT array_agg(r.origin || ' ' || r.detail ORDER BY r.origin, r.detail) FROM cases.case_reason r "
@@ -136,7 +136,7 @@ def test_every_case_opens_with_a_recorded_transition_naming_its_reasons(rounds):
 
 
 def test_a_case_past_its_due_date_expires_and_its_flag_is_not_raised_again(rounds):
-    conn, steps, _ = rounds
+    conn, steps, _, _ = rounds
     q3 = steps["2026-Q3"]["cases"]
     expired = conn.execute(
         "SELECT c.no_kk, t.from_state, t.round_seq, t.decided_by, t.why FROM cases.verification_case c "
@@ -169,7 +169,7 @@ def test_a_case_past_its_due_date_expires_and_its_flag_is_not_raised_again(round
 def test_the_cases_step_run_again_finds_its_round_done(rounds):
     from dtsen.round import STEP, RoundContext
 
-    conn, steps, config = rounds
+    conn, steps, config, _ = rounds
     before = conn.execute("SELECT count(*), max(transition_pk) FROM cases.case_transition").fetchone()
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DTSEN_CASES_CONFIG", str(config))
@@ -181,3 +181,26 @@ def test_the_cases_step_run_again_finds_its_round_done(rounds):
         k: first[k] for k in ("opened", "expired", "flags")
     }
     assert conn.execute("SELECT count(*), max(transition_pk) FROM cases.case_transition").fetchone() == before
+
+
+def test_each_versions_manifest_counts_what_its_round_did_to_the_cases(rounds):
+    conn, steps, _, publish = rounds
+    for version, round_id in ((1, "2026-Q1"), (3, "2026-Q3")):
+        manifest = json.loads((publish / "versions" / str(version) / "manifest.json").read_text())
+        done = steps[round_id]["cases"]
+        assert manifest["cases"] == {
+            "checked": True,
+            "opened": done["opened"],
+            "resolved": done["resolved"],
+            "expired_overdue": done["expired"],
+            "flags": done["flags"],
+            "live": done["live"],
+        }
+    live = dict(
+        conn.execute(
+            "SELECT state, count(*) FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED', 'VISITED') "
+            "GROUP BY state"
+        ).fetchall()
+    )
+    conn.rollback()
+    assert steps["2026-Q3"]["cases"]["live"] == live and sum(live.values()) > 0

@@ -29,6 +29,7 @@ class RoundCases:
     reasons_added: int = 0
     expired: int = 0
     resolved: dict[str, int] = field(default_factory=dict)  # per outcome
+    live: dict[str, int] = field(default_factory=dict)  # the live cases per state, after the step
 
     def as_dict(self) -> dict:
         return {
@@ -37,6 +38,7 @@ class RoundCases:
             "reasons_added": self.reasons_added,
             "expired": self.expired,
             "resolved": self.resolved,
+            "live": self.live,
         }
 
 
@@ -126,6 +128,12 @@ def run_round_cases(
         small_family_max_members=small_family_max_members,
     )
     summary.expired, summary.resolved = expired, resolved
+    summary.live = dict(
+        conn.execute(
+            "SELECT state, count(*) FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED', 'VISITED') "
+            "GROUP BY state ORDER BY state"
+        ).fetchall()
+    )
     done = summary.as_dict()
     conn.execute(
         "INSERT INTO cases.round_summary (round_seq, summary) VALUES (%s, %s)", (round_seq, Jsonb(done))
@@ -163,3 +171,25 @@ def expire_cases(
             "decided_by": decided_by,
         },
     ).rowcount
+
+
+def version_cases(conn: psycopg.Connection, version: int) -> dict:
+    """A version's manifest's `cases` section (additive, counts only): what its round's cases step did
+    (opened, resolved per outcome, expired overdue, flags per origin) and the live cases per state after
+    it; {"checked": false} for a round the step did not run in (a dry run, or before it existed)."""
+    row = conn.execute(
+        "SELECT s.summary FROM publish.version v JOIN cases.round_summary s ON s.round_seq = v.round_seq "
+        "WHERE v.version = %s",
+        (version,),
+    ).fetchone()
+    if row is None:
+        return {"checked": False}
+    done = row[0]
+    return {
+        "checked": True,
+        "opened": done.get("opened", 0),
+        "resolved": done.get("resolved", {}),
+        "expired_overdue": done.get("expired", 0),
+        "flags": done.get("flags", {}),
+        "live": done.get("live", {}),
+    }

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dtsen.cases.rounds import version_cases
 from dtsen.config import settings
 from dtsen.errors import DataError
 from dtsen.integrity.summary import version_integrity
@@ -328,6 +329,7 @@ def _publish_locked(
                 "files": checksums,
                 "audit": {"success": bool((audit or {}).get("success")), "approved_by": approved_by},
                 "integrity": version_integrity(conn, version),  # additive: counts only
+                "cases": version_cases(conn, version),  # additive: counts only
             }
             with open(staging / "manifest.json", "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=2, ensure_ascii=False)
