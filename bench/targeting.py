@@ -28,7 +28,8 @@ twice, dtsen.model.evaluate) are set beside its true errors, and the default mod
 errors judged against the bare measurement beside them.
 
 The cycle: then `dtsen model fit` (the cycle's fit_model, its card kept) and `dtsen model adopt` run,
-and the world's last round: its version, ranked by the adopted model (the version's ranking_model
+and the world's last round (its candidate's drift audit blocks, as a changed model moves families: a
+person's approval is given, as `dtsen approve` would): its version, ranked by the adopted model (the version's ranking_model
 names it), is compared with that round's truth as published (recent measurements replacing
 predictions), beside V as published (the default model), and the card's estimate beside the adopted
 model's true errors over the new version.
@@ -191,6 +192,21 @@ def adopt_and_rank_next(world: Path, work: Path, name: str, next_round: str, bef
         card = store.card(conn, number)
         model = store.get(conn, number)
     [ran] = run_rounds(world, work, name, [next_round])
+    approval = None
+    if not ran["published"]:  # the model moved families: the drift audit asks a person, as it would
+        from dtsen.publish.approval import pending_approval
+        from dtsen.publish.audit import approve_version
+
+        with psycopg.connect(url) as conn:
+            waiting = pending_approval(conn, next_round)
+            if waiting is None:
+                raise RuntimeError(f"round {next_round} was not published and waits for no approval: {ran}")
+            approval = {"version": waiting.version, "blocked_on": waiting.markdown().splitlines()[0]}
+            approve_version(
+                conn, waiting.version, "bench", "drift expected: the adopted model re-ranks every family"
+            )
+            conn.commit()
+        [ran] = run_rounds(world, work, name, [next_round])
     truth_round = world / "truth" / next_round
     with psycopg.connect(url) as conn:
         (ranked_with,) = conn.execute(
@@ -207,6 +223,7 @@ def adopt_and_rank_next(world: Path, work: Path, name: str, next_round: str, bef
         "sha256": model.sha256,
         "fit_seconds": fitted["seconds"],
         "round": ran,
+        "drift_approved": approval,
         "version_ranked_with": ranked_with,
         "published_before": before,
         "published_after": as_published(published),
