@@ -103,3 +103,49 @@ ORDER BY decided_at, decision_pk;
 
 -- name: province_names
 SELECT kode, nama FROM ref.provinsi WHERE kode = ANY(%(codes)s);
+
+-- name: cases_by_region
+-- Verification cases per regency: the live ones by state, those past their due date without a field
+-- result (missed: still live, or expired), their age, and how the closed ones ended. %(today)s: the
+-- cockpit's date (Asia/Jakarta).
+SELECT left(c.kode_wilayah, 4) AS kode,
+       count(*) FILTER (WHERE c.state = 'OPEN') AS open,
+       count(*) FILTER (WHERE c.state = 'ASSIGNED') AS assigned,
+       count(*) FILTER (WHERE c.state = 'VISITED') AS visited,
+       count(*) FILTER (WHERE c.state IN ('OPEN', 'ASSIGNED') AND c.due_date < %(today)s) AS overdue,
+       count(*) FILTER (WHERE c.state = 'EXPIRED') AS expired,
+       count(*) FILTER (WHERE c.state = 'RESOLVED') AS resolved,
+       count(*) FILTER (WHERE c.state IN ('OPEN', 'ASSIGNED', 'VISITED')
+                        AND c.opened_at < %(today)s::date - 90) AS older_than_90_days,
+       max(%(today)s::date - c.opened_at::date) FILTER (WHERE c.state IN ('OPEN', 'ASSIGNED', 'VISITED'))
+           AS oldest_live_days
+FROM cases.verification_case c
+GROUP BY 1 ORDER BY 1;
+
+-- name: cases_by_origin
+-- Per origin: the cases it gave a reason to, and of those a visit closed, how many the visit upheld
+-- (it found what the flag suspected: anything but CONFIRMED): each rule's precision.
+SELECT r.origin,
+       count(DISTINCT c.id_kasus) AS cases,
+       count(DISTINCT c.id_kasus) FILTER (WHERE c.state IN ('OPEN', 'ASSIGNED', 'VISITED')) AS live,
+       count(DISTINCT c.id_kasus) FILTER (WHERE c.state = 'EXPIRED') AS expired,
+       count(DISTINCT c.id_kasus) FILTER (WHERE c.state = 'RESOLVED') AS resolved,
+       count(DISTINCT c.id_kasus) FILTER (WHERE c.state = 'RESOLVED' AND c.outcome <> 'CONFIRMED') AS upheld
+FROM cases.case_reason r JOIN cases.verification_case c ON c.id_kasus = r.id_kasus
+GROUP BY r.origin ORDER BY r.origin;
+
+-- name: cases_by_round
+-- Per round: cases opened, and how the cases it closed ended.
+SELECT r.round_id,
+       (SELECT count(*) FROM cases.verification_case o WHERE o.opened_round = r.round_seq) AS opened,
+       count(c.id_kasus) FILTER (WHERE c.state = 'EXPIRED') AS expired,
+       count(c.id_kasus) FILTER (WHERE c.outcome = 'CONFIRMED') AS confirmed,
+       count(c.id_kasus) FILTER (WHERE c.outcome = 'CORRECTED') AS corrected,
+       count(c.id_kasus) FILTER (WHERE c.outcome = 'NOT_FOUND') AS not_found,
+       count(c.id_kasus) FILTER (WHERE c.outcome = 'MOVED') AS moved,
+       count(c.id_kasus) FILTER (WHERE c.outcome = 'DECEASED') AS deceased,
+       count(c.id_kasus) FILTER (WHERE c.outcome = 'WITHDRAWN') AS withdrawn
+FROM ingest.round r
+LEFT JOIN cases.verification_case c ON c.closed_round = r.round_seq
+WHERE EXISTS (SELECT 1 FROM cases.round_summary s WHERE s.round_seq = r.round_seq)
+GROUP BY r.round_seq, r.round_id ORDER BY r.round_seq DESC;

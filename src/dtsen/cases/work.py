@@ -144,4 +144,5 @@ def latest_round(conn: psycopg.Connection) -> int:
 
 
 def today() -> dt.date:
+    """Today in Asia/Jakarta (UTC+7, no daylight saving): the date cases' due dates are kept in."""
     return dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date()  # Asia/Jakarta

@@ -154,6 +154,12 @@ def create_app(reader=cockpit_reader) -> FastAPI:
     def api_compare(a: int, b: int) -> dict:
         return _read(data.compare, a, b)
 
+    @app.get("/api/cases")
+    def api_cases() -> dict:
+        from dtsen.cases.work import today
+
+        return _read(data.cases, today())
+
     @app.get("/api/models")
     def api_models() -> list[dict]:
         return _read(data.models)
@@ -246,6 +252,15 @@ def create_app(reader=cockpit_reader) -> FastAPI:
                 a, b = versions[1]["version"], versions[0]["version"]
             detail = data.compare(conn, a, b)
         return page(request, "compare.html", "Compare versions", versions=versions, d=detail)
+
+    @app.get("/cases", response_class=HTMLResponse)
+    def cases_page(request: Request):
+        """Verification cases per regency, origin and round (counts; the cases themselves: `dtsen cases`)."""
+        from dtsen.cases.work import today
+
+        with data.reading() as conn:
+            overview = data.cases(conn, today())
+        return page(request, "cases.html", "Cases", c=overview)
 
     @app.get("/models", response_class=HTMLResponse)
     def models_page(request: Request):

@@ -5,7 +5,8 @@ same values. Nothing here reads the registry: rounds come from the submissions' 
 from what their build and audit kept, differences from the per-regency recipient counts and the spans
 opened and closed between two versions (sql/cockpit/cockpit.sql, sql/publish/audit.sql `drift`),
 ranking models from publish.ranking_model, the card kept with a fitted one (counts per province and
-regency, errors over measured families) and the decisions on them.
+regency, errors over measured families) and the decisions on them, verification cases counted per
+regency, origin and round (cases.*, never a family's key).
 """
 
 from __future__ import annotations
@@ -587,4 +588,27 @@ def model_detail(conn: psycopg.Connection, model_version: int) -> dict:
             },
         },
         "terms": _terms(document["terms"] or [], document["intercept"]),
+    }
+
+
+def cases(conn: psycopg.Connection, today) -> dict:
+    """Verification cases for oversight: per regency (live by state, overdue, expired, resolved, age),
+    per origin (with the share of closed cases a visit upheld: the rule's precision) and per round
+    (opened, and how the cases it closed ended). Counts only."""
+    regions = _rows(conn, "cases_by_region", {"today": today})
+    names = dict(
+        (r["kode"], r["nama"]) for r in _rows(conn, "regency_names", {"codes": [x["kode"] for x in regions]})
+    )
+    for r in regions:
+        r["nama"] = names.get(r["kode"])
+        live = r["open"] + r["assigned"] + r["visited"]
+        r["overdue_share"] = _share(r["overdue"] + r["expired"], live + r["expired"] + r["resolved"])
+    origins = _rows(conn, "cases_by_origin")
+    for o in origins:
+        o["upheld_share"] = _share(o["upheld"], o["resolved"])
+    return {
+        "today": today.isoformat(),
+        "regions": regions,
+        "origins": origins,
+        "rounds": _rows(conn, "cases_by_round"),
     }
