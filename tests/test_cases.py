@@ -204,3 +204,25 @@ def test_each_versions_manifest_counts_what_its_round_did_to_the_cases(rounds):
     )
     conn.rollback()
     assert steps["2026-Q3"]["cases"]["live"] == live and sum(live.values()) > 0
+
+
+def test_regencies_that_let_their_due_cases_expire_are_reported_to_data_ops_once(rounds):
+    conn, steps, config, publish = rounds
+    share = json.loads(config.read_text())["overdue_alert_share"]
+    due = conn.execute(
+        "SELECT left(kode_wilayah, 4), count(*), count(*) FILTER (WHERE state = 'EXPIRED') "
+        "FROM cases.verification_case WHERE due_date < '2026-09-30' GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    conn.rollback()
+    expected = [
+        {"kode": k, "due": n, "expired": x, "share": round(x / n, 4)} for k, n, x in due if x > share * n
+    ]
+    assert expected and steps["2026-Q3"]["cases"]["overdue_regions"] == expected
+    assert steps["2026-Q2"]["cases"]["overdue_regions"] == []  # nothing was due yet
+    outbox = publish.parent / "outbox"
+    told = [p.read_text() for p in outbox.glob("*.eml") if "Verification cases overdue" in p.read_text()]
+    assert len(told) == 1  # once, to data ops: a rerun of the step finds the notice sent (send_once)
+    assert "To: dataops@dtsen.example" in told[0] and "(round 2026-Q3)" in told[0]
+    for region in expected:
+        assert f"{region['kode']}: {region['expired']} of {region['due']} expired" in told[0]
+    assert not re.search(r"\d{16}", told[0])

@@ -166,3 +166,13 @@ INSERT INTO cases.case_transition (id_kasus, from_state, to_state, round_seq, de
 SELECT id_kasus, was, 'EXPIRED', %(transition_round)s, %(decided_by)s,
        'due ' || due_date || ', no field result by ' || %(as_of)s::date
 FROM expired;
+
+-- Regencies whose field teams missed more than %(share)s of the cases due before %(as_of)s: of the
+-- regency's cases due by then, the share that expired without a field result.
+-- name: overdue_regions
+SELECT left(kode_wilayah, 4) AS kode, count(*) AS due, count(*) FILTER (WHERE state = 'EXPIRED') AS expired
+FROM cases.verification_case
+WHERE due_date < %(as_of)s
+GROUP BY 1
+HAVING count(*) FILTER (WHERE state = 'EXPIRED') > %(share)s * count(*)
+ORDER BY 1;

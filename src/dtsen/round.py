@@ -411,7 +411,21 @@ def cases(ctx: RoundContext) -> dict:
             version=version,
             small_family_max_members=small,
         )
+    if done["overdue_regions"]:
+        _tell_data_ops_of_overdue_cases(ctx, config.overdue_alert_share, done["overdue_regions"])
     return {"round_id": ctx.round_id, **done}
+
+
+def _tell_data_ops_of_overdue_cases(ctx: RoundContext, share: float, regions: list[dict]) -> None:
+    from dtsen.notify.deliver import send_once
+    from dtsen.notify.messages import cases_overdue_email
+    from dtsen.notify.subscribers import load_subscribers
+
+    email = cases_overdue_email(
+        load_subscribers(ctx.settings.subscribers_path).data_ops, ctx.round_id, share, regions
+    )
+    with _connect() as conn:
+        send_once(conn, f"round:{ctx.round_id}:cases-overdue", email, ctx.sender())
 
 
 def feedback(ctx: RoundContext) -> dict:

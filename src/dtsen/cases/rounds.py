@@ -30,6 +30,7 @@ class RoundCases:
     expired: int = 0
     resolved: dict[str, int] = field(default_factory=dict)  # per outcome
     live: dict[str, int] = field(default_factory=dict)  # the live cases per state, after the step
+    overdue_regions: list[dict] = field(default_factory=list)  # past the alert share: data ops are told
 
     def as_dict(self) -> dict:
         return {
@@ -39,6 +40,7 @@ class RoundCases:
             "expired": self.expired,
             "resolved": self.resolved,
             "live": self.live,
+            "overdue_regions": self.overdue_regions,
         }
 
 
@@ -134,6 +136,12 @@ def run_round_cases(
             "GROUP BY state ORDER BY state"
         ).fetchall()
     )
+    summary.overdue_regions = [
+        {"kode": kode, "due": due, "expired": expired, "share": round(expired / due, 4)}
+        for kode, due, expired in conn.execute(
+            statements(SQL)["overdue_regions"], {"as_of": reference_date, "share": config.overdue_alert_share}
+        )
+    ]
     done = summary.as_dict()
     conn.execute(
         "INSERT INTO cases.round_summary (round_seq, summary) VALUES (%s, %s)", (round_seq, Jsonb(done))

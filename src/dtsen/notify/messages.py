@@ -218,6 +218,24 @@ def audit_blocked_email(to: tuple[str, ...], round_id: str, version: int, report
     return Email(to, f"[DTSEN] Audit blocked version {version} (round {round_id})", "\n".join(lines))
 
 
+def cases_overdue_email(to: tuple[str, ...], round_id: str, share: float, regions: list[dict]) -> Email:
+    """Data ops: regencies whose field teams let more than `share` of their due cases expire."""
+    lines = [
+        f"Round {round_id}: in {len(regions)} regencies more than {share:.0%} of the verification cases due",
+        "expired without a field result (cases due before the round's reference date):",
+        "",
+        *(f"  {r['kode']}: {r['expired']} of {r['due']} expired ({r['share']:.0%})" for r in regions),
+        "",
+        "The cases per regency, origin and round are on the cockpit's Cases page; `dtsen cases list --region",
+        "CODE --state EXPIRED` lists them (keys masked). An expired flag is not raised again until it begins anew.",
+    ]
+    return Email(
+        to,
+        f"[DTSEN] Verification cases overdue in {len(regions)} regencies (round {round_id})",
+        "\n".join(lines),
+    )
+
+
 def approval_waiting_email(
     to: tuple[str, ...], blocked, ui_link: str | None, cockpit_link: str | None = None
 ) -> Email:
