@@ -77,6 +77,7 @@ def cmd_client(args: argparse.Namespace) -> int:
                 args.rate,
                 _known_programs(),
                 args.public_key,
+                [r.strip() for r in (args.case_regions or "").split(",") if r.strip()],
             )
         elif args.client_command == "rotate":
             secret = clients.rotate_secret(conn, args.id)
@@ -96,7 +97,8 @@ def cmd_client(args: argparse.Namespace) -> int:
                 state = f"revoked {c['revoked_at']:%Y-%m-%d}" if c["revoked_at"] else "active"
                 key = _key_id(c["signing_public_key"]) if c["signing_public_key"] else "none"
                 print(
-                    f"{c['client_id']:<24} {state:<18} programs {','.join(c['programs']):<24} "
+                    f"{c['client_id']:<24} {state:<18} programs {','.join(c['programs']) or '-':<24} "
+                    f"cases {','.join(c['case_regions']) or '-'}  "
                     f"fields {','.join(c['fields'])}  {c['rate_per_minute']}/min  signing key {key}  "
                     f"({c['name']})"
                 )
@@ -206,7 +208,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="a new client; prints its secret once")
     create.add_argument("--id", required=True, help="client id (lower-case letters, digits, . _ -)")
     create.add_argument("--name", required=True, help="who it is, e.g. 'BPJS Kesehatan PBI JK'")
-    create.add_argument("--programs", required=True, help="comma-separated program ids it may see")
+    create.add_argument(
+        "--programs", default="", help="comma-separated program ids it may see (a program team's scope)"
+    )
+    create.add_argument(
+        "--case-regions",
+        help="comma-separated region codes (province, regency, district or village) whose open verification "
+        "cases it reads with full identities: a region's field team (then no program is needed)",
+    )
     create.add_argument(
         "--fields",
         default=",".join(DEFAULT_FIELDS),

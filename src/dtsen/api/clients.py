@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -38,6 +39,13 @@ class Client:
     fields: tuple[str, ...]
     rate_per_minute: int
     signing_public_key: str | None = None  # base64 of the raw Ed25519 public key; None: none registered
+    case_regions: tuple[str, ...] = ()  # a region's field team: the region codes whose cases it works
+
+
+def _client(row) -> Client:
+    """A Client of a row of (client_id, name, programs, fields, rate_per_minute, signing_public_key,
+    case_regions)."""
+    return Client(row[0], row[1], tuple(row[2]), tuple(row[3]), row[4], row[5], tuple(row[6]))
 
 
 def hash_secret(secret: str) -> str:
@@ -69,7 +77,23 @@ def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _check_scope(programs: list[str], fields: list[str], known_programs: set[str]) -> None:
+REGION_CODE = re.compile(r"[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10}")
+# what a field team gets of a case's family: what a visit needs
+CASE_FIELDS = ("nik", "no_kk", "kode_wilayah", "nama")
+
+
+def _check_case_regions(regions: list[str]) -> None:
+    bad = [r for r in regions if not REGION_CODE.fullmatch(r)]
+    if bad:
+        raise DataError(f"case regions are 2, 4, 6 or 10-digit region codes; not: {', '.join(bad[:5])}")
+
+
+def _check_scope(
+    programs: list[str], fields: list[str], known_programs: set[str], case_regions: list[str] = ()
+) -> None:
+    _check_case_regions(list(case_regions))
+    if case_regions and not programs:  # a field team: its cases, no program
+        return
     unknown = sorted(set(programs) - known_programs)
     if not programs or unknown:
         raise DataError(
@@ -100,16 +124,20 @@ def create_client(
     rate_per_minute: int,
     known_programs: set[str],
     signing_public_key: str | None = None,
+    case_regions: list[str] = (),
 ) -> str:
     """Register a client (with the public key it signs its envelopes with, if given); returns its
-    secret (shown once, never stored)."""
-    _check_scope(programs, fields, known_programs)
+    secret (shown once, never stored). A client with `case_regions` is those regions' field team: it
+    reads their open verification cases (and needs no program); its fields are CASE_FIELDS."""
+    _check_scope(programs, fields, known_programs, case_regions)
+    if case_regions and not programs:
+        fields = list(CASE_FIELDS)
     key = checked_public_key(signing_public_key) if signing_public_key is not None else None
     secret = secrets.token_urlsafe(32)
     try:
         conn.execute(
             "INSERT INTO api.client (client_id, name, secret_hash, programs, fields, rate_per_minute, "
-            "signing_public_key) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "signing_public_key, case_regions) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 client_id,
                 name,
@@ -118,6 +146,7 @@ def create_client(
                 list(dict.fromkeys(fields)),
                 rate_per_minute,
                 key,
+                sorted(set(case_regions)),
             ),
         )
     except psycopg.errors.UniqueViolation as exc:
@@ -170,7 +199,7 @@ def revoke_client(conn: psycopg.Connection, client_id: str) -> None:
 def list_clients(conn: psycopg.Connection) -> list[dict]:
     rows = conn.execute(
         "SELECT client_id, name, programs, fields, rate_per_minute, created_at, rotated_at, revoked_at, "
-        "signing_public_key FROM api.client ORDER BY client_id"
+        "signing_public_key, case_regions FROM api.client ORDER BY client_id"
     ).fetchall()
     keys = (
         "client_id",
@@ -182,6 +211,7 @@ def list_clients(conn: psycopg.Connection) -> list[dict]:
         "rotated_at",
         "revoked_at",
         "signing_public_key",
+        "case_regions",
     )
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -209,12 +239,19 @@ def issue_token(conn: psycopg.Connection, client_id: str, secret: str, minutes: 
 def client_for_token(conn: psycopg.Connection, token: str) -> Client | None:
     """The client a bearer token belongs to, if it is unexpired and the client not revoked."""
     row = conn.execute(
-        "SELECT c.client_id, c.name, c.programs, c.fields, c.rate_per_minute, c.signing_public_key "
-        "FROM api.token t "
-        "JOIN api.client c USING (client_id) "
+        "SELECT c.client_id, c.name, c.programs, c.fields, c.rate_per_minute, c.signing_public_key, c.case_regions "
+        "FROM api.token t JOIN api.client c USING (client_id) "
         "WHERE t.token_hash = %s AND t.expires_at > now() AND c.revoked_at IS NULL",
         (_token_hash(token),),
     ).fetchone()
-    if row is None:
-        return None
-    return Client(row[0], row[1], tuple(row[2]), tuple(row[3]), row[4], row[5])
+    return None if row is None else _client(row)
+
+
+def client_by_id(conn: psycopg.Connection, client_id: str) -> Client | None:
+    """The client as it is now (its scope may have changed since it asked), None if revoked."""
+    row = conn.execute(
+        "SELECT c.client_id, c.name, c.programs, c.fields, c.rate_per_minute, c.signing_public_key, c.case_regions "
+        "FROM api.client c WHERE c.client_id = %s AND c.revoked_at IS NULL",
+        (client_id,),
+    ).fetchone()
+    return None if row is None else _client(row)

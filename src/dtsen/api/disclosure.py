@@ -24,6 +24,9 @@ def person_key(nik: int | str, key: bytes) -> bytes:
     return hmac.new(key, f"{int(nik):016d}".encode(), hashlib.sha256).digest()[:KEY_BYTES]
 
 
+CASES = "cases"  # the disclosure log's program of a field team's answers
+
+
 def record_search(
     conn: psycopg.Connection,
     client_id: str,
@@ -100,3 +103,28 @@ def of_person(conn: psycopg.Connection, nik: int | str, key: bytes) -> list[dict
         (person_key(nik, key), int(nik)),
     ).fetchall()
     return [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+
+
+def record_cases(
+    conn: psycopg.Connection,
+    client_id: str,
+    request: dict,
+    version: int,
+    niks: list[str],
+    key: bytes,
+    fields: tuple[str, ...],
+) -> None:
+    """A field team's work list (its persons: every member of each case's family), before it leaves."""
+    conn.execute(
+        "INSERT INTO api.disclosure (client_id, kind, request, version, program, records, fields, person_keys) "
+        "VALUES (%s, 'cases', %s, %s, %s, %s, %s, %s)",
+        (
+            client_id,
+            Jsonb(request),
+            version,
+            CASES,
+            len(niks),
+            list(fields),
+            [person_key(n, key) for n in niks],
+        ),
+    )

@@ -142,7 +142,7 @@ def openapi(client: Caller, request: Request):
 
 def routers() -> list[APIRouter]:
     """Every router the API mounts, in order."""
-    from dtsen.api.routes import keys, oauth, search, subscriptions, txn, versions
+    from dtsen.api.routes import cases, keys, oauth, search, subscriptions, txn, versions
 
     return [
         oauth.router,
@@ -150,6 +150,7 @@ def routers() -> list[APIRouter]:
         subscriptions.router,
         txn.router,
         versions.router,
+        cases.router,
         keys.router,
         router,
     ]

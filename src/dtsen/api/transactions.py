@@ -218,12 +218,7 @@ def due(conn: psycopg.Connection, limit: int = 50) -> list[str]:
 
 def live_client(conn: psycopg.Connection, client_id: str) -> clients.Client | None:
     """The client as it is now (its scope may have changed since it asked), None if revoked."""
-    row = conn.execute(
-        "SELECT client_id, name, programs, fields, rate_per_minute FROM api.client "
-        "WHERE client_id = %s AND revoked_at IS NULL",
-        (client_id,),
-    ).fetchone()
-    return None if row is None else clients.Client(row[0], row[1], tuple(row[2]), tuple(row[3]), row[4])
+    return clients.client_by_id(conn, client_id)
 
 
 # -- txn/status ----------------------------------------------------------------------------------
