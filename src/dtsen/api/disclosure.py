@@ -36,15 +36,18 @@ def record_search(
     niks: list[str],
     key: bytes,
     fields: tuple[str, ...],
+    kind: str = "search",
 ) -> None:
+    """A search page (or, kind 'cases', a field team's work list) and its persons' keyed hashes."""
     # the keys travel as one bytea and are cut into the array by the server: sent as a list of 1,000
     # bytea values, psycopg's array dumping took 40 ms a page, most of a search's time
     conn.execute(
         "INSERT INTO api.disclosure (client_id, kind, request, version, program, records, fields, person_keys) "
-        "VALUES (%s, 'search', %s, %s, %s, %s, %s, (SELECT coalesce(array_agg(substring(%s::bytea FROM i * %s + 1 "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, (SELECT coalesce(array_agg(substring(%s::bytea FROM i * %s + 1 "
         "FOR %s) ORDER BY i), '{}') FROM generate_series(0, %s - 1) i))",
         (
             client_id,
+            kind,
             Jsonb(request),
             version,
             program,
@@ -115,16 +118,4 @@ def record_cases(
     fields: tuple[str, ...],
 ) -> None:
     """A field team's work list (its persons: every member of each case's family), before it leaves."""
-    conn.execute(
-        "INSERT INTO api.disclosure (client_id, kind, request, version, program, records, fields, person_keys) "
-        "VALUES (%s, 'cases', %s, %s, %s, %s, %s, %s)",
-        (
-            client_id,
-            Jsonb(request),
-            version,
-            CASES,
-            len(niks),
-            list(fields),
-            [person_key(n, key) for n in niks],
-        ),
-    )
+    record_search(conn, client_id, request, version, CASES, niks, key, fields, kind="cases")

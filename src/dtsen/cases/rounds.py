@@ -109,8 +109,9 @@ def run_round_cases(
     version: int | None,
     small_family_max_members: int,
 ) -> dict:
-    """The round's cases step: resolve (resolve_cases: the round's merged field results), expire
-    (expire_cases, due before the round's reference date), then open (open_cases), once per round: a rerun returns what the first run did, with done_before."""
+    """The round's cases step, once per round: resolve (resolve_cases: the round's merged field
+    results), expire (expire_cases: due before the round's reference date), then open (open_cases). A
+    rerun returns what the first run did, with done_before."""
     lock(conn)
     row = conn.execute(
         "SELECT summary FROM cases.round_summary WHERE round_seq = %s", (round_seq,)
