@@ -210,6 +210,7 @@ async def _walk(cockpit, debug_port: int, shots: Path, notify_run: tuple[str, in
                 ("Blocked candidate", "REJECTED"),
             ),
             ("compare", "/dtsen/compare?a=1&b=2", ("Compare versions", "per program")),
+            ("cases", "/dtsen/cases", ("Verification cases", "Per regency", "Per origin", "2026-Q2")),
             ("nav", "/plugin/dtsen", ("Rounds", "2026-Q1")),
             ("dag_tab", f"/dags/{DAG}/plugin/dtsen_dag", ("2026-Q2",)),
             (
@@ -256,6 +257,23 @@ def test_the_cockpit_pages_render_the_warehouse_figures_in_chromium(cockpit, bro
     for p in programs.values():
         assert f"{p['recipients']:,}" in seen["version2"]
     assert counts["individuals"] and f"{counts['individuals']:,}" in seen["versions"]
+    # the verification cases: each regency's row as the warehouse holds it (state by state), and each
+    # origin's cases
+    from dtsen.cases.work import today
+
+    for row in cockpit.sql(
+        "SELECT left(kode_wilayah, 4), count(*) FILTER (WHERE state = 'OPEN'), count(*) FILTER (WHERE state = "
+        "'ASSIGNED'), count(*) FILTER (WHERE state = 'VISITED'), count(*) FILTER (WHERE state IN ('OPEN', "
+        "'ASSIGNED') AND due_date < %s), count(*) FILTER (WHERE state = 'EXPIRED'), count(*) FILTER (WHERE "
+        "state = 'RESOLVED') FROM cases.verification_case GROUP BY 1",
+        (today(),),
+    ):
+        counts = r"\s+".join(f"{n:,}" for n in row[1:])
+        assert re.search(rf"{row[0]} [^\n]*?\s{counts}\s", seen["cases"]), (row, seen["cases"][:2000])
+    for origin, cases in cockpit.sql(
+        "SELECT origin, count(DISTINCT id_kasus) FROM cases.case_reason GROUP BY 1"
+    ):
+        assert re.search(rf"{origin}\s+{cases:,}\s", seen["cases"]), origin
     # no NIK or KK number on any page: no 16-digit number standing alone (checksums are hex)
     leaks = {name: re.findall(r"(?<![0-9a-f])\d{16}(?![0-9a-f])", text) for name, text in seen.items()}
     assert not any(leaks.values()), leaks
@@ -481,6 +499,7 @@ async def _layouts(cockpit, debug_port: int, width: int, shots: Path) -> list[di
             ("round", "/dtsen/rounds/2026-Q3", "By source and region"),
             ("version", f"/dtsen/versions/{cockpit.seen['2026-Q3']['version']}", "Drift per regency"),
             ("versions", "/dtsen/versions", "Versions"),
+            ("cases", "/dtsen/cases", "Per regency"),
             ("run_tab", run_tab, "By source and region"),
         ):
             await page.goto(cockpit.base + path)
