@@ -57,6 +57,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "dukcapil": ("open_round",),
     "ingest_validate": ("stage_and_validate", "finish_validation"),
     "merge": ("merge",),
+    "integrity": ("integrity",),
+    "cases": ("cases",),  # verification cases: results, expiry, opening (issue 26)
     "feedback": ("feedback",),
     "publish": ("publish",),
     "notify": ("notify_regions", "notify_programs"),
