@@ -1,11 +1,12 @@
 """What a round does to the verification cases (sql/cases/round.sql): closes the cases its merged
-Kemensos field results answer, opens a case for every family an enabled origin flags (the published version's implausible recipients, the round's split-surge flags,
-records gone stale), one live case per family with every origin's reason, and expires the cases whose
-due date passed without a field result. Set-based; runs in the caller's transaction; idempotent per
-round (a rerun finds the flags raised and the cases expired)."""
+Kemensos field results answer, expires the cases whose due date passed without a result, and opens a
+case for every family an enabled origin flags (the published version's implausible recipients, the
+round's split-surge flags, records gone stale): one live case per family with every origin's reason.
+Set-based; runs in the caller's transaction; once per round (cases.round_summary)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -33,15 +34,7 @@ class RoundCases:
     overdue_regions: list[dict] = field(default_factory=list)  # past the alert share: data ops are told
 
     def as_dict(self) -> dict:
-        return {
-            "flags": self.flags,
-            "opened": self.opened,
-            "reasons_added": self.reasons_added,
-            "expired": self.expired,
-            "resolved": self.resolved,
-            "live": self.live,
-            "overdue_regions": self.overdue_regions,
-        }
+        return dataclasses.asdict(self)
 
 
 def _origin_params(config: CasesConfig, name: str, reference_date: dt.date) -> dict:
