@@ -42,9 +42,7 @@ def register(conn: psycopg.Connection, document: dict, source: str, by: str) -> 
     ).fetchone()
     if known:
         return known[0]
-    (number,) = conn.execute(
-        "SELECT coalesce(max(model_version), 0) + 1 FROM publish.ranking_model"
-    ).fetchone()
+    number = next_version(conn)
     conn.execute(
         "INSERT INTO publish.ranking_model (model_version, name, sha256, document, source, created_by) "
         "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -54,6 +52,7 @@ def register(conn: psycopg.Connection, document: dict, source: str, by: str) -> 
 
 
 def next_version(conn: psycopg.Connection) -> int:
+    """The number the next registered model gets (a fitted model's document names it before hashing)."""
     return conn.execute("SELECT coalesce(max(model_version), 0) + 1 FROM publish.ranking_model").fetchone()[0]
 
 
