@@ -380,7 +380,10 @@ def generate(cfg: GenConfig) -> dict:
                 landing / "bps" / bps_id / "keluarga.csv", list(BPS_KELUARGA.columns), stack
             )
             kem_file = AppendingFile(
-                landing / "kemensos" / kem_id / "groundcheck.csv", list(KEMENSOS_GROUNDCHECK.columns), stack
+                landing / "kemensos" / kem_id / "groundcheck.csv",
+                # the contract's columns: a world's Kemensos knows no case numbers (id_kasus, an extension)
+                [c for c in KEMENSOS_GROUNDCHECK.columns if c not in KEMENSOS_GROUNDCHECK.extensions],
+                stack,
             )
             snapshot = (cutoff - dt.timedelta(days=3)).isoformat()
             duk_file = AppendingFile(
