@@ -168,5 +168,16 @@ def test_every_answer_with_a_case_is_in_the_disclosure_log_with_each_members_key
     client, kind, program, version, records, keys, fields, request = logged[0]
     assert (client, kind, program, version, records) == ("pkh-3674", "cases", "cases", 2, len(niks))
     assert [bytes(k) for k in keys] == [person_key(n, KEY.encode()) for n in niks]
-    assert set(fields) == {"nik", "no_kk", "kode_wilayah", "nama"}
+    # every personal field that went out: what a visit needs, beyond a recipient list's fields
+    assert set(fields) == {
+        "nik",
+        "no_kk",
+        "kode_wilayah",
+        "alamat",
+        "nama",
+        "jenis_kelamin",
+        "tanggal_lahir",
+        "hubungan_keluarga",
+    }
+    assert set(fields) >= set(answer["cases"][0]["anggota"][0]) | {"no_kk", "kode_wilayah", "alamat"}
     assert not any(n in request for n in niks)

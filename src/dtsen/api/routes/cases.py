@@ -14,6 +14,18 @@ from dtsen.sqlfiles import statements
 
 router = APIRouter()
 
+# the personal fields a work list carries (the disclosure log names them)
+DISCLOSED = (
+    "nik",
+    "no_kk",
+    "kode_wilayah",
+    "alamat",
+    "nama",
+    "jenis_kelamin",
+    "tanggal_lahir",
+    "hubungan_keluarga",
+)
+
 # what a visit checks, per origin (Indonesian: the field officers read it)
 WHAT_TO_CHECK = {
     "implausible": "Periksa kondisi rumah dan aset keluarga: ciri-cirinya tidak lazim untuk desilnya (aturan: {detail}).",
@@ -82,7 +94,7 @@ def _work_list(app, client: Client, request: Request, id_kasus: int | None, afte
                 version,
                 niks,
                 app.key,
-                client.fields,
+                DISCLOSED,
             )
     return {"version": version, "cases": answer}
 
