@@ -36,7 +36,9 @@ def test_the_main_job_publishes_every_sample_round_once(scratch_database, tmp_pa
     assert first.count("this run's steps:") == 3 and first.count(" submissions: ") == 3
     assert "submissions validated" not in first and "by an earlier run" not in first
     assert "audit: passed, with" in first and "families meet rule mobil (desil 1-5 and owns a car)" in first
-    assert "mail delivered to the local SMTP sink (24 messages)" in first  # 4 regions + 4 programs, x3
+    # 4 regions + 4 programs, x3, and data ops told once that 2026-Q3 found verification cases overdue
+    assert "mail delivered to the local SMTP sink (25 messages)" in first
+    assert first.count("[DTSEN] Verification cases overdue in") == 1
     publish = tmp_path / "publish"  # versions, feedback, integrity lists: all a region or program received
     before = _files(publish)
     assert any("/feedback/2026-Q1/" in str(p) for p in before) and any("/versions/" in str(p) for p in before)

@@ -150,10 +150,13 @@ def test_the_fit_hands_on_only_the_models_number_and_counts(seen):
             "as_of_version",
             "entering",
             "leaving",
+            "seconds",  # each part's, for the log and the benchmark
         }
         assert fit["sha256"] == seen["models"][fit["model_version"]]
         assert fit["families"] > 0 and fit["as_of_version"] == 2
-        assert all(isinstance(fit[k], int) for k in set(fit) - {"sha256"}), fit
+        assert all(isinstance(fit[k], int) for k in set(fit) - {"sha256", "seconds"}), fit
+        assert set(fit["seconds"]) == {"training_frame", "fit", "cross_validate", "evaluate", "impact"}
+        assert all(isinstance(v, float) for v in fit["seconds"].values()), fit
         assert re.fullmatch(r"[0-9a-f]{64}", fit["sha256"])
 
 
