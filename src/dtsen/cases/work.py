@@ -29,9 +29,10 @@ def list_cases(
     state: str | None = None,
     origin: str | None = None,
     limit: int = 200,
+    id_kasus: int | None = None,
 ) -> list[dict]:
     """Cases, the most urgent first: region a code prefix (province, regency, district or village),
-    state one of STATES, origin one of ORIGINS. Keys masked."""
+    state one of STATES, origin one of ORIGINS, or the one case `id_kasus`. Keys masked."""
     if state is not None and state not in STATES:
         raise CaseError(f"unknown case state {state!r}: one of {', '.join(STATES)}")
     if origin is not None and origin not in ORIGINS:
@@ -45,14 +46,15 @@ def list_cases(
                (SELECT array_agg(DISTINCT x.origin ORDER BY x.origin) FROM cases.case_reason x
                 WHERE x.id_kasus = c.id_kasus) AS origins
         FROM cases.verification_case c JOIN ingest.round r ON r.round_seq = c.opened_round
-        WHERE (%(region)s::text IS NULL OR starts_with(c.kode_wilayah, %(region)s))
+        WHERE (%(id_kasus)s::bigint IS NULL OR c.id_kasus = %(id_kasus)s)
+          AND (%(region)s::text IS NULL OR starts_with(c.kode_wilayah, %(region)s))
           AND (%(state)s::text IS NULL OR c.state = %(state)s)
           AND (%(origin)s::text IS NULL OR EXISTS (
                 SELECT 1 FROM cases.case_reason x WHERE x.id_kasus = c.id_kasus AND x.origin = %(origin)s))
         ORDER BY c.state IN ('RESOLVED', 'EXPIRED'), c.priority, c.due_date, c.id_kasus
         LIMIT %(limit)s
         """,
-        {"region": region, "state": state, "origin": origin, "limit": limit},
+        {"id_kasus": id_kasus, "region": region, "state": state, "origin": origin, "limit": limit},
     ).fetchall()
     return [
         {
@@ -74,7 +76,7 @@ def list_cases(
 
 def show_case(conn: psycopg.Connection, id_kasus: int) -> dict:
     """One case with its reasons and its transitions (keys masked)."""
-    found = list_cases_by_id(conn, id_kasus)
+    found = case_by_id(conn, id_kasus)
     reasons = conn.execute(
         "SELECT x.origin, x.detail, r.round_id, x.raised FROM cases.case_reason x "
         "JOIN ingest.round r ON r.round_seq = x.round_seq WHERE x.id_kasus = %s ORDER BY x.origin, x.detail",
@@ -94,19 +96,12 @@ def show_case(conn: psycopg.Connection, id_kasus: int) -> dict:
     }
 
 
-def list_cases_by_id(conn: psycopg.Connection, id_kasus: int) -> dict:
-    row = conn.execute(
-        "SELECT c.id_kasus, c.case_type, c.no_kk, c.kode_wilayah, c.priority, c.due_date, c.state, c.outcome, "
-        "c.assigned_to, r.round_id FROM cases.verification_case c JOIN ingest.round r ON r.round_seq = c.opened_round "
-        "WHERE c.id_kasus = %s",
-        (id_kasus,),
-    ).fetchone()
-    if row is None:
+def case_by_id(conn: psycopg.Connection, id_kasus: int) -> dict:
+    """One case as `list_cases` gives it; CaseError if there is none."""
+    found = list_cases(conn, id_kasus=id_kasus, limit=1)
+    if not found:
         raise CaseError(f"there is no case {id_kasus}")
-    keys = ("id_kasus", "case_type", "no_kk", "kode_wilayah", "priority", "due_date", "state", "outcome")
-    case = dict(zip(keys, row[:8], strict=True))
-    case["no_kk"], case["due_date"] = mask(str(row[2])), row[5].isoformat()
-    return case | {"assigned_to": row[8], "opened_round": row[9]}
+    return found[0]
 
 
 def assign_case(conn: psycopg.Connection, id_kasus: int, *, team: str, by: str, why: str) -> dict:
@@ -123,7 +118,7 @@ def assign_case(conn: psycopg.Connection, id_kasus: int, *, team: str, by: str, 
     if state not in ("OPEN", "ASSIGNED"):
         raise CaseError(f"case {id_kasus} is {state}: only an OPEN or ASSIGNED case can be assigned")
     if state == "ASSIGNED" and current == team:
-        return list_cases_by_id(conn, id_kasus) | {"changed": False}
+        return case_by_id(conn, id_kasus) | {"changed": False}
     conn.execute(
         "UPDATE cases.verification_case SET state = 'ASSIGNED', assigned_to = %s WHERE id_kasus = %s",
         (team, id_kasus),
@@ -133,7 +128,7 @@ def assign_case(conn: psycopg.Connection, id_kasus: int, *, team: str, by: str, 
         "VALUES (%s, %s, 'ASSIGNED', %s, %s)",
         (id_kasus, state, by, f"to {team}: {why}"),
     )
-    return list_cases_by_id(conn, id_kasus) | {"changed": True}
+    return case_by_id(conn, id_kasus) | {"changed": True}
 
 
 def latest_round(conn: psycopg.Connection) -> int:
