@@ -58,7 +58,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "ingest_validate": ("stage_and_validate", "finish_validation"),
     "merge": ("merge",),
     "integrity": ("integrity",),
-    "cases": ("cases",),  # verification cases: results, expiry, opening (issue 26)
+    "cases": ("cases", "aduan_outcomes"),  # verification cases: results, expiry, opening (issue 26)
     "feedback": ("feedback",),
     "publish": ("publish",),
     "notify": ("notify_regions", "notify_programs"),

@@ -63,6 +63,7 @@ def dtsen_update_round():
         step_task(STEP["cases"])(),
         step_task(STEP["feedback"])(),
         step_task(STEP["notify_regions"])(),
+        step_task(STEP["aduan_outcomes"])(),
         step_task(STEP["rank_and_audit"])(),
         approval_task(STEP["approval"]),
         step_task(STEP["publish"])(),

@@ -160,6 +160,7 @@ DONE_BEFORE = {
     "merge": lambda s: s["already_merged"] is True,
     "integrity": lambda s: s["scored"] is True and s["detected_now"] is False,
     "cases": lambda s: s["done_before"] is True,
+    "aduan_outcomes": lambda s: s["done_before"] is True,
     "feedback": lambda s: s["submissions_reported"] == 0 and s["already_reported"] > 0,
     "rank_and_audit": lambda s: s["built_now"] is False,
     "publish": lambda s: s["published_now"] is False,

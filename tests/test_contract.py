@@ -48,6 +48,10 @@ def test_every_reason_has_an_indonesian_message():
 def test_file_columns_cover_the_documented_columns(contract_text):
     extensions = EXTENSIONS.read_text(encoding="utf-8")
     for spec in contract.FILE_SPECS.values():
+        if spec.extends_contract:  # a file of this project's, documented with its columns
+            section = extensions.split(f"`{spec.source}/", 1)[1].split("\n## ", 1)[0]
+            assert all(f"`{column}`" in section for column in spec.columns), spec.kind
+            continue
         for column in spec.columns:
             if column in spec.extensions:  # added by this project, documented as an extension
                 assert f"`{column}`" in extensions and column not in contract_text, column

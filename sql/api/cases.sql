@@ -5,7 +5,7 @@
 
 -- name: cases
 SELECT c.id_kasus, c.case_type, c.no_kk, c.kode_wilayah, c.priority, c.due_date, c.state, c.assigned_to,
-       (SELECT json_agg(json_build_object('origin', r.origin, 'detail', r.detail) ORDER BY r.origin, r.detail)
+       (SELECT json_agg(json_build_object('origin', r.origin, 'detail', r.detail, 'raised', r.raised) ORDER BY r.origin, r.detail)
         FROM cases.case_reason r WHERE r.id_kasus = c.id_kasus) AS reasons
 FROM cases.verification_case c
 WHERE c.state IN ('OPEN', 'ASSIGNED')

@@ -9,6 +9,7 @@
 -- name: reset
 DROP TABLE IF EXISTS pg_temp.case_flag;
 DROP TABLE IF EXISTS pg_temp.case_result;
+DROP TABLE IF EXISTS pg_temp.aduan_row;
 
 -- name: flags
 CREATE TEMP TABLE case_flag (
@@ -17,7 +18,9 @@ CREATE TEMP TABLE case_flag (
     detail      text NOT NULL,
     priority    smallint NOT NULL,
     due_date    date NOT NULL,
-    since_round smallint NOT NULL  -- when the flag began: a case closed since then settled it
+    since_round smallint NOT NULL, -- when the flag began: a case closed since then settled it
+    kode_wilayah text,             -- a proposed family not in the registry: the village it lives in
+    raised      integer NOT NULL DEFAULT 1  -- identical objections of the round, counted once
 ) ON COMMIT DROP;
 
 -- The published version's implausible recipients, one flag per rule; a rule's flag begins with the
@@ -55,28 +58,58 @@ WHERE f.is_open AND f.updated_round <= %(round_seq)s - %(rounds)s::int
 ORDER BY f.updated_round, f.no_kk
 LIMIT nullif(%(max_per_round)s::int, 0);
 
--- Flags already settled: the family's case with this reason closed since the flag began. Flags of
--- families no longer in the registry go too (nobody to visit).
+-- This round's merged objections and proposals (aduan.csv), each with its subject family: the no_kk
+-- given, else the family its nik belongs to (validation made sure there is one).
+-- name: aduan_rows
+CREATE TEMP TABLE aduan_row ON COMMIT DROP AS
+SELECT s.submission_pk, s.line_no, s.jenis, s.alasan, s.program, s.tanggal_aduan::date AS tanggal_aduan,
+       s.pelapor_ref, s.kode_wilayah,
+       coalesce(CASE WHEN s.no_kk ~ '^[0-9]{16}$' THEN s.no_kk::bigint END, m.no_kk) AS no_kk
+FROM staging.aduan s
+JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'MERGED'
+LEFT JOIN registry.membership m
+       ON m.nik = CASE WHEN s.nik ~ '^[0-9]{16}$' THEN s.nik::bigint END AND m.valid_to_round IS NULL
+WHERE s.round_seq = %(round_seq)s
+  AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = s.round_seq
+                  AND q.submission_pk = s.submission_pk AND q.file_name = 'aduan.csv' AND q.line_no = s.line_no);
+
+-- One flag per family and reason (the program and the reason code) of the objections (%(jenis)s =
+-- 'SANGGAH', origin sanggah) or proposals ('USUL', origin usul): identical ones counted, not repeated.
+-- name: aduan
+INSERT INTO case_flag (no_kk, origin, detail, priority, due_date, since_round, kode_wilayah, raised)
+SELECT no_kk, lower(jenis), coalesce(program || ':', '') || alasan, %(priority)s, %(due_date)s, %(round_seq)s,
+       min(kode_wilayah), count(*)
+FROM aduan_row
+WHERE jenis = %(jenis)s AND no_kk IS NOT NULL
+GROUP BY no_kk, jenis, program, alasan;
+
+-- Flags already settled: the family's case with this reason closed since the flag began (an objection
+-- or proposal is new each time: never settled). Flags of families no longer in the registry go too
+-- (nobody to visit), but for a proposed family not registered yet, whose village the proposal gives.
 -- name: settled
 DELETE FROM case_flag f
-WHERE EXISTS (
+WHERE f.origin NOT IN ('sanggah', 'usul') AND EXISTS (
     SELECT 1 FROM cases.verification_case c
     JOIN cases.case_reason r ON r.id_kasus = c.id_kasus AND r.origin = f.origin AND r.detail = f.detail
     WHERE c.no_kk = f.no_kk AND c.state IN ('RESOLVED', 'EXPIRED') AND c.closed_round >= f.since_round)
-   OR NOT EXISTS (SELECT 1 FROM registry.family fam WHERE fam.no_kk = f.no_kk AND fam.is_open);
+   OR (f.kode_wilayah IS NULL
+       AND NOT EXISTS (SELECT 1 FROM registry.family fam WHERE fam.no_kk = f.no_kk AND fam.is_open));
 
 -- name: index_flags
 CREATE INDEX ON case_flag (no_kk);
 ANALYZE case_flag;
 
--- A case for every flagged family without a live one, in its village, as urgent as its most urgent
--- flag; its opening recorded.
+-- A case for every flagged family without a live one, in its village (a proposed family's, when it is
+-- not registered), as urgent as its most urgent flag, of the type of its weightiest origin (an
+-- objection, then a proposal, then the pipeline's flags); its opening recorded.
 -- name: open
 WITH opened AS (
     INSERT INTO cases.verification_case (case_type, no_kk, kode_wilayah, priority, due_date, opened_round)
-    SELECT 'VERIFIKASI', f.no_kk, fam.kode_wilayah, min(f.priority), min(f.due_date), %(round_seq)s
+    SELECT CASE WHEN bool_or(f.origin = 'sanggah') THEN 'SANGGAH' WHEN bool_or(f.origin = 'usul') THEN 'USUL'
+                ELSE 'VERIFIKASI' END,
+           f.no_kk, coalesce(fam.kode_wilayah, min(f.kode_wilayah)), min(f.priority), min(f.due_date), %(round_seq)s
     FROM case_flag f
-    JOIN registry.family fam ON fam.no_kk = f.no_kk
+    LEFT JOIN registry.family fam ON fam.no_kk = f.no_kk AND fam.is_open
     WHERE NOT EXISTS (SELECT 1 FROM cases.verification_case c
                       WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED'))
     GROUP BY f.no_kk, fam.kode_wilayah
@@ -89,13 +122,15 @@ SELECT o.id_kasus, NULL, 'OPEN', %(round_seq)s, 'system',
 FROM opened o JOIN case_flag f ON f.no_kk = o.no_kk
 GROUP BY o.id_kasus;
 
--- Every flag a reason of its family's live case (a reason it already has stays as it was).
+-- Every flag a reason of its family's live case. A reason it already has stays as it was, but an
+-- objection or proposal raised again counts: `raised` adds this round's identical ones.
 -- name: reasons
-INSERT INTO cases.case_reason (id_kasus, origin, detail, round_seq)
-SELECT c.id_kasus, f.origin, f.detail, %(round_seq)s
+INSERT INTO cases.case_reason AS r (id_kasus, origin, detail, round_seq, raised)
+SELECT c.id_kasus, f.origin, f.detail, %(round_seq)s, f.raised
 FROM case_flag f
 JOIN cases.verification_case c ON c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED')
-ON CONFLICT (id_kasus, origin, detail) DO NOTHING;
+ON CONFLICT (id_kasus, origin, detail) DO UPDATE SET raised = r.raised + EXCLUDED.raised
+WHERE r.origin IN ('sanggah', 'usul');
 
 -- A live case joined by a more urgent reason becomes as urgent.
 -- name: urgency
@@ -106,6 +141,30 @@ WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED')
   AND (f.priority < c.priority OR f.due_date < c.due_date);
 
 -- The round's flags per origin (after the settled ones went).
+-- A live case joined by an objection is an objection's case, by a proposal (and no objection) a
+-- proposal's: the work list says what the visit answers.
+-- name: case_type
+UPDATE cases.verification_case c
+SET case_type = CASE WHEN f.sanggah THEN 'SANGGAH' ELSE 'USUL' END
+FROM (SELECT no_kk, bool_or(origin = 'sanggah') AS sanggah FROM case_flag
+      WHERE origin IN ('sanggah', 'usul') GROUP BY no_kk) f
+WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED')
+  AND c.case_type <> 'SANGGAH' AND c.case_type <> CASE WHEN f.sanggah THEN 'SANGGAH' ELSE 'USUL' END;
+
+-- Each merged objection and proposal with the live case of its family that answers it (NULL: its type
+-- opens no case, %(linked)s lists those that do; or the family left the registry this round): what
+-- the channel and the region are told of it, round after round, until the case closes.
+-- name: link_aduan
+INSERT INTO cases.aduan (submission_pk, line_no, round_seq, jenis, alasan, program, no_kk, tanggal_aduan,
+                         pelapor_ref, id_kasus)
+SELECT a.submission_pk, a.line_no, %(round_seq)s, a.jenis, a.alasan, a.program, a.no_kk, a.tanggal_aduan,
+       a.pelapor_ref, c.id_kasus
+FROM aduan_row a
+LEFT JOIN cases.verification_case c
+       ON c.no_kk = a.no_kk AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED') AND a.jenis = ANY(%(linked)s::text[])
+WHERE a.no_kk IS NOT NULL
+ON CONFLICT (submission_pk, line_no) DO NOTHING;
+
 -- name: counts
 SELECT origin, count(*) AS flags, count(DISTINCT no_kk) AS families FROM case_flag GROUP BY origin ORDER BY origin;
 

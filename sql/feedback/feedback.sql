@@ -22,6 +22,9 @@ staged AS (
     UNION ALL
     SELECT 'groundcheck.csv', line_no, NULL, no_kk, 'kemensos'
     FROM staging.kemensos_groundcheck WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s
+    UNION ALL
+    SELECT 'aduan.csv', line_no, nik, no_kk, 'aduan'
+    FROM staging.aduan WHERE round_seq = %(round_seq)s AND submission_pk = %(pk)s
 ),
 reasons AS (
     SELECT q.file_name, q.line_no, q.reason_code, q.field, NULL::text AS pesan

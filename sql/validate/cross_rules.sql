@@ -150,6 +150,53 @@ WHERE s.round_seq = %(round_seq)s AND s.id_kasus ~ '^[1-9][0-9]*$' AND length(s.
         AND c.state IN ('OPEN', 'ASSIGNED', 'VISITED'))
 ON CONFLICT DO NOTHING;
 
+-- name: aduan_subjects
+-- A household's objection or proposal (aduan.csv, an extension) names its family by no_kk and/or a
+-- member's nik. An objection (SANGGAH) is about a family in the registry: its no_kk an open family, its
+-- nik an open member (of that family, when both are given); else RECORD_NOT_FOUND. A proposal (USUL)
+-- may name a family not registered yet (a nik not registered may be a member to add): such a family
+-- needs the family card's no_kk and the village it lives in (REQUIRED_MISSING). A nik given must be in
+-- the Dukcapil reference (when the round has one); the program named must be one of the configured
+-- programs (%(programs)s). Identical rows are not duplicates: each is a reporter's, counted on its case.
+WITH clean AS (
+    SELECT s.submission_pk, s.line_no, s.jenis, s.program, s.kode_wilayah,
+           CASE WHEN s.no_kk ~ '^[0-9]{16}$' THEN s.no_kk::bigint END AS no_kk,
+           CASE WHEN s.nik ~ '^[0-9]{16}$' THEN s.nik::bigint END AS nik
+    FROM staging.aduan s
+    JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'STAGED'
+    WHERE s.round_seq = %(round_seq)s
+      AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
+                      AND q.submission_pk = s.submission_pk AND q.file_name = 'aduan.csv' AND q.line_no = s.line_no)
+), subject AS (
+    SELECT c.*, coalesce(c.no_kk, c.nik)::text AS key_value, m.no_kk AS family_of_nik,
+           EXISTS (SELECT 1 FROM registry.family f WHERE f.no_kk = c.no_kk AND f.is_open) AS family_registered
+    FROM clean c
+    LEFT JOIN registry.membership m ON m.nik = c.nik AND m.valid_to_round IS NULL
+)
+INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value)
+SELECT %(round_seq)s, submission_pk, 'aduan.csv', line_no, 'RECORD_NOT_FOUND', 'no_kk', key_value
+FROM subject WHERE jenis = 'SANGGAH' AND no_kk IS NOT NULL AND NOT family_registered
+UNION ALL
+SELECT %(round_seq)s, submission_pk, 'aduan.csv', line_no, 'RECORD_NOT_FOUND', 'nik', key_value
+FROM subject
+WHERE jenis = 'SANGGAH' AND nik IS NOT NULL AND (family_of_nik IS NULL OR family_of_nik <> coalesce(no_kk, family_of_nik))
+UNION ALL
+SELECT %(round_seq)s, submission_pk, 'aduan.csv', line_no, 'REQUIRED_MISSING', 'no_kk', key_value
+FROM subject WHERE jenis = 'USUL' AND no_kk IS NULL AND family_of_nik IS NULL
+UNION ALL
+SELECT %(round_seq)s, submission_pk, 'aduan.csv', line_no, 'REQUIRED_MISSING', 'kode_wilayah', key_value
+FROM subject
+WHERE jenis = 'USUL' AND kode_wilayah IS NULL AND NOT family_registered AND family_of_nik IS NULL
+UNION ALL
+SELECT %(round_seq)s, s.submission_pk, 'aduan.csv', s.line_no, 'NIK_NOT_IN_DUKCAPIL', 'nik', s.key_value
+FROM subject s
+WHERE %(snapshot_pk)s::int IS NOT NULL AND s.nik IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM ref.dukcapil_as_of(%(snapshot_pk)s) d WHERE d.nik = s.nik)
+UNION ALL
+SELECT %(round_seq)s, submission_pk, 'aduan.csv', line_no, 'CODE_OUT_OF_DOMAIN', 'program', key_value
+FROM subject WHERE program IS NOT NULL AND program <> ALL(%(programs)s::text[])
+ON CONFLICT DO NOTHING;
+
 -- name: drop_rejected_members
 DELETE FROM clean_anggota c USING quality.rejection q
 WHERE q.round_seq = %(round_seq)s AND q.submission_pk = c.submission_pk AND q.file_name = 'anggota.csv'

@@ -17,7 +17,7 @@ CONTRACT_VERSION = 1
 ROUND_ID_RE = re.compile(r"^\d{4}-Q[1-4]$")
 SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-SOURCES = ("pemda", "bps", "kemensos")
+SOURCES = ("pemda", "bps", "kemensos", "aduan")  # aduan: an extension (docs/contract-extensions.md)
 DUKCAPIL_DIR = ("reference", "dukcapil")
 DUKCAPIL_FILE = "penduduk.csv"
 MANIFEST_FILE = "manifest.json"
@@ -28,6 +28,7 @@ class FileKind(StrEnum):
     PEMDA_ANGGOTA = "pemda_anggota"
     BPS_KELUARGA = "bps_keluarga"
     KEMENSOS_GROUNDCHECK = "kemensos_groundcheck"
+    ADUAN = "aduan"
     DUKCAPIL_PENDUDUK = "dukcapil_penduduk"
 
 
@@ -44,6 +45,7 @@ class FileSpec:
     # optional columns this project adds (docs/contract-extensions.md): a file without them is as the
     # contract has it, so their absence is not warned about
     extensions: tuple[str, ...] = ()
+    extends_contract: bool = False  # the whole file is this project's (docs/contract-extensions.md)
 
 
 PEMDA_KELUARGA = FileSpec(
@@ -98,6 +100,27 @@ KEMENSOS_GROUNDCHECK = FileSpec(
     required=("no_kk", "tanggal_kunjungan", "hasil", "layak", "petugas_id"),
     extensions=("id_kasus",),  # the verification case the visit answers (issue 26)
 )
+# Households' objections and proposals from the channel that collects them (issue 26; an extension of the
+# contract): the subject family by no_kk and/or a member's nik, never the reporter (pelapor_ref is the
+# channel's opaque reference, for telling the reporter the outcome).
+ADUAN = FileSpec(
+    kind=FileKind.ADUAN,
+    source="aduan",
+    file_name="aduan.csv",
+    columns=(
+        "jenis",
+        "no_kk",
+        "nik",
+        "kode_wilayah",
+        "program",
+        "alasan",
+        "keterangan",
+        "tanggal_aduan",
+        "pelapor_ref",
+    ),
+    required=("jenis", "alasan", "tanggal_aduan", "pelapor_ref"),
+    extends_contract=True,
+)
 DUKCAPIL_PENDUDUK = FileSpec(
     kind=FileKind.DUKCAPIL_PENDUDUK,
     source="dukcapil",
@@ -118,16 +141,25 @@ DUKCAPIL_PENDUDUK = FileSpec(
 
 # Longest value accepted in a free-text column (longer: CODE_OUT_OF_DOMAIN). `nama` 1-100 is the
 # contract's; the others are this project's (extension), so a 10 MB address never reaches the registry.
-TEXT_MAX_CHARS: dict[str, int] = {"nama": 100, "alamat": 500, "petugas_id": 64, "catatan": 1000}
+TEXT_MAX_CHARS: dict[str, int] = {
+    "nama": 100,
+    "alamat": 500,
+    "petugas_id": 64,
+    "catatan": 1000,
+    "keterangan": 1000,
+    "pelapor_ref": 64,
+}
 
 FILE_SPECS: dict[FileKind, FileSpec] = {
-    s.kind: s for s in (PEMDA_KELUARGA, PEMDA_ANGGOTA, BPS_KELUARGA, KEMENSOS_GROUNDCHECK, DUKCAPIL_PENDUDUK)
+    s.kind: s
+    for s in (PEMDA_KELUARGA, PEMDA_ANGGOTA, BPS_KELUARGA, KEMENSOS_GROUNDCHECK, ADUAN, DUKCAPIL_PENDUDUK)
 }
 # Files each source's submission folder holds, in the order they are processed.
 SUBMISSION_FILES: dict[str, tuple[FileSpec, ...]] = {
     "pemda": (PEMDA_KELUARGA, PEMDA_ANGGOTA),
     "bps": (BPS_KELUARGA,),
     "kemensos": (KEMENSOS_GROUNDCHECK,),
+    "aduan": (ADUAN,),
 }
 
 

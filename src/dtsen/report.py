@@ -398,10 +398,31 @@ def _cases(s: dict):
     raised = ", ".join(f"{origin} {n}" for origin, n in sorted(flags.items())) or "none"
     return (
         f"verification cases{by}: {s.get('opened', 0)} opened, {s.get('reasons_added', 0)} reasons added, "
-        f"{sum((s.get('resolved') or {}).values())} resolved, {s.get('expired', 0)} expired; flags per origin: {raised}",
+        f"{sum((s.get('resolved') or {}).values())} resolved, {s.get('expired', 0)} expired; flags per origin: {raised}"
+        + (
+            f"; {s['aduan']['rows']} objections and proposals, {s['aduan']['with_case']} with a case"
+            if (s.get("aduan") or {}).get("rows")
+            else ""
+        ),
         when,
         [],
     )
+
+
+def _aduan_outcomes(s: dict):
+    if s.get("dry_run"):
+        return "dry run: no outcomes of objections told", None, []
+    when = "earlier" if s.get("done_before") else "now"
+    statuses = ", ".join(f"{k} {n}" for k, n in sorted((s.get("status") or {}).items())) or "none"
+    text = (
+        f"objections and proposals told{' (by an earlier run)' if when == 'earlier' else ''}: "
+        f"{s.get('rows', 0)} rows in hasil_aduan.csv ({statuses}), {s.get('regions', 0)} region files, "
+        f"{s.get('callbacks_delivered', 0)} callbacks delivered"
+    )
+    undelivered = s.get("callbacks_undelivered") or []
+    if undelivered:
+        text += f"; {len(undelivered)} callback(s) not delivered: a rerun of the step posts them again"
+    return text, when, [f"not delivered: {u}" for u in undelivered]
 
 
 def _feedback(s: dict):
@@ -510,6 +531,7 @@ _DESCRIBE = {
     "cases": _cases,
     "feedback": _feedback,
     "notify_regions": _notify_regions,
+    "aduan_outcomes": _aduan_outcomes,
     "rank_and_audit": _rank_and_audit,
     "approval": _approval,
     "publish": _publish,

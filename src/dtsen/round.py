@@ -470,6 +470,33 @@ def notify_regions(ctx: RoundContext) -> dict:
         return deliver(conn, ctx.round_id, items, subscribers, ctx.sender()) | {"already_sent": sent_before}
 
 
+def aduan_outcomes(ctx: RoundContext) -> dict:
+    from dtsen.cases.outcomes import callback_payload, write_outcomes
+    from dtsen.notify.deliver import notify_aduan_channel
+    from dtsen.notify.subscribers import load_subscribers
+
+    if ctx.dry_run:  # the cases step did nothing: no outcome to tell
+        return {"round_id": ctx.round_id, "dry_run": True}
+    subscribers = load_subscribers(ctx.settings.subscribers_path)
+    with _connect() as conn, conn.transaction():
+        written = write_outcomes(
+            conn, _round_seq(conn, ctx.round_id), ctx.round_id, ctx.settings.publish_root
+        )
+    with _connect() as conn:
+        delivered, undelivered = notify_aduan_channel(
+            conn, ctx.round_id, callback_payload(written), subscribers
+        )
+    summary = {
+        "round_id": ctx.round_id,
+        "rows": written["rows"],
+        "status": written["status"],
+        "regions": written["regions"],
+        "done_before": written["done_before"],
+        "callbacks_delivered": delivered,
+    }
+    return summary | ({"callbacks_undelivered": undelivered} if undelivered else {})
+
+
 def _delivered_before(conn, topic_prefix: str) -> int:
     """Notices of these topics an earlier run delivered (a rerun sends none of them again)."""
     return conn.execute(
@@ -798,6 +825,15 @@ STEPS: tuple[Step, ...] = (
         "task died after the relay took it) is sent again, marked [kirim ulang], with the same Message-ID. "
         f"{_FAILS} the mail relay refused; "
         "clear the task once it is back.",
+    ),
+    Step(
+        "aduan_outcomes",
+        aduan_outcomes,
+        "Write aduan/<round>/hasil_aduan.csv (and one file per region) telling the channel that collects "
+        "households' objections and proposals what became of each (its case, its outcome; keys masked), "
+        "then call back the channel's webhooks (signed). Nothing on a dry run. A callback not delivered "
+        "does not fail the task: it is named in the summary and a rerun posts it again. "
+        f"{_FAILS} usually a full disk: the log names the path.",
     ),
     Step(
         "rank_and_audit",

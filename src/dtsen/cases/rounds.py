@@ -1,7 +1,8 @@
 """What a round does to the verification cases (sql/cases/round.sql): closes the cases its merged
 Kemensos field results answer, expires the cases whose due date passed without a result, and opens a
 case for every family an enabled origin flags (the published version's implausible recipients, the
-round's split-surge flags, records gone stale): one live case per family with every origin's reason.
+round's split-surge flags, records gone stale, households' objections and proposals): one live case per
+family with every origin's reason, and each objection or proposal linked to the case that answers it.
 Set-based; runs in the caller's transaction; once per round (cases.round_summary)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dtsen.sqlfiles import statements
 SQL = "cases/round.sql"
 SYSTEM = "system"
 CASES_LOCK_KEY = 0x0D75E7  # one cases step (or `dtsen cases` change) at a time
+ADUAN_ORIGINS = {"SANGGAH": "sanggah", "USUL": "usul"}  # aduan.csv's jenis -> the origin it raises
 
 
 @dataclass
@@ -32,6 +34,8 @@ class RoundCases:
     resolved: dict[str, int] = field(default_factory=dict)  # per outcome
     live: dict[str, int] = field(default_factory=dict)  # the live cases per state, after the step
     overdue_regions: list[dict] = field(default_factory=list)  # past the alert share: data ops are told
+    # the round's merged objections and proposals: rows, the rows a case answers, the families
+    aduan: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -78,12 +82,26 @@ def open_cases(
             | _origin_params(config, "stale", reference_date)
             | {"rounds": stale.rounds, "max_per_round": stale.max_per_round},
         )
+    conn.execute(sql["aduan_rows"], base)
+    linked = [jenis for jenis, origin in ADUAN_ORIGINS.items() if origin in enabled]
+    for jenis in linked:
+        conn.execute(
+            sql["aduan"],
+            base | _origin_params(config, ADUAN_ORIGINS[jenis], reference_date) | {"jenis": jenis},
+        )
     conn.execute(sql["settled"])
     conn.execute(sql["index_flags"])
     summary = RoundCases(flags={origin: flags for origin, flags, _ in conn.execute(sql["counts"])})
     summary.opened = conn.execute(sql["open"], base).rowcount
     summary.reasons_added = conn.execute(sql["reasons"], base).rowcount
     conn.execute(sql["urgency"])
+    conn.execute(sql["case_type"])
+    conn.execute(sql["link_aduan"], base | {"linked": linked})
+    rows, answered, families = conn.execute(
+        "SELECT count(*), count(id_kasus), count(DISTINCT no_kk) FROM cases.aduan WHERE round_seq = %s",
+        (round_seq,),
+    ).fetchone()
+    summary.aduan = {"rows": rows, "with_case": answered, "families": families}
     conn.execute(sql["reset"])
     return summary
 

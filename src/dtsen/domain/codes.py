@@ -16,6 +16,16 @@ ALASAN_HAPUS_ANGGOTA = ("MENINGGAL", "PINDAH", "DUPLIKAT", "SALAH_DATA")
 HASIL_GROUNDCHECK = ("DITEMUKAN", "TIDAK_DITEMUKAN", "PINDAH", "MENINGGAL")
 STATUS_HIDUP = ("HIDUP", "MENINGGAL")
 
+# Household objections (sanggah) and proposals (usul), aduan/<submission_id>/aduan.csv (an extension of
+# the contract, docs/contract-extensions.md): the type, and each type's reasons.
+JENIS_ADUAN = ("SANGGAH", "USUL")
+ALASAN_ADUAN: dict[str, tuple[str, ...]] = {
+    # "this family should not receive program P"
+    "SANGGAH": ("MAMPU", "TIDAK_DIKENAL", "PINDAH", "MENINGGAL", "GANDA"),
+    # "this family should be registered, or ranked again"
+    "USUL": ("BELUM_TERDAFTAR", "KONDISI_MEMBURUK", "DATA_TIDAK_SESUAI"),
+}
+
 JENIS_KELAMIN = {1: "laki-laki", 2: "perempuan"}
 HUBUNGAN_KELUARGA = {
     1: "kepala keluarga",

@@ -165,7 +165,7 @@ def check_manifest(
             )
     elif not (isinstance(kode, str) and re.fullmatch(r"([0-9]{2})?", kode)):
         return _invalid(
-            "kode_wilayah of a bps/kemensos manifest must be empty or a province code",
+            "kode_wilayah of a bps/kemensos/aduan manifest must be empty or a province code",
             'kode_wilayah di manifest.json harus kosong ("") atau kode provinsi 2 digit.',
             manifest,
         )

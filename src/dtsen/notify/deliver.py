@@ -280,6 +280,20 @@ def _hooks(
     return hooks
 
 
+def notify_aduan_channel(
+    conn: psycopg.Connection, round_id: str, payload: dict, subscribers: Subscribers
+) -> tuple[int, list[str]]:
+    """POST the round's outcomes of households' objections and proposals (dtsen.cases.outcomes) to each
+    webhook of the channel (subscribers.json `aduan`), signed and recorded like a version's webhooks: a
+    rerun sends only what was not delivered. Returns (delivered now, what was not and why)."""
+    topic = f"round:{round_id}:aduan-outcomes"
+    hooks = [
+        _Hook(topic, h.url, h.url, payload, h.secret, f"aduan channel webhook ({urlsplit(h.url).hostname})")
+        for h in subscribers.aduan.webhooks
+    ]
+    return _post_all(conn, hooks)
+
+
 def _post_all(conn: psycopg.Connection, hooks: list[_Hook]) -> tuple[int, list[str]]:
     """POST each hook not yet delivered, up to CONCURRENT_POSTS at a time, each attempt within
     DTSEN_WEBHOOK_TIMEOUT_SECONDS and checked against the callback rules (egress) right before it

@@ -44,6 +44,8 @@ class Subscribers:
     region_pattern: str = ""
     region_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
     feedback_base_url: str = ""  # where regions fetch their feedback folder; empty: named relative to it
+    # the channel collecting households' objections and proposals: called back with each round's outcomes
+    aduan: ProgramSubscribers = field(default_factory=ProgramSubscribers)
 
     def region_emails(self, kode_kabupaten: str) -> tuple[str, ...]:
         if kode_kabupaten in self.region_overrides:
@@ -57,20 +59,18 @@ def _emails(raw: object, where: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _receivers(raw: dict, where: str) -> ProgramSubscribers:
+    hooks = []
+    for i, hook in enumerate(raw.get("webhooks", [])):
+        url, env = hook.get("url", ""), hook.get("secret_env", "")
+        if not url.startswith(("https://", "http://")) or not re.match(r"^[A-Z][A-Z0-9_]*$", env):
+            raise SubscriberConfigError(f"{where}.webhooks[{i}]: needs an http(s) url and a secret_env name")
+        hooks.append(Webhook(url, env))
+    return ProgramSubscribers(_emails(raw.get("emails", []), f"{where}.emails"), tuple(hooks))
+
+
 def parse_subscribers(document: dict) -> Subscribers:
-    programs = {}
-    for pid, raw in document.get("programs", {}).items():
-        hooks = []
-        for i, hook in enumerate(raw.get("webhooks", [])):
-            url, env = hook.get("url", ""), hook.get("secret_env", "")
-            if not url.startswith(("https://", "http://")) or not re.match(r"^[A-Z][A-Z0-9_]*$", env):
-                raise SubscriberConfigError(
-                    f"programs.{pid}.webhooks[{i}]: needs an http(s) url and a secret_env name"
-                )
-            hooks.append(Webhook(url, env))
-        programs[pid] = ProgramSubscribers(
-            _emails(raw.get("emails", []), f"programs.{pid}.emails"), tuple(hooks)
-        )
+    programs = {pid: _receivers(raw, f"programs.{pid}") for pid, raw in document.get("programs", {}).items()}
     regions = document.get("regions", {})
     return Subscribers(
         from_email=document.get("from_email", "dtsen-noreply@localhost"),
@@ -78,6 +78,7 @@ def parse_subscribers(document: dict) -> Subscribers:
         feedback_base_url=document.get("feedback_base_url", ""),
         data_ops=_emails(document.get("data_ops", {}).get("emails", []), "data_ops.emails"),
         programs=programs,
+        aduan=_receivers(document.get("aduan", {}), "aduan"),
         region_pattern=regions.get("pattern", ""),
         region_overrides={
             k: _emails(v, f"regions.overrides.{k}") for k, v in regions.get("overrides", {}).items()

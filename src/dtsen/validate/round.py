@@ -95,7 +95,10 @@ class GateOutcome:
 
 
 def apply_cross_rules(conn: psycopg.Connection, round_seq: int, snapshot_pk: int | None) -> None:
-    params = {"round_seq": round_seq, "snapshot_pk": snapshot_pk}
+    from dtsen.programs import load_programs
+
+    programs = [p.id for p in load_programs(settings().programs_path).programs]
+    params = {"round_seq": round_seq, "snapshot_pk": snapshot_pk, "programs": programs}
     # Freshly loaded partitions have no statistics yet (autovacuum comes later): without them the
     # planner takes the round's staging and rejections for empty and picks nested loops. As the owner
     # (meta.analyze): the round's role may not ANALYZE what it does not own.

@@ -127,6 +127,56 @@ CASE_ID_FORMAT = _rows(
     "id_kasus IS NOT NULL AND (id_kasus !~ '^[1-9][0-9]*$' OR length(id_kasus) > 18)",
     "id_kasus, when given, is a case number (a positive integer)",
 )
+
+
+def _aduan_rules() -> list[dict]:
+    """aduan.csv (an extension): the subject named by no_kk and/or nik, each reason of its type, and a
+    reporter reference that is a reference (letters, digits, _ . : -), not a name. Whether the subject
+    is in the registry, and the program, are cross rules (sql/validate/cross_rules.sql)."""
+    sanggah, usul = (", ".join(f"'{a}'" for a in codes.ALASAN_ADUAN[j]) for j in ("SANGGAH", "USUL"))
+    return [
+        _in_set("jenis", list(codes.JENIS_ADUAN)),
+        _in_set("alasan", [a for j in codes.JENIS_ADUAN for a in codes.ALASAN_ADUAN[j]]),
+        _rows(
+            "CODE_OUT_OF_DOMAIN",
+            "alasan",
+            f"(jenis = 'SANGGAH' AND alasan IN ({usul})) OR (jenis = 'USUL' AND alasan IN ({sanggah}))",
+            "alasan is one of the reasons of its jenis",
+        ),
+        _rows(
+            "REQUIRED_MISSING",
+            "no_kk",
+            "no_kk IS NULL AND nik IS NULL",
+            "the subject family is named by no_kk, or by a member's nik",
+        ),
+        _rows(
+            "REQUIRED_MISSING",
+            "program",
+            "jenis = 'SANGGAH' AND program IS NULL",
+            "program is required when jenis = SANGGAH",
+        ),
+        _rows(
+            "KK_FORMAT",
+            "no_kk",
+            "no_kk IS NOT NULL AND meta.kk_problem(no_kk) IS NOT NULL",
+            "no_kk, when given, is 16 digits, a valid province, a real issue date and serial > 0000",
+        ),
+        _rows(
+            "NIK_FORMAT",
+            "nik",
+            "nik IS NOT NULL AND meta.nik_problem(nik) IS NOT NULL",
+            "nik, when given, is 16 digits, a valid province, a real embedded birth date and serial > 0000",
+        ),
+        _date_rule("tanggal_aduan"),
+        _rows(
+            "CODE_OUT_OF_DOMAIN",
+            "pelapor_ref",
+            "pelapor_ref !~ '^[A-Za-z0-9_.:-]+$'",  # no braces: GE formats {batch} into the query
+            "pelapor_ref is the channel's opaque reference (letters, digits, _ . : -), never a name",
+        ),
+    ]
+
+
 WILAYAH_UNKNOWN = _rows(
     "WILAYAH_UNKNOWN",
     "kode_wilayah",
@@ -183,6 +233,8 @@ def build_suite(kind: FileKind) -> dict:
             _in_set("hasil", list(codes.HASIL_GROUNDCHECK)),
         ]
         expectations.append(_in_set("layak", ["0", "1"]))
+    elif kind is FileKind.ADUAN:
+        expectations += [*_aduan_rules(), WILAYAH_UNKNOWN]
     elif kind is FileKind.DUKCAPIL_PENDUDUK:
         expectations += [NIK_FORMAT, KK_FORMAT, _date_rule("tanggal_lahir"), NIK_MISMATCH]
         expectations += [_code_rule(codes.CODED_FIELDS["jenis_kelamin"]), WILAYAH_UNKNOWN]

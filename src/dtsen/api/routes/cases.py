@@ -76,6 +76,8 @@ def _work_list(app, client: Client, request: Request, id_kasus: int | None, afte
                     "tim": assigned,
                     "no_kk": f"{no_kk:016d}",
                     "kode_wilayah": village,
+                    # False: a proposed family not registered yet (usul), known by its KK and village only
+                    "terdaftar": home is not None,
                     "alamat": home[1] if home else None,
                     "anggota": members.get(no_kk, []),
                     "alasan": reasons or [],
