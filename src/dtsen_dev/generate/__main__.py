@@ -48,8 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         help="share of each round's BPS measurements taken of families BPS measured in an earlier round"
         " (a rotating panel: two measurements of one family tell the survey's noise; default 0)",
     )
+    parser.add_argument(
+        "--aduan",
+        type=float,
+        default=0.0,
+        help="share of registered families objected to or proposed per round, from the second (sanggah,"
+        " usul: aduan/<id>/aduan.csv with truth, and Kemensos visits of them a round later; default 0)",
+    )
     args = parser.parse_args(argv)
-    for name in ("bps_share", "bps_panel"):
+    for name in ("bps_share", "bps_panel", "aduan"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name.replace('_', '-')} must be between 0 and 1")
     summary = generate(
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             args.relation,
             args.bps_share,
             args.bps_panel,
+            args.aduan,
         )
     )
     print(

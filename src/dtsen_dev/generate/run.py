@@ -23,11 +23,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dtsen.contract import BPS_KELUARGA, CONTRACT_ROW_LEVEL_CODES, DUKCAPIL_PENDUDUK, KEMENSOS_GROUNDCHECK
+from dtsen.contract import (
+    ADUAN,
+    BPS_KELUARGA,
+    CONTRACT_ROW_LEVEL_CODES,
+    DUKCAPIL_PENDUDUK,
+    KEMENSOS_GROUNDCHECK,
+)
 from dtsen.domain.codes import FAMILY_ATTRIBUTES, MEMBER_ATTRIBUTES
 from dtsen.reference import read_wilayah
 from dtsen.storage import file_sha256
-from dtsen_dev.generate import schemes
+from dtsen_dev.generate import objections, schemes
 from dtsen_dev.generate.inject import LATER_CODES, ROUND1_CODES, Injector
 from dtsen_dev.generate.numbers import SerialCounters
 from dtsen_dev.generate.population import NamePools, build_population
@@ -81,11 +87,18 @@ class GenConfig:
     relation: str = "default"  # how proxies relate to welfare: default, other, regional (relation.py)
     bps_share: float = RATES["bps"]  # share of the registry's families BPS measures per round
     bps_panel: float = 0.0  # of those, the share BPS measured before (measured twice: the survey's noise)
+    aduan: float = 0.0  # share of registered families objected to or proposed per round (objections.py)
 
 
 # Options recorded in summary.json only when they differ from these: worlds generated without them
 # (the sample) stay byte-identical.
-QUIET_DEFAULTS = {"schemes": False, "relation": "default", "bps_share": RATES["bps"], "bps_panel": 0.0}
+QUIET_DEFAULTS = {
+    "schemes": False,
+    "relation": "default",
+    "bps_share": RATES["bps"],
+    "bps_panel": 0.0,
+    "aduan": 0.0,
+}
 
 
 def round_ids(first: str, n: int) -> list[str]:
@@ -255,7 +268,8 @@ def write_submission(
                         "file": name,
                         "line": int(position) + 2,
                         "key_type": p.key_type or key_col,
-                        "key": p.row.get(key_col, ""),
+                        # aduan.csv names a family by no_kk or a member's nik: the truth's key is the one given
+                        "key": p.row.get(key_col) or p.row.get(p.key_type, ""),
                         "case": p.case,
                         "expected_codes": p.codes,
                         "wins": p.wins,
@@ -396,6 +410,7 @@ def generate(cfg: GenConfig) -> dict:
                 if cfg.schemes
                 else None
             )
+            heard = objections.Objections(rid, cfg.aduan) if cfg.aduan else None
             codes = ROUND1_CODES if ri == 0 else LATER_CODES
             pending = set(codes)  # every code at least once per round
             for j, kab in enumerate(regencies):
@@ -443,6 +458,12 @@ def generate(cfg: GenConfig) -> dict:
                 if ri == 0:
                     initial_rows(ctx, rng, state, sub)
                 surveyed, measured = survey_and_groundcheck(ctx, rng, state, picker, bps, kem)
+                if heard is not None:  # a stream of its own: the world's other rows stay as they are
+                    heard_rng = np.random.default_rng([cfg.seed, ri, j, 26])
+                    objections.remember(state)
+                    heard.visit(heard_rng, state, kem, ctx.day)
+                    if ri > 0:
+                        heard.raise_(heard_rng, state, picker)
                 if ri > 0:
                     update_rows(ctx, rng, state, picker, sub, truth_only)
                 scheme_sub = None
@@ -525,6 +546,8 @@ def generate(cfg: GenConfig) -> dict:
                 kem_file.rows,
                 duk_file.rows,
             )
+            if heard is not None:
+                counts["aduan"] = _write_objections(heard, landing, truth, cutoff, cfg.seed, ri)
         at = dt.datetime.combine(
             cutoff - dt.timedelta(days=1), dt.time(8, 0), tzinfo=dt.timezone(dt.timedelta(hours=7))
         )
@@ -561,6 +584,36 @@ def generate(cfg: GenConfig) -> dict:
     summary["rows_per_second"] = round(total_rows / max(elapsed, 1e-9))
     summary["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return summary
+
+
+def _write_objections(
+    heard: objections.Objections, landing: Path, truth: TruthWriter, cutoff: dt.date, seed: int, ri: int
+) -> int:
+    """The channel's submission of the round (when it heard anything) and its truth: each accepted
+    row's claim (truth/<round>/aduan.csv) and the visits of last round's (kunjungan_aduan.csv); the bad
+    rows are in cases.csv like every injected row."""
+    rows = 0
+    if heard.sub.count():
+        folder = landing / "aduan" / heard.sub.submission_id
+        rows = write_submission(
+            folder,
+            heard.sub,
+            np.random.default_rng([seed, ri, 26]),
+            heard.round_id,
+            truth,
+            {"aduan.csv": list(ADUAN.columns)},
+        )["aduan.csv"]
+        at = dt.datetime.combine(
+            cutoff - dt.timedelta(days=2), dt.time(8, 0), tzinfo=dt.timezone(dt.timedelta(hours=7))
+        )
+        write_manifest(folder, "aduan", heard.sub.submission_id, heard.round_id, "", at, "kemensos.cekbansos")
+    pd.DataFrame(heard.truth, columns=objections.TRUTH_COLUMNS).to_csv(
+        truth.folder / "aduan.csv", index=False, lineterminator="\n"
+    )
+    pd.DataFrame(heard.visits, columns=objections.VISIT_COLUMNS).to_csv(
+        truth.folder / "kunjungan_aduan.csv", index=False, lineterminator="\n"
+    )
+    return rows
 
 
 def _duplicate_submission(landing: Path, regency: str, rid: str, truth_folder: Path) -> None:
