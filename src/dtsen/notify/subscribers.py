@@ -69,6 +69,15 @@ def _receivers(raw: dict, where: str) -> ProgramSubscribers:
     return ProgramSubscribers(_emails(raw.get("emails", []), f"{where}.emails"), tuple(hooks))
 
 
+def _channel(raw: dict) -> ProgramSubscribers:
+    """The aduan channel is a system: it is called back (webhooks), not emailed."""
+    if raw.get("emails"):
+        raise SubscriberConfigError(
+            "aduan: the channel is told by webhooks (a signed callback), not by email"
+        )
+    return _receivers(raw, "aduan")
+
+
 def parse_subscribers(document: dict) -> Subscribers:
     programs = {pid: _receivers(raw, f"programs.{pid}") for pid, raw in document.get("programs", {}).items()}
     regions = document.get("regions", {})
@@ -78,7 +87,7 @@ def parse_subscribers(document: dict) -> Subscribers:
         feedback_base_url=document.get("feedback_base_url", ""),
         data_ops=_emails(document.get("data_ops", {}).get("emails", []), "data_ops.emails"),
         programs=programs,
-        aduan=_receivers(document.get("aduan", {}), "aduan"),
+        aduan=_channel(document.get("aduan", {})),
         region_pattern=regions.get("pattern", ""),
         region_overrides={
             k: _emails(v, f"regions.overrides.{k}") for k, v in regions.get("overrides", {}).items()
