@@ -112,18 +112,21 @@ def backend_peak_mib(conn: psycopg.Connection) -> float:
     return float("nan")
 
 
-def timed(conn: psycopg.Connection, work) -> dict:
-    started = time.perf_counter()
-    with conn.transaction():
-        summary = work()
-    return {
-        "seconds": round(time.perf_counter() - started, 2),
-        "backend_peak_mib": backend_peak_mib(conn),
-        "summary": summary,
-    }
+def timed(url: str, work) -> dict:
+    """Run `work(conn)` in one transaction on a connection of its own: its backend's peak RSS is the
+    part's own."""
+    with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
+        started = time.perf_counter()
+        with conn.transaction():
+            summary = work(conn)
+        return {
+            "seconds": round(time.perf_counter() - started, 2),
+            "backend_peak_mib": backend_peak_mib(conn),
+            "summary": summary,
+        }
 
 
-def a_round(conn, r: int, args, families: int, publish: Path, first: bool) -> dict:
+def a_round(conn, url: str, r: int, args, families: int, publish: Path, first: bool) -> dict:
     config = load_cases_config(settings().cases_config_path)
     reference = conn.execute("SELECT reference_date FROM ingest.round WHERE round_seq = %s", (r,)).fetchone()[
         0
@@ -173,7 +176,7 @@ def a_round(conn, r: int, args, families: int, publish: Path, first: bool) -> di
             ).fetchone()[0]
         staged = round(time.perf_counter() - started, 2)
     parts = {"stage_inputs": {"seconds": staged, "rows": rows}}
-    parts["cross_rules"] = timed(conn, lambda: apply_cross_rules(conn, r, None))
+    parts["cross_rules"] = timed(url, lambda c: apply_cross_rules(c, r, None))
     rejected = dict(
         conn.execute(
             "SELECT reason_code, count(*) FROM quality.rejection WHERE round_seq = %s GROUP BY 1 ORDER BY 1",
@@ -184,12 +187,12 @@ def a_round(conn, r: int, args, families: int, publish: Path, first: bool) -> di
     with conn.transaction():
         conn.execute("UPDATE ingest.submission SET status = 'MERGED' WHERE round_seq = %s", (r,))
     parts["cases_step"] = timed(
-        conn,
-        lambda: run_round_cases(
-            conn, r, config, reference_date=reference, version=1, small_family_max_members=2
+        url,
+        lambda c: run_round_cases(
+            c, r, config, reference_date=reference, version=1, small_family_max_members=2
         ),
     )
-    parts["outcome_files"] = timed(conn, lambda: write_outcomes(conn, r, f"round-{r}", publish))
+    parts["outcome_files"] = timed(url, lambda c: write_outcomes(c, r, f"round-{r}", publish))
     for part in parts.values():
         part.get("summary", {}).pop("done_before", None)
     parts["outcome_files"]["summary"]["files"] = len(parts["outcome_files"]["summary"]["files"])
@@ -252,8 +255,8 @@ def main() -> None:
             reference[name] = round(time.perf_counter() - begun, 2)
         result["reference_same_run"] = reference
         publish = args.work / "publish"
-        result["round_11_opening"] = a_round(conn, 11, args, families, publish, first=True)
-        result["round_12_closing"] = a_round(conn, 12, args, families, publish, first=False)
+        result["round_11_opening"] = a_round(conn, url, 11, args, families, publish, first=True)
+        result["round_12_closing"] = a_round(conn, url, 12, args, families, publish, first=False)
         result["cases"] = dict(
             conn.execute(
                 "SELECT state, count(*) FROM cases.verification_case GROUP BY 1 ORDER BY 1"

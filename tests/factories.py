@@ -575,3 +575,47 @@ def start_webhook_receiver() -> tuple[object, str, list[dict]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", calls
+
+
+def objections_against_truth(conn, truth_round: Path, round_id: str) -> list[dict]:
+    """The generator's accepted objections and proposals of a round (truth/<round>/aduan.csv) that did
+    not join exactly one case of the family the truth names (by the channel's pelapor_ref); and any
+    accepted row the truth does not know. Empty: every one is where it should be."""
+    import csv
+
+    with (truth_round / "aduan.csv").open(encoding="utf-8", newline="") as fh:
+        truth = {t["pelapor_ref"]: t for t in csv.DictReader(fh)}
+    linked = {
+        ref: (str(kk), str(case_kk) if case_kk else None)
+        for ref, kk, case_kk in conn.execute(
+            "SELECT a.pelapor_ref, a.no_kk, c.no_kk FROM cases.aduan a "
+            "JOIN ingest.submission s USING (submission_pk) JOIN ingest.round r ON r.round_seq = a.round_seq "
+            "LEFT JOIN cases.verification_case c USING (id_kasus) "
+            "WHERE r.round_id = %s AND s.source = 'aduan' AND s.submission_id LIKE 'cekbansos-%%'",
+            (round_id,),
+        )
+    }
+    conn.rollback()
+    wrong = [t for ref, t in truth.items() if linked.get(ref) != (t["no_kk"], t["no_kk"])]
+    return wrong + [{"unknown_to_truth": ref} for ref in set(linked) - set(truth)]
+
+
+def visits_against_truth(conn, truth_round: Path, round_id: str) -> list[dict]:
+    """The generator's visits of objected families in a round (truth/<round>/kunjungan_aduan.csv) whose
+    family's objection case did not close in that round with the outcome the truth implies."""
+    import csv
+
+    with (truth_round / "kunjungan_aduan.csv").open(encoding="utf-8", newline="") as fh:
+        visits = list(csv.DictReader(fh))
+    wrong = []
+    for visit in visits:
+        found = conn.execute(
+            "SELECT c.state, c.outcome, r.round_id FROM cases.verification_case c "
+            "JOIN ingest.round r ON r.round_seq = c.closed_round "
+            "WHERE c.no_kk = %s AND c.case_type <> 'VERIFIKASI' ORDER BY c.id_kasus DESC LIMIT 1",
+            (int(visit["no_kk"]),),
+        ).fetchone()
+        if found != ("RESOLVED", visit["expected_outcome"], round_id):
+            wrong.append(visit | {"found": found})
+    conn.rollback()
+    return wrong

@@ -15,7 +15,7 @@ import pytest
 
 from dtsen.contract import ROW_LEVEL_CODES
 from dtsen_dev.evaluate import score_registry, score_rejections
-from tests.factories import run_steps
+from tests.factories import objections_against_truth, run_steps, visits_against_truth
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 
@@ -73,36 +73,14 @@ def test_rejections_and_registry_match_the_truth_with_objections_in_the_world(wo
 @pytest.mark.parametrize("round_id", ROUNDS[1:])
 def test_every_objection_the_truth_accepts_joins_one_case_of_the_family_it_names(world, round_id):
     conn, out, _ = world
-    truth = _rows(out / "truth" / round_id / "aduan.csv")
-    assert truth  # the world objected this round
-    linked = {
-        ref: (str(kk), str(case_kk) if case_kk else None)
-        for ref, kk, case_kk in conn.execute(
-            "SELECT a.pelapor_ref, a.no_kk, c.no_kk FROM cases.aduan a "
-            "JOIN ingest.round r USING (round_seq) LEFT JOIN cases.verification_case c USING (id_kasus) "
-            "WHERE r.round_id = %s",
-            (round_id,),
-        )
-    }
-    conn.rollback()
-    assert set(linked) == {t["pelapor_ref"] for t in truth}
-    for t in truth:
-        assert linked[t["pelapor_ref"]] == (t["no_kk"], t["no_kk"]), t
+    assert _rows(out / "truth" / round_id / "aduan.csv")  # the world objected this round
+    assert objections_against_truth(conn, out / "truth" / round_id, round_id) == []
 
 
 def test_the_visits_close_last_rounds_objections_with_the_outcome_the_truth_implies(world):
     conn, out, _ = world
-    visits = _rows(out / "truth" / "2026-Q3" / "kunjungan_aduan.csv")
-    assert visits
-    for visit in visits:
-        found = conn.execute(
-            "SELECT c.state, c.outcome, r.round_id FROM cases.verification_case c "
-            "JOIN ingest.round r ON r.round_seq = c.closed_round WHERE c.no_kk = %s AND c.case_type <> 'VERIFIKASI' "
-            "ORDER BY c.id_kasus DESC LIMIT 1",
-            (int(visit["no_kk"]),),
-        ).fetchone()
-        assert found == ("RESOLVED", visit["expected_outcome"], "2026-Q3"), visit
-    conn.rollback()
+    assert _rows(out / "truth" / "2026-Q3" / "kunjungan_aduan.csv")
+    assert visits_against_truth(conn, out / "truth" / "2026-Q3", "2026-Q3") == []
 
 
 def test_the_round_tells_the_channel_what_became_of_last_rounds_objections(world):

@@ -100,12 +100,18 @@ def test_every_flagged_family_has_one_live_case_with_each_origins_reason(rounds)
     opened = conn.execute(
         "SELECT no_kk, priority, due_date, case_type FROM cases.verification_case WHERE opened_round = 2"
     ).fetchall()
-    assert len(opened) == len({r[0] for r in opened}) == len(set(implausible) | set(stale)) == q2["opened"]
-    assert {r[3] for r in opened} == {"VERIFIKASI"}
+    # the sample's households' objections and proposals flag families too (tests/test_aduan.py)
+    heard = set(_reasons(conn, 2, "sanggah")) | set(_reasons(conn, 2, "usul"))
+    assert heard, "the sample's 2026-Q2 carries objections"
+    flagged = set(implausible) | set(stale) | heard
+    assert len(opened) == len({r[0] for r in opened}) == len(flagged) == q2["opened"]
+    kinds = {r[0]: r[3] for r in opened}
+    assert {kinds[k] for k in flagged - heard} == {"VERIFIKASI"}
+    assert {kinds[k] for k in heard} <= {"SANGGAH", "USUL"}
     both = set(implausible) & set(stale)
     assert both, "some implausible family was not updated in 2026-Q2"
     for no_kk, priority, due_date, _ in opened:
-        if no_kk in both:  # the implausible reason's priority, the stale reason's due date
+        if no_kk in both - heard:  # (an objection is more urgent still: priority 1)  # the implausible reason's priority, the stale reason's due date
             assert (priority, due_date) == (2, Q2_REFERENCE + dt.timedelta(days=1))
     (twice,) = conn.execute(
         "SELECT count(*) FROM (SELECT no_kk FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED', "
@@ -146,15 +152,18 @@ def test_a_case_past_its_due_date_expires_and_its_flag_is_not_raised_again(round
         "SELECT no_kk, due_date, state, closed_round FROM cases.verification_case WHERE opened_round = 2"
     ).fetchall()
     due_next_day = {no_kk for no_kk, due, _, _ in q2_cases if due == Q2_REFERENCE + dt.timedelta(days=1)}
+    # and the sample's objections and proposals, due in 30 and 60 days: before Q3's reference date too
+    due_by_q3 = {no_kk: due for no_kk, due, _, _ in q2_cases if due < dt.date(2026, 9, 30)}
+    assert set(due_by_q3) > due_next_day
     # Q3's own Kemensos results resolve some cases first; the rest of the overdue ones expire
     resolved = {no_kk for no_kk, _, state, closed in q2_cases if (state, closed) == ("RESOLVED", 3)}
-    assert {r[0] for r in expired} == due_next_day - resolved and q3["expired"] == len(expired) > 0
-    for _, was, round_seq, by, why in expired:
+    assert {r[0] for r in expired} == set(due_by_q3) - resolved and q3["expired"] == len(expired) > 0
+    for no_kk, was, round_seq, by, why in expired:
         assert (was, round_seq, by) == ("OPEN", 3, "system")
-        assert why == "due 2026-07-01, no field result by 2026-09-30"
+        assert why == f"due {due_by_q3[no_kk]}, no field result by 2026-09-30"
     # implausible-only cases (due in 200 days) without a result stay open
     still_open = {no_kk for no_kk, _, state, _ in q2_cases if state == "OPEN"}
-    assert still_open == {no_kk for no_kk, _, _, _ in q2_cases} - due_next_day - resolved != set()
+    assert still_open == {no_kk for no_kk, _, _, _ in q2_cases} - set(due_by_q3) - resolved != set()
     # Q3 flags as stale only families whose staleness no closed case settled: those Q2 updated
     q3_stale = _reasons(conn, 3, "stale")
     assert q3_stale and not set(q3_stale) & due_next_day

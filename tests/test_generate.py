@@ -20,7 +20,7 @@ from dtsen.domain.identity import kk_problem, nik_mismatch, nik_problem
 from dtsen.paths import SAMPLE_DIR
 from dtsen.reference import read_wilayah
 
-SAMPLE_ARGS = ["--persons", "4000", "--rounds", "3", "--seed", "20260101"]
+SAMPLE_ARGS = ["--persons", "4000", "--rounds", "3", "--seed", "20260101", "--aduan", "0.02"]
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 
 

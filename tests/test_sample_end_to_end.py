@@ -14,7 +14,7 @@ from dtsen.contract import ROW_LEVEL_CODES, FileKind
 from dtsen.paths import SAMPLE_DIR
 from dtsen.validate.run import Batch, run_authored_suite
 from dtsen_dev.evaluate import RepairScore, score_nik_repairs, score_registry, score_rejections
-from tests.factories import run_steps
+from tests.factories import objections_against_truth, run_steps, visits_against_truth
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 GE_CODES = {
@@ -62,6 +62,17 @@ def test_registry_equals_the_expected_registry_after_each_round(sample_rounds, r
     assert registry.samples == []
     assert registry.persons_actual == registry.persons_expected
     assert registry.families_actual == registry.families_expected
+
+
+@pytest.mark.parametrize("round_id", ROUNDS[1:])
+def test_every_objection_of_the_sample_joins_one_case_of_the_family_its_truth_names(sample_rounds, round_id):
+    conn, _, _ = sample_rounds
+    assert objections_against_truth(conn, SAMPLE_DIR / "truth" / round_id, round_id) == []
+
+
+def test_the_samples_visits_close_its_objections_with_the_outcome_the_truth_implies(sample_rounds):
+    conn, _, _ = sample_rounds
+    assert visits_against_truth(conn, SAMPLE_DIR / "truth" / "2026-Q3", "2026-Q3") == []
 
 
 def test_every_submission_merged_except_the_resubmitted_copies(sample_rounds):

@@ -53,6 +53,9 @@ def write_outcomes(conn: psycopg.Connection, round_seq: int, round_id: str, publ
     folder = outcome_dir(publish_root, round_id)
     params = {"round_seq": round_seq, "regency": None}
     files: dict[str, str] = {}
+    conn.execute(sql["reset"])
+    conn.execute(sql["gather"], params)
+    conn.execute(sql["index_gathered"])
     rows = copy_csv(conn, sql["outcome_rows"], params, folder / OUTCOME_FILE)
     files[OUTCOME_FILE] = _sha256(folder / OUTCOME_FILE)
     regencies = [kode for (kode,) in conn.execute(sql["regencies"], params)]

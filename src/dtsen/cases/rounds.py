@@ -166,6 +166,7 @@ def resolve_cases(conn: psycopg.Connection, round_seq: int) -> dict[str, int]:
     sql = statements(SQL)
     conn.execute(sql["reset"])
     conn.execute(sql["results"], {"round_seq": round_seq})
+    conn.execute(sql["index_results"])
     outcomes = {outcome: n for outcome, n in conn.execute(sql["outcomes"])}
     conn.execute(sql["resolve"], {"round_seq": round_seq})
     conn.execute(sql["reset"])

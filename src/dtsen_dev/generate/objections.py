@@ -77,12 +77,16 @@ class Objections:
                 }
             )
 
-    def visit(self, rng: np.random.Generator, state, kemensos: SubmissionRows, day) -> None:
-        """Kemensos visits the families objected to last round (those still registered and not already
-        checked this round): what it finds is the truth of the objection."""
+    def visit(self, rng: np.random.Generator, state, kemensos: SubmissionRows, day, picker) -> None:
+        """Kemensos visits the families objected to last round that are still registered and that
+        nothing else changed this round (not checked already, no region's row): what it finds is the
+        truth of the objection. A family changed this round is visited in a later one."""
         fams = state.families
         already = {str(r.row["no_kk"]) for r in kemensos.files.get("groundcheck.csv", [])}
-        due = fams[fams.in_registry & fams.aduan_claim.notna() & ~fams.no_kk.astype(str).isin(already)]
+        busy = set(map(str, picker.touched_families)) | set(
+            map(str, state.persons.loc[state.persons.nik.isin(picker.touched_persons), "no_kk"])
+        )
+        due = fams[fams.in_registry & fams.aduan_claim.notna() & ~fams.no_kk.astype(str).isin(already | busy)]
         for idx, fam in due.iterrows():
             gone = fam.aduan_claim == "TIDAK_DIKENAL:1"
             hasil = "TIDAK_DITEMUKAN" if gone else "DITEMUKAN"
@@ -115,11 +119,14 @@ class Objections:
         fams.loc[due.index, ["aduan_claim", "aduan_round"]] = None
 
     def raise_(self, rng: np.random.Generator, state, picker) -> None:
-        """This regency's objections and proposals of the round, remembered on the families for the
-        next round's visits. The families and members named are kept out of the round's other changes
-        (the picker's touched sets), so the case is the family the truth names."""
+        """This regency's objections and proposals of the round, about registered families the round
+        changed nothing of (the picker's touched sets: so the case is the family the truth names),
+        remembered on the families for the next round's visits."""
         fams, persons = state.families, state.persons
-        registered = fams[fams.in_registry & fams.aduan_claim.isna()]
+        busy = set(map(str, picker.touched_families)) | set(
+            map(str, persons.loc[persons.nik.isin(picker.touched_persons), "no_kk"])
+        )
+        registered = fams[fams.in_registry & fams.aduan_claim.isna() & ~fams.no_kk.astype(str).isin(busy)]
         n = int(rng.binomial(len(registered), self.share)) if len(registered) else 0
         if n == 0:
             return
@@ -160,9 +167,7 @@ class Objections:
                 members = persons[(persons.no_kk == fam.no_kk) & persons.in_registry & persons.alive]
                 if members.empty:
                     continue
-                member = members.nik.iloc[int(rng.integers(0, len(members)))]
-                picker.touched_persons.add(member)
-                nik = str(member)
+                nik = str(members.nik.iloc[int(rng.integers(0, len(members)))])
                 self._add(
                     _row(
                         jenis="USUL",
@@ -177,7 +182,6 @@ class Objections:
                 claim = "KONDISI_MEMBURUK"
             fams.at[idx, "aduan_claim"] = claim
             fams.at[idx, "aduan_round"] = self.round_id
-            picker.touched_families.add(fam.no_kk)
         pool = fams[~fams.in_registry & fams.pool]
         for _, fam in pool.iloc[: max(1, n // 10)].iterrows():  # households not registered yet
             self._add(

@@ -458,12 +458,6 @@ def generate(cfg: GenConfig) -> dict:
                 if ri == 0:
                     initial_rows(ctx, rng, state, sub)
                 surveyed, measured = survey_and_groundcheck(ctx, rng, state, picker, bps, kem)
-                if heard is not None:  # a stream of its own: the world's other rows stay as they are
-                    heard_rng = np.random.default_rng([cfg.seed, ri, j, 26])
-                    objections.remember(state)
-                    heard.visit(heard_rng, state, kem, ctx.day)
-                    if ri > 0:
-                        heard.raise_(heard_rng, state, picker)
                 if ri > 0:
                     update_rows(ctx, rng, state, picker, sub, truth_only)
                 scheme_sub = None
@@ -490,6 +484,14 @@ def generate(cfg: GenConfig) -> dict:
                 F, P = state.families, state.persons
                 with_members = set(P.no_kk[P.in_registry])
                 F.loc[F.in_registry & ~F.no_kk.isin(with_members), "in_registry"] = False
+                if heard is not None:
+                    # last, on a stream of its own, among the families the round left alone: the
+                    # world's other rows stay as they are, and what a visit finds is what is true
+                    heard_rng = np.random.default_rng([cfg.seed, ri, j, 26])
+                    objections.remember(state)
+                    heard.visit(heard_rng, state, kem, ctx.day, picker)
+                    if ri > 0:
+                        heard.raise_(heard_rng, state, picker)
                 folder = landing / "pemda" / ctx.submission_id
                 counts["pemda"][ctx.submission_id] = write_submission(
                     folder,
@@ -546,7 +548,7 @@ def generate(cfg: GenConfig) -> dict:
                 kem_file.rows,
                 duk_file.rows,
             )
-            if heard is not None:
+            if heard is not None and ri > 0:  # nobody objects before a version is published
                 counts["aduan"] = _write_objections(heard, landing, truth, cutoff, cfg.seed, ri)
         at = dt.datetime.combine(
             cutoff - dt.timedelta(days=1), dt.time(8, 0), tzinfo=dt.timezone(dt.timedelta(hours=7))
