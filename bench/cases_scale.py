@@ -15,7 +15,8 @@ each timed part by part as the round runs it:
     (`run_round_cases`: results, expiry, opening from every origin); the outcome files (`write_outcomes`).
   round 12: Kemensos sends a field result for --visited of the live cases (half naming id_kasus); the
     channel sends as many new objections; the same three parts: now the step also closes and expires.
-Each part's wall time is kept with the warehouse backend's peak RSS (VmHWM) and this process's. Beside
+Each part's wall time is kept with the warehouse backend's memory (peak RSS, which counts the shared
+buffers it read, and its private memory at the end) and this process's peak RSS. Beside
 them, in the same run: one sequential read of the families and of the memberships (what reading the
 registry once costs here), and the 10M quarterly round's stages as bench/national.py measured them on
 this machine kind (the latest 10M quarterly line of bench/results/national.jsonl).
@@ -103,13 +104,18 @@ WHERE c.state IN ('OPEN', 'ASSIGNED') AND c.id_kasus %% 100 < %(visited_percent)
 """
 
 
-def backend_peak_mib(conn: psycopg.Connection) -> float:
-    """The warehouse backend's peak resident memory (this connection's process, VmHWM)."""
+def backend_memory_mib(conn: psycopg.Connection) -> dict:
+    """The warehouse backend's memory (this connection's process): its peak resident set (VmHWM, which
+    counts the shared buffers it touched, so mostly the pages it read) and its private memory now
+    (RssAnon: sorts, hashes, temp buffers)."""
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return {
+        "backend_peak_rss_mib": round(int(fields["VmHWM"].split()[0]) / 1024, 1),
+        "backend_private_mib": round(int(fields["RssAnon"].split()[0]) / 1024, 1),
+    }
 
 
 def timed(url: str, work) -> dict:
@@ -121,7 +127,7 @@ def timed(url: str, work) -> dict:
             summary = work(conn)
         return {
             "seconds": round(time.perf_counter() - started, 2),
-            "backend_peak_mib": backend_peak_mib(conn),
+            **backend_memory_mib(conn),
             "summary": summary,
         }
 

@@ -619,3 +619,23 @@ def visits_against_truth(conn, truth_round: Path, round_id: str) -> list[dict]:
             wrong.append(visit | {"found": found})
     conn.rollback()
     return wrong
+
+
+def rounds_against_truth(conn, world: Path, publish_root: Path, rounds) -> dict:
+    """Each round of a generated world (its landing/ and truth/) through the round's step list, scored
+    as it ends: {round_id: (the steps' summaries, rejections against the truth, registry against the
+    expected registry)}."""
+    from dtsen.contract import ROW_LEVEL_CODES
+    from dtsen_dev.evaluate import score_registry, score_rejections
+
+    scores = {}
+    for round_id in rounds:
+        steps = run_steps(round_id, landing_root=world / "landing", publish_root=publish_root)
+        conn.commit()
+        scores[round_id] = (
+            steps,
+            score_rejections(conn, world / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
+            score_registry(conn, world / "truth" / round_id),
+        )
+        conn.commit()
+    return scores

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dtsen.contract import ROW_LEVEL_CODES
-from dtsen_dev.evaluate import score_registry, score_rejections
-from tests.factories import objections_against_truth, run_steps, visits_against_truth
+from tests.factories import objections_against_truth, rounds_against_truth, visits_against_truth
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 
@@ -46,18 +44,9 @@ def world(module_warehouse, tmp_path_factory):
         capture_output=True,
         timeout=300,
     )
-    scores = {}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DTSEN_OUTBOX", str(root / "outbox"))
-        for round_id in ROUNDS:
-            steps = run_steps(round_id, landing_root=out / "landing", publish_root=root / "publish")
-            conn.commit()
-            scores[round_id] = (
-                steps,
-                score_rejections(conn, out / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
-                score_registry(conn, out / "truth" / round_id),
-            )
-            conn.commit()
+        scores = rounds_against_truth(conn, out, root / "publish", ROUNDS)
     return conn, out, scores
 
 

@@ -111,7 +111,9 @@ def test_every_flagged_family_has_one_live_case_with_each_origins_reason(rounds)
     both = set(implausible) & set(stale)
     assert both, "some implausible family was not updated in 2026-Q2"
     for no_kk, priority, due_date, _ in opened:
-        if no_kk in both - heard:  # (an objection is more urgent still: priority 1)  # the implausible reason's priority, the stale reason's due date
+        if (
+            no_kk in both - heard
+        ):  # (an objection is more urgent still: priority 1)  # the implausible reason's priority, the stale reason's due date
             assert (priority, due_date) == (2, Q2_REFERENCE + dt.timedelta(days=1))
     (twice,) = conn.execute(
         "SELECT count(*) FROM (SELECT no_kk FROM cases.verification_case WHERE state IN ('OPEN', 'ASSIGNED', "

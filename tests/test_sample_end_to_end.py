@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dtsen.contract import ROW_LEVEL_CODES, FileKind
+from dtsen.contract import FileKind
 from dtsen.paths import SAMPLE_DIR
 from dtsen.validate.run import Batch, run_authored_suite
-from dtsen_dev.evaluate import RepairScore, score_nik_repairs, score_registry, score_rejections
-from tests.factories import objections_against_truth, run_steps, visits_against_truth
+from dtsen_dev.evaluate import RepairScore, score_nik_repairs
+from tests.factories import objections_against_truth, rounds_against_truth, visits_against_truth
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 GE_CODES = {
@@ -34,15 +34,7 @@ def sample_rounds(module_warehouse, tmp_path_factory):
     """The three sample rounds, each through the whole step list, in a warehouse of their own."""
     conn = module_warehouse
     publish = tmp_path_factory.mktemp("publish")
-    scores = {}
-    for round_id in ROUNDS:
-        result = run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
-        scores[round_id] = (
-            result,
-            score_rejections(conn, SAMPLE_DIR / "truth" / round_id, round_id, set(ROW_LEVEL_CODES)),
-            score_registry(conn, SAMPLE_DIR / "truth" / round_id),
-        )
-        conn.commit()
+    scores = rounds_against_truth(conn, SAMPLE_DIR, publish, ROUNDS)
     return conn, scores, publish
 
 
