@@ -108,6 +108,7 @@ def test_the_cases_page_counts_per_regency_origin_and_round_as_the_warehouse_hol
 
     outcome = {r[0]: (r[2], r[3]) for r in rows}
     assert {o["origin"] for o in d["origins"]} == set(origins)
+    assert {"sanggah", "usul"} <= set(origins)  # the sample's households' objections and proposals
     for o in d["origins"]:
         ids = origins[o["origin"]]
         resolved = [i for i in ids if outcome[i][0] == "RESOLVED"]

@@ -90,4 +90,4 @@ def test_round_partitions_are_created_idempotently(db, round_id):
         "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname LIKE %s",
         (f"%\\_r{seq}",),
     ).fetchone()[0]
-    assert parts == 6  # 4 staging tables, rejections, field changes
+    assert parts == 7  # 5 staging tables (aduan too), rejections, field changes

@@ -126,6 +126,7 @@ def run_demo(landing_root: str | Path | None = None, via_airflow: bool = True) -
         _rounds_directly(rounds, landing)
     print(f"\nfeedback for regions in {cfg.publish_root / 'feedback'}")
     print(f"published versions in {cfg.publish_root / 'versions'}")
+    print(f"what became of households' objections and proposals in {cfg.publish_root / 'aduan'}")
     return 0
 
 

@@ -13,7 +13,6 @@ not delivered is recorded, does not fail the round, and is posted again by a rer
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -21,29 +20,22 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen.sqlfiles import copy_csv, statements
-from dtsen.storage import atomic_write
+from dtsen.storage import atomic_write, file_sha256
 
 SQL = "cases/outcomes.sql"
 OUTCOME_FILE = "hasil_aduan.csv"
 EVENT = "dtsen.aduan.outcomes"
+OUTCOMES_LOCK_KEY = 0x0D75E8  # one round's outcome files written by one run at a time
 
 
 def outcome_dir(publish_root: Path, round_id: str) -> Path:
     return Path(publish_root) / "aduan" / round_id
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_outcomes(conn: psycopg.Connection, round_seq: int, round_id: str, publish_root: Path) -> dict:
     """Write the round's outcome files once (a rerun returns what the first run wrote, with
     done_before); the summary is counts and file names only. Runs in the caller's transaction."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x0D75E8, round_seq))
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (OUTCOMES_LOCK_KEY, round_seq))
     done = conn.execute(
         "SELECT summary FROM cases.aduan_outcome_run WHERE round_seq = %s", (round_seq,)
     ).fetchone()
@@ -57,12 +49,12 @@ def write_outcomes(conn: psycopg.Connection, round_seq: int, round_id: str, publ
     conn.execute(sql["gather"], params)
     conn.execute(sql["index_gathered"])
     rows = copy_csv(conn, sql["outcome_rows"], params, folder / OUTCOME_FILE)
-    files[OUTCOME_FILE] = _sha256(folder / OUTCOME_FILE)
+    files[OUTCOME_FILE] = file_sha256(folder / OUTCOME_FILE)[0]
     regencies = [kode for (kode,) in conn.execute(sql["regencies"], params)]
     for kode in regencies:
         name = f"wilayah/{kode}.csv"
         copy_csv(conn, sql["outcome_rows"], params | {"regency": kode}, folder / name)
-        files[name] = _sha256(folder / name)
+        files[name] = file_sha256(folder / name)[0]
     statuses = dict(conn.execute(sql["counts"], params).fetchall())
     summary = {
         "round_id": round_id,
