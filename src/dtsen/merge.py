@@ -71,6 +71,17 @@ def _profiles(conn: psycopg.Connection, round_seq: int) -> frozenset[str]:
     return sqlfiles.probe_when_small(rows, persons)
 
 
+def _last_merge_seconds(conn: psycopg.Connection, round_seq: int) -> dict[str, float] | None:
+    """What each merge statement took in the latest earlier merge (its recorded summary): the progress
+    lines' estimate of what remains."""
+    row = conn.execute(
+        "SELECT merge_summary->'step_seconds' FROM ingest.round WHERE round_seq < %s "
+        "AND merge_summary ? 'step_seconds' ORDER BY round_seq DESC LIMIT 1",
+        (round_seq,),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
     summary = MergeSummary(round_seq)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK_KEY,))
@@ -102,7 +113,15 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
     }
     profiles = _profiles(conn, round_seq)
     try:
-        sqlfiles.run(conn, "merge/merge_round.sql", params, profiles=profiles, timings=summary.step_seconds)
+        sqlfiles.run(
+            conn,
+            "merge/merge_round.sql",
+            params,
+            profiles=profiles,
+            timings=summary.step_seconds,
+            stage=f"merge of round #{round_seq}",
+            expected=_last_merge_seconds(conn, round_seq),
+        )
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything else
         # (a lost connection, a restart, a deadlock, no disk) is left to retry. Named by its condition

@@ -118,17 +118,27 @@ def run(
     *,
     profiles: frozenset[str] = frozenset(),
     timings: dict[str, float] | None = None,
+    stage: str | None = None,
+    expected: dict[str, float] | None = None,
 ) -> dict[str, int]:
     """Run every statement of the file in order, in the caller's transaction, always binding `params`;
     a statement whose planner profile is in `profiles` runs with it. Returns rows per statement. A
-    failing statement's exception carries `.statement` (its name)."""
+    failing statement's exception carries `.statement` (its name). With `stage`, each statement logs
+    its progress as it finishes (dtsen.progress; `expected`: seconds each took the last time)."""
+    from dtsen.progress import Progress
+
     counts: dict[str, int] = {}
-    for statement in load(relative_path):
+    listed = load(relative_path)
+    progress = Progress(stage, [s.name for s in listed], expected) if stage else None
+    for statement in listed:
         started = time.perf_counter()
         with _planner(conn, statement, profiles):
             counts[statement.name] = _execute(conn, statement, params or {}).rowcount
+        seconds = time.perf_counter() - started
         if timings is not None:
-            timings[statement.name] = time.perf_counter() - started
+            timings[statement.name] = seconds
+        if progress is not None:
+            progress.finished(statement.name, counts[statement.name], seconds)
     return counts
 
 

@@ -291,7 +291,13 @@ def sort_differences(
     counts of what differed."""
     # the differing lines were just staged: without statistics the planner takes the partition for empty
     conn.execute("SELECT meta.analyze(%s::regclass)", (f"staging.dukcapil_penduduk_s{int(snapshot_pk)}",))
-    run(conn, SORT, {"snapshot_pk": snapshot_pk, "base_pk": base_pk}, timings=timings)
+    run(
+        conn,
+        SORT,
+        {"snapshot_pk": snapshot_pk, "base_pk": base_pk},
+        timings=timings,
+        stage=f"Dukcapil snapshot #{snapshot_pk}: sorting its differences",
+    )
     return _summary(conn)
 
 
@@ -306,7 +312,14 @@ def write_differences(
     differing = conn.execute("SELECT count(*) FROM dk_diff").fetchone()[0]
     # the usual extract changes a few NIKs: look them up by index rather than scan the reference
     params = {"snapshot_pk": snapshot_pk, "base_pk": base_pk}
-    run(conn, WRITE, params, profiles=probe_when_small(differing, base_kept), timings=timings)
+    run(
+        conn,
+        WRITE,
+        params,
+        profiles=probe_when_small(differing, base_kept),
+        timings=timings,
+        stage=f"Dukcapil snapshot #{snapshot_pk}: writing {differing:,} differing lines",
+    )
     summary = _summary(conn)
     conn.execute("DROP TABLE dk_diff, dk_usable, dk_conflict")
     return summary

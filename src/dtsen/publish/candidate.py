@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from dtsen.errors import DataError
 from dtsen.integrity.config import IntegrityConfig, load_integrity
 from dtsen.programs import Program, ProgramSet
+from dtsen.progress import Progress
 from dtsen.rank.model import FEATURES, RankingModel, family_features_query, feature_library_sha, parse_model
 from dtsen.sqlfiles import statements
 
@@ -214,6 +215,13 @@ class Basis:
         ).fetchone()
         return cls(*row[:6], row[6] or {}, row[7] or {}) if row else None
 
+    def step_seconds(self, conn: psycopg.Connection) -> dict[str, float] | None:
+        """What each statement of its own build took (the progress lines' estimate of what remains)."""
+        row = conn.execute(
+            "SELECT build->'step_seconds' FROM publish.version WHERE version = %s", (self.version,)
+        ).fetchone()
+        return row[0] if row and row[0] else None
+
     def model_change(self, model: RankingModel) -> str | None:
         """How the model differs from the basis's (then every family is re-scored), or None."""
         if self.model.get("sha256") == model.sha256:
@@ -330,11 +338,16 @@ def build_candidate(
     steps = [(name, text) for name, text in files.items() if name not in skip]
     for name, text in generated + implausible:
         steps.insert([n for n, _ in steps].index(_runs_before(name)), (name, text))
+    progress = Progress(
+        f"candidate v{version} ({'whole' if whole else 'incremental'})",
+        [name for name, _ in steps],
+        basis.step_seconds(conn) if basis and not whole else None,
+    )
     for name, statement in steps:
         started = time.perf_counter()
-        conn.execute(statement, params)  # always bound: SQL files write a literal % as %%
+        rows = conn.execute(statement, params).rowcount  # always bound: SQL files write a literal % as %%
         summary.step_seconds[name] = time.perf_counter() - started
-        log.debug("candidate v%s: %s in %.1f s", version, name, summary.step_seconds[name])
+        progress.finished(name, rows, summary.step_seconds[name])
     summary.build = _build_record(conn, version, basis, whole) | {
         "rescore_all": rescore_all,
         "step_seconds": {name: round(t, 2) for name, t in summary.step_seconds.items()},

@@ -1,0 +1,77 @@
+"""Progress while a round runs (issue 27, item 4): each statement of the merge, the candidate build and
+the Dukcapil comparison logs at INFO as it finishes its stage, k of n, its name, rows and seconds, the
+time so far and what remains (estimated from what the same statements took last time, when there is a
+last time), with no personal data. The sample's first two rounds through the step list."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from dtsen import sqlfiles
+from dtsen.paths import SAMPLE_DIR
+from tests.factories import run_steps
+
+LINE = re.compile(
+    r"^(?P<stage>.+): (?P<k>\d+)/(?P<n>\d+) (?P<name>[a-z0-9_]+): (?P<rows>[\d,]+|-) rows in "
+    r"(?P<seconds>\d+\.\d) s; \d+\.\d s so far, (?P<left>done|about \d+ s to go)$"
+)
+
+
+@pytest.fixture(scope="module")
+def progress_lines(module_warehouse, tmp_path_factory):
+    work = tmp_path_factory.mktemp("progress")
+    lines: dict[str, list[str]] = {}
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.setdefault(round_id, []).append(record.getMessage())
+
+    logger = logging.getLogger("dtsen.progress")
+    handler, level = Keep(level=logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DTSEN_OUTBOX", str(work / "outbox"))
+            for round_id in ("2026-Q1", "2026-Q2"):
+                run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=work / "publish")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    module_warehouse.commit()
+    return lines
+
+
+def _stage(lines: list[str], prefix: str) -> list[re.Match]:
+    found = [LINE.match(line) for line in lines if line.startswith(prefix)]
+    assert found and all(found), [line for line in lines if line.startswith(prefix)]
+    return found
+
+
+@pytest.mark.parametrize("round_id, seq", [("2026-Q1", 1), ("2026-Q2", 2)])
+def test_every_merge_statement_reports_itself_in_order_as_it_finishes(progress_lines, round_id, seq):
+    merge = _stage(progress_lines[round_id], f"merge of round #{seq}")
+    names = [s.name for s in sqlfiles.load("merge/merge_round.sql")]
+    assert [m["name"] for m in merge] == names
+    assert [int(m["k"]) for m in merge] == list(range(1, len(names) + 1))
+    assert {int(m["n"]) for m in merge} == {len(names)}
+    assert [m["left"] for m in merge][-1] == "done"
+    assert all(m["left"].startswith("about ") for m in merge[:-1])
+
+
+def test_the_candidate_build_and_the_dukcapil_comparison_report_their_statements(progress_lines):
+    first, second = progress_lines["2026-Q1"], progress_lines["2026-Q2"]
+    whole = _stage(first, "candidate v1 (whole)")
+    incremental = _stage(second, "candidate v2 (incremental)")
+    assert whole[-1]["left"] == incremental[-1]["left"] == "done"
+    assert {"all_persons", "all_families"} <= {m["name"] for m in whole}
+    assert {"changed_persons"} <= {m["name"] for m in incremental}
+    assert _stage(first, "Dukcapil snapshot #1: writing") and _stage(second, "Dukcapil snapshot #2: sorting")
+
+
+def test_progress_lines_carry_no_personal_data(progress_lines):
+    every = [line for lines in progress_lines.values() for line in lines]
+    assert every and not [line for line in every if re.search(r"\d{16}", line.replace(",", ""))]
