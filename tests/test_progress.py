@@ -1,7 +1,7 @@
 """Progress while a round runs (issue 27, item 4): each statement of the merge, the candidate build and
-the Dukcapil comparison logs at INFO as it finishes its stage, k of n, its name, rows and seconds, the
+the Dukcapil comparison, and each file a version publishes, logs at INFO as it finishes its stage, k of n, its name, rows and seconds, the
 time so far and what remains (estimated from what the same statements took last time, when there is a
-last time), with no personal data. The sample's first two rounds through the step list."""
+last time), with no personal data; and the round itself logs each of its steps, k of n. The sample's first two rounds through the step list."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dtsen.paths import SAMPLE_DIR
 from tests.factories import run_steps
 
 LINE = re.compile(
-    r"^(?P<stage>.+): (?P<k>\d+)/(?P<n>\d+) (?P<name>[a-z0-9_]+): (?P<rows>[\d,]+|-) rows in "
+    r"^(?P<stage>.+): (?P<k>\d+)/(?P<n>\d+) (?P<name>[a-z0-9_./]+): (?P<rows>[\d,]+|-) rows in "
     r"(?P<seconds>\d+\.\d) s; \d+\.\d s so far, (?P<left>done|about \d+ s to go)$"
 )
 
@@ -70,6 +70,17 @@ def test_the_candidate_build_and_the_dukcapil_comparison_report_their_statements
     assert {"all_persons", "all_families"} <= {m["name"] for m in whole}
     assert {"changed_persons"} <= {m["name"] for m in incremental}
     assert _stage(first, "Dukcapil snapshot #1: writing") and _stage(second, "Dukcapil snapshot #2: sorting")
+    files = _stage(second, "version 2: files")
+    assert {"keluarga.parquet", "anggota.parquet", "programs/pbi_jk.parquet"} <= {m["name"] for m in files}
+    assert sorted(int(m["k"]) for m in files) == list(range(1, len(files) + 1))
+
+
+def test_the_round_reports_each_of_its_steps_out_of_all_of_them(progress_lines):
+    from dtsen.round import STEPS
+
+    steps = _stage(progress_lines["2026-Q2"], "round 2026-Q2")
+    assert [m["name"] for m in steps] == [s.name for s in STEPS]
+    assert {int(m["n"]) for m in steps} == {len(STEPS)} and steps[-1]["left"] == "done"
 
 
 def test_progress_lines_carry_no_personal_data(progress_lines):

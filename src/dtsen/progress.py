@@ -10,6 +10,7 @@ left."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -23,6 +24,7 @@ class Progress:
         self.expected = {k: float(v) for k, v in (expected or {}).items()}
         self.started = time.perf_counter()
         self.spent: dict[str, float] = {}
+        self._lock = threading.Lock()  # parts may finish on several threads (the publish streams)
 
     def remaining(self) -> float | None:
         """Seconds the statements not done yet should take, or None before the first is done."""
@@ -37,7 +39,11 @@ class Progress:
         return elapsed / len(self.spent) * len(left)
 
     def finished(self, name: str, rows: int | None, seconds: float) -> None:
-        self.spent[name] = seconds
+        with self._lock:
+            self.spent[name] = seconds
+            self._log(name, rows, seconds)
+
+    def _log(self, name: str, rows: int | None, seconds: float) -> None:
         remaining = self.remaining()
         log.info(
             "%s: %d/%d %s: %s rows in %.1f s; %.1f s so far, %s",

@@ -893,14 +893,21 @@ def run_round(
     `seconds`, if given, receives each step's wall-clock time (the benchmarks' stages)."""
     if until is not None and until not in STEP:
         raise DataError(f"no step {until!r}: the steps are {', '.join(STEP)}")
+    from dtsen.progress import Progress
+
     wanted = set(only) if only is not None else None
+    names = [step.name for step in STEPS]
+    planned = [n for n in names[: names.index(until) + 1 if until else None] if wanted is None or n in wanted]
+    progress = Progress(f"round {ctx.round_id}", planned)  # a line per step, in the CLI's log
     summaries: dict = {}
     for step in STEPS:
-        if wanted is None or step.name in wanted:
+        if step.name in planned:
             started = time.perf_counter()
             summaries[step.name] = _run(step, ctx, summaries)
+            took = time.perf_counter() - started
             if seconds is not None:
-                seconds[step.name] = time.perf_counter() - started
+                seconds[step.name] = took
+            progress.finished(step.name, None, took)
         if step.name == until:
             break
     return summaries
@@ -918,5 +925,6 @@ def _run_one(step: Step, ctx: RoundContext) -> dict:
         summary = step.run(ctx)
     except StepSkipped as skipped:
         summary = {"skipped": str(skipped)}
-    log.info("round %s: %s done", ctx.round_id, step.name)
+    if ctx.submission:  # the round's own line per step is run_round's progress
+        log.info("round %s: %s of %s done", ctx.round_id, step.name, ctx.submission["submission_id"])
     return summary

@@ -105,6 +105,7 @@ def write_version_files(
     warehouse), the largest files first; each stream's memory is bounded by its Parquet writer."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from dtsen.progress import Progress
     from dtsen.publish.parquet import copy_to_parquet  # pyarrow: not at DAG parse
 
     jobs = []
@@ -115,13 +116,14 @@ def write_version_files(
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         jobs.append((relative, query, params))
     checksums, seconds, rows = {}, {}, {}
+    progress = Progress(f"version {version}: files", [relative for relative, _, _ in jobs])
 
     def write(connection: psycopg.Connection, relative: str, query: str, params: dict) -> None:
         started = time.perf_counter()
         rows[relative] = copy_to_parquet(connection, query, target / relative, params)
         seconds[relative] = time.perf_counter() - started
         checksums[relative] = file_sha256(target / relative)[0]
-        log.debug("version %s: %s, %s rows in %.1f s", version, relative, rows[relative], seconds[relative])
+        progress.finished(relative, rows[relative], seconds[relative])
 
     # a transaction that has written cannot share what it wrote: then one stream, on its connection
     wrote = conn.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL").fetchone()[0]
