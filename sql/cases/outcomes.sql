@@ -11,6 +11,13 @@ DROP TABLE IF EXISTS pg_temp.aduan_outcome;
 
 -- name: gather
 CREATE TEMP TABLE aduan_outcome ON COMMIT DROP AS
+WITH told AS (
+    SELECT a.* FROM cases.aduan a WHERE a.round_seq = %(round_seq)s
+    UNION ALL
+    SELECT a.* FROM cases.verification_case c
+    JOIN cases.aduan a ON a.id_kasus = c.id_kasus AND a.round_seq <> %(round_seq)s
+    WHERE c.closed_round = %(round_seq)s
+)
 SELECT r.round_id AS putaran_aduan, sub.submission_id, a.line_no AS baris, a.pelapor_ref, a.jenis, a.alasan,
        a.program, meta.mask_for_feedback(lpad(a.no_kk::text, 16, '0')) AS no_kk, c.kode_wilayah, a.id_kasus,
        CASE WHEN c.id_kasus IS NULL THEN 'TIDAK_DIVERIFIKASI'
@@ -21,24 +28,10 @@ SELECT r.round_id AS putaran_aduan, sub.submission_id, a.line_no AS baris, a.pel
                       WHEN 'NOT_FOUND' THEN 'TIDAK_DITEMUKAN' WHEN 'MOVED' THEN 'PINDAH'
                       WHEN 'DECEASED' THEN 'MENINGGAL' WHEN 'WITHDRAWN' THEN 'DITARIK' END AS hasil,
        left(c.kode_wilayah, 4) AS kode_kabupaten
-FROM cases.aduan a
+FROM told a
 JOIN ingest.submission sub ON sub.submission_pk = a.submission_pk
 JOIN ingest.round r ON r.round_seq = a.round_seq
-LEFT JOIN cases.verification_case c ON c.id_kasus = a.id_kasus
-WHERE a.round_seq = %(round_seq)s
-UNION ALL
-SELECT r.round_id, sub.submission_id, a.line_no, a.pelapor_ref, a.jenis, a.alasan, a.program,
-       meta.mask_for_feedback(lpad(a.no_kk::text, 16, '0')), c.kode_wilayah, a.id_kasus,
-       CASE WHEN c.state = 'RESOLVED' THEN 'SELESAI' ELSE 'KEDALUWARSA' END,
-       CASE c.outcome WHEN 'CONFIRMED' THEN 'DATA_SESUAI' WHEN 'CORRECTED' THEN 'DATA_DIKOREKSI'
-                      WHEN 'NOT_FOUND' THEN 'TIDAK_DITEMUKAN' WHEN 'MOVED' THEN 'PINDAH'
-                      WHEN 'DECEASED' THEN 'MENINGGAL' WHEN 'WITHDRAWN' THEN 'DITARIK' END,
-       left(c.kode_wilayah, 4)
-FROM cases.verification_case c
-JOIN cases.aduan a ON a.id_kasus = c.id_kasus AND a.round_seq <> %(round_seq)s
-JOIN ingest.submission sub ON sub.submission_pk = a.submission_pk
-JOIN ingest.round r ON r.round_seq = a.round_seq
-WHERE c.closed_round = %(round_seq)s;
+LEFT JOIN cases.verification_case c ON c.id_kasus = a.id_kasus;
 
 -- name: index_gathered
 CREATE INDEX ON aduan_outcome (kode_kabupaten);

@@ -140,7 +140,6 @@ FROM (SELECT no_kk, min(priority) AS priority, min(due_date) AS due_date FROM ca
 WHERE c.no_kk = f.no_kk AND c.state IN ('OPEN', 'ASSIGNED')
   AND (f.priority < c.priority OR f.due_date < c.due_date);
 
--- The round's flags per origin (after the settled ones went).
 -- A live case joined by an objection is an objection's case, by a proposal (and no objection) a
 -- proposal's: the work list says what the visit answers.
 -- name: case_type
@@ -165,6 +164,7 @@ LEFT JOIN cases.verification_case c
 WHERE a.no_kk IS NOT NULL
 ON CONFLICT (submission_pk, line_no) DO NOTHING;
 
+-- The round's flags per origin (after the settled ones went).
 -- name: counts
 SELECT origin, count(*) AS flags, count(DISTINCT no_kk) AS families FROM case_flag GROUP BY origin ORDER BY origin;
 
