@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/national.py --sizes 1000000 3000000 10000000
     .venv/bin/python bench/national.py --fit-only          # refit and print from the kept points
+    .venv/bin/python bench/national.py --sizes 1000000 --sessions 1 2   # each size with 1, then 2 sessions
 
 For each registry size, a generated two-round world (seed 7) goes through the round's own steps
 (`dtsen.round.STEPS` and NOTIFY_PROGRAMS, as the DAG runs them) in a database of its own:
@@ -22,7 +23,10 @@ fixed + a * extract rows + b * changed lines), least squares with every term >= 
 (first loads and quarterly rounds differ in input rows per person, which separates the terms). It prints the
 extrapolated national quarterly round (289M persons, 10M input rows, a 289M-row extract with 1%
 changed) and the first national load, on this machine and on a 16-core warehouse host under the
-assumptions printed beside them.
+assumptions printed beside them. With --sessions, each size is measured once per session count
+(the candidate's writer sessions, and the processes a parallel plan may use); the model is fitted on
+one session, and a stage measured with 1 and 2 takes its 16-core speedup from Amdahl's law over the
+parallel share those imply, instead of the assumption.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ SIXTEEN_CORES = {
     ),
     "dukcapil": (1.0, "one backend: the extract lands in a temporary table, which gets no parallel workers"),
     "merge": (1.0, "one backend: INSERT/UPDATE statements get no parallel workers in PostgreSQL 15"),
-    "rank": (1.0, "one backend: the statements write temporary tables (no parallel workers)"),
+    "rank": (1.0, "one backend, unless measured with 1 and 2 sessions (--sessions): then Amdahl's law"),
     "audit": (1.0, "small queries over what changed (no credit taken for parallel scans)"),
     "publish": (None, "one stream per file: the largest file (anggota.parquet) alone sets the time"),
     "feedback": (14 * 0.69, "per submission, like ingest"),
@@ -235,8 +239,12 @@ def publication_reference(conn: psycopg.Connection, version: int) -> float:
     return seconds
 
 
-def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
-    recorded = {p["round"] for p in points if p.get("size") == size and p.get("bench") == "national"}
+def run_size(size: int, work: Path, out: Path, points: list[dict], sessions: int | None = None) -> None:
+    recorded = {
+        p["round"]
+        for p in points
+        if p.get("size") == size and p.get("bench") == "national" and p.get("sessions") == sessions
+    }
     if set(ROUNDS) <= recorded:
         print(json.dumps({"size": size, "skipped": "both rounds are in " + str(out)}), flush=True)
         return
@@ -244,7 +252,7 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
     # goes on with the second: such a first load shares the machine, so its point is marked and
     # left out of the model (a size's clean first load is kept from an earlier run)
     world, generating = start_generation(size, 2, work, name=f"gen-{size}-r2")
-    name = f"dtsen_national_{size}"
+    name = f"dtsen_national_{size}" + (f"_s{sessions}" if sessions else "")
     url = None
     if "2026-Q1" in recorded:  # resume at the quarterly round if the first load is still there
         server = engine.database_url()
@@ -259,7 +267,9 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
             url = None
         if url is None:
             recorded = set()
-    publish_root = work / f"publish-national-{size}"
+    publish_root = (
+        work / f"publish-national-{size}" if not sessions else work / f"publish-national-{size}-s{sessions}"
+    )
     if url is None:  # a fresh start: nothing of an earlier run may be taken for this one's
         url = fresh_database(name)
         for leftover in (publish_root, work / f"raw-national-{size}", work / f"outbox-national-{size}"):
@@ -307,6 +317,8 @@ def run_size(size: int, work: Path, out: Path, points: list[dict]) -> None:
             "publish_files": summaries["publish"].get("file_seconds"),
             "peak_rss_mib": peak_rss_mib(),
         }
+        if sessions:  # the candidate's writer sessions, and as many processes per parallel plan
+            point["sessions"] = sessions
         if overlapped:
             point["overlapped_with_generation"] = True
         files = sorted((world / "landing" / round_id).rglob("*.csv"))
@@ -393,7 +405,7 @@ def _nonnegative_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     return best
 
 
-def extrapolate(models: dict[str, dict], points: list[dict]) -> dict:
+def extrapolate(models: dict[str, dict], points: list[dict], measured: dict | None = None) -> dict:
     anggota_share = _anggota_share_of_publication(points)
     result = {}
     for kind, size in NATIONAL.items():
@@ -408,6 +420,8 @@ def extrapolate(models: dict[str, dict], points: list[dict]) -> dict:
             seconds += m["fixed_seconds"]
             here[stage] = seconds
             speedup, _ = SIXTEEN_CORES[stage]
+            if measured and stage in measured and stage not in ("ingest_validate", "feedback", "publish"):
+                speedup = measured[stage]["sixteen_core_speedup"]  # from 1 and 2 sessions, not assumed
             if stage == "publish":  # measured with one stream per core here: the largest file's time
                 speedup = 1.0 / max(anggota_share, 1e-3) if anggota_share else 1.0
             sixteen[stage] = seconds / speedup
@@ -429,14 +443,42 @@ def _anggota_share_of_publication(points: list[dict]) -> float | None:
     return max(files.values()) / sum(files.values())
 
 
+def measured_speedups(points: list[dict]) -> dict[str, dict]:
+    """Per stage, from the sizes measured with 1 and with 2 sessions (--sessions): the speedup of 2
+    over 1 per size and round, the parallel share p of Amdahl's law it implies (s = 1 / (1 - p + p / 2)),
+    averaged over the points, and the speedup that share gives on 16 cores."""
+    by_key = {(p["size"], p["round"], p.get("sessions")): p for p in points if p.get("bench") == "national"}
+    speedups: dict[str, list] = {}
+    for (size, round_id, sessions), two in by_key.items():
+        one = by_key.get((size, round_id, 1))
+        if sessions != 2 or one is None:
+            continue
+        for stage, seconds in two["stages"].items():
+            if seconds > 0 and one["stages"].get(stage, 0) > 0:
+                speedups.setdefault(stage, []).append((size, round_id, one["stages"][stage] / seconds))
+    result = {}
+    for stage, measured in speedups.items():
+        shares = [min(1.0, max(0.0, 2 * (1 - 1 / s))) for _, _, s in measured]
+        p = sum(shares) / len(shares)
+        result[stage] = {
+            "two_over_one": {f"{size}/{round_id}": round(s, 2) for size, round_id, s in measured},
+            "parallel_share": round(p, 3),
+            "sixteen_core_speedup": round(1 / ((1 - p) + p / 16), 2),
+        }
+    return result
+
+
 def report(points: list[dict], out: Path | None) -> None:
     national = [p for p in points if p.get("bench") == "national" and not p.get("overlapped_with_generation")]
-    models = fit(national)
+    one_session = [p for p in national if p.get("sessions") in (None, 1)]
+    models = fit(one_session)
+    speedups = measured_speedups(national)
     result = {
         "bench": "national_model",
-        "points": [(p["size"], p["kind"], p["persons"], p["input_rows"]) for p in national],
+        "points": [(p["size"], p["kind"], p["persons"], p["input_rows"]) for p in one_session],
         "model": models,
-        "national": extrapolate(models, national),
+        "measured_speedups": speedups,
+        "national": extrapolate(models, one_session, speedups),
         "national_sizes": NATIONAL,
         "sixteen_core_assumptions": {k: v[1] for k, v in SIXTEEN_CORES.items()},
     }
@@ -449,10 +491,22 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/national.jsonl"))
     parser.add_argument("--fit-only", action="store_true", help="refit and print from the points in --out")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        nargs="+",
+        help="measure each size with each of these session counts: the candidate's writer sessions "
+        "(DTSEN_WRITE_SESSIONS) and the processes a parallel plan may use (max_parallel_workers_per_gather "
+        "= sessions - 1); the model then takes each stage's 16-core speedup from 1 and 2",
+    )
     args = parser.parse_args()
     if not args.fit_only:
         for size in args.sizes:
-            run_size(size, args.work, args.out, done_points(args.out))
+            for sessions in args.sessions or [None]:
+                if sessions:
+                    os.environ["DTSEN_WRITE_SESSIONS"] = str(sessions)
+                    os.environ["PGOPTIONS"] = f"-c max_parallel_workers_per_gather={sessions - 1}"
+                run_size(size, args.work, args.out, done_points(args.out), sessions)
     report(done_points(args.out), args.out)
 
 

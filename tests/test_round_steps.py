@@ -80,6 +80,8 @@ OWNERS = {
     "model/cli.py",
     "model/cycle.py",
     "cases/cli.py",
+    "publish/in_sessions.py",  # the connections it opens itself: the candidate's sessions
+    "warehouse/prepared.py",  # the same: its writer sessions, each prepared
 }
 SAVEPOINT = "# savepoint"
 

@@ -3,17 +3,6 @@
 -- not in version was closed in (previous, version]. Both are index range scans, so comparing two
 -- versions costs what changed between them, not the size of either.
 
--- Rows each table opened and closed in building %(version)s.
--- name: rows_written
-SELECT 'keluarga', (SELECT count(*) FROM publish.keluarga_span WHERE valid_from = %(version)s),
-                   (SELECT count(*) FROM publish.keluarga_span WHERE valid_to = %(version)s)
-UNION ALL
-SELECT 'anggota', (SELECT count(*) FROM publish.anggota_span WHERE valid_from = %(version)s),
-                  (SELECT count(*) FROM publish.anggota_span WHERE valid_to = %(version)s)
-UNION ALL
-SELECT 'recipient', (SELECT count(*) FROM publish.recipient_span WHERE valid_from = %(version)s),
-                    (SELECT count(*) FROM publish.recipient_span WHERE valid_to = %(version)s)
-
 -- Recipients per program in %(version)s, and (program, NIK) pairs added and removed since %(previous)s
 -- (-1 when none: then every recipient is added).
 -- name: program_changes

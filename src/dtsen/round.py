@@ -505,26 +505,23 @@ def _delivered_before(conn, topic_prefix: str) -> int:
     ).fetchone()[0]
 
 
-def _candidate(conn, ctx: RoundContext):
-    """Build and audit the round's candidate inside the caller's transaction."""
+def _rules(conn, ctx: RoundContext) -> tuple:
+    """The ranking model (the adopted one, issue 25), programs and integrity rules a candidate uses."""
     from dtsen.integrity.config import load_integrity
     from dtsen.model.store import active_model
     from dtsen.programs import load_programs
-    from dtsen.publish.audit import AuditConfig, audit_version
-    from dtsen.publish.candidate import build_candidate
 
-    started = time.perf_counter()
-    built = build_candidate(
-        conn,
-        ctx.round_id,
-        active_model(conn, ctx.settings.ranking_model_path),  # the adopted one (issue 25)
+    return (
+        active_model(conn, ctx.settings.ranking_model_path),
         load_programs(ctx.settings.programs_path),
         load_integrity(ctx.settings.integrity_config_path),
     )
-    built_at = time.perf_counter()
-    audit = audit_version(conn, built.version, AuditConfig.load(ctx.settings.audit_config_path))
-    seconds = {"candidate": round(built_at - started, 3), "audit": round(time.perf_counter() - built_at, 3)}
-    return built, audit, seconds
+
+
+def _audit(conn, ctx: RoundContext, version: int):
+    from dtsen.publish.audit import AuditConfig, audit_version
+
+    return audit_version(conn, version, AuditConfig.load(ctx.settings.audit_config_path))
 
 
 def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) -> dict:
@@ -545,11 +542,20 @@ def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) 
 def rank_and_audit(ctx: RoundContext) -> dict:
     from dtsen.merge import merge_round
     from dtsen.publish.audit import APPROVABLE_RULES, DRIFT_RULES, approve_version
+    from dtsen.publish.candidate import build_candidate
+    from dtsen.publish.in_sessions import build_candidate_in_sessions
 
     if ctx.dry_run:
         with _connect() as conn, conn.transaction(force_rollback=True):  # the registry stays as it was
             merged = merge_round(conn, _round_seq(conn, ctx.round_id))
-            built, audit, seconds = _candidate(conn, ctx)
+            started = time.perf_counter()
+            built = build_candidate(conn, ctx.round_id, *_rules(conn, ctx))
+            built_at = time.perf_counter()
+            audit = _audit(conn, ctx, built.version)
+            seconds = {
+                "candidate": round(built_at - started, 3),
+                "audit": round(time.perf_counter() - built_at, 3),
+            }
         summary = _audit_summary(ctx, built, audit.status, audit, seconds)
         return summary | {
             "dry_run": True,
@@ -558,7 +564,17 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             "changes": merged.changes,
         }
     with _connect() as conn, conn.transaction():
-        built, audit, seconds = _candidate(conn, ctx)
+        rules = _rules(conn, ctx)
+    started = time.perf_counter()
+    # its own transactions: the spans written by several sessions, decided by the version row
+    built = build_candidate_in_sessions(_connect, ctx.round_id, *rules, sessions=ctx.settings.write_sessions)
+    built_at = time.perf_counter()
+    with _connect() as conn, conn.transaction():
+        audit = _audit(conn, ctx, built.version)
+        seconds = {
+            "candidate": round(built_at - started, 3),
+            "audit": round(time.perf_counter() - built_at, 3),
+        }
         status = audit.status
         # the trigger form approves drift only (an admin may also approve desil shares: dtsen approve)
         only_drift = all(c["success"] or c["rule"] in DRIFT_RULES for c in audit.checks)

@@ -1,7 +1,8 @@
 """config/integrity.json: the split-surge thresholds and the implausible-recipient rules.
 
-Implausible rules are written like program rules and turned into SQL predicates over a current
-family row `k` of publish.keluarga_span (and its members' spans); only validated numbers, codes and
+Implausible rules are written like program rules and turned into SQL predicates over a family
+row `k` of the version being built (implausible_keluarga, and its members implausible_anggota: scratch
+relations of sql/publish/candidate.sql); only validated numbers, codes and
 column names reach the SQL. Nothing here excludes anyone: a rule counts and lists families for the
 ground check, whose `hasil` (the programs' exclude_groundcheck) is what excludes a family.
 """
@@ -43,7 +44,7 @@ class SplitThresholds:
 class ImplausibleRule:
     id: str
     description: str
-    sql: str  # predicate over k (a current publish.keluarga_span row)
+    sql: str  # predicate over k (the family's row in the version being built)
     survey_months: int  # > 0 when the rule reads a BPS measurement's age (its window)
 
 
@@ -64,8 +65,7 @@ class IntegrityConfig:
             (
                 f"implausible_{rule.id}",
                 "INSERT INTO new_implausible (rule, no_kk, kode_wilayah, desil) "  # noqa: S608 (validated)
-                f"SELECT '{rule.id}', k.no_kk, k.kode_wilayah, k.desil FROM implausible_family x "
-                "JOIN publish.keluarga_span k ON k.no_kk = x.no_kk AND k.valid_to IS NULL "
+                f"SELECT '{rule.id}', k.no_kk, k.kode_wilayah, k.desil FROM implausible_keluarga k "
                 f"WHERE {rule.sql}",
             )
             for rule in self.implausible
@@ -134,7 +134,7 @@ def parse_rule(raw: object) -> ImplausibleRule:
                 f"{where}: member_status_pekerjaan must list codes of {sorted(allowed)}"
             )
         terms.append(
-            "EXISTS (SELECT 1 FROM publish.anggota_span a WHERE a.no_kk = k.no_kk AND a.valid_to IS NULL "  # noqa: S608
+            "EXISTS (SELECT 1 FROM implausible_anggota a WHERE a.no_kk = k.no_kk "  # noqa: S608
             f"AND a.status_pekerjaan = ANY(ARRAY{sorted(set(codes))}::smallint[]))"
         )
     if "pengeluaran_above_desil" in raw:

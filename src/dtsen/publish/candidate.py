@@ -56,14 +56,18 @@ def version_members(version: int, no_kk: int | None = None) -> str:
     return f"(SELECT * FROM publish.anggota WHERE version = {int(version)}{family})"  # noqa: S608 (ints)
 
 
-def rank_statement(model: RankingModel, members: str) -> str:
-    """rescored: the score of each open family with members in `members`: BPS's recent measurement,
-    else the model's prediction."""
+def rank_query(model: RankingModel, members: str) -> str:
+    """The score of each open family with members in `members`: BPS's recent measurement, else the
+    model's prediction."""
     select = f"""f.no_kk, a.jumlah_anggota,
         {ranked_score_sql(model)} AS skor,
         CASE WHEN {_bps_recent(model)} THEN 'BPS' ELSE 'PMT' END AS sumber"""
-    query = family_features_query(select, "registry.current_family", members, model.member_features_used())
-    return f"CREATE TEMP TABLE rescored ON COMMIT DROP AS {query}"
+    return family_features_query(select, "registry.current_family", members, model.member_features_used())
+
+
+def rank_statement(model: RankingModel, members: str) -> str:
+    """rescored, a scratch table of the candidate build: rank_query over `members`."""
+    return f"CREATE UNLOGGED TABLE rescored AS {rank_query(model, members)}"
 
 
 def ranked_score_sql(model: RankingModel, score: str | None = None) -> str:
@@ -81,9 +85,16 @@ def _bps_recent(model: RankingModel) -> str:
     )
 
 
-def eligibility_context_sql(members: str, programs: ProgramSet) -> str:
-    """The eligibility context over `members` (a relation of publish.anggota rows)."""
-    return statements("publish/eligibility.sql", members=members, components=programs.components)["context"]
+def eligibility_context_sql(members: str, programs: ProgramSet, families: str = "publish.keluarga") -> str:
+    """The eligibility context over `members` (a relation of publish.anggota rows) and their
+    version's `families` (publish.keluarga rows)."""
+    return statements(
+        "publish/eligibility.sql", members=members, components=programs.components, families=families
+    )["context"]
+
+
+# The families a candidate decides again, as its version will hold them (the scratch table new_family).
+NEW_VERSION_FAMILIES = "(SELECT %(version)s AS version, n.* FROM new_family n)"
 
 
 def _recipient_statement(program: Program) -> str:
@@ -111,8 +122,8 @@ def ranking_statements(model: RankingModel, programs: ProgramSet) -> list[tuple[
         ("rank_families", rank_statement(model, "rescore_member")),
         (
             "eligibility_context",
-            "CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS "
-            + eligibility_context_sql("recheck_member", programs),
+            "CREATE UNLOGGED TABLE eligibility_context AS "
+            + eligibility_context_sql("recheck_member", programs, NEW_VERSION_FAMILIES),
         ),
     ]
     for program in programs.programs:
@@ -253,6 +264,33 @@ class Basis:
         return None
 
 
+SCRATCH = "scratch_candidate"  # the build's scratch tables (migration 0041), first on its search path
+
+
+@dataclass
+class CandidatePlan:
+    """A candidate to build: its number, basis, parameters and statements, by phase."""
+
+    version: int
+    round_id: str
+    round_seq: int
+    reference_date: object
+    basis: Basis | None
+    previous: int | None
+    whole: str | None
+    rescore_all: str | None
+    model_reference: dict
+    inputs: str
+    params: dict
+    compute: list[tuple[str, str]]
+    apply: list[tuple[str, str]]
+    finish: list[tuple[str, str]]
+    settle: list[tuple[str, str]]
+    programs: ProgramSet
+    summary: CandidateSummary
+    progress: Progress | None = None
+
+
 def build_candidate(
     conn: psycopg.Connection,
     round_id: str,
@@ -260,7 +298,49 @@ def build_candidate(
     programs: ProgramSet,
     integrity: IntegrityConfig | None = None,
 ) -> CandidateSummary:
+    """Build the round's candidate inside the caller's transaction, in one session (a dry run, the
+    tests; the round uses build_candidate_in_sessions)."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
+    plan = plan_candidate(conn, round_id, model, programs, integrity)
+    if isinstance(plan, CandidateSummary):
+        return plan
+    path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    conn.execute("SELECT set_config('search_path', %s, true)", (f"{SCRATCH}, {path}",))
+    clear_scratch(conn)
+    compute(conn, plan)
+    started = time.perf_counter()
+    applied(plan, apply_share(conn, plan, 0, 1), started)
+    finish(conn, plan, sessions=1)
+    plan.summary.programs = settle(conn, plan.version, plan.previous, plan.programs)
+    clear_scratch(conn)
+    conn.execute("SELECT set_config('search_path', %s, true)", (path,))
+    return plan.summary
+
+
+def clear_scratch(conn: psycopg.Connection) -> None:
+    """Drop the scratch schema's tables and views (an earlier build's, or this one's when done)."""
+    rows = conn.execute(
+        "SELECT format('%%I.%%I', schemaname, name), kind FROM ("
+        " SELECT schemaname, tablename AS name, 'TABLE' AS kind FROM pg_tables WHERE schemaname = %(s)s"
+        " UNION ALL SELECT schemaname, viewname, 'VIEW' FROM pg_views WHERE schemaname = %(s)s) x",
+        {"s": SCRATCH},
+    ).fetchall()
+    views = [name for name, kind in rows if kind == "VIEW"]
+    tables = [name for name, kind in rows if kind == "TABLE"]
+    if views:
+        conn.execute(f"DROP VIEW {', '.join(views)}")  # names from the catalog, quoted by format()
+    if tables:
+        conn.execute(f"DROP TABLE {', '.join(tables)}")
+
+
+def plan_candidate(
+    conn: psycopg.Connection,
+    round_id: str,
+    model: RankingModel,
+    programs: ProgramSet,
+    integrity: IntegrityConfig | None,
+) -> CandidatePlan | CandidateSummary:
+    """What to build (the round's existing candidate, if it has one)."""
     found = conn.execute(
         "SELECT round_seq, status, reference_date, dukcapil_snapshot_pk FROM ingest.round WHERE round_id = %s",
         (round_id,),
@@ -269,14 +349,15 @@ def build_candidate(
         raise CandidateError(f"round {round_id} is unknown; stage, validate and merge it first")
     round_seq, status, reference_date, snapshot_pk = found
     existing = conn.execute(
-        "SELECT version, status, counts, programs FROM publish.version "
+        "SELECT version, status, counts, programs, previous_version FROM publish.version "
         "WHERE round_seq = %s AND status <> 'DISCARDED'",
         (round_seq,),
     ).fetchone()
     if existing:
-        return CandidateSummary(
-            existing[0], round_id, existing[1], False, existing[2] or {}, existing[3] or {}
-        )
+        version, status, counts, changes, previous = existing
+        if changes is None:  # a build over several sessions stopped after its decision: finish it
+            changes = settle(conn, version, previous, programs)
+        return CandidateSummary(version, round_id, status, False, counts or {}, changes)
     if status != "MERGED":
         raise CandidateError(f"round {round_id} is {status}; only a merged round can be ranked and published")
     later = conn.execute(
@@ -300,18 +381,6 @@ def build_candidate(
     whole = "there is no earlier version" if basis is None else basis.why_whole(conn, round_seq, inputs, ages)
     # another model alone: the members stand as they are, every family is scored again
     rescore_all = None if whole or basis is None else basis.model_change(model)
-    conn.execute(
-        "INSERT INTO publish.version (version, round_seq, status, previous_version, ranking_model, "
-        "reference_date, rank_inputs) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s, %s)",
-        (
-            version,
-            round_seq,
-            previous,
-            Jsonb(model.reference | {"programs_version": programs.version}),
-            reference_date,
-            inputs,
-        ),
-    )
     dates = sorted(d for d in (reference_date, basis.reference_date if basis else None) if d is not None)
     params = {
         "version": version,
@@ -327,7 +396,6 @@ def build_candidate(
         "bps_months": model.bps_max_age_months,
         "implausible_survey_months": integrity.survey_months,
     }
-    summary = CandidateSummary(version, round_id, "CANDIDATE", True)
     files = statements("publish/candidate.sql")
     find = (
         ("all_persons", "all_families")
@@ -335,44 +403,122 @@ def build_candidate(
         else ("changed_persons", "all_families" if rescore_all else "changed_families")
     )
     skip = {"changed_persons", "changed_families", "all_persons", "all_families"} - set(find)
-    steps = [(name, text) for name, text in files.items() if name not in skip]
+    compute = [
+        (n, t)
+        for n, t in files.items()
+        if n not in skip and not n.startswith(("apply_", "finish_", "settle_"))
+    ]
     for name, text in generated + implausible:
-        steps.insert([n for n, _ in steps].index(_runs_before(name)), (name, text))
-    progress = Progress(
-        f"candidate v{version} ({'whole' if whole else 'incremental'})",
-        [name for name, _ in steps],
-        basis.step_seconds(conn) if basis and not whole else None,
+        compute.insert([n for n, _ in compute].index(_runs_before(name)), (name, text))
+    phase = lambda prefix: [(n, t) for n, t in files.items() if n.startswith(prefix)]  # noqa: E731
+    return CandidatePlan(
+        version=version,
+        round_id=round_id,
+        round_seq=round_seq,
+        reference_date=reference_date,
+        basis=basis,
+        previous=previous,
+        whole=whole,
+        rescore_all=rescore_all,
+        model_reference=model.reference | {"programs_version": programs.version},
+        inputs=inputs,
+        params=params,
+        compute=compute,
+        apply=phase("apply_"),
+        finish=phase("finish_"),
+        settle=phase("settle_"),
+        programs=programs,
+        summary=CandidateSummary(version, round_id, "CANDIDATE", True),
     )
-    for name, statement in steps:
+
+
+def compute(conn: psycopg.Connection, plan: CandidatePlan) -> None:
+    """Work out the version in scratch tables; nothing else is written."""
+    basis = plan.basis
+    plan.progress = Progress(
+        f"candidate v{plan.version} ({'whole' if plan.whole else 'incremental'})",
+        [name for name, _ in plan.compute] + ["apply"],
+        basis.step_seconds(conn) if basis and not plan.whole else None,
+    )
+    plan.summary.step_seconds.clear()
+    for name, statement in plan.compute:
         started = time.perf_counter()
-        rows = conn.execute(statement, params).rowcount  # always bound: SQL files write a literal % as %%
-        summary.step_seconds[name] = time.perf_counter() - started
-        progress.finished(name, rows, summary.step_seconds[name])
-    summary.build = _build_record(conn, version, basis, whole) | {
-        "rescore_all": rescore_all,
+        rows = conn.execute(
+            statement, plan.params
+        ).rowcount  # always bound: SQL files write a literal % as %%
+        plan.summary.step_seconds[name] = time.perf_counter() - started
+        plan.progress.finished(name, rows, plan.summary.step_seconds[name])
+
+
+def applied(plan: CandidatePlan, rows: int, started: float) -> None:
+    plan.summary.step_seconds["apply"] = time.perf_counter() - started
+    if plan.progress is not None:
+        plan.progress.finished("apply", rows, plan.summary.step_seconds["apply"])
+
+
+def apply_share(conn: psycopg.Connection, plan: CandidatePlan, group: int, groups: int) -> int:
+    """Write share `group` of `groups` of the spans (close, then open, per table); rows written."""
+    params = plan.params | {"group": group, "groups": groups}
+    return sum(conn.execute(statement, params).rowcount for _, statement in plan.apply)
+
+
+def finish(conn: psycopg.Connection, plan: CandidatePlan, sessions: int) -> None:
+    """The version row with its counts (the decision, in a build over several sessions)."""
+    conn.execute(
+        "INSERT INTO publish.version (version, round_seq, status, previous_version, ranking_model, "
+        "reference_date, rank_inputs) VALUES (%s, %s, 'CANDIDATE', %s, %s, %s, %s)",
+        (
+            plan.version,
+            plan.round_seq,
+            plan.previous,
+            Jsonb(plan.model_reference),
+            plan.reference_date,
+            plan.inputs,
+        ),
+    )
+    for name, statement in plan.finish:
+        started = time.perf_counter()
+        conn.execute(statement, plan.params)
+        plan.summary.step_seconds[name.removeprefix("finish_")] = time.perf_counter() - started
+    summary = plan.summary
+    summary.build = _build_record(conn, plan.basis, plan.whole) | {
+        "rescore_all": plan.rescore_all,
+        "sessions": sessions,
         "step_seconds": {name: round(t, 2) for name, t in summary.step_seconds.items()},
     }
-    summary.counts = _counts(conn, version, basis)
-    empty = {"recipients": 0, "added": 0, "removed": 0}
-    summary.programs = {p.id: dict(empty) for p in programs.programs} | program_changes(
-        conn, version, previous
-    )
+    summary.counts = _counts(conn, plan.basis)
     conn.execute(
-        "UPDATE publish.version SET counts = %s, programs = %s, build = %s WHERE version = %s",
-        (Jsonb(summary.counts), Jsonb(summary.programs), Jsonb(summary.build), version),
+        "UPDATE publish.version SET counts = %s, build = %s WHERE version = %s",
+        (Jsonb(summary.counts), Jsonb(summary.build), plan.version),
     )
-    if whole:
-        log.info("candidate v%s built whole: %s", version, whole)
-    return summary
+    if plan.whole:
+        log.info("candidate v%s built whole: %s", plan.version, plan.whole)
 
 
-def _build_record(conn: psycopg.Connection, version: int, basis: Basis | None, whole: str | None) -> dict:
+def settle(conn: psycopg.Connection, version: int, previous: int | None, programs: ProgramSet) -> dict:
+    """Once the spans are written: fresh statistics, and the recipients per program against the
+    newest published version (read from the spans)."""
+    for name, statement in statements("publish/candidate.sql").items():
+        if name.startswith("settle_"):
+            conn.execute(statement)
+    empty = {"recipients": 0, "added": 0, "removed": 0}
+    changes = {p.id: dict(empty) for p in programs.programs} | program_changes(conn, version, previous)
+    conn.execute("UPDATE publish.version SET programs = %s WHERE version = %s", (Jsonb(changes), version))
+    return changes
+
+
+def _build_record(conn: psycopg.Connection, basis: Basis | None, whole: str | None) -> dict:
     """How the version was built, for operators and the scale benchmark (counts only)."""
     looked_at = conn.execute(
         "SELECT (SELECT count(*) FROM cand_person), (SELECT count(*) FROM cand_family), "
         "(SELECT count(*) FROM rescored), (SELECT count(*) FROM new_family)"
     ).fetchone()
-    written = conn.execute(statements("publish/version_changes.sql")["rows_written"], {"version": version})
+    written = conn.execute(
+        "SELECT 'keluarga', (SELECT count(*) FROM opening_keluarga), (SELECT count(*) FROM closing_keluarga) "
+        "UNION ALL SELECT 'anggota', (SELECT count(*) FROM opening_anggota), (SELECT count(*) FROM closing_anggota) "
+        "UNION ALL SELECT 'recipient', (SELECT count(*) FROM opening_recipient), "
+        "(SELECT count(*) FROM closing_recipient)"
+    )
     return {
         "mode": "whole" if whole else "incremental",
         "why_whole": whole,
@@ -385,14 +531,12 @@ def _build_record(conn: psycopg.Connection, version: int, basis: Basis | None, w
     }
 
 
-def _counts(conn: psycopg.Connection, version: int, basis: Basis | None) -> dict:
+def _counts(conn: psycopg.Connection, basis: Basis | None) -> dict:
     """Individuals and families in the version, and per desil: the basis's count of individuals plus
     the members opened minus those closed, and the families from the ordering just built."""
     desil = _desil_counts(conn)
     opened, closed = conn.execute(
-        "SELECT (SELECT count(*) FROM publish.anggota_span WHERE valid_from = %(v)s), "
-        "(SELECT count(*) FROM publish.anggota_span WHERE valid_to = %(v)s)",
-        {"v": version},
+        "SELECT (SELECT count(*) FROM opening_anggota), (SELECT count(*) FROM closing_anggota)"
     ).fetchone()
     if basis is None:
         before = 0

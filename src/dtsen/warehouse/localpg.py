@@ -42,6 +42,8 @@ SERVER_SETTINGS = {
     "max_wal_size": "'8GB'",
     "checkpoint_timeout": "'30min'",
     "max_parallel_workers_per_gather": "2",
+    # a candidate's spans are written by several sessions committed together (dtsen.warehouse.prepared)
+    "max_prepared_transactions": "32",
     "jit": "off",  # JIT compile time dominates the many short validation queries
     "log_min_duration_statement": "-1",
     "log_statement": "'none'",  # statements may carry NIKs: never log them

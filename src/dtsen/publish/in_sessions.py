@@ -1,0 +1,130 @@
+"""A candidate built with its spans written by several sessions at once, all or nothing.
+
+The round's rank step builds here (dtsen.publish.candidate holds the build itself): the version is
+worked out in committed scratch tables, each session writes a disjoint share of the spans and
+prepares it (dtsen.warehouse.prepared), and the transaction that inserts the version row decides.
+Owns the connections it opens and their transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from dtsen.integrity.config import IntegrityConfig
+from dtsen.programs import ProgramSet
+from dtsen.publish.candidate import (
+    PUBLISH_LOCK_KEY,
+    SCRATCH,
+    CandidateSummary,
+    applied,
+    apply_share,
+    build_candidate,
+    clear_scratch,
+    compute,
+    finish,
+    plan_candidate,
+    settle,
+)
+from dtsen.rank.model import RankingModel
+from dtsen.warehouse.prepared import PreparedWriters, capacity, commit_prepared, resolve_in_doubt
+
+log = logging.getLogger(__name__)
+
+PREPARED_PREFIX = "dtsen:candidate:"  # two-phase commit ids: dtsen:candidate:v<version>:r<round_seq>:<k>of<n>
+
+
+def build_candidate_in_sessions(
+    connect: Callable[[], psycopg.Connection],
+    round_id: str,
+    model: RankingModel,
+    programs: ProgramSet,
+    integrity: IntegrityConfig | None = None,
+    sessions: int = 1,
+) -> CandidateSummary:
+    """Build the round's candidate, its spans written by `sessions` sessions at once (each a disjoint
+    share by key, dtsen.warehouse.prepared), all or nothing: the transaction that inserts the version
+    row decides it. Owns its transactions; works out the version first in committed scratch tables
+    (left behind by a crash, cleared by the next build). One session, or a server without prepared
+    transactions: the whole build in one transaction."""
+    with connect() as conn:
+        conn.autocommit = True
+        conn.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))  # held across the transactions
+        try:
+            resolve_in_doubt(conn, PREPARED_PREFIX, lambda gid: _decided(conn, gid))
+            allowed = capacity(conn)
+            if sessions > 1 and allowed < sessions:
+                log.info(
+                    "candidate spans written by one session: the warehouse allows %d prepared transactions "
+                    "(max_prepared_transactions), %d sessions need as many",
+                    allowed,
+                    sessions,
+                )
+            if sessions <= 1 or allowed < sessions:
+                with conn.transaction():
+                    return build_candidate(conn, round_id, model, programs, integrity)
+            return _build_in_sessions(conn, connect, round_id, model, programs, integrity, sessions)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (PUBLISH_LOCK_KEY,))
+
+
+def _build_in_sessions(
+    conn: psycopg.Connection,
+    connect: Callable[[], psycopg.Connection],
+    round_id: str,
+    model: RankingModel,
+    programs: ProgramSet,
+    integrity: IntegrityConfig | None,
+    sessions: int,
+) -> CandidateSummary:
+    path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    scratch_path = f"{SCRATCH}, {path}"
+    with conn.transaction():
+        plan = plan_candidate(conn, round_id, model, programs, integrity)
+        if isinstance(plan, CandidateSummary):
+            return plan
+        conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+        clear_scratch(conn)
+        compute(conn, plan)
+
+    def write(worker: psycopg.Connection, group: int, groups: int) -> int:
+        worker.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+        return apply_share(worker, plan, group, groups)
+
+    started = time.perf_counter()
+    writers = PreparedWriters(connect, f"{PREPARED_PREFIX}v{plan.version}:r{plan.round_seq}:", sessions)
+    gids = writers.run(write)
+    applied(plan, sum(w.rows for w in writers.shares), started)
+    log.info(
+        "candidate v%s: spans written by %d sessions (%s)",
+        plan.version,
+        sessions,
+        ", ".join(f"{w.rows:,} rows in {w.seconds:.1f} s" for w in writers.shares),
+    )
+    with conn.transaction():  # the decision: the version row and its counts
+        conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+        finish(conn, plan, sessions)
+    commit_prepared(conn, gids)
+    with conn.transaction():
+        plan.summary.programs = settle(conn, plan.version, plan.previous, plan.programs)
+    with conn.transaction():
+        conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+        clear_scratch(conn)
+    return plan.summary
+
+
+def _decided(conn: psycopg.Connection, gid: str) -> bool:
+    """A share of version v's spans is decided when v's row exists for the round it was built for."""
+    found = re.fullmatch(re.escape(PREPARED_PREFIX) + r"v(\d+):r(\d+):\d+of\d+", gid)
+    if not found:
+        return False
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM publish.version WHERE version = %s AND round_seq = %s",
+            (int(found.group(1)), int(found.group(2))),
+        ).fetchone()
+    )

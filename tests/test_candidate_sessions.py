@@ -1,0 +1,229 @@
+"""A candidate's spans written by several sessions (issue 27): the same answers as one session, and
+all or nothing when a writer or the coordinator dies (dtsen.publish.in_sessions)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dtsen.paths import PROJECT_ROOT, SAMPLE_DIR
+from dtsen.programs import load_programs
+from dtsen.publish.candidate import build_candidate
+from dtsen.publish.explain import explain
+from dtsen.publish.in_sessions import build_candidate_in_sessions
+from dtsen.rank.model import load_model
+from dtsen.warehouse import engine
+from tests.factories import run_steps
+
+ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
+SPANS = (
+    "keluarga_span",
+    "anggota_span",
+    "recipient_span",
+    "implausible_span",
+    "recipient_count",
+    "implausible_count",
+)
+# every statement that may run in parallel does, however small the sample (PostgreSQL 15's names)
+FORCED_PARALLEL = (
+    "-c force_parallel_mode=on -c parallel_setup_cost=0 -c parallel_tuple_cost=0 "
+    "-c min_parallel_table_scan_size=0 -c min_parallel_index_scan_size=0 -c max_parallel_workers_per_gather=2"
+)
+SERIAL = "-c max_parallel_workers_per_gather=0"
+AFTER_CASES = ["rank_and_audit", "approval", "publish", "notify_programs"]
+
+
+def _spans(conn: psycopg.Connection) -> dict[str, str]:
+    """A digest of each span and count table, rows in key order (what a version reads)."""
+    digests = {}
+    for table in SPANS:
+        rows = conn.execute(f"SELECT t::text FROM publish.{table} t ORDER BY t::text").fetchall()  # noqa: S608
+        digests[table] = hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
+    return digests
+
+
+def _files(root: Path) -> dict[str, str]:
+    """Every published file but the manifests (which carry the time they were written), by digest."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def _sample_world(scratch_database, tmp_path_factory, name: str, sessions: int, pgoptions: str) -> dict:
+    """The three sample rounds; the candidate built, audited and published with `sessions` writers and
+    the server options `pgoptions` (the steps before it as always)."""
+    url = scratch_database(name)
+    publish = tmp_path_factory.mktemp(f"publish-{name}")
+    landing = SAMPLE_DIR / "landing"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_DATABASE_URL", url)
+        env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp(f"raw-{name}")))
+        env.setenv("DTSEN_WRITE_SESSIONS", str(sessions))
+        builds = {}
+        for round_id in ROUNDS:
+            run_steps(round_id, landing_root=landing, publish_root=publish, until="aduan_outcomes")
+            env.setenv("PGOPTIONS", pgoptions)
+            steps = run_steps(round_id, landing_root=landing, publish_root=publish, only=AFTER_CASES)
+            env.delenv("PGOPTIONS")
+            builds[round_id] = steps["rank_and_audit"]["build"]["sessions"]
+        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+            nik_rows = conn.execute(
+                "SELECT nik FROM publish.anggota_span WHERE valid_to IS NULL ORDER BY nik LIMIT 40"
+            ).fetchall()
+            explained = {nik: explain(conn, nik, None, load_model(), load_programs()) for (nik,) in nik_rows}
+            return {"spans": _spans(conn), "files": _files(publish), "explain": explained, "sessions": builds}
+
+
+@pytest.fixture(scope="module")
+def one_and_two_sessions(scratch_database, tmp_path_factory):
+    """The three sample rounds twice: the candidate built by one session with serial plans, and by two
+    writer sessions with every parallel plan PostgreSQL can make."""
+    one = _sample_world(scratch_database, tmp_path_factory, "sessions_one", 1, SERIAL)
+    two = _sample_world(scratch_database, tmp_path_factory, "sessions_two", 2, FORCED_PARALLEL)
+    return one, two
+
+
+def test_two_sessions_build_what_one_builds_byte_for_byte(one_and_two_sessions):
+    one, two = one_and_two_sessions
+    assert set(one["sessions"].values()) == {1} and set(two["sessions"].values()) == {2}
+    assert two["spans"] == one["spans"]
+    assert two["files"] == one["files"] and len(one["files"]) > 10
+    assert two["explain"] == one["explain"]
+
+
+# -- all or nothing -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def merged_first_round(scratch_database, tmp_path, request):
+    """The sample's first round merged, its candidate not built yet (two sessions allowed)."""
+    url = scratch_database(f"sessions_fault_{request.node.name[-20:]}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_DATABASE_URL", url)
+        env.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
+        env.setenv("DTSEN_WRITE_SESSIONS", "2")
+        run_steps(
+            "2026-Q1",
+            landing_root=SAMPLE_DIR / "landing",
+            publish_root=tmp_path / "publish",
+            until="aduan_outcomes",
+        )
+        with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
+            yield url, conn
+
+
+def _serial_reference(url: str) -> dict[str, str]:
+    """The spans one session builds, in a transaction rolled back."""
+    with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+        build_candidate(conn, "2026-Q1", load_model(), load_programs())
+        spans = _spans(conn)
+        conn.rollback()
+    return spans
+
+
+def _wait_for(conn: psycopg.Connection, query: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not conn.execute(query).fetchone()[0]:
+        assert time.monotonic() < deadline, query
+        time.sleep(0.1)
+
+
+def _prepared(conn: psycopg.Connection) -> list[str]:
+    return [
+        g for (g,) in conn.execute("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
+    ]
+
+
+def test_a_writer_killed_mid_write_leaves_no_version_and_no_span(merged_first_round):
+    url, conn = merged_first_round
+    before = _spans(conn)
+    reference = _serial_reference(url)
+    outcome: dict = {}
+
+    def build():
+        try:
+            build_candidate_in_sessions(
+                lambda: engine.connect(), "2026-Q1", load_model(), load_programs(), sessions=2
+            )
+        except Exception as exc:  # noqa: BLE001 (the test looks at it)
+            outcome["error"] = exc
+
+    with psycopg.connect(engine.libpq_conninfo(url)) as blocker:
+        blocker.execute("LOCK TABLE publish.implausible_span IN SHARE MODE")  # writers stop there
+        builder = threading.Thread(target=build)
+        builder.start()
+        waiting = (
+            "SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name LIKE 'dtsen-writer-%' "
+            "AND wait_event_type = 'Lock'"
+        )
+        _wait_for(conn, waiting)
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dtsen-writer-1'"
+        )
+        blocker.rollback()  # the other writer goes on, and prepares
+    builder.join(timeout=300)
+    assert isinstance(outcome.get("error"), psycopg.Error)
+    assert conn.execute("SELECT count(*) FROM publish.version").fetchone()[0] == 0
+    assert _spans(conn) == before and _prepared(conn) == []
+
+    built = build_candidate_in_sessions(
+        lambda: engine.connect(), "2026-Q1", load_model(), load_programs(), sessions=2
+    )
+    assert built.created_now and built.build["sessions"] == 2
+    assert _spans(conn) == reference
+
+
+def test_a_coordinator_killed_before_its_decision_leaves_the_spans_as_they_were(merged_first_round):
+    url, conn = merged_first_round
+    before = _spans(conn)
+    reference = _serial_reference(url)
+    script = (
+        "from dtsen.programs import load_programs\n"
+        "from dtsen.publish.in_sessions import build_candidate_in_sessions\n"
+        "from dtsen.rank.model import load_model\n"
+        "from dtsen.warehouse import engine\n"
+        "build_candidate_in_sessions(engine.connect, '2026-Q1', load_model(), load_programs(), sessions=2)\n"
+    )
+    with psycopg.connect(engine.libpq_conninfo(url)) as blocker:
+        # the decision's transaction stops at the counts, after both shares are prepared
+        blocker.execute("LOCK TABLE publish.implausible_count IN SHARE MODE")
+        coordinator = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=os.environ | {"DTSEN_DATABASE_URL": url}
+        )
+        _wait_for(conn, "SELECT count(*) = 2 FROM pg_prepared_xacts WHERE database = current_database()")
+        _wait_for(
+            conn,
+            "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO publish.implausible_count%'",
+        )
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=60)
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO publish.implausible_count%'"
+        )
+        blocker.rollback()
+    _wait_for(
+        conn,
+        "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'INSERT INTO publish.implausible_count%'",
+    )
+    assert len(_prepared(conn)) == 2  # in doubt: durable, invisible
+    assert conn.execute("SELECT count(*) FROM publish.version").fetchone()[0] == 0
+    assert _spans(conn) == before
+
+    built = build_candidate_in_sessions(
+        lambda: engine.connect(), "2026-Q1", load_model(), load_programs(), sessions=2
+    )
+    assert built.created_now and _prepared(conn) == []
+    assert _spans(conn) == reference
