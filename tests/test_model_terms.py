@@ -145,7 +145,9 @@ def test_a_regional_model_ranks_registry_families_through_the_ordinary_rank_stat
 
 
 def test_the_seed_models_rank_statement_is_unchanged_by_the_regional_features():
-    statement = "CREATE TEMP TABLE rescored ON COMMIT DROP AS " + rank_query(load_model(SEED_MODEL), "rescore_member")
+    statement = "CREATE TEMP TABLE rescored ON COMMIT DROP AS " + rank_query(
+        load_model(SEED_MODEL), "rescore_member"
+    )
     assert _rank_statement_fingerprint(statement) == SEED_RANK_STATEMENT, statement
     assert not re.search(r"kode_wilayah", load_model(SEED_MODEL).score_sql())
 
