@@ -136,6 +136,55 @@ def round_size(conn: psycopg.Connection, round_id: str) -> dict:
     }
 
 
+def _in_sessions(url: str, statements: list[str]) -> float:
+    """Seconds to run one statement per session, all at once (serial plans, each its own commit)."""
+    import threading
+
+    def one(statement: str) -> None:
+        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+            conn.execute("SET max_parallel_workers_per_gather = 0")
+            conn.execute(statement)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(s,)) for s in statements]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def parallel_reference(url: str) -> dict:
+    """What this machine gives two sessions over one, outside the project, in the same run: the
+    version's current members inserted into an empty copy of publish.anggota_span with its indexes
+    (split into two key ranges, as the candidate's writers split it), and pure computation (a hash
+    summed over 20M integers, split in two)."""
+    with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS public.bench_span, public.bench_rows")
+        conn.execute("CREATE TABLE public.bench_span (LIKE publish.anggota_span INCLUDING ALL)")
+        conn.execute(
+            "CREATE UNLOGGED TABLE public.bench_rows AS SELECT * FROM publish.anggota_span WHERE valid_to IS NULL"
+        )
+        median = conn.execute(
+            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY nik) FROM public.bench_rows"
+        ).fetchone()[0]
+        rows = conn.execute("SELECT count(*) FROM public.bench_rows").fetchone()[0]
+        insert = "INSERT INTO public.bench_span SELECT * FROM public.bench_rows WHERE "
+        cpu = "SELECT sum(hashint8(g)) FROM generate_series({}, {}) g"
+        result: dict = {"insert_rows": rows}
+        for sessions in (1, 2):
+            conn.execute("TRUNCATE public.bench_span")
+            conn.execute("CHECKPOINT")
+            split = [f"nik < {int(median)}", f"nik >= {int(median)}"] if sessions == 2 else ["true"]
+            result[f"insert_{sessions}"] = round(_in_sessions(url, [insert + w for w in split]), 2)
+            halves = [(1, 20_000_000)] if sessions == 1 else [(1, 10_000_000), (10_000_001, 20_000_000)]
+            result[f"cpu_{sessions}"] = round(_in_sessions(url, [cpu.format(*h) for h in halves]), 2)
+        conn.execute("DROP TABLE public.bench_span, public.bench_rows")
+    result["insert_speedup"] = round(result["insert_1"] / result["insert_2"], 2)
+    result["cpu_speedup"] = round(result["cpu_1"] / result["cpu_2"], 2)
+    return result
+
+
 def whole_rebuild_seconds(conn: psycopg.Connection, round_id: str) -> dict:
     """The reference: the same round's candidate built whole and audited, then rolled back."""
     from dtsen.programs import load_programs
@@ -338,6 +387,8 @@ def run_size(size: int, work: Path, out: Path, points: list[dict], sessions: int
                 )
             }
             conn.commit()
+            if sessions == 2:  # the ceiling two sessions have on this machine, beside what they did
+                point["parallel_reference"] = parallel_reference(url)
             if kind == "quarterly":
                 point["whole_rebuild_reference"] = whole_rebuild_seconds(conn, round_id)
                 incremental = stages["rank"] + stages["audit"]

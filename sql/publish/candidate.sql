@@ -12,8 +12,8 @@
 --      (closing_*: closed with valid_to = version), and the new rows no current span will equal
 --      once those are closed (opening_*: opened with valid_from = version). A record not looked
 --      at keeps its span;
---   2. apply_* writes the spans: one disjoint share of every table per session, by the key's
---      residue (%(group)s of %(groups)s; 0 of 1 in a single session);
+--   2. apply_* writes the spans: one disjoint share of every table per session, a range of its key
+--      (dtsen.publish.candidate.share_bounds; one session: the whole table);
 --   3. finish_* records the version's counts and forgets the touches read, in the transaction
 --      that decides the version; settle_* runs once the spans are written.
 
@@ -52,15 +52,21 @@ SELECT %(version)s, a.{{ member_columns | replace(", ", ", a.") }}
 FROM {{ families }} x JOIN publish.anggota_span a ON a.no_kk = x.no_kk AND a.valid_to IS NULL
 WHERE NOT EXISTS (SELECT 1 FROM cand_person p WHERE p.nik = a.nik)
 {%- endmacro %}
+{#- A session's share of a table: the keys from %(low_<table>)s up to %(high_<table>)s (NULL: open
+    ended). Contiguous ranges, so each session writes its own part of every index. -#}
+{% macro in_share(table, column) -%}
+(%(low_{{ table }})s::bigint IS NULL OR {{ column }} >= %(low_{{ table }})s::bigint)
+  AND (%(high_{{ table }})s::bigint IS NULL OR {{ column }} < %(high_{{ table }})s::bigint)
+{%- endmacro %}
 {% macro apply_close(table, key, split) -%}
 UPDATE publish.{{ table }}_span s SET valid_to = %(version)s
 FROM closing_{{ table }} c
 WHERE {% for k in key %}s.{{ k }} = c.{{ k }} AND {% endfor %}s.valid_from = c.valid_from AND s.valid_to IS NULL
-  AND mod(c.{{ split }}, %(groups)s) = %(group)s
+  AND {{ in_share(table, "c." ~ split) }}
 {%- endmacro %}
 {% macro apply_open(table, split, columns) -%}
 INSERT INTO publish.{{ table }}_span ({{ columns }}, valid_from)
-SELECT {{ columns }}, %(version)s FROM opening_{{ table }} WHERE mod({{ split }}, %(groups)s) = %(group)s
+SELECT {{ columns }}, %(version)s FROM opening_{{ table }} WHERE {{ in_share(table, split) }}
 {%- endmacro %}
 {#- Counts per version, `by` (program or rule) and regency: the basis's counts, plus the spans this
     version opens, minus those it closes. -#}

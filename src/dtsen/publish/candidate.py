@@ -309,7 +309,7 @@ def build_candidate(
     clear_scratch(conn)
     compute(conn, plan)
     started = time.perf_counter()
-    applied(plan, apply_share(conn, plan, 0, 1), started)
+    applied(plan, apply_share(conn, plan, share_bounds(conn, 1)[0]), started)
     finish(conn, plan, sessions=1)
     plan.summary.programs = settle(conn, plan.version, plan.previous, plan.programs)
     clear_scratch(conn)
@@ -456,9 +456,35 @@ def applied(plan: CandidatePlan, rows: int, started: float) -> None:
         plan.progress.finished("apply", rows, plan.summary.step_seconds["apply"])
 
 
-def apply_share(conn: psycopg.Connection, plan: CandidatePlan, group: int, groups: int) -> int:
-    """Write share `group` of `groups` of the spans (close, then open, per table); rows written."""
-    params = plan.params | {"group": group, "groups": groups}
+# Each span table and the key its writer sessions split it by (sql/publish/candidate.sql, in_share).
+SHARE_KEYS = {"anggota": "nik", "keluarga": "no_kk", "recipient": "nik", "implausible": "no_kk"}
+
+
+def share_bounds(conn: psycopg.Connection, sessions: int) -> list[dict]:
+    """The key range of each session's share of every span table: cut at the quantiles of the keys
+    it closes and opens, so the shares are about equal and each writes its own part of each index."""
+    shares: list[dict] = [{} for _ in range(sessions)]
+    fractions = [k / sessions for k in range(1, sessions)]
+    for table, key in SHARE_KEYS.items():
+        cuts = [None]
+        if fractions:
+            cuts += conn.execute(
+                f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY k) FROM ("  # noqa: S608 (constants)
+                f"SELECT {key} AS k FROM opening_{table} UNION ALL SELECT {key} FROM closing_{table}) x",
+                (fractions,),
+            ).fetchone()[0] or [None] * len(fractions)
+        cuts.append(None)
+        for k, share in enumerate(shares):
+            low, high = cuts[k], cuts[k + 1]
+            if k > 0 and low is None:  # nothing to write: an empty range
+                low = high = 0
+            share |= {f"low_{table}": low, f"high_{table}": high}
+    return shares
+
+
+def apply_share(conn: psycopg.Connection, plan: CandidatePlan, share: dict) -> int:
+    """Write one share of the spans (close, then open, per table; `share`: its key ranges); rows written."""
+    params = plan.params | share
     return sum(conn.execute(statement, params).rowcount for _, statement in plan.apply)
 
 

@@ -29,6 +29,7 @@ from dtsen.publish.candidate import (
     finish,
     plan_candidate,
     settle,
+    share_bounds,
 )
 from dtsen.rank.model import RankingModel
 from dtsen.warehouse.prepared import PreparedWriters, capacity, commit_prepared, resolve_in_doubt
@@ -90,10 +91,11 @@ def _build_in_sessions(
         conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
         clear_scratch(conn)
         compute(conn, plan)
+        shares = share_bounds(conn, sessions)
 
     def write(worker: psycopg.Connection, group: int, groups: int) -> int:
         worker.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
-        return apply_share(worker, plan, group, groups)
+        return apply_share(worker, plan, shares[group])
 
     started = time.perf_counter()
     writers = PreparedWriters(connect, f"{PREPARED_PREFIX}v{plan.version}:r{plan.round_seq}:", sessions)
