@@ -87,14 +87,13 @@ class Share:
 
 @dataclass
 class PreparedWriters:
-    """Run `write(conn, group)` for group 0..n-1, each in its own session and transaction, prepared
+    """Run `write(conn, group, n)` for group 0..n-1, each in its own session and transaction, prepared
     as `<prefix><group>of<n>`. Either every share is prepared, or none is left behind (the failed
     share's transaction aborted, the others rolled back) and the first error is raised."""
 
     connect: Callable[[], psycopg.Connection]
     prefix: str
     sessions: int
-    prepare: Callable[[psycopg.Connection], None] = lambda conn: None  # per session, before writing
     shares: list[Share] = field(default_factory=list)
 
     def run(self, write: Callable[[psycopg.Connection, int, int], int]) -> list[str]:
@@ -121,7 +120,6 @@ class PreparedWriters:
                     "SELECT set_config('application_name', %s, false)", (f"dtsen-writer-{share.group}",)
                 )
                 conn.commit()
-                self.prepare(conn)
                 share.rows = write(conn, share.group, self.sessions)
                 conn.execute(f"PREPARE TRANSACTION '{_quoted(share.gid)}'")
                 share.prepared = True
