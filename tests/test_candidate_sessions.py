@@ -39,7 +39,6 @@ FORCED_PARALLEL = (
     "-c min_parallel_table_scan_size=0 -c min_parallel_index_scan_size=0 -c max_parallel_workers_per_gather=2"
 )
 SERIAL = "-c max_parallel_workers_per_gather=0"
-AFTER_CASES = ["rank_and_audit", "approval", "publish", "notify_programs"]
 
 
 def _spans(conn: psycopg.Connection) -> dict[str, str]:
@@ -61,21 +60,18 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def _sample_world(scratch_database, tmp_path_factory, name: str, sessions: int, pgoptions: str) -> dict:
-    """The three sample rounds; the candidate built, audited and published with `sessions` writers and
-    the server options `pgoptions` (the steps before it as always)."""
+    """The three sample rounds through every step, the candidate's spans written by `sessions`
+    sessions, every connection with the server options `pgoptions`."""
     url = scratch_database(name)
     publish = tmp_path_factory.mktemp(f"publish-{name}")
-    landing = SAMPLE_DIR / "landing"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DTSEN_DATABASE_URL", url)
         env.setenv("DTSEN_RAW_ROOT", str(tmp_path_factory.mktemp(f"raw-{name}")))
         env.setenv("DTSEN_WRITE_SESSIONS", str(sessions))
+        env.setenv("PGOPTIONS", pgoptions)
         builds = {}
         for round_id in ROUNDS:
-            run_steps(round_id, landing_root=landing, publish_root=publish, until="aduan_outcomes")
-            env.setenv("PGOPTIONS", pgoptions)
-            steps = run_steps(round_id, landing_root=landing, publish_root=publish, only=AFTER_CASES)
-            env.delenv("PGOPTIONS")
+            steps = run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=publish)
             builds[round_id] = steps["rank_and_audit"]["build"]["sessions"]
         with psycopg.connect(engine.libpq_conninfo(url)) as conn:
             nik_rows = conn.execute(
@@ -87,8 +83,8 @@ def _sample_world(scratch_database, tmp_path_factory, name: str, sessions: int, 
 
 @pytest.fixture(scope="module")
 def one_and_two_sessions(scratch_database, tmp_path_factory):
-    """The three sample rounds twice: the candidate built by one session with serial plans, and by two
-    writer sessions with every parallel plan PostgreSQL can make."""
+    """The three sample rounds twice: one session and serial plans, and two writer sessions and every
+    parallel plan PostgreSQL can make (in every step: the round's answers may not depend on a plan)."""
     one = _sample_world(scratch_database, tmp_path_factory, "sessions_one", 1, SERIAL)
     two = _sample_world(scratch_database, tmp_path_factory, "sessions_two", 2, FORCED_PARALLEL)
     return one, two

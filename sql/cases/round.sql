@@ -62,7 +62,7 @@ LIMIT nullif(%(max_per_round)s::int, 0);
 -- given, else the family its nik belongs to (validation made sure there is one).
 -- name: aduan_rows
 CREATE TEMP TABLE aduan_row ON COMMIT DROP AS
-SELECT s.submission_pk, s.line_no, s.jenis, s.alasan, s.program, s.tanggal_aduan::date AS tanggal_aduan,
+SELECT s.submission_pk, s.line_no, s.jenis, s.alasan, s.program, meta.to_date_or_null(s.tanggal_aduan) AS tanggal_aduan,
        s.pelapor_ref, s.kode_wilayah,
        coalesce(CASE WHEN s.no_kk ~ '^[0-9]{16}$' THEN s.no_kk::bigint END, m.no_kk) AS no_kk
 FROM staging.aduan s

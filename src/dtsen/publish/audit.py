@@ -21,6 +21,7 @@ from dtsen.errors import DataError
 from dtsen.gx import observed_value, validate_views
 from dtsen.integrity.summary import integrity_warnings, version_integrity
 from dtsen.paths import EXPECTATIONS_DIR
+from dtsen.publish.candidate import PUBLISH_LOCK_KEY
 from dtsen.sqlfiles import statements
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def _audit_views(
 def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | None = None) -> AuditOutcome:
     """Run the audit of a CANDIDATE (idempotent: an audited version returns its stored outcome)."""
     config = config or AuditConfig.load()
+    # one audit of a version at a time: a second waits, then finds the first's outcome stored
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
     row = conn.execute(
         "SELECT v.status, v.previous_version, r.dukcapil_snapshot_pk, v.audit, "
         "(SELECT pr.dukcapil_snapshot_pk FROM publish.version pv JOIN ingest.round pr ON pr.round_seq = pv.round_seq "
