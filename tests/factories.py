@@ -352,6 +352,7 @@ def waiting_hitl_detail(
     import httpx
 
     deadline = time.monotonic() + timeout
+    seen_from = None  # the log's length when the request first showed
     while True:
         assert proc.poll() is None, (
             f"the run ended without waiting for a decision:\n{log.read_text()[-4000:]}"
@@ -363,7 +364,13 @@ def waiting_hitl_detail(
         )
         waiting = [d for d in found.json().get("hitl_details", []) if not d.get("response_received")]
         if waiting:
-            return waiting[0]
+            # answered before dag.test has parked the task, the answer is overwritten by the parking
+            # and the run waits for ever: answer once its loop says it waits for this task
+            text = log.read_text()
+            seen_from = len(text) if seen_from is None else seen_from
+            task = waiting[0]["task_instance"]["task_id"]
+            if f"Waiting for Human-in-the-loop input for tasks: ['{task}']" in text[seen_from:]:
+                return waiting[0]
         time.sleep(1)
 
 
