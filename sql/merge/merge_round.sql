@@ -4,23 +4,27 @@
 -- Source priority (domain.md): identity Dukcapil > pemda; family attributes BPS > Kemensos > pemda;
 -- within one priority the later collection date wins, then the later submitted_at.
 
+{#- The rows of a staging table that validation let through, with their submission's time, chosen in
+    a subquery of their own (OFFSET 0 keeps it apart): a plan, parallel ones above all, may otherwise
+    compute a cast before the join that drops a rejected row (2026-02-30 as a date). -#}
+{% macro accepted(table, file_name) -%}
+(SELECT s.*, sub.submitted_at
+      FROM staging.{{ table }} s
+      JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
+      WHERE s.round_seq = %(round_seq)s
+        AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
+                        AND q.submission_pk = s.submission_pk AND q.file_name = '{{ file_name }}' AND q.line_no = s.line_no)
+      OFFSET 0) s
+{%- endmacro %}
+
 -- name: accepted_keluarga
--- Only rows validation let through may reach a cast: they are chosen in a subquery of their own
--- (OFFSET 0 keeps it apart), as a plan, parallel ones above all, may otherwise compute a cast
--- before the join that drops a rejected row (2026-02-30 as a date).
 CREATE TEMP TABLE acc_keluarga ON COMMIT DROP AS
 SELECT s.submission_pk, s.line_no, s.submitted_at, s.operasi, s.no_kk::bigint AS no_kk, s.kode_wilayah, s.alamat,
        s.tanggal_pendataan::date AS tanggal_pendataan,
        {% for a in family_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.alasan_hapus,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_pendataan::date DESC NULLS LAST,
                           s.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
-FROM (SELECT s.*, sub.submitted_at
-      FROM staging.pemda_keluarga s
-      JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
-      WHERE s.round_seq = %(round_seq)s
-        AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
-                        AND q.submission_pk = s.submission_pk AND q.file_name = 'keluarga.csv' AND q.line_no = s.line_no)
-      OFFSET 0) s;
+FROM {{ accepted("pemda_keluarga", "keluarga.csv") }};
 
 -- name: accepted_anggota
 -- A member row's collection date is its family row's tanggal_pendataan in the same submission.
@@ -32,13 +36,7 @@ SELECT s.submission_pk, s.line_no, s.submitted_at, s.operasi, s.nik::bigint AS n
        k.collected,
        row_number() OVER (PARTITION BY s.nik::bigint ORDER BY k.collected DESC NULLS LAST,
                           s.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
-FROM (SELECT s.*, sub.submitted_at
-      FROM staging.pemda_anggota s
-      JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
-      WHERE s.round_seq = %(round_seq)s
-        AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
-                        AND q.submission_pk = s.submission_pk AND q.file_name = 'anggota.csv' AND q.line_no = s.line_no)
-      OFFSET 0) s
+FROM {{ accepted("pemda_anggota", "anggota.csv") }}
 -- a join to the per-family dates, not a subquery per member: staging has no (submission, no_kk)
 -- index, and the correlated form scanned a submission's families once per member row
 LEFT JOIN (SELECT submission_pk, no_kk, max(meta.to_date_or_null(tanggal_pendataan)) AS collected
@@ -52,13 +50,7 @@ SELECT s.submission_pk, s.line_no, s.submitted_at, s.no_kk::bigint AS no_kk, s.t
        {% for a in family_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.pengeluaran_per_kapita::bigint AS pengeluaran_per_kapita,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_survei::date DESC,
                           s.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
-FROM (SELECT s.*, sub.submitted_at
-      FROM staging.bps_keluarga s
-      JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
-      WHERE s.round_seq = %(round_seq)s
-        AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
-                        AND q.submission_pk = s.submission_pk AND q.file_name = 'keluarga.csv' AND q.line_no = s.line_no)
-      OFFSET 0) s;
+FROM {{ accepted("bps_keluarga", "keluarga.csv") }};
 
 -- name: accepted_kemensos
 CREATE TEMP TABLE acc_kemensos ON COMMIT DROP AS
@@ -66,13 +58,7 @@ SELECT s.submission_pk, s.line_no, s.submitted_at, s.no_kk::bigint AS no_kk,
        s.tanggal_kunjungan::date AS tanggal_kunjungan, s.hasil, s.layak::smallint AS layak,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_kunjungan::date DESC,
                           s.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
-FROM (SELECT s.*, sub.submitted_at
-      FROM staging.kemensos_groundcheck s
-      JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk AND sub.status = 'VALIDATED'
-      WHERE s.round_seq = %(round_seq)s
-        AND NOT EXISTS (SELECT 1 FROM quality.rejection q WHERE q.round_seq = %(round_seq)s
-                        AND q.submission_pk = s.submission_pk AND q.file_name = 'groundcheck.csv' AND q.line_no = s.line_no)
-      OFFSET 0) s;
+FROM {{ accepted("kemensos_groundcheck", "groundcheck.csv") }};
 
 -- name: rank_conflicts
 -- Same record in several submissions of one priority: the later collection date wins, then the
