@@ -285,7 +285,6 @@ class CandidatePlan:
     compute: list[tuple[str, str]]
     apply: list[tuple[str, str]]
     finish: list[tuple[str, str]]
-    settle: list[tuple[str, str]]
     programs: ProgramSet
     summary: CandidateSummary
     progress: Progress | None = None
@@ -426,7 +425,6 @@ def plan_candidate(
         compute=compute,
         apply=phase("apply_"),
         finish=phase("finish_"),
-        settle=phase("settle_"),
         programs=programs,
         summary=CandidateSummary(version, round_id, "CANDIDATE", True),
     )
