@@ -291,14 +291,14 @@ def test_round_scoped_invariants_catch_each_kind_of_violation(fresh_db, tmp_path
         # what a merge would leave behind if a step were wrong: a headless family, a member of a
         # closed family, an open membership of a closed person, an open deceased person
         db.execute(
-            "CREATE TEMP TABLE touched_family ON COMMIT DROP AS SELECT %s::bigint AS no_kk", (int(KK1),)
+            "CREATE UNLOGGED TABLE scratch_merge.touched_family AS SELECT %s::bigint AS no_kk", (int(KK1),)
         )
         db.execute(
-            "CREATE TEMP TABLE touched_person ON COMMIT DROP AS SELECT unnest(%s::bigint[]) AS nik",
+            "CREATE UNLOGGED TABLE scratch_merge.touched_person AS SELECT unnest(%s::bigint[]) AS nik",
             ([head, child, dead],),
         )
         db.execute(
-            "CREATE TEMP TABLE dk_changed ON COMMIT DROP AS SELECT nik, status_hidup FROM ref.dukcapil_as_of(%s)",
+            "CREATE UNLOGGED TABLE scratch_merge.dk_changed AS SELECT nik, status_hidup FROM ref.dukcapil_as_of(%s)",
             (snapshot,),
         )
         assert check_invariants(db, ingested.round_seq, snapshot) == {}

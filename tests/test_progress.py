@@ -15,7 +15,7 @@ from dtsen.paths import SAMPLE_DIR
 from tests.factories import run_steps
 
 LINE = re.compile(
-    r"^(?P<stage>.+): (?P<k>\d+)/(?P<n>\d+) (?P<name>[a-z0-9_./]+): (?P<rows>[\d,]+|-) rows in "
+    r"^(?P<stage>.+): (?P<k>\d+)/(?P<n>\d+) (?P<name>[a-z0-9_./# ]+): (?P<rows>[\d,]+|-) rows in "
     r"(?P<seconds>\d+\.\d) s; \d+\.\d s so far, (?P<left>done|about \d+ s to go)$"
 )
 
@@ -73,6 +73,51 @@ def test_the_candidate_build_and_the_dukcapil_comparison_report_their_statements
     files = _stage(second, "version 2: files")
     assert {"keluarga.parquet", "anggota.parquet", "programs/pbi_jk.parquet"} <= {m["name"] for m in files}
     assert sorted(int(m["k"]) for m in files) == list(range(1, len(files) + 1))
+
+
+def test_each_file_a_submission_stages_and_validates_reports_its_rows(progress_lines):
+    lines = progress_lines["2026-Q2"]
+    staging = [line for line in lines if ": staging: " in line]
+    validating = [line for line in lines if ": validating: " in line]
+    assert staging and validating
+    staged = [LINE.match(line) for line in staging]
+    assert all(staged) and {"keluarga.csv", "anggota.csv"} <= {m["name"] for m in staged}
+    assert all(m["rows"] != "-" for m in staged)
+    checked = [LINE.match(line) for line in validating]
+    assert all(checked) and all(m["rows"] != "-" for m in checked)
+    # the files of one submission, k of n, the last one "done"
+    first = [m for m in staged if m["stage"] == staged[0]["stage"]]
+    assert [int(m["k"]) for m in first] == list(range(1, int(first[0]["n"]) + 1)) and first[-1][
+        "left"
+    ] == "done"
+
+
+def test_the_audit_the_feedback_and_the_extract_report_their_parts(progress_lines):
+    second = progress_lines["2026-Q2"]
+    audit = _stage(second, "audit of candidate v2")
+    assert {m["name"].rsplit(" ", 1)[1] for m in audit} == {"computed", "checked"}
+    assert int(audit[0]["n"]) == len(audit) and audit[-1]["left"] == "done"
+    feedback = _stage(second, "feedback of round #2")
+    assert all(m["name"].startswith(("submission #", "refused entry #")) for m in feedback)
+    assert int(feedback[-1]["k"]) == int(feedback[-1]["n"]) and feedback[-1]["left"] == "done"
+    (extract,) = _stage(second, "Dukcapil snapshot #2: reading the extract")
+    assert extract["name"] == "read_and_compare" and int(extract["rows"].replace(",", "")) > 0
+
+
+def test_a_step_run_as_an_airflow_task_says_where_it_stands_in_the_round(caplog):
+    from dtsen.progress import step_finished
+    from dtsen.round import STEPS
+
+    names = [s.name for s in STEPS]
+    with caplog.at_level(logging.INFO, logger="dtsen.progress"):
+        step_finished("round 2026-Q2", names, "merge", 14.24)
+        step_finished("round 2026-Q2", names, "stage_and_validate", 2.0, "sub-01")
+        step_finished("version 3", names, "notify_programs", 0.31)
+    assert caplog.messages == [
+        f"round 2026-Q2: step {names.index('merge') + 1}/{len(names)} merge: done in 14.2 s",
+        f"round 2026-Q2: step {names.index('stage_and_validate') + 1}/{len(names)} stage_and_validate (sub-01): done in 2.0 s",
+        "version 3: step notify_programs: done in 0.3 s",
+    ]
 
 
 def test_the_round_reports_each_of_its_steps_out_of_all_of_them(progress_lines):

@@ -9,21 +9,21 @@
 -- name: change_counts
 -- planner: probe
 SELECT label, count FROM (
-    SELECT 'families added' AS label, count(*) FROM touched_family t
+    SELECT 'families added' AS label, count(*) FROM scratch_merge.touched_family t
         JOIN registry.family f ON f.no_kk = t.no_kk WHERE f.created_round = %(r)s
-    UNION ALL SELECT 'families closed', count(*) FROM touched_family t
+    UNION ALL SELECT 'families closed', count(*) FROM scratch_merge.touched_family t
         JOIN registry.family f ON f.no_kk = t.no_kk WHERE f.closed_round = %(r)s
     UNION ALL SELECT 'families re-added', count(*) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'F' AND field = 'is_open' AND old_value = 'false' AND new_value = 'true'
     UNION ALL SELECT 'families updated', count(DISTINCT entity_key) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'F' AND field <> 'is_open'
-    UNION ALL SELECT 'persons added', count(*) FROM touched_person t
+    UNION ALL SELECT 'persons added', count(*) FROM scratch_merge.touched_person t
         JOIN registry.person p ON p.nik = t.nik WHERE p.created_round = %(r)s
     UNION ALL SELECT 'persons re-added', count(*) FROM registry.field_change
         WHERE round_seq = %(r)s AND entity = 'P' AND field = 'is_open' AND old_value = 'false' AND new_value = 'true'
-    UNION ALL SELECT 'persons deceased', count(*) FROM touched_person t
+    UNION ALL SELECT 'persons deceased', count(*) FROM scratch_merge.touched_person t
         JOIN registry.person p ON p.nik = t.nik WHERE p.closed_round = %(r)s AND p.closed_reason = 'MENINGGAL'
-    UNION ALL SELECT 'persons closed (other reasons)', count(*) FROM touched_person t
+    UNION ALL SELECT 'persons closed (other reasons)', count(*) FROM scratch_merge.touched_person t
         JOIN registry.person p ON p.nik = t.nik WHERE p.closed_round = %(r)s
          AND p.closed_reason IS DISTINCT FROM 'MENINGGAL'
     UNION ALL SELECT 'persons updated', count(DISTINCT entity_key) FROM registry.field_change

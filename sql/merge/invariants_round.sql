@@ -1,13 +1,13 @@
--- The registry invariants for what one merge touched (touched_family / touched_person, built at the
--- end of merge_round.sql in the same transaction): index lookups per touched key, so the check grows
--- with the round, not with the registry. Any row returned is a violation. invariants.sql checks the
+-- The registry invariants for what one merge touched (scratch_merge.touched_family and
+-- touched_person, built at the end of merge_round.sql in the same transaction): index lookups per
+-- touched key, so the check grows with the round, not with the registry. Any row returned is a violation. invariants.sql checks the
 -- whole registry.
 
 -- name: open_family_without_exactly_one_head
 -- planner: probe
 -- driven from the touched families, each counted by its own members (one index probe per family)
 SELECT t.no_kk
-FROM touched_family t
+FROM scratch_merge.touched_family t
 JOIN registry.family f ON f.no_kk = t.no_kk AND f.is_open
 CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE m.hubungan_keluarga = 1) AS heads
                     FROM registry.membership m WHERE m.no_kk = t.no_kk AND m.valid_to_round IS NULL) h
@@ -16,20 +16,20 @@ LIMIT 20;
 
 -- name: open_membership_of_closed_family
 -- planner: probe
-(SELECT m.nik FROM touched_person t
+(SELECT m.nik FROM scratch_merge.touched_person t
  JOIN registry.membership m ON m.nik = t.nik AND m.valid_to_round IS NULL
  LEFT JOIN registry.family f ON f.no_kk = m.no_kk
  WHERE f.no_kk IS NULL OR NOT f.is_open
  LIMIT 20)
 UNION ALL
-(SELECT m.nik FROM touched_family t
+(SELECT m.nik FROM scratch_merge.touched_family t
  JOIN registry.family f ON f.no_kk = t.no_kk AND NOT f.is_open
  JOIN registry.membership m ON m.no_kk = f.no_kk AND m.valid_to_round IS NULL
  LIMIT 20);
 
 -- name: open_membership_of_closed_person
 -- planner: probe
-SELECT m.nik FROM touched_person t
+SELECT m.nik FROM scratch_merge.touched_person t
 JOIN registry.person p ON p.nik = t.nik AND NOT p.is_open
 JOIN registry.membership m ON m.nik = p.nik AND m.valid_to_round IS NULL
 LIMIT 20;
@@ -37,12 +37,12 @@ LIMIT 20;
 -- name: open_person_deceased_per_dukcapil
 -- planner: probe
 -- persons this round touched, and everyone whose death arrived with this snapshot's changes
-(SELECT p.nik FROM touched_person t
+(SELECT p.nik FROM scratch_merge.touched_person t
  JOIN registry.person p ON p.nik = t.nik AND p.is_open
  JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = p.nik AND d.status_hidup = 'MENINGGAL'
  LIMIT 20)
 UNION ALL
-(SELECT p.nik FROM dk_changed c
+(SELECT p.nik FROM scratch_merge.dk_changed c
  JOIN registry.person p ON p.nik = c.nik AND p.is_open
  WHERE c.status_hidup = 'MENINGGAL'
  LIMIT 20);

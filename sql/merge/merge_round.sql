@@ -3,6 +3,9 @@
 -- Input: the rows of VALIDATED submissions without any rejection ("accepted").
 -- Source priority (domain.md): identity Dukcapil > pemda; family attributes BPS > Kemensos > pemda;
 -- within one priority the later collection date wins, then the later submitted_at.
+-- What the merge works out goes to unlogged tables in schema scratch_merge, not temporary ones, so
+-- PostgreSQL may plan their statements in parallel (migration 0042); merge/scratch.sql drops them
+-- before the merge commits.
 
 {#- The rows of a staging table that validation let through, with their submission's time, chosen in
     a subquery of their own (OFFSET 0 keeps it apart): a plan, parallel ones above all, may otherwise
@@ -18,7 +21,7 @@
 {%- endmacro %}
 
 -- name: accepted_keluarga
-CREATE TEMP TABLE acc_keluarga ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.acc_keluarga AS
 SELECT s.submission_pk, s.line_no, s.submitted_at, s.operasi, s.no_kk::bigint AS no_kk, s.kode_wilayah, s.alamat,
        s.tanggal_pendataan::date AS tanggal_pendataan,
        {% for a in family_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.alasan_hapus,
@@ -28,7 +31,7 @@ FROM {{ accepted("pemda_keluarga", "keluarga.csv") }};
 
 -- name: accepted_anggota
 -- A member row's collection date is its family row's tanggal_pendataan in the same submission.
-CREATE TEMP TABLE acc_anggota ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.acc_anggota AS
 SELECT s.submission_pk, s.line_no, s.submitted_at, s.operasi, s.nik::bigint AS nik, s.no_kk::bigint AS no_kk,
        s.nama, s.jenis_kelamin::smallint AS jenis_kelamin, s.tanggal_lahir::date AS tanggal_lahir,
        s.hubungan_keluarga::smallint AS hubungan_keluarga,
@@ -45,7 +48,7 @@ LEFT JOIN (SELECT submission_pk, no_kk, max(meta.to_date_or_null(tanggal_pendata
        ON k.submission_pk = s.submission_pk AND k.no_kk = s.no_kk;
 
 -- name: accepted_bps
-CREATE TEMP TABLE acc_bps ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.acc_bps AS
 SELECT s.submission_pk, s.line_no, s.submitted_at, s.no_kk::bigint AS no_kk, s.tanggal_survei::date AS tanggal_survei,
        {% for a in family_attributes %}s.{{ a.name }}::{{ a.sql_type }} AS {{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, s.pengeluaran_per_kapita::bigint AS pengeluaran_per_kapita,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_survei::date DESC,
@@ -53,7 +56,7 @@ SELECT s.submission_pk, s.line_no, s.submitted_at, s.no_kk::bigint AS no_kk, s.t
 FROM {{ accepted("bps_keluarga", "keluarga.csv") }};
 
 -- name: accepted_kemensos
-CREATE TEMP TABLE acc_kemensos ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.acc_kemensos AS
 SELECT s.submission_pk, s.line_no, s.submitted_at, s.no_kk::bigint AS no_kk,
        s.tanggal_kunjungan::date AS tanggal_kunjungan, s.hasil, s.layak::smallint AS layak,
        row_number() OVER (PARTITION BY s.no_kk::bigint ORDER BY s.tanggal_kunjungan::date DESC,
@@ -64,26 +67,26 @@ FROM {{ accepted("kemensos_groundcheck", "groundcheck.csv") }};
 -- Same record in several submissions of one priority: the later collection date wins, then the
 -- later submitted_at (submission_pk breaks exact ties deterministically). rnk is computed as each
 -- accepted_* table is created (one sort, no rewrite of the table).
-CREATE INDEX ON acc_keluarga (no_kk) WHERE rnk = 1;
-CREATE INDEX ON acc_anggota (nik) WHERE rnk = 1;
-CREATE INDEX ON acc_bps (no_kk) WHERE rnk = 1;
-ANALYZE acc_keluarga; ANALYZE acc_anggota; ANALYZE acc_bps; ANALYZE acc_kemensos;
+CREATE INDEX ON scratch_merge.acc_keluarga (no_kk) WHERE rnk = 1;
+CREATE INDEX ON scratch_merge.acc_anggota (nik) WHERE rnk = 1;
+CREATE INDEX ON scratch_merge.acc_bps (no_kk) WHERE rnk = 1;
+ANALYZE scratch_merge.acc_keluarga; ANALYZE scratch_merge.acc_anggota; ANALYZE scratch_merge.acc_bps; ANALYZE scratch_merge.acc_kemensos;
 
 -- name: conflict_lost
 -- Losers of same-priority conflicts, and pemda family updates that BPS overrides completely
 -- (every attribute the pemda row sets is measured differently by BPS in this round).
 INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value)
-SELECT %(round_seq)s, submission_pk, 'keluarga.csv', line_no, 'CONFLICT_LOST', '', no_kk::text FROM acc_keluarga WHERE rnk > 1
+SELECT %(round_seq)s, submission_pk, 'keluarga.csv', line_no, 'CONFLICT_LOST', '', no_kk::text FROM scratch_merge.acc_keluarga WHERE rnk > 1
 UNION ALL
-SELECT %(round_seq)s, submission_pk, 'anggota.csv', line_no, 'CONFLICT_LOST', '', nik::text FROM acc_anggota WHERE rnk > 1
+SELECT %(round_seq)s, submission_pk, 'anggota.csv', line_no, 'CONFLICT_LOST', '', nik::text FROM scratch_merge.acc_anggota WHERE rnk > 1
 UNION ALL
-SELECT %(round_seq)s, submission_pk, 'keluarga.csv', line_no, 'CONFLICT_LOST', '', no_kk::text FROM acc_bps WHERE rnk > 1
+SELECT %(round_seq)s, submission_pk, 'keluarga.csv', line_no, 'CONFLICT_LOST', '', no_kk::text FROM scratch_merge.acc_bps WHERE rnk > 1
 UNION ALL
-SELECT %(round_seq)s, submission_pk, 'groundcheck.csv', line_no, 'CONFLICT_LOST', '', no_kk::text FROM acc_kemensos WHERE rnk > 1
+SELECT %(round_seq)s, submission_pk, 'groundcheck.csv', line_no, 'CONFLICT_LOST', '', no_kk::text FROM scratch_merge.acc_kemensos WHERE rnk > 1
 UNION ALL
 SELECT %(round_seq)s, k.submission_pk, 'keluarga.csv', k.line_no, 'CONFLICT_LOST', '', k.no_kk::text
-FROM acc_keluarga k
-JOIN acc_bps b ON b.no_kk = k.no_kk AND b.rnk = 1
+FROM scratch_merge.acc_keluarga k
+JOIN scratch_merge.acc_bps b ON b.no_kk = k.no_kk AND b.rnk = 1
 JOIN registry.family f ON f.no_kk = k.no_kk
 WHERE k.rnk = 1 AND k.operasi = 'UBAH' AND k.kode_wilayah = f.kode_wilayah
   AND (k.alamat IS NULL OR k.alamat = f.alamat)
@@ -93,13 +96,13 @@ WHERE k.rnk = 1 AND k.operasi = 'UBAH' AND k.kode_wilayah = f.kode_wilayah
 ON CONFLICT DO NOTHING;
 
 -- name: drop_conflict_losers
-DELETE FROM acc_keluarga k USING quality.rejection q
+DELETE FROM scratch_merge.acc_keluarga k USING quality.rejection q
 WHERE q.round_seq = %(round_seq)s AND q.reason_code = 'CONFLICT_LOST' AND q.submission_pk = k.submission_pk
   AND q.file_name = 'keluarga.csv' AND q.line_no = k.line_no;
 
 -- name: family_new
 -- The state each touched family should have after the round (BPS > pemda > current value).
-CREATE TEMP TABLE fam_new ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.fam_new AS
 SELECT coalesce(k.no_kk, b.no_kk) AS no_kk, k.operasi, k.alasan_hapus,
        k.submission_pk AS pemda_submission, b.submission_pk AS bps_submission,
        f.no_kk IS NOT NULL AS existed,
@@ -110,11 +113,11 @@ SELECT coalesce(k.no_kk, b.no_kk) AS no_kk, k.operasi, k.alasan_hapus,
        {% endif %}{% endfor %},
        coalesce(b.pengeluaran_per_kapita, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.pengeluaran_per_kapita END) AS pengeluaran_per_kapita,
        coalesce(b.tanggal_survei, CASE WHEN k.operasi IS DISTINCT FROM 'TAMBAH' THEN f.tanggal_survei END) AS tanggal_survei
-FROM (SELECT * FROM acc_keluarga WHERE rnk = 1) k
-FULL JOIN (SELECT * FROM acc_bps WHERE rnk = 1) b ON b.no_kk = k.no_kk
+FROM (SELECT * FROM scratch_merge.acc_keluarga WHERE rnk = 1) k
+FULL JOIN (SELECT * FROM scratch_merge.acc_bps WHERE rnk = 1) b ON b.no_kk = k.no_kk
 LEFT JOIN registry.family f ON f.no_kk = coalesce(k.no_kk, b.no_kk);
-CREATE INDEX ON fam_new (no_kk);
-ANALYZE fam_new;
+CREATE INDEX ON scratch_merge.fam_new (no_kk);
+ANALYZE scratch_merge.fam_new;
 
 -- name: family_field_changes
 -- History: one row per changed field of an existing family, with the source that set it.
@@ -122,9 +125,9 @@ INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_val
 SELECT %(round_seq)s, 'F', n.no_kk, v.field, v.old_value, v.new_value,
        CASE WHEN v.from_bps THEN n.bps_submission ELSE n.pemda_submission END,
        CASE WHEN v.from_bps THEN 'bps' ELSE 'pemda' END
-FROM fam_new n
+FROM scratch_merge.fam_new n
 JOIN registry.family f ON f.no_kk = n.no_kk
-LEFT JOIN (SELECT * FROM acc_bps WHERE rnk = 1) b ON b.no_kk = n.no_kk
+LEFT JOIN (SELECT * FROM scratch_merge.acc_bps WHERE rnk = 1) b ON b.no_kk = n.no_kk
 CROSS JOIN LATERAL (VALUES
            ('kode_wilayah', f.kode_wilayah::text, n.kode_wilayah::text, false),
            ('alamat', f.alamat::text, n.alamat::text, false),
@@ -140,7 +143,7 @@ WHERE n.operasi IS DISTINCT FROM 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_
 -- name: family_insert_or_reopen
 INSERT INTO registry.family (no_kk, kode_wilayah, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, pengeluaran_per_kapita, tanggal_survei, created_round, created_submission, updated_round)
 SELECT no_kk, kode_wilayah, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, pengeluaran_per_kapita, tanggal_survei, %(round_seq)s, pemda_submission, %(round_seq)s
-FROM fam_new WHERE operasi = 'TAMBAH'
+FROM scratch_merge.fam_new WHERE operasi = 'TAMBAH'
 ON CONFLICT (no_kk) DO UPDATE SET
 
     kode_wilayah = EXCLUDED.kode_wilayah,
@@ -163,7 +166,7 @@ UPDATE registry.family f SET
     pengeluaran_per_kapita = n.pengeluaran_per_kapita,
     tanggal_survei = n.tanggal_survei,
     updated_round = %(round_seq)s
-FROM fam_new n
+FROM scratch_merge.fam_new n
 WHERE f.no_kk = n.no_kk AND f.is_open AND coalesce(n.operasi, 'UBAH') = 'UBAH'
   AND (f.kode_wilayah IS DISTINCT FROM n.kode_wilayah OR f.alamat IS DISTINCT FROM n.alamat OR f.tanggal_pendataan IS DISTINCT FROM n.tanggal_pendataan OR {% for a in family_attributes %}f.{{ a.name }} IS DISTINCT FROM n.{{ a.name }}{% if not loop.last %} OR {% endif %}{% endfor %} OR f.pengeluaran_per_kapita IS DISTINCT FROM n.pengeluaran_per_kapita OR f.tanggal_survei IS DISTINCT FROM n.tanggal_survei);
 
@@ -173,7 +176,7 @@ WHERE f.no_kk = n.no_kk AND f.is_open AND coalesce(n.operasi, 'UBAH') = 'UBAH'
 -- family per round (the round's winning row); a family the registry does not hold is not measured.
 INSERT INTO registry.bps_measurement (no_kk, tanggal_survei, pengeluaran_per_kapita, round_seq, submission_pk)
 SELECT b.no_kk, b.tanggal_survei, b.pengeluaran_per_kapita, %(round_seq)s, b.submission_pk
-FROM acc_bps b
+FROM scratch_merge.acc_bps b
 JOIN registry.family f ON f.no_kk = b.no_kk
 WHERE b.rnk = 1 AND b.pengeluaran_per_kapita IS NOT NULL
 ON CONFLICT (no_kk, round_seq) DO NOTHING;
@@ -183,7 +186,7 @@ ON CONFLICT (no_kk, round_seq) DO NOTHING;
 WITH closed AS (
     UPDATE registry.family f
     SET is_open = false, closed_reason = n.alasan_hapus, closed_round = %(round_seq)s, updated_round = %(round_seq)s
-    FROM fam_new n
+    FROM scratch_merge.fam_new n
     WHERE f.no_kk = n.no_kk AND n.operasi = 'HAPUS' AND f.is_open
     RETURNING f.no_kk, n.pemda_submission
 )
@@ -195,7 +198,7 @@ SELECT %(round_seq)s, 'F', no_kk, 'is_open', 'true', 'false', pemda_submission, 
 WITH checked AS (
     SELECT f.no_kk, f.groundcheck_tanggal AS old_tanggal, f.groundcheck_hasil AS old_hasil,
            f.groundcheck_layak AS old_layak, g.tanggal_kunjungan, g.hasil, g.layak, g.submission_pk
-    FROM acc_kemensos g JOIN registry.family f ON f.no_kk = g.no_kk
+    FROM scratch_merge.acc_kemensos g JOIN registry.family f ON f.no_kk = g.no_kk
     WHERE g.rnk = 1 AND (f.groundcheck_tanggal IS NULL OR f.groundcheck_tanggal <= g.tanggal_kunjungan)
 ),
 updated AS (
@@ -221,7 +224,7 @@ WHERE v.old_value IS DISTINCT FROM v.new_value;
 -- reference (ref.dukcapil_change), so this reads the changes, not the 289M-row reference: the NIKs
 -- changed by the snapshots after the previous merge's, with their values as of this round's. The
 -- first merge reads the whole reference; a round reusing the previous snapshot reads nothing.
-CREATE TEMP TABLE dk_changed ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.dk_changed AS
 SELECT d.nik, d.nama, d.jenis_kelamin, d.tanggal_lahir, d.status_hidup, d.tanggal_meninggal
 FROM ref.dukcapil_as_of(%(snapshot_pk)s) d
 WHERE %(previous_snapshot_pk)s::int IS NULL
@@ -233,8 +236,8 @@ FROM (SELECT DISTINCT c.nik FROM ref.dukcapil_change c
 JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = c.nik;
 
 -- name: index_dukcapil_changes
-CREATE INDEX ON dk_changed (nik);
-ANALYZE dk_changed;
+CREATE INDEX ON scratch_merge.dk_changed (nik);
+ANALYZE scratch_merge.dk_changed;
 
 -- The statements marked `-- planner: probe` look the round's persons up in the registry by key.
 -- Hash joins would scan every registry row (289M nationally) once per statement; index probes cost
@@ -243,7 +246,7 @@ ANALYZE dk_changed;
 -- name: person_new
 -- planner: probe
 -- Each person a winning member row touches, with identity from Dukcapil where it knows the NIK.
-CREATE TEMP TABLE per_new ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.per_new AS
 SELECT a.nik, a.operasi, a.alasan_hapus, a.submission_pk, a.no_kk AS target_kk,
        p.nik IS NOT NULL AS existed, coalesce(p.is_open, false) AS was_open,
        m.no_kk AS current_kk, m.hubungan_keluarga AS current_hubungan,
@@ -262,7 +265,7 @@ SELECT a.nik, a.operasi, a.alasan_hapus, a.submission_pk, a.no_kk AS target_kk,
        -- the registry's values before this round, so recording the changes needs no second join
        p.nama AS old_nama, p.jenis_kelamin AS old_jenis_kelamin, p.tanggal_lahir AS old_tanggal_lahir,
        {% for a in member_attributes %}p.{{ a.name }} AS old_{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, p.is_open AS old_is_open
-FROM acc_anggota a
+FROM scratch_merge.acc_anggota a
 LEFT JOIN registry.person p ON p.nik = a.nik
 LEFT JOIN registry.membership m ON m.nik = a.nik AND m.valid_to_round IS NULL
 LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik
@@ -270,8 +273,8 @@ WHERE a.rnk = 1;
 
 -- name: index_person_new
 -- planner: probe
-CREATE INDEX ON per_new (nik);
-ANALYZE per_new;
+CREATE INDEX ON scratch_merge.per_new (nik);
+ANALYZE scratch_merge.per_new;
 
 -- name: person_field_changes
 -- planner: probe
@@ -281,7 +284,7 @@ INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_val
 SELECT %(round_seq)s, 'P', n.nik, v.field, v.old_value, v.new_value,
        CASE WHEN v.by_dukcapil THEN NULL ELSE n.submission_pk END,
        CASE WHEN v.by_dukcapil THEN 'dukcapil' ELSE 'pemda' END
-FROM per_new n
+FROM scratch_merge.per_new n
 CROSS JOIN LATERAL (VALUES
     ('nama', CASE WHEN n.existed THEN n.old_nama ELSE n.nama_reported END, n.nama, n.nama_by_dukcapil),
     ('jenis_kelamin', CASE WHEN n.existed THEN n.old_jenis_kelamin ELSE n.jk_reported END::text,
@@ -300,7 +303,7 @@ WHERE n.operasi <> 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_value
 INSERT INTO registry.person (nik, nama, jenis_kelamin, tanggal_lahir, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %},
                              created_round, created_submission, updated_round)
 SELECT nik, nama, jenis_kelamin, tanggal_lahir, {% for a in member_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, %(round_seq)s, submission_pk, %(round_seq)s
-FROM per_new WHERE operasi <> 'HAPUS'
+FROM scratch_merge.per_new WHERE operasi <> 'HAPUS'
 ON CONFLICT (nik) DO UPDATE SET
     nama = EXCLUDED.nama, jenis_kelamin = EXCLUDED.jenis_kelamin, tanggal_lahir = EXCLUDED.tanggal_lahir,
     {% for a in member_attributes %}{{ a.name }} = EXCLUDED.{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %},
@@ -317,7 +320,7 @@ WHERE (registry.person.nama, registry.person.jenis_kelamin, registry.person.tang
 WITH closed AS (
     UPDATE registry.person p
     SET is_open = false, closed_reason = n.alasan_hapus, closed_round = %(round_seq)s, updated_round = %(round_seq)s
-    FROM per_new n
+    FROM scratch_merge.per_new n
     WHERE p.nik = n.nik AND n.operasi = 'HAPUS' AND p.is_open
     RETURNING p.nik, n.submission_pk
 )
@@ -328,11 +331,11 @@ SELECT %(round_seq)s, 'P', nik, 'is_open', 'true', 'false', submission_pk, 'pemd
 -- planner: probe
 -- A change of family or relationship closes the open membership and opens a new one; a removal only
 -- closes it. Families people leave are remembered to close them if left empty.
-CREATE TEMP TABLE left_families ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.left_families AS
 WITH ended AS (
     UPDATE registry.membership m
     SET valid_to_round = %(round_seq)s
-    FROM per_new n
+    FROM scratch_merge.per_new n
     WHERE m.nik = n.nik AND m.valid_to_round IS NULL
       AND (n.operasi = 'HAPUS' OR m.no_kk <> n.target_kk OR m.hubungan_keluarga <> n.hubungan_keluarga)
     RETURNING m.nik, m.no_kk, m.hubungan_keluarga, n.submission_pk
@@ -341,7 +344,7 @@ logged AS (
     INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
     SELECT %(round_seq)s, 'M', e.nik, v.field, v.old_value, v.new_value, e.submission_pk, 'pemda'
     FROM ended e
-    JOIN per_new n ON n.nik = e.nik
+    JOIN scratch_merge.per_new n ON n.nik = e.nik
     CROSS JOIN LATERAL (VALUES
         ('no_kk', e.no_kk::text, CASE WHEN n.operasi <> 'HAPUS' THEN n.target_kk::text END),
         ('hubungan_keluarga', e.hubungan_keluarga::text,
@@ -355,19 +358,19 @@ SELECT DISTINCT no_kk FROM ended;
 -- planner: probe
 INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, submission_pk, source)
 SELECT n.nik, n.target_kk, n.hubungan_keluarga, %(round_seq)s, n.submission_pk, 'pemda'
-FROM per_new n
+FROM scratch_merge.per_new n
 WHERE n.operasi <> 'HAPUS'
   AND NOT EXISTS (SELECT 1 FROM registry.membership m WHERE m.nik = n.nik AND m.valid_to_round IS NULL);
 
 -- name: dukcapil_deaths
 -- Dukcapil is the authority on death: open persons it records as deceased are closed, reported by a
 -- region or not.
-CREATE TEMP TABLE deceased ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.deceased AS
 WITH closed AS (
     UPDATE registry.person p
     SET is_open = false, closed_reason = 'MENINGGAL', tanggal_meninggal = d.tanggal_meninggal,
         closed_round = %(round_seq)s, updated_round = %(round_seq)s
-    FROM dk_changed d
+    FROM scratch_merge.dk_changed d
     WHERE d.nik = p.nik AND d.status_hidup = 'MENINGGAL' AND p.is_open
     RETURNING p.nik
 ),
@@ -378,21 +381,21 @@ logged AS (
 SELECT nik FROM closed;
 
 -- name: dukcapil_memberships_end
-INSERT INTO left_families
-SELECT DISTINCT m.no_kk FROM registry.membership m JOIN deceased d ON d.nik = m.nik WHERE m.valid_to_round IS NULL;
+INSERT INTO scratch_merge.left_families
+SELECT DISTINCT m.no_kk FROM registry.membership m JOIN scratch_merge.deceased d ON d.nik = m.nik WHERE m.valid_to_round IS NULL;
 
 -- name: dukcapil_memberships_close
 UPDATE registry.membership m SET valid_to_round = %(round_seq)s
-FROM deceased d WHERE d.nik = m.nik AND m.valid_to_round IS NULL;
+FROM scratch_merge.deceased d WHERE d.nik = m.nik AND m.valid_to_round IS NULL;
 
 -- name: dukcapil_head_succession
 -- A head whom only Dukcapil reports dead (the region named no successor) would leave an open family
 -- headless. The spouse, else the oldest remaining member, becomes head: the rule a region applies
 -- when it reports the death itself. Recorded as a 'system' change so the region can confirm or
 -- correct it in the next round.
-CREATE TEMP TABLE head_successor ON COMMIT DROP AS
+CREATE UNLOGGED TABLE scratch_merge.head_successor AS
 WITH headless AS (
-    SELECT DISTINCT m.no_kk FROM registry.membership m JOIN deceased d ON d.nik = m.nik
+    SELECT DISTINCT m.no_kk FROM registry.membership m JOIN scratch_merge.deceased d ON d.nik = m.nik
     WHERE m.valid_to_round = %(round_seq)s AND m.hubungan_keluarga = 1
       AND NOT EXISTS (SELECT 1 FROM registry.membership o
                       WHERE o.no_kk = m.no_kk AND o.valid_to_round IS NULL AND o.hubungan_keluarga = 1)
@@ -406,7 +409,7 @@ ORDER BY m.no_kk, (m.hubungan_keluarga = 2) DESC, p.tanggal_lahir, m.nik;
 -- name: dukcapil_head_succession_apply
 WITH ended AS (
     UPDATE registry.membership m SET valid_to_round = %(round_seq)s
-    FROM head_successor s
+    FROM scratch_merge.head_successor s
     WHERE m.nik = s.nik AND m.valid_to_round IS NULL AND m.valid_from_round < %(round_seq)s
     RETURNING m.nik, m.no_kk
 ),
@@ -417,11 +420,11 @@ reopened AS (
 -- a membership opened this round is corrected in place (one row per person and round)
 in_place AS (
     UPDATE registry.membership m SET hubungan_keluarga = 1, source = 'system'
-    FROM head_successor s
+    FROM scratch_merge.head_successor s
     WHERE m.nik = s.nik AND m.valid_to_round IS NULL AND m.valid_from_round = %(round_seq)s
 )
 INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
-SELECT %(round_seq)s, 'M', nik, 'hubungan_keluarga', old_hubungan::text, '1', NULL, 'system' FROM head_successor;
+SELECT %(round_seq)s, 'M', nik, 'hubungan_keluarga', old_hubungan::text, '1', NULL, 'system' FROM scratch_merge.head_successor;
 
 -- name: dukcapil_identity
 -- Identity fields that disagree with Dukcapil are corrected to its values (persons no row touched
@@ -429,9 +432,9 @@ SELECT %(round_seq)s, 'M', nik, 'hubungan_keluarga', old_hubungan::text, '1', NU
 WITH differing AS (
     SELECT p.nik, p.nama AS old_nama, p.jenis_kelamin AS old_jk, p.tanggal_lahir AS old_tgl,
            d.nama, d.jenis_kelamin, d.tanggal_lahir
-    FROM dk_changed d JOIN registry.person p ON p.nik = d.nik
+    FROM scratch_merge.dk_changed d JOIN registry.person p ON p.nik = d.nik
     WHERE p.is_open AND d.status_hidup = 'HIDUP'
-      AND NOT EXISTS (SELECT 1 FROM per_new n WHERE n.nik = d.nik)
+      AND NOT EXISTS (SELECT 1 FROM scratch_merge.per_new n WHERE n.nik = d.nik)
       AND (p.nama, p.jenis_kelamin, p.tanggal_lahir) IS DISTINCT FROM (d.nama, d.jenis_kelamin, d.tanggal_lahir)
 ),
 updated AS (
@@ -454,7 +457,7 @@ WHERE v.old_value IS DISTINCT FROM v.new_value;
 -- Members still in a family a region removed leave with it (their person record is closed too).
 WITH released AS (
     UPDATE registry.membership m SET valid_to_round = %(round_seq)s
-    FROM fam_new n
+    FROM scratch_merge.fam_new n
     WHERE n.operasi = 'HAPUS' AND m.no_kk = n.no_kk AND m.valid_to_round IS NULL
     RETURNING m.nik, n.pemda_submission
 ),
@@ -472,7 +475,7 @@ SELECT %(round_seq)s, 'P', nik, 'is_open', 'true', 'false', pemda_submission, 's
 WITH emptied AS (
     UPDATE registry.family f
     SET is_open = false, closed_reason = 'TANPA_ANGGOTA', closed_round = %(round_seq)s, updated_round = %(round_seq)s
-    WHERE f.is_open AND f.no_kk IN (SELECT no_kk FROM left_families)
+    WHERE f.is_open AND f.no_kk IN (SELECT no_kk FROM scratch_merge.left_families)
       AND NOT EXISTS (SELECT 1 FROM registry.membership m WHERE m.no_kk = f.no_kk AND m.valid_to_round IS NULL)
     RETURNING f.no_kk
 )
@@ -482,36 +485,36 @@ SELECT %(round_seq)s, 'F', no_kk, 'is_open', 'true', 'false', NULL, 'system' FRO
 -- name: touched_families
 -- What this round touched, for the invariant checks and the change counts: they then read the
 -- round's keys by index instead of scanning the registry (the merge grows with the round).
-CREATE TEMP TABLE touched_family ON COMMIT DROP AS
-SELECT no_kk FROM fam_new
+CREATE UNLOGGED TABLE scratch_merge.touched_family AS
+SELECT no_kk FROM scratch_merge.fam_new
 -- families a person joined or changed relationship in (an attribute update inside the same family
 -- cannot change who heads it, so it does not make the family "touched")
-UNION SELECT target_kk FROM per_new WHERE target_kk IS NOT NULL
+UNION SELECT target_kk FROM scratch_merge.per_new WHERE target_kk IS NOT NULL
     AND (NOT was_open OR current_kk IS DISTINCT FROM target_kk OR current_hubungan IS DISTINCT FROM hubungan_keluarga)
-UNION SELECT no_kk FROM left_families
-UNION SELECT no_kk FROM head_successor
+UNION SELECT no_kk FROM scratch_merge.left_families
+UNION SELECT no_kk FROM scratch_merge.head_successor
 UNION SELECT entity_key FROM registry.field_change WHERE round_seq = %(round_seq)s AND entity = 'F';
 
 -- name: touched_persons
-CREATE TEMP TABLE touched_person ON COMMIT DROP AS
-SELECT nik FROM per_new
-UNION SELECT nik FROM deceased
+CREATE UNLOGGED TABLE scratch_merge.touched_person AS
+SELECT nik FROM scratch_merge.per_new
+UNION SELECT nik FROM scratch_merge.deceased
 UNION SELECT entity_key FROM registry.field_change WHERE round_seq = %(round_seq)s AND entity IN ('P', 'M');
 
 -- name: index_touched
-CREATE UNIQUE INDEX ON touched_family (no_kk);
-CREATE UNIQUE INDEX ON touched_person (nik);
-ANALYZE touched_family;
-ANALYZE touched_person;
+CREATE UNIQUE INDEX ON scratch_merge.touched_family (no_kk);
+CREATE UNIQUE INDEX ON scratch_merge.touched_person (nik);
+ANALYZE scratch_merge.touched_family;
+ANALYZE scratch_merge.touched_person;
 
 -- The next candidate version re-scores what the rounds since its predecessor touched. Before any
 -- live version there is no predecessor (the next candidate is built whole): a first national load
 -- would write every key here for nothing.
 -- name: record_touched
 INSERT INTO registry.round_touched (round_seq, entity, key)
-SELECT %(round_seq)s, 'F', no_kk FROM touched_family
+SELECT %(round_seq)s, 'F', no_kk FROM scratch_merge.touched_family
 WHERE EXISTS (SELECT 1 FROM publish.version WHERE status <> 'DISCARDED')
-UNION ALL SELECT %(round_seq)s, 'P', nik FROM touched_person
+UNION ALL SELECT %(round_seq)s, 'P', nik FROM scratch_merge.touched_person
 WHERE EXISTS (SELECT 1 FROM publish.version WHERE status <> 'DISCARDED')
 ON CONFLICT DO NOTHING;
 

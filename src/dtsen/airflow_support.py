@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import html
 import logging
+import time
 from typing import Any
 
 from dtsen.errors import DataError, scrubbed
@@ -117,10 +118,13 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
     is named by its condition only (dtsen.errors.scrubbed), never with the values its DETAIL quotes."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from dtsen.round import StepSkipped
+    from dtsen.progress import step_finished
+    from dtsen.round import STEPS, StepSkipped
 
+    started = time.perf_counter()
     try:
-        summary = step.run(ctx() if callable(ctx) else ctx)  # a bad trigger form is a data error too
+        resolved = ctx() if callable(ctx) else ctx  # a bad trigger form is a data error too
+        summary = step.run(resolved)
     except DataError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from scrubbed(exc)
     except StepSkipped as skipped:
@@ -131,6 +135,11 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
         failure = None
     if failure is not None:
         raise failure  # outside the handler: the original is not chained back onto it
+    stage = (
+        f"round {resolved.round_id}" if resolved.round_id else f"version {resolved.version or '(current)'}"
+    )
+    submission = (resolved.submission or {}).get("submission_id")
+    step_finished(stage, [s.name for s in STEPS], step.name, time.perf_counter() - started, submission)
     if step.publishes and airflow_context is not None:
         airflow_context["outlet_events"][versions_asset()].extra = {
             "version": summary["version"],

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
 from dtsen.integrity.splits import feedback_notes
 from dtsen.notify.messages import angka
+from dtsen.progress import Progress
 from dtsen.sqlfiles import copy_csv, statements
 from dtsen.storage import atomic_write, sweep_partials
 
@@ -233,15 +235,28 @@ def write_round_feedback(
 ) -> list[FeedbackReport]:
     """Feedback of every submission of the round whose outcome is final, and of every refused entry."""
     reports = []
-    for (pk,) in conn.execute(
+    submissions = conn.execute(
         "SELECT submission_pk FROM ingest.submission WHERE round_seq = %s ORDER BY submission_pk",
         (round_seq,),
-    ).fetchall():
+    ).fetchall()
+    refused = conn.execute(
+        "SELECT refused_pk FROM ingest.refused_entry WHERE round_seq = %s ORDER BY refused_pk", (round_seq,)
+    ).fetchall()
+    # one line per report (its rows: those ditolak.csv lists), in the task log and the CLI
+    progress = Progress(
+        f"feedback of round #{round_seq}",
+        [f"submission #{pk}" for (pk,) in submissions] + [f"refused entry #{pk}" for (pk,) in refused],
+    )
+    for (pk,) in submissions:
+        started = time.perf_counter()
         report = write_feedback(conn, pk, publish_root)
+        progress.finished(
+            f"submission #{pk}", report.rejected_rows if report else None, time.perf_counter() - started
+        )
         if report is not None:
             reports.append(report)
-    for (pk,) in conn.execute(
-        "SELECT refused_pk FROM ingest.refused_entry WHERE round_seq = %s ORDER BY refused_pk", (round_seq,)
-    ).fetchall():
+    for (pk,) in refused:
+        started = time.perf_counter()
         reports.append(write_refused_feedback(conn, pk, publish_root))
+        progress.finished(f"refused entry #{pk}", reports[-1].rejected_rows, time.perf_counter() - started)
     return reports

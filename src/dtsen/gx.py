@@ -11,11 +11,14 @@ buffer every row to learn them (1.9 GB for a 5M-row file).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+
+from dtsen.progress import Progress
 
 # Names the dialect only: the engine's one connection is the lent one (its `creator`).
 LENT_URL = "postgresql+psycopg://dtsen@lent-connection/dtsen"
@@ -33,14 +36,24 @@ def lent_to_sqlalchemy(conn: psycopg.Connection) -> Iterator[psycopg.Connection]
 
 
 @contextmanager
-def _temporary_tables(conn: psycopg.Connection, batches: dict[str, str]) -> Iterator[None]:
+def _temporary_tables(
+    conn: psycopg.Connection, batches: dict[str, str], progress: Progress | None = None
+) -> Iterator[dict[str, int]]:
     """Each batch's rows computed once into a temporary table: GE reads a batch several times (a
-    probe, the row count, one query per metric bundle), and a view would run its query each time."""
+    probe, the row count, one query per metric bundle), and a view would run its query each time.
+    Yields the rows of each."""
+    rows: dict[str, int] = {}
     try:
         for name, query in batches.items():
-            conn.execute(sql.SQL("CREATE TEMP TABLE {} AS {}").format(sql.Identifier(name), sql.SQL(query)))
+            started = time.perf_counter()
+            created = conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} AS {}").format(sql.Identifier(name), sql.SQL(query))
+            )
+            rows[name] = created.rowcount
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
-        yield
+            if progress is not None:
+                progress.finished(f"{name} computed", rows[name], time.perf_counter() - started)
+        yield rows
     finally:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
             for name in batches:
@@ -48,12 +61,16 @@ def _temporary_tables(conn: psycopg.Connection, batches: dict[str, str]) -> Iter
 
 
 def validate_views(
-    conn: psycopg.Connection, batches: dict[str, tuple[str, dict]], parameters: dict | None = None
+    conn: psycopg.Connection,
+    batches: dict[str, tuple[str, dict]],
+    parameters: dict | None = None,
+    stage: str | None = None,
 ) -> dict[str, object]:
     """Validate each batch `name -> (SELECT ..., suite json)` on `conn`; GE results by name.
 
     `parameters` fill the suites' {"$PARAMETER": ...} placeholders. An expectation that raised is
-    a defect of the suite, not of the data: it stops the run loudly.
+    a defect of the suite, not of the data: it stops the run loudly. With `stage`, each batch logs
+    a progress line when computed and when checked (dtsen.progress).
     """
     import great_expectations as gx  # heavy import: only where a suite runs
     from sqlalchemy.pool import StaticPool
@@ -61,13 +78,22 @@ def validate_views(
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     results = {}
-    with lent_to_sqlalchemy(conn) as lent, _temporary_tables(conn, {n: q for n, (q, _) in batches.items()}):
+    progress = (
+        Progress(stage, [f"{n} {part}" for part in ("computed", "checked") for n in batches])
+        if stage
+        else None
+    )
+    with (
+        lent_to_sqlalchemy(conn) as lent,
+        _temporary_tables(conn, {n: q for n, (q, _) in batches.items()}, progress) as rows,
+    ):
         source = context.data_sources.add_postgres(
             "warehouse",
             connection_string=LENT_URL,
             kwargs={"creator": lambda: lent, "poolclass": StaticPool, "pool_reset_on_return": None},
         )
         for name, (_, suite_json) in batches.items():
+            started = time.perf_counter()
             asset = source.add_table_asset(name, table_name=name)
             definition = asset.add_batch_definition_whole_table("whole")
             suite = context.suites.add(gx.ExpectationSuite(**suite_json))
@@ -85,6 +111,8 @@ def validate_views(
                         f"{item.exception_info.get('exception_message')}"
                     )
             results[name] = result
+            if progress is not None:
+                progress.finished(f"{name} checked", rows[name], time.perf_counter() - started)
     return results
 
 

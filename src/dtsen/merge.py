@@ -159,6 +159,7 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         # as the owner (meta.analyze): the round's role may not ANALYZE what it does not own
         conn.execute("SELECT meta.analyze('registry.family', 'registry.person', 'registry.membership')")
         summary.step_seconds["analyze"] = time.perf_counter() - started
+    sqlfiles.run(conn, "merge/scratch.sql")  # before the commit: no other session sees them
     conn.execute(
         "UPDATE ingest.round SET merge_summary = %s WHERE round_seq = %s",
         (

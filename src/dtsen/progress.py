@@ -56,3 +56,13 @@ class Progress:
             time.perf_counter() - self.started,
             "done" if len(self.spent) >= len(self.names) else f"about {remaining:.0f} s to go",
         )
+
+
+def step_finished(
+    stage: str, steps: Sequence[str], name: str, seconds: float, part: str | None = None
+) -> None:
+    """A round step's line when it runs as its own Airflow task: where it stands among the round's
+    `steps` (a task cannot see the others' times, so no estimate here; its statements' lines have
+    one). `part`: the submission a per-submission task ran for."""
+    position = f"{steps.index(name) + 1}/{len(steps)} " if name in steps else ""
+    log.info("%s: step %s%s%s: done in %.1f s", stage, position, name, f" ({part})" if part else "", seconds)

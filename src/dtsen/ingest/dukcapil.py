@@ -28,6 +28,7 @@ from dtsen.ingest.dukcapil_manifest import DukcapilManifest, ManifestProblem, re
 from dtsen.ingest.dukcapil_review import APPLY, Review, hold, review_of, set_aside
 from dtsen.ingest.landing import list_dukcapil_snapshots
 from dtsen.ingest.stage import Narrowed, RawRecords, stage_file
+from dtsen.progress import Progress
 from dtsen.sqlfiles import probe_when_small, run, statements
 from dtsen.storage import file_sha256
 
@@ -164,6 +165,7 @@ def _load(
     conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
     base_pk, base_kept = (base[0], base[2] or 0) if base else (None, 0)
     differences = Differences(pk, base_kept)
+    started = time.perf_counter()
     staged = stage_file(
         conn,
         copy.path,
@@ -171,6 +173,10 @@ def _load(
         target=sql.Identifier("staging", "dukcapil_penduduk"),
         key_columns={"snapshot_pk": pk},
         narrow=differences.find,
+    )
+    # the extract read and compared with the reference as it streams in: the stage's longest part
+    Progress(f"Dukcapil snapshot #{pk}: reading the extract", ["read_and_compare"]).finished(
+        "read_and_compare", staged.rows_received, time.perf_counter() - started
     )
     if staged.code:
         # An unreadable civil-registry extract must stop the round: without it nothing can be checked.

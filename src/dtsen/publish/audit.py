@@ -148,7 +148,8 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
         "desil_share_max": 0.1 + config.desil_share_tolerance,
         "drift_max_share": config.drift_max_share,
     }
-    results = validate_views(conn, batches, parameters)  # sees the candidate built in this transaction
+    # sees the candidate built in this transaction
+    results = validate_views(conn, batches, parameters, stage=f"audit of candidate v{version}")
     checks = []
     for result in results.values():
         for item in result.results:

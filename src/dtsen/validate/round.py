@@ -9,6 +9,7 @@ a re-run (or a retried task) changes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -16,6 +17,7 @@ import psycopg
 from dtsen.config import settings
 from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.errors import DataError
+from dtsen.progress import Progress
 from dtsen.sqlfiles import statements
 from dtsen.validate.run import (
     Batch,
@@ -45,13 +47,16 @@ def validate_submission(conn: psycopg.Connection, submission_pk: int) -> Submiss
     if status != "STAGED":
         return outcome
     files = conn.execute(
-        "SELECT file_name, file_kind FROM ingest.submission_file WHERE submission_pk = %s AND status = 'STAGED' "
+        "SELECT file_name, file_kind, rows_received FROM ingest.submission_file WHERE submission_pk = %s AND status = 'STAGED' "
         "ORDER BY file_name",
         (submission_pk,),
     ).fetchall()
-    for file_name, kind_value in files:
+    progress = Progress(f"submission #{submission_pk}: validating", [f for f, _, _ in files])
+    for file_name, kind_value, rows in files:
         batch = Batch(FileKind(kind_value), round_seq=round_seq, submission_pk=submission_pk)
+        started = time.perf_counter()
         suite, rejections = validate_file(conn, batch, file_name)
+        progress.finished(file_name, rows, time.perf_counter() - started)
         outcome.row_rejections += rejections
         outcome.rules_failed += suite.failed
         outcome.suites[suite.suite_name] = suite.success
