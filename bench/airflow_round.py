@@ -25,7 +25,7 @@ from common import finish_generation, fresh_database, machine, start_generation
 ROUNDS = ("2026-Q1", "2026-Q2")
 # a dtsen.progress line as Airflow's task log writes it, and the line that opens a task's log
 PROGRESS = re.compile(r"dtsen\.progress")
-TASK = re.compile(r"Running .*?task_id='(?P<task>[^']+)'")
+TASK = re.compile(r"\[DAG TEST\] starting task_id=")
 
 
 def progress_lines(log: Path, since: int) -> list[str]:
