@@ -118,8 +118,7 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
     is named by its condition only (dtsen.errors.scrubbed), never with the values its DETAIL quotes."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from dtsen.progress import step_finished
-    from dtsen.round import STEPS, StepSkipped
+    from dtsen.round import StepSkipped
 
     started = time.perf_counter()
     try:
@@ -135,11 +134,9 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
         failure = None
     if failure is not None:
         raise failure  # outside the handler: the original is not chained back onto it
-    stage = (
-        f"round {resolved.round_id}" if resolved.round_id else f"version {resolved.version or '(current)'}"
+    _step_line(
+        resolved, step.name, time.perf_counter() - started, (resolved.submission or {}).get("submission_id")
     )
-    submission = (resolved.submission or {}).get("submission_id")
-    step_finished(stage, [s.name for s in STEPS], step.name, time.perf_counter() - started, submission)
     if step.publishes and airflow_context is not None:
         airflow_context["outlet_events"][versions_asset()].extra = {
             "version": summary["version"],
@@ -150,6 +147,15 @@ def run_step(step, ctx, airflow_context: dict | None = None) -> dict:
         airflow_context["ti"].xcom_push(key="summary", value=summary)
         return summary[step.fans_out]
     return summary
+
+
+def _step_line(ctx, name: str, seconds: float, part: str | None = None) -> None:
+    """The progress line of a step run as a task (dtsen.progress): k of n among the round's steps."""
+    from dtsen.progress import step_finished
+    from dtsen.round import STEPS
+
+    stage = f"round {ctx.round_id}" if ctx.round_id else f"version {ctx.version or '(current)'}"
+    step_finished(stage, [s.name for s in STEPS], name, seconds, part)
 
 
 def scrubbed_failures(method):
@@ -236,6 +242,7 @@ def approval_task(step):
             except DataError as exc:
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             if waiting is None:
+                _step_line(ctx, step.name, 0.0, "nothing to ask")
                 return {"round_id": ctx.round_id, "asked": False}
             # only they may answer: Airflow's HITL API refuses (403) anyone else; never empty here, since
             # an empty list would let every user allowed to edit the DAG's HITL details answer
@@ -253,8 +260,9 @@ def approval_task(step):
             if "error" not in event:
                 user = event.get("responded_by_user") or {}
                 user = user if isinstance(user, dict) else {}
+                ctx = round_context(context)
                 decision = record_approval(
-                    round_context(context),
+                    ctx,
                     approved=list(event.get("chosen_options") or []) == [self.APPROVE]
                     and not event.get("timedout"),
                     decided_by=user.get("name") or user.get("id"),
@@ -268,6 +276,7 @@ def approval_task(step):
                         f"{decision['refused_because']} (recorded as REFUSED; the candidate stays blocked). "
                         "Clear this task to ask again, or `dtsen approve`."
                     )
+                _step_line(ctx, step.name, 0.0, f"answered: {decision['decision']}")
             return super().execute_complete(context, event)
 
     hours = settings().approval_timeout_hours

@@ -165,6 +165,8 @@ def _load(
     conn.execute("SELECT staging.ensure_snapshot_partitions(%s)", (pk,))
     base_pk, base_kept = (base[0], base[2] or 0) if base else (None, 0)
     differences = Differences(pk, base_kept)
+    # the extract read and compared with the reference as it streams in: the stage's longest part
+    reading = Progress(f"Dukcapil snapshot #{pk}: reading the extract", ["read_and_compare"])
     started = time.perf_counter()
     staged = stage_file(
         conn,
@@ -174,10 +176,7 @@ def _load(
         key_columns={"snapshot_pk": pk},
         narrow=differences.find,
     )
-    # the extract read and compared with the reference as it streams in: the stage's longest part
-    Progress(f"Dukcapil snapshot #{pk}: reading the extract", ["read_and_compare"]).finished(
-        "read_and_compare", staged.rows_received, time.perf_counter() - started
-    )
+    reading.finished("read_and_compare", staged.rows_received, time.perf_counter() - started)
     if staged.code:
         # An unreadable civil-registry extract must stop the round: without it nothing can be checked.
         raise SnapshotConflict(
