@@ -71,11 +71,16 @@ def test_a_connection_lost_during_the_merge_is_retried_not_reported_as_bad_data(
         blocker.rollback()
     assert failure and isinstance(failure[0], psycopg.OperationalError), failure
     assert not isinstance(failure[0], MergeError) and not isinstance(failure[0], DataError)
-    # nothing was merged, and the retry (a new connection) merges the round
+    # nothing was merged, the scratch tables it had made went with its transaction, and the retry
+    # (a new connection) merges the round and leaves none either
+    scratch = "SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch_merge'"
     assert fresh_db.execute("SELECT count(*) FROM registry.person").fetchone() == (0,)
+    assert fresh_db.execute(scratch).fetchone() == (0,)
     with psycopg.connect(url) as retry:
         merged = merge_round(retry, summary.round_seq)
     assert merged.changes["persons added"] == 1
+    fresh_db.commit()
+    assert fresh_db.execute(scratch).fetchone() == (0,)
 
 
 def test_two_writers_of_one_submissions_feedback_never_collide(db, tmp_path, monkeypatch, round_id):
