@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -46,12 +47,17 @@ def main() -> None:
     world, generating = start_generation(args.size, 2, args.work, name=f"gen-{args.size}-r2")
     finish_generation(generating)
     home = args.work / f"airflow-{args.size}"
+    folders = {
+        name: args.work / f"{name.lower()}-airflow-{args.size}" for name in ("RAW", "PUBLISH", "OUTBOX")
+    }
+    for folder in folders.values():  # a fresh warehouse: nothing of an earlier run may be taken for its own
+        shutil.rmtree(folder, ignore_errors=True)
     os.environ |= {
         "DTSEN_DATABASE_URL": fresh_database(f"dtsen_airflow_{args.size}"),
         "DTSEN_LANDING_ROOT": str(world / "landing"),
-        "DTSEN_RAW_ROOT": str(args.work / f"raw-airflow-{args.size}"),
-        "DTSEN_PUBLISH_ROOT": str(args.work / f"publish-airflow-{args.size}"),
-        "DTSEN_OUTBOX": str(args.work / f"outbox-airflow-{args.size}"),
+        "DTSEN_RAW_ROOT": str(folders["RAW"]),
+        "DTSEN_PUBLISH_ROOT": str(folders["PUBLISH"]),
+        "DTSEN_OUTBOX": str(folders["OUTBOX"]),
     }
     # Airflow reads its configuration when first imported: the environment comes first
     from dtsen_dev.local_airflow import (

@@ -275,6 +275,29 @@ def test_a_tampered_version_directory_is_refused_not_adopted(published, tmp_path
         conn.commit()
 
 
+def test_a_folder_of_the_same_number_written_from_another_warehouse_is_refused_not_adopted(
+    published, tmp_path
+):
+    """Another warehouse's version 2 (here: version 1's files, renumbered) is intact, and not ours."""
+    conn, root, _ = published
+    foreign = tmp_path / "versions" / "2"
+    foreign.parent.mkdir(parents=True)
+    shutil.copytree(root / "versions" / "1", foreign)
+    manifest = json.loads((foreign / "manifest.json").read_text(encoding="utf-8"))
+    (foreign / "manifest.json").write_text(json.dumps(manifest | {"version": 2}), encoding="utf-8")
+    conn.execute("UPDATE publish.version SET status = 'AUDITED' WHERE version = 2")  # as if never recorded
+    conn.commit()
+    try:
+        with pytest.raises(
+            PublishError, match="holds another version 2 .*round_id, previous_version, counts"
+        ):
+            publish_version(conn, 2, tmp_path)
+    finally:
+        conn.rollback()
+        conn.execute("UPDATE publish.version SET status = 'PUBLISHED' WHERE version = 2")
+        conn.commit()
+
+
 def test_explain_shows_desil_terms_sources_and_each_rule_for_a_sample_nik(published):
     conn, root, _ = published
     folder = root / "versions" / "2"
