@@ -102,6 +102,8 @@ def test_the_audit_the_feedback_and_the_extract_report_their_parts(progress_line
     assert int(feedback[-1]["k"]) == int(feedback[-1]["n"]) and feedback[-1]["left"] == "done"
     (extract,) = _stage(second, "Dukcapil snapshot #2: reading the extract")
     assert extract["name"] == "read_and_compare" and int(extract["rows"].replace(",", "")) > 0
+    checked = _stage(progress_lines["2026-Q1"], "Dukcapil snapshot #1: validating its differing lines")
+    assert checked[0]["name"] == "flag_rows" and checked[-1]["left"] == "done"
 
 
 def test_a_step_run_as_an_airflow_task_says_where_it_stands_in_the_round(caplog):

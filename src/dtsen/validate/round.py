@@ -78,7 +78,12 @@ def validate_snapshot(conn: psycopg.Connection, snapshot_pk: int) -> None:
     ).fetchone()
     if done:
         return
-    outcome, _ = validate_batch(conn, Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk), None)
+    outcome, _ = validate_batch(
+        conn,
+        Batch(FileKind.DUKCAPIL_PENDUDUK, snapshot_pk=snapshot_pk),
+        None,
+        stage=f"Dukcapil snapshot #{snapshot_pk}: validating its differing lines",
+    )
     store_snapshot_suite_result(conn, snapshot_pk, outcome)
     for rule in outcome.rules:
         if rule.failed:

@@ -17,6 +17,7 @@ rows stay in quality.rejection.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -26,6 +27,7 @@ from psycopg.types.json import Jsonb
 from dtsen import sqlfiles
 from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.gx import failed_count, validate_views
+from dtsen.progress import Progress
 from dtsen.validate.rules import Rule, rules_for
 from dtsen.validate.suites import load_suite
 
@@ -151,17 +153,25 @@ def flag_suite(suite_json: dict, rules: list[Rule]) -> dict:
     }
 
 
-def validate_batch(conn: psycopg.Connection, batch: Batch, file_name: str | None) -> tuple[SuiteOutcome, int]:
+def validate_batch(
+    conn: psycopg.Connection, batch: Batch, file_name: str | None, stage: str | None = None
+) -> tuple[SuiteOutcome, int]:
     """Validate one staged file in one pass: its suite outcome (by Great Expectations) and, for a
-    submission's file (`file_name`), the row-level rejections written. Returns (outcome, rejections)."""
+    submission's file (`file_name`), the row-level rejections written. Returns (outcome, rejections).
+    With `stage`, its parts log progress lines (dtsen.progress)."""
     if file_name is not None and batch.kind is FileKind.DUKCAPIL_PENDUDUK:
         raise ValueError("Dukcapil rows are reference data: their defects go to operators, not to rejections")
     suite_json = load_suite(batch.kind)
     rules = rules_for(batch.kind)
     steps = _row_rule_statements(conn, batch, rules)
     conn.execute(steps["drop_flags"])
+    started = time.perf_counter()
     flagged = conn.execute(steps["flag_rows"], batch.params).rowcount
-    result = validate_views(conn, {FLAGS_VIEW: (steps["judged_flags"], flag_suite(suite_json, rules))})
+    if stage:  # the one pass over the rows, then the suite over what it found
+        Progress(stage, ["flag_rows"]).finished("flag_rows", flagged, time.perf_counter() - started)
+    result = validate_views(
+        conn, {FLAGS_VIEW: (steps["judged_flags"], flag_suite(suite_json, rules))}, stage=stage
+    )
     outcome = _outcome(suite_json, result[FLAGS_VIEW])
     rejections = 0
     if file_name is not None and flagged:
