@@ -165,10 +165,12 @@ def validate_batch(
     rules = rules_for(batch.kind)
     steps = _row_rule_statements(conn, batch, rules)
     conn.execute(steps["drop_flags"])
+    # the one pass over the rows, then the suite over what it found
+    flagging = Progress(stage, ["flag_rows"]) if stage else None
     started = time.perf_counter()
     flagged = conn.execute(steps["flag_rows"], batch.params).rowcount
-    if stage:  # the one pass over the rows, then the suite over what it found
-        Progress(stage, ["flag_rows"]).finished("flag_rows", flagged, time.perf_counter() - started)
+    if flagging is not None:
+        flagging.finished("flag_rows", flagged, time.perf_counter() - started)
     result = validate_views(
         conn, {FLAGS_VIEW: (steps["judged_flags"], flag_suite(suite_json, rules))}, stage=stage
     )
