@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from dtsen.config import settings
 from dtsen.contract import REASON_BY_CODE
 from dtsen.integrity.splits import feedback_notes
 from dtsen.notify.messages import angka
-from dtsen.progress import Progress
+from dtsen.progress import Progress, timed
 from dtsen.sqlfiles import copy_csv, statements
 from dtsen.storage import atomic_write, sweep_partials
 
@@ -248,15 +247,13 @@ def write_round_feedback(
         [f"submission #{pk}" for (pk,) in submissions] + [f"refused entry #{pk}" for (pk,) in refused],
     )
     for (pk,) in submissions:
-        started = time.perf_counter()
-        report = write_feedback(conn, pk, publish_root)
-        progress.finished(
-            f"submission #{pk}", report.rejected_rows if report else None, time.perf_counter() - started
-        )
+        with timed(progress, f"submission #{pk}") as part:
+            report = write_feedback(conn, pk, publish_root)
+            part.rows = report.rejected_rows if report else None
         if report is not None:
             reports.append(report)
     for (pk,) in refused:
-        started = time.perf_counter()
-        reports.append(write_refused_feedback(conn, pk, publish_root))
-        progress.finished(f"refused entry #{pk}", reports[-1].rejected_rows, time.perf_counter() - started)
+        with timed(progress, f"refused entry #{pk}") as part:
+            reports.append(write_refused_feedback(conn, pk, publish_root))
+            part.rows = reports[-1].rejected_rows
     return reports

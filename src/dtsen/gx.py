@@ -11,14 +11,13 @@ buffer every row to learn them (1.9 GB for a 5M-row file).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
 
-from dtsen.progress import Progress
+from dtsen.progress import Progress, timed
 
 # Names the dialect only: the engine's one connection is the lent one (its `creator`).
 LENT_URL = "postgresql+psycopg://dtsen@lent-connection/dtsen"
@@ -45,14 +44,12 @@ def _temporary_tables(
     rows: dict[str, int] = {}
     try:
         for name, query in batches.items():
-            started = time.perf_counter()
-            created = conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} AS {}").format(sql.Identifier(name), sql.SQL(query))
-            )
-            rows[name] = created.rowcount
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
-            if progress is not None:
-                progress.finished(f"{name} computed", rows[name], time.perf_counter() - started)
+            with timed(progress, f"{name} computed") as part:
+                created = conn.execute(
+                    sql.SQL("CREATE TEMP TABLE {} AS {}").format(sql.Identifier(name), sql.SQL(query))
+                )
+                rows[name] = part.rows = created.rowcount
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
         yield rows
     finally:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
@@ -93,26 +90,25 @@ def validate_views(
             kwargs={"creator": lambda: lent, "poolclass": StaticPool, "pool_reset_on_return": None},
         )
         for name, (_, suite_json) in batches.items():
-            started = time.perf_counter()
-            asset = source.add_table_asset(name, table_name=name)
-            definition = asset.add_batch_definition_whole_table("whole")
-            suite = context.suites.add(gx.ExpectationSuite(**suite_json))
-            validation = context.validation_definitions.add(
-                gx.ValidationDefinition(data=definition, suite=suite, name=f"validate_{name}")
-            )
-            result = validation.run(
-                expectation_parameters=parameters or None,
-                result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
-            )
-            for item in result.results:
-                if item.exception_info and item.exception_info.get("raised_exception"):
-                    raise RuntimeError(
-                        f"expectation {item.expectation_config.meta.get('rule')} on {name} failed to run: "
-                        f"{item.exception_info.get('exception_message')}"
-                    )
-            results[name] = result
-            if progress is not None:
-                progress.finished(f"{name} checked", rows[name], time.perf_counter() - started)
+            with timed(progress, f"{name} checked") as part:
+                asset = source.add_table_asset(name, table_name=name)
+                definition = asset.add_batch_definition_whole_table("whole")
+                suite = context.suites.add(gx.ExpectationSuite(**suite_json))
+                validation = context.validation_definitions.add(
+                    gx.ValidationDefinition(data=definition, suite=suite, name=f"validate_{name}")
+                )
+                result = validation.run(
+                    expectation_parameters=parameters or None,
+                    result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
+                )
+                for item in result.results:
+                    if item.exception_info and item.exception_info.get("raised_exception"):
+                        raise RuntimeError(
+                            f"expectation {item.expectation_config.meta.get('rule')} on {name} failed to run: "
+                            f"{item.exception_info.get('exception_message')}"
+                        )
+                results[name] = result
+                part.rows = rows[name]
     return results
 
 

@@ -9,12 +9,21 @@ left."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 log = logging.getLogger("dtsen.progress")
+
+
+@dataclass
+class Part:
+    """A part being timed (`timed`): the caller sets `rows` once it knows them."""
+
+    rows: int | None = None
 
 
 class Progress:
@@ -66,3 +75,13 @@ def step_finished(
     one). `part`: the submission a per-submission task ran for."""
     position = f"{steps.index(name) + 1}/{len(steps)} " if name in steps else ""
     log.info("%s: step %s%s%s: done in %.1f s", stage, position, name, f" ({part})" if part else "", seconds)
+
+
+@contextlib.contextmanager
+def timed(progress: Progress | None, name: str) -> Iterator[Part]:
+    """Time the block as the part `name` of `progress` and log its line when the block ends without
+    an error (nothing when `progress` is None): `with timed(p, "keluarga.csv") as part: ...; part.rows = n`."""
+    part, started = Part(), time.perf_counter()
+    yield part
+    if progress is not None:
+        progress.finished(name, part.rows, time.perf_counter() - started)

@@ -28,7 +28,7 @@ from dtsen.ingest.dukcapil_manifest import DukcapilManifest, ManifestProblem, re
 from dtsen.ingest.dukcapil_review import APPLY, Review, hold, review_of, set_aside
 from dtsen.ingest.landing import list_dukcapil_snapshots
 from dtsen.ingest.stage import Narrowed, RawRecords, stage_file
-from dtsen.progress import Progress
+from dtsen.progress import Progress, timed
 from dtsen.sqlfiles import probe_when_small, run, statements
 from dtsen.storage import file_sha256
 
@@ -167,16 +167,16 @@ def _load(
     differences = Differences(pk, base_kept)
     # the extract read and compared with the reference as it streams in: the stage's longest part
     reading = Progress(f"Dukcapil snapshot #{pk}: reading the extract", ["read_and_compare"])
-    started = time.perf_counter()
-    staged = stage_file(
-        conn,
-        copy.path,
-        DUKCAPIL_PENDUDUK,
-        target=sql.Identifier("staging", "dukcapil_penduduk"),
-        key_columns={"snapshot_pk": pk},
-        narrow=differences.find,
-    )
-    reading.finished("read_and_compare", staged.rows_received, time.perf_counter() - started)
+    with timed(reading, "read_and_compare") as part:
+        staged = stage_file(
+            conn,
+            copy.path,
+            DUKCAPIL_PENDUDUK,
+            target=sql.Identifier("staging", "dukcapil_penduduk"),
+            key_columns={"snapshot_pk": pk},
+            narrow=differences.find,
+        )
+        part.rows = staged.rows_received
     if staged.code:
         # An unreadable civil-registry extract must stop the round: without it nothing can be checked.
         raise SnapshotConflict(

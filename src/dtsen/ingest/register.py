@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from dtsen.ingest.landing import Refused, SubmissionDir, inside, list_round
 from dtsen.ingest.manifest import check_manifest, data_files, fileset_sha256
 from dtsen.ingest.stage import stage_file
 from dtsen.notify.messages import angka
-from dtsen.progress import Progress
+from dtsen.progress import Progress, timed
 from dtsen.storage import file_sha256
 
 log = logging.getLogger(__name__)
@@ -466,15 +465,15 @@ def _register_and_stage(
     progress = Progress(f"submission {sub.submission_id}: staging", ordered)
     for name in ordered:
         spec = specs[name]
-        started = time.perf_counter()
-        staged = stage_file(
-            conn,
-            kept[name].path,
-            spec,
-            target=sql.Identifier("staging", spec.kind.value),
-            key_columns={"round_seq": round_seq, "submission_pk": pk},
-        )
-        progress.finished(name, staged.rows_received, time.perf_counter() - started)
+        with timed(progress, name) as part:
+            staged = stage_file(
+                conn,
+                kept[name].path,
+                spec,
+                target=sql.Identifier("staging", spec.kind.value),
+                key_columns={"round_seq": round_seq, "submission_pk": pk},
+            )
+            part.rows = staged.rows_received
         outcome.files.append(
             FileOutcome(
                 name, spec.kind.value, staged.rows_received, staged.code, staged.detail, staged.warnings

@@ -9,7 +9,6 @@ a re-run (or a retried task) changes nothing.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -17,7 +16,7 @@ import psycopg
 from dtsen.config import settings
 from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.errors import DataError
-from dtsen.progress import Progress
+from dtsen.progress import Progress, timed
 from dtsen.sqlfiles import statements
 from dtsen.validate.run import (
     Batch,
@@ -54,9 +53,9 @@ def validate_submission(conn: psycopg.Connection, submission_pk: int) -> Submiss
     progress = Progress(f"submission #{submission_pk}: validating", [f for f, _, _ in files])
     for file_name, kind_value, rows in files:
         batch = Batch(FileKind(kind_value), round_seq=round_seq, submission_pk=submission_pk)
-        started = time.perf_counter()
-        suite, rejections = validate_file(conn, batch, file_name)
-        progress.finished(file_name, rows, time.perf_counter() - started)
+        with timed(progress, file_name) as part:
+            suite, rejections = validate_file(conn, batch, file_name)
+            part.rows = rows
         outcome.row_rejections += rejections
         outcome.rules_failed += suite.failed
         outcome.suites[suite.suite_name] = suite.success

@@ -17,7 +17,6 @@ rows stay in quality.rejection.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import psycopg
@@ -27,7 +26,7 @@ from psycopg.types.json import Jsonb
 from dtsen import sqlfiles
 from dtsen.contract import FILE_SPECS, FileKind
 from dtsen.gx import failed_count, validate_views
-from dtsen.progress import Progress
+from dtsen.progress import Progress, timed
 from dtsen.validate.rules import Rule, rules_for
 from dtsen.validate.suites import load_suite
 
@@ -166,11 +165,8 @@ def validate_batch(
     steps = _row_rule_statements(conn, batch, rules)
     conn.execute(steps["drop_flags"])
     # the one pass over the rows, then the suite over what it found
-    flagging = Progress(stage, ["flag_rows"]) if stage else None
-    started = time.perf_counter()
-    flagged = conn.execute(steps["flag_rows"], batch.params).rowcount
-    if flagging is not None:
-        flagging.finished("flag_rows", flagged, time.perf_counter() - started)
+    with timed(Progress(stage, ["flag_rows"]) if stage else None, "flag_rows") as part:
+        flagged = part.rows = conn.execute(steps["flag_rows"], batch.params).rowcount
     result = validate_views(
         conn, {FLAGS_VIEW: (steps["judged_flags"], flag_suite(suite_json, rules))}, stage=stage
     )
