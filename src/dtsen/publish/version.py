@@ -310,10 +310,9 @@ def _publish_locked(
             raise PublishError(f"{final} holds version {manifest.get('version')}, not {version}")
         # only this version's own folder: one another warehouse (or an earlier one, rebuilt) wrote
         # under the same number holds another registry's rows
-        theirs = {k: manifest.get(k) for k in ("round_id", "previous_version", "counts")}
-        ours = {"round_id": round_id, "previous_version": previous, "counts": counts}
-        if json.loads(json.dumps(theirs)) != json.loads(json.dumps(ours)):
-            differing = ", ".join(k for k in ours if json.dumps(theirs[k]) != json.dumps(ours[k]))
+        ours = json.loads(json.dumps({"round_id": round_id, "previous_version": previous, "counts": counts}))
+        differing = ", ".join(k for k, value in ours.items() if manifest.get(k) != value)
+        if differing:
             raise PublishError(
                 f"{final} holds another version {version} (its {differing} differ from this warehouse's): "
                 "it was not written from this warehouse; move it away, then publish again"
