@@ -84,18 +84,23 @@ NATIONAL = {
 }
 # A 16-core warehouse host: how many times faster each stage runs there, and why.
 # The stages that use more than one core: the rank stage's writes are split over sessions
-# (DTSEN_WRITE_SESSIONS), and both it and the merge build their scratch tables with CREATE TABLE AS
-# over unlogged tables, which PostgreSQL may plan in parallel. Their 16-core speedup is taken from 1
-# and 2 sessions (and as many processes per parallel plan). The others' measured ratios are printed
-# too, as the noise between two runs of code that runs the same either way.
-SESSION_STAGES = ("rank", "merge")
+# (DTSEN_WRITE_SESSIONS), and it, the merge and the Dukcapil comparison build their scratch tables
+# with CREATE TABLE AS over unlogged tables, which PostgreSQL may plan in parallel. Their 16-core
+# speedup is taken from 1 and 2 sessions (and as many processes per parallel plan). The others'
+# measured ratios are printed too, as the noise between two runs of code that runs the same either way.
+SESSION_STAGES = ("rank", "merge", "dukcapil")
 SIXTEEN_CORES = {
     "ingest_validate": (
         14 * 0.69,
         "submissions are independent tasks: 14 Airflow workers (2 cores left to the scheduler and "
         "api-server) at the 0.69 per-worker efficiency measured with 2 workers on 2 cores",
     ),
-    "dukcapil": (1.0, "one backend: the extract lands in a temporary table, which gets no parallel workers"),
+    "dukcapil": (
+        1.0,
+        "one backend, unless measured with 1 and 2 sessions (--sessions): its keying, comparison, "
+        "checks and the snapshot's row rules may get parallel workers, its writes and the COPY do "
+        "not; then Amdahl's law",
+    ),
     "merge": (
         1.0,
         "one backend, unless measured with 1 and 2 sessions (--sessions): its writes get no parallel "

@@ -75,6 +75,10 @@ def test_a_new_extract_writes_and_validates_only_what_changed(fresh_db, tmp_path
         ),
     )
     second = load(db, landing, raw, "2026-06-30")
+    # the comparison's scratch tables (unlogged, for parallel plans) are dropped before the load commits
+    assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch_dukcapil'").fetchone() == (
+        0,
+    )
     changes = db.execute(
         "SELECT coalesce(nik::text, '-'), change, coalesce(line_no, 0), status_hidup FROM ref.dukcapil_change "
         "WHERE snapshot_pk = %s ORDER BY 2, 1, 3",

@@ -158,6 +158,10 @@ def test_an_extract_removing_more_than_the_share_of_the_reference_is_held_and_no
     assert current_niks(fresh_db) == 400
     assert fresh_db.execute("SELECT count(*) FROM ingest.dukcapil_snapshot").fetchone()[0] == 1
     assert fresh_db.execute("SELECT count(*) FROM ref.dukcapil_change").fetchone()[0] == 0
+    # the comparison's scratch tables went with the held extract's savepoint
+    assert fresh_db.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch_dukcapil'"
+    ).fetchone() == (0,)
     # asked again (a rerun of open_round), it is the same review, still waiting
     again = load(fresh_db, landing, raw, "2026-06-30")
     assert isinstance(again, SnapshotHeld) and again.review.review_pk == held.review.review_pk

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from psycopg import sql
+
 from dtsen.contract import FileKind
 from dtsen.validate.round import validate_file
 from dtsen.validate.rules import rules_for
@@ -76,3 +78,23 @@ def test_the_dukcapil_snapshot_is_judged_exactly_as_its_suite_as_written(db, tmp
     assert {r["rule_id"]: r["failed"] for r in result} == {r.rule_id: r.failed for r in written.rules}
     assert (stored[0], stored[1]) == (written.success, written.failed)
     assert sum(1 for r in written.rules if r.failed) >= 5  # the defects above really fail rules
+
+
+def test_no_rule_of_any_file_keeps_the_one_pass_in_one_process(db):
+    """Every rule of every file kind is parallel-safe: a correlated subquery (a rule looking a value up
+    per row) would keep the pass over a 289M-row extract in one process. PostgreSQL's debug setting
+    puts a plan under a Gather exactly when every part of it may run in a worker."""
+    db.execute(
+        "SELECT set_config(name, 'on', true) FROM pg_settings "
+        "WHERE name IN ('force_parallel_mode', 'debug_parallel_query')"  # PostgreSQL 15, 16+
+    )
+    for kind in FileKind:
+        # the batch's cut-off and regency as the one pass gets them: one value each, known up front
+        rows = f"SELECT s.*, %(cutoff)s::date AS _cutoff, %(regency)s::text AS _regency FROM staging.{kind.value} s"
+        for rule in rules_for(kind):
+            predicate = sql.SQL("({}) IS TRUE").format(rule.predicate).as_string(db).replace("%", "%%")
+            plan = db.execute(
+                f"EXPLAIN SELECT line_no FROM ({rows}) b WHERE {predicate}",
+                {"cutoff": "2026-06-30", "regency": "3273"},
+            ).fetchone()[0]
+            assert plan.startswith("Gather"), (kind, rule.rule_id, plan)

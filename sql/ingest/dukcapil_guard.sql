@@ -8,9 +8,9 @@
 -- conflicting NIK keeps its record).
 CREATE TEMP TABLE dk_removed ON COMMIT DROP AS
 SELECT r.nik, left(r.kode_wilayah, 4) AS kode_kabupaten
-FROM (SELECT nik FROM dk_diff WHERE was_current
-      EXCEPT SELECT nik FROM dk_usable
-      EXCEPT SELECT nik FROM dk_conflict) x
+FROM (SELECT nik FROM scratch_dukcapil.dk_diff WHERE was_current
+      EXCEPT SELECT nik FROM scratch_dukcapil.dk_usable
+      EXCEPT SELECT nik FROM scratch_dukcapil.dk_conflict) x
 JOIN ref.dukcapil r ON r.nik = x.nik AND r.valid_to IS NULL;
 
 -- name: removed_by_regency
@@ -30,6 +30,6 @@ GROUP BY 1;
 -- name: last_line_unusable
 -- The extract's last record is a data line that cannot enter the reference (a file cut inside its
 -- last line still has all its fields, only a short one).
-SELECT EXISTS (SELECT 1 FROM dk_diff d
+SELECT EXISTS (SELECT 1 FROM scratch_dukcapil.dk_diff d
                WHERE d.rec = %(last_rec)s AND NOT d.blank
-                 AND NOT EXISTS (SELECT 1 FROM dk_usable u WHERE u.line_no = d.line_no));
+                 AND NOT EXISTS (SELECT 1 FROM scratch_dukcapil.dk_usable u WHERE u.line_no = d.line_no));

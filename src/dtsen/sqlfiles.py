@@ -28,8 +28,11 @@ NAME_RE = re.compile(r"^-- name: ([a-z0-9_]+)\s*$", re.M)
 PLANNER_RE = re.compile(r"^-- planner: ([a-z_]+)\s*$", re.M)
 # Profiles a caller may switch on for the statements that name them. "probe": look the round's keys up
 # in the registry by index instead of hashing the registry (a round small against the registry).
+# "parallel": share a pass whose cost is per-row expressions (parsing, hashing) among parallel workers;
+# the planner weighs only the scan when it decides, and keeps such a pass in one process.
 PLANNER_PROFILES: dict[str, dict[str, str]] = {
     "probe": {"enable_hashjoin": "off", "enable_mergejoin": "off"},
+    "parallel": {"parallel_setup_cost": "0", "parallel_tuple_cost": "0.01"},
 }
 # Below this share of the table it looks keys up in, a statement probes by index; above, it scans.
 PROBE_FRACTION = 0.2
@@ -94,13 +97,19 @@ def statements(relative_path: str, **fragments: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _planner(conn: psycopg.Connection, statement: Statement, profiles: frozenset[str]) -> Iterator[None]:
-    settings = PLANNER_PROFILES[statement.planner] if statement.planner in profiles else {}
+def planner(conn: psycopg.Connection, profile: str | None) -> Iterator[None]:
+    """Run what the block executes with planner profile `profile` (a PLANNER_PROFILES key; None: as
+    configured), in the caller's transaction, and restore the settings after."""
+    settings = PLANNER_PROFILES[profile] if profile else {}
     for key, value in settings.items():
         conn.execute(f"SET LOCAL {key} = {value}")  # constants of this module
     yield
     for key in settings:
         conn.execute(f"SET LOCAL {key} = DEFAULT")
+
+
+def _planner(conn: psycopg.Connection, statement: Statement, profiles: frozenset[str]):
+    return planner(conn, statement.planner if statement.planner in profiles else None)
 
 
 def _execute(conn: psycopg.Connection, statement: Statement, params: dict) -> psycopg.Cursor:

@@ -29,7 +29,7 @@ from dtsen.ingest.dukcapil_review import APPLY, Review, hold, review_of, set_asi
 from dtsen.ingest.landing import list_dukcapil_snapshots
 from dtsen.ingest.stage import Narrowed, RawRecords, stage_file
 from dtsen.progress import Progress, timed
-from dtsen.sqlfiles import probe_when_small, run, statements
+from dtsen.sqlfiles import Statement, load, planner, probe_when_small, run, statements
 from dtsen.storage import file_sha256
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ def _load(
             target=sql.Identifier("staging", "dukcapil_penduduk"),
             key_columns={"snapshot_pk": pk},
             narrow=differences.find,
+            raw_table=RAW,
         )
         part.rows = staged.rows_received
     if staged.code:
@@ -250,12 +251,17 @@ FIND = "ingest/dukcapil_diff.sql"
 SORT = "ingest/dukcapil_sort.sql"
 WRITE = "ingest/dukcapil_write.sql"
 SUMMARY = "ingest/dukcapil_summary.sql"
+# The comparison's tables are unlogged tables of schema scratch_dukcapil (migration 0043), not temporary
+# ones: PostgreSQL may then read them in parallel. Created in the load's transaction (under its lock on
+# ingest.dukcapil_snapshot), dropped before it commits; a held or failed load takes them with its rollback.
+RAW = sql.Identifier("scratch_dukcapil", "raw_file")
+SCRATCH_TABLES = "scratch_dukcapil.dk_diff, scratch_dukcapil.dk_usable, scratch_dukcapil.dk_conflict"
 
 
 @dataclass
 class Differences:
     """Finds the extract lines that differ from the reference while they are still raw (the
-    `narrow` of stage_file): only those are staged. Leaves pg_temp.dk_diff for sort_differences."""
+    `narrow` of stage_file): only those are staged. Leaves scratch_dukcapil.dk_diff for sort_differences."""
 
     snapshot_pk: int
     base_kept: int  # NIKs current in the reference before this extract
@@ -270,23 +276,28 @@ class Differences:
             "raw_fields": ", ".join(raw.raw[c].as_string(conn) for c in DUKCAPIL_PENDUDUK.columns),
             "header_line": str(int(raw.header_line)),
         }
-        steps = statements(FIND, **{k: v.replace("%", "%%") for k, v in fragments.items()})
-        self._run(conn, "diff", steps["diff"])
-        blank, vanished, unmatched = conn.execute(steps["counts"]).fetchone()
+        steps = {s.name: s for s in load(FIND, **{k: v.replace("%", "%%") for k, v in fragments.items()})}
+        self._run(conn, steps["keyed"])
+        self._run(conn, steps["diff"])
+        blank, vanished, unmatched = conn.execute(steps["counts"].text).fetchone()
         data_rows = raw.records - raw.header_line - blank
         self.last_rec = raw.records
         # lines matched to a current NIK, against the current NIKs they matched: more lines than NIKs
         # means some NIK is listed more than once
         if data_rows - unmatched > self.base_kept - vanished:
-            self._run(conn, "duplicated_lines", steps["duplicated_lines"])
-        conn.execute("ANALYZE dk_diff")
-        keep = sql.SQL("r.rec IN (SELECT rec FROM dk_diff WHERE NOT blank AND rec IS NOT NULL)")
+            self._run(conn, steps["duplicated_lines"])
+        conn.execute("DROP TABLE scratch_dukcapil.dk_keyed")
+        conn.execute("ANALYZE scratch_dukcapil.dk_diff")
+        keep = sql.SQL(
+            "r.rec IN (SELECT rec FROM scratch_dukcapil.dk_diff WHERE NOT blank AND rec IS NOT NULL)"
+        )
         return Narrowed(keep, data_rows)
 
-    def _run(self, conn: psycopg.Connection, name: str, statement: str) -> None:
+    def _run(self, conn: psycopg.Connection, statement: Statement) -> None:
         started = time.perf_counter()
-        conn.execute(statement, {"snapshot_pk": self.snapshot_pk})
-        self.timings[name] = time.perf_counter() - started
+        with planner(conn, statement.planner):  # the statements' own profile, whatever the extract
+            conn.execute(statement.text, {"snapshot_pk": self.snapshot_pk})
+        self.timings[statement.name] = time.perf_counter() - started
 
 
 def sort_differences(
@@ -314,7 +325,7 @@ def write_differences(
     timings: dict[str, float] | None = None,
 ) -> dict[str, int]:
     """Apply the sorted differences to the reference (holding `base_kept` current NIKs)."""
-    differing = conn.execute("SELECT count(*) FROM dk_diff").fetchone()[0]
+    differing = conn.execute("SELECT count(*) FROM scratch_dukcapil.dk_diff").fetchone()[0]
     # the usual extract changes a few NIKs: look them up by index rather than scan the reference
     params = {"snapshot_pk": snapshot_pk, "base_pk": base_pk}
     run(
@@ -326,7 +337,7 @@ def write_differences(
         stage=f"Dukcapil snapshot #{snapshot_pk}: writing {differing:,} differing lines",
     )
     summary = _summary(conn)
-    conn.execute("DROP TABLE dk_diff, dk_usable, dk_conflict")
+    conn.execute(f"DROP TABLE {SCRATCH_TABLES}")  # before the commit: no other session sees them
     return summary
 
 

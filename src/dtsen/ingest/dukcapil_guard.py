@@ -38,7 +38,7 @@ def judge(
     ends_with_newline: bool,
     diff: dict[str, int],
 ) -> dict | None:
-    """What makes the sorted extract (pg_temp dk_diff, dk_usable, dk_conflict) implausible, as a small
+    """What makes the sorted extract (scratch_dukcapil: dk_diff, dk_usable, dk_conflict) implausible, as a small
     JSON-able record; None when it may be applied. `current`: NIKs current in the reference."""
     steps = statements(GUARD)
     conn.execute(steps["removed"])

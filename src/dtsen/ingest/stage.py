@@ -38,6 +38,7 @@ COPY_ERRORS = (
 )
 COPY_LINE_RE = re.compile(r"line (\d+)")
 BLANK_LINES_SHOWN = 10
+TEMP_RAW = sql.Identifier("raw_file")  # pg_temp.raw_file: a file's records as COPY took them
 
 
 @dataclass
@@ -51,8 +52,8 @@ class StageResult:
 
 @dataclass(frozen=True)
 class RawRecords:
-    """A file's records as COPY took them (pg_temp.raw_file, aliased `r`), before they are staged:
-    SQL over one record, for a caller that decides which records to stage (`stage_file(narrow=...)`)."""
+    """A file's records as COPY took them (the raw table, aliased `r`), before they are staged: SQL
+    over one record, for a caller that decides which records to stage (`stage_file(narrow=...)`)."""
 
     values: dict[str, sql.Composable]  # contract column -> its trimmed value (NULL when empty or absent)
     raw: dict[str, sql.Composable]  # contract column -> the field as delivered (NULL when absent)
@@ -66,7 +67,7 @@ class RawRecords:
 class Narrowed:
     """What a narrowing caller keeps: the records to stage, and how many data records the file has."""
 
-    keep: sql.Composable  # condition on a record `r` of raw_file
+    keep: sql.Composable  # condition on a record `r` of the raw table
     data_rows: int
 
 
@@ -191,21 +192,29 @@ def map_columns(header: list[str], spec: FileSpec) -> tuple[dict[str, int], list
     return known, warnings
 
 
-def _copy_raw(conn: psycopg.Connection, path: Path, ncols: int) -> tuple[int, csvscan.StreamStats]:
-    """COPY every record (header included) into pg_temp.raw_file; returns (records, what was counted)."""
+def _copy_raw(
+    conn: psycopg.Connection, path: Path, ncols: int, raw_table: sql.Identifier | None
+) -> tuple[int, csvscan.StreamStats]:
+    """COPY every record (header included) into the raw table; returns (records, what was counted)."""
     cols = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(1, ncols + 1))
+    create = (
+        sql.SQL("CREATE TEMP TABLE {} (rec bigint GENERATED ALWAYS AS IDENTITY, {}) ON COMMIT DROP")
+        if raw_table is None
+        else sql.SQL("CREATE UNLOGGED TABLE {} (rec bigint GENERATED ALWAYS AS IDENTITY, {})")
+    )
     conn.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE raw_file (rec bigint GENERATED ALWAYS AS IDENTITY, {}) ON COMMIT DROP"
-        ).format(
+        create.format(
+            raw_table or TEMP_RAW,
             sql.SQL(", ").join(
                 sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(1, ncols + 1)
-            )
+            ),
         )
     )
     with conn.cursor() as cur:
         with cur.copy(
-            sql.SQL("COPY raw_file ({}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(cols)
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(
+                raw_table or TEMP_RAW, cols
+            )
         ) as copy:
             stats = csvscan.stream_for_copy(path, ncols, copy.write)
         return cur.rowcount, stats
@@ -216,7 +225,12 @@ def _newlines_in(column: sql.Composable) -> sql.Composable:
 
 
 def _line_numbers(
-    conn: psycopg.Connection, path: Path, records: int, stats: csvscan.StreamStats, ncols: int
+    conn: psycopg.Connection,
+    path: Path,
+    records: int,
+    stats: csvscan.StreamStats,
+    ncols: int,
+    raw_table: sql.Identifier,
 ) -> sql.Composable:
     """The SQL giving each record its physical line, after checking COPY took every line of the file."""
     if records == stats.lines:  # one line per record: nothing embedded, nothing left unread
@@ -225,7 +239,7 @@ def _line_numbers(
         raise _unreadable("cr_line_ends", None)
     per_record = sql.SQL(" + ").join(_newlines_in(sql.Identifier(f"c{i}")) for i in range(1, ncols + 1))
     embedded = conn.execute(
-        sql.SQL("SELECT coalesce(sum({}), 0) FROM raw_file").format(per_record)
+        sql.SQL("SELECT coalesce(sum({}), 0) FROM {}").format(per_record, raw_table)
     ).fetchone()[0]
     consumed = records + int(embedded)
     if consumed != stats.lines:  # COPY stopped early (a line holding only \. ends its input)
@@ -256,12 +270,15 @@ def stage_file(
     target: sql.Composable,
     key_columns: dict[str, object],
     narrow: Callable[[psycopg.Connection, RawRecords], Narrowed] | None = None,
+    raw_table: sql.Identifier | None = None,
 ) -> StageResult:
     """Stage one file into `target` (a staging table) inside the caller's transaction.
 
     `key_columns` are constant leading columns (round_seq + submission_pk, or snapshot_pk).
     `narrow`, given the records as COPY took them, may keep only some of them (a Dukcapil extract
     stages only the lines that differ from the reference); every data row is still counted.
+    The records land in a temporary table, or in `raw_table` (an unlogged table the caller's
+    transaction creates and this drops: one its own statements may read in parallel).
     On a file-level problem nothing is staged, and the result carries the contract code, what is
     wrong (for operators and for the region) and how many rows the file held.
     """
@@ -271,12 +288,12 @@ def stage_file(
         positions, result.warnings = map_columns(header, spec)
         with conn.transaction():  # savepoint: a refused file leaves the caller's transaction usable
             try:
-                records, stats = _copy_raw(conn, path, len(header))
+                records, stats = _copy_raw(conn, path, len(header), raw_table)
             except COPY_ERRORS as exc:
                 raise _copy_failure(path, exc, len(header)) from exc
             except csvscan.ScanError as exc:
                 raise _unreadable(exc.kind, exc.line) from exc
-            line_expr = _line_numbers(conn, path, records, stats, len(header))
+            line_expr = _line_numbers(conn, path, records, stats, len(header), raw_table or TEMP_RAW)
             result.rows_received, blanks, first_blanks = _move_to_staging(
                 conn,
                 spec,
@@ -288,6 +305,7 @@ def stage_file(
                 len(header),
                 records,
                 narrow,
+                raw_table or TEMP_RAW,
             )
         if blanks:
             more = ", ..." if blanks > len(first_blanks) else ""
@@ -311,6 +329,7 @@ def _move_to_staging(
     ncols: int,
     records: int,
     narrow: Callable[[psycopg.Connection, RawRecords], Narrowed] | None = None,
+    raw_table: sql.Identifier = TEMP_RAW,
 ) -> tuple[int, int, list[int]]:
     """Data records into staging, blank ones skipped; returns (data rows, blanks, their first lines)."""
     raw = {
@@ -325,8 +344,8 @@ def _move_to_staging(
     has_value = sql.SQL("btrim(concat({}), E' \\t\\r') <> ''").format(
         sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(f"c{i}")) for i in range(1, ncols + 1))
     )
-    numbered = sql.SQL("(SELECT {line_expr} AS line_no, * FROM raw_file) r WHERE rec > {header}").format(
-        line_expr=line_expr, header=sql.Literal(header_line)
+    numbered = sql.SQL("(SELECT {line_expr} AS line_no, * FROM {raw}) r WHERE rec > {header}").format(
+        line_expr=line_expr, raw=raw_table, header=sql.Literal(header_line)
     )
     narrowed = None
     if narrow is not None:
@@ -359,5 +378,5 @@ def _move_to_staging(
                 )
             )
         ]
-    conn.execute("DROP TABLE raw_file")
+    conn.execute(sql.SQL("DROP TABLE {}").format(raw_table))
     return data_rows, blanks, first_blanks

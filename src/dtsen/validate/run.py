@@ -48,19 +48,22 @@ class Batch:
     def query(self) -> str:
         """The batch's rows, with `_cutoff` and `_regency`; its keys are %(name)s parameters."""
         table = f"staging.{self.kind.value}"  # an enum's table name only
+        # `_cutoff` and `_regency` are one value per batch, read once by an uncorrelated subquery: as
+        # a join they made every rule reading them a join filter, and PostgreSQL then kept the one
+        # pass over the rows in one process; this way it may give that pass parallel workers
         if self.kind is FileKind.DUKCAPIL_PENDUDUK:
             # only the lines that differed from the reference were staged (every line of the first
             # extract): an unchanged line is a row the reference holds already, checked when it came
             return (
-                f"SELECT s.*, snap.snapshot_date AS _cutoff, NULL::text AS _regency FROM {table} s "  # noqa: S608
-                "JOIN ingest.dukcapil_snapshot snap ON snap.snapshot_pk = s.snapshot_pk "
-                "WHERE s.snapshot_pk = %(snapshot_pk)s"
+                "SELECT s.*, (SELECT snap.snapshot_date FROM ingest.dukcapil_snapshot snap "  # noqa: S608
+                "WHERE snap.snapshot_pk = %(snapshot_pk)s) AS _cutoff, NULL::text AS _regency "
+                f"FROM {table} s WHERE s.snapshot_pk = %(snapshot_pk)s"
             )
         return (
-            f"SELECT s.*, r.reference_date AS _cutoff, sub.kode_wilayah AS _regency FROM {table} s "  # noqa: S608
-            "JOIN ingest.submission sub ON sub.submission_pk = s.submission_pk "
-            "JOIN ingest.round r ON r.round_seq = sub.round_seq "
-            "WHERE s.round_seq = %(round_seq)s AND s.submission_pk = %(submission_pk)s"
+            "SELECT s.*, (SELECT r.reference_date FROM ingest.submission sub JOIN ingest.round r "  # noqa: S608
+            "ON r.round_seq = sub.round_seq WHERE sub.submission_pk = %(submission_pk)s) AS _cutoff, "
+            "(SELECT sub.kode_wilayah FROM ingest.submission sub WHERE sub.submission_pk = %(submission_pk)s) "
+            f"AS _regency FROM {table} s WHERE s.round_seq = %(round_seq)s AND s.submission_pk = %(submission_pk)s"
         )
 
     @property
