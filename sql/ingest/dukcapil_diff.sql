@@ -26,19 +26,16 @@ CREATE UNLOGGED TABLE scratch_dukcapil.dk_keyed AS {{ keyed }};
 ANALYZE scratch_dukcapil.dk_keyed;
 
 -- name: diff
--- planner: parallel
--- The extract's lines that differ from the current reference (or match no current NIK), then the
--- current NIKs no line matched (vanished): two hash joins rather than one full join, which
--- PostgreSQL 15 plans in one process only. A blank record is kept as a difference only to be counted.
+-- The keyed extract against the current reference: one full join on the narrow keys gives the lines
+-- that differ (or match no current NIK) and the current NIKs no line matched (vanished). PostgreSQL
+-- 15 runs a full join in one process; the costly part, keying and hashing the lines, was shared above.
+-- A blank record is kept as a difference only to be counted.
 CREATE UNLOGGED TABLE scratch_dukcapil.dk_diff AS
-SELECT e.rec, e.line_no, NOT e.is_data AS blank, e.nik_key AS nik, c.nik IS NOT NULL AS was_current, e.row_hash
+SELECT e.rec, e.line_no, NOT coalesce(e.is_data, true) AS blank, coalesce(e.nik_key, c.nik) AS nik,
+       c.nik IS NOT NULL AS was_current, e.row_hash
 FROM scratch_dukcapil.dk_keyed e
-LEFT JOIN ref.dukcapil c ON c.nik = e.nik_key AND c.valid_to IS NULL
-WHERE NOT e.is_data OR c.nik IS NULL OR e.row_hash <> c.row_hash
-UNION ALL
-SELECT NULL, NULL, false, c.nik, true, NULL
-FROM ref.dukcapil c
-WHERE c.valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM scratch_dukcapil.dk_keyed e WHERE e.nik_key = c.nik);
+FULL JOIN (SELECT nik, row_hash FROM ref.dukcapil WHERE valid_to IS NULL) c ON c.nik = e.nik_key
+WHERE e.rec IS NULL OR NOT e.is_data OR c.nik IS NULL OR e.row_hash <> c.row_hash;
 
 -- name: counts
 -- Whole-extract checks as aggregates: a current NIK listed more than once shows as more matched
