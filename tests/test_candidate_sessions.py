@@ -78,7 +78,21 @@ def _sample_world(scratch_database, tmp_path_factory, name: str, sessions: int, 
                 "SELECT nik FROM publish.anggota_span WHERE valid_to IS NULL ORDER BY nik LIMIT 40"
             ).fetchall()
             explained = {nik: explain(conn, nik, None, load_model(), load_programs()) for (nik,) in nik_rows}
-            return {"spans": _spans(conn), "files": _files(publish), "explain": explained, "sessions": builds}
+            audits = conn.execute(
+                "SELECT version, status, audit->'success', audit->'checks', audit->'drift_flagged', "
+                "audit->'warnings' FROM publish.version ORDER BY version"
+            ).fetchall()
+            leftovers = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch_audit'"
+            ).fetchone()[0]
+            return {
+                "spans": _spans(conn),
+                "files": _files(publish),
+                "explain": explained,
+                "sessions": builds,
+                "audits": audits,
+                "audit_scratch_left": leftovers,
+            }
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +110,13 @@ def test_two_sessions_build_what_one_builds_byte_for_byte(one_and_two_sessions):
     assert two["spans"] == one["spans"]
     assert two["files"] == one["files"] and len(one["files"]) > 10
     assert two["explain"] == one["explain"]
+
+
+def test_two_sessions_audit_each_candidate_as_one_does(one_and_two_sessions):
+    one, two = one_and_two_sessions
+    assert len(one["audits"]) == len(ROUNDS)
+    assert two["audits"] == one["audits"]
+    assert one["audit_scratch_left"] == two["audit_scratch_left"] == 0
 
 
 # -- all or nothing -------------------------------------------------------------------------------

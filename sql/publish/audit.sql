@@ -8,6 +8,23 @@
 -- Dukcapil record changed since its snapshot, and families whose members changed or that are new.
 -- The constraints of the spans hold the rest (one current row per NIK, per family, per recipient;
 -- desil 1-10). With no previous version, everything is in scope.
+--
+-- members and families split into shares (the audit's sessions, dtsen.publish.audit): a session keeps
+-- the keys from low_<key> up to high_<key> (NULL: open-ended; both NULL, the condition folds away).
+-- A range, not a hash, so the planner estimates a share's rows from the key's histogram (a hash
+-- condition is guessed at 0.5% of the rows, and the share probed half a million keys one by one).
+
+{#- A span row in the audited version: the spans read directly, so their key indexes stay usable
+    (publish.anggota and keluarga join every span with the version row, which hid them). -#}
+{% macro in_version(alias) -%}
+{{ alias }}.valid_from <= %(version)s AND coalesce({{ alias }}.valid_to, 2147483647) > %(version)s
+{%- endmacro %}
+
+{#- Said again on each table joined by the key: PostgreSQL carries equality across a join, not a range. -#}
+{% macro in_share(key, column=None) -%}
+(%(low_{{ key }})s::bigint IS NULL OR {{ column or key }} >= %(low_{{ key }})s::bigint)
+      AND (%(high_{{ key }})s::bigint IS NULL OR {{ column or key }} < %(high_{{ key }})s::bigint)
+{%- endmacro %}
 
 -- name: members
 WITH vanished_family AS (  -- a family with no row in the version whose row the previous one had
@@ -17,16 +34,18 @@ WITH vanished_family AS (  -- a family with no row in the version whose row the 
                       AND n.valid_from <= %(version)s AND coalesce(n.valid_to, 2147483647) > %(version)s)
 ), scope AS (
     SELECT nik FROM publish.anggota_span WHERE valid_from > %(previous)s AND valid_from <= %(version)s
-    UNION SELECT a.nik FROM vanished_family f JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = f.no_kk
+    UNION SELECT a.nik FROM vanished_family f JOIN publish.anggota_span a ON a.no_kk = f.no_kk AND {{ in_version("a") }}
     UNION SELECT nik FROM ref.dukcapil_change
           WHERE snapshot_pk > %(previous_snapshot_pk)s AND snapshot_pk <= coalesce(%(snapshot_pk)s, -1)
+), shared AS (
+    SELECT nik FROM scope WHERE {{ in_share("nik") }}
 )
 SELECT a.nik, a.no_kk, k.no_kk AS keluarga_no_kk,
        coalesce((d.status_hidup = 'MENINGGAL')::int, 0) AS meninggal_menurut_dukcapil
-FROM scope s
-JOIN publish.anggota a ON a.version = %(version)s AND a.nik = s.nik
-LEFT JOIN publish.keluarga k ON k.version = %(version)s AND k.no_kk = a.no_kk
-LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik
+FROM shared s
+JOIN publish.anggota_span a ON a.nik = s.nik AND {{ in_version("a") }} AND {{ in_share("nik", "a.nik") }}
+LEFT JOIN publish.keluarga_span k ON k.no_kk = a.no_kk AND {{ in_version("k") }}
+LEFT JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = a.nik AND {{ in_share("nik", "d.nik") }}
 
 -- Who heads a family changes only with its members' rows; a new family is checked whole. (A row
 -- rewritten for its desil or score alone keeps its members: the spans' CHECK holds the desil range.)
@@ -38,15 +57,16 @@ WITH scope AS (
           WHERE k.valid_from > %(previous)s AND k.valid_from <= %(version)s
             AND NOT EXISTS (SELECT 1 FROM publish.keluarga_span p WHERE p.no_kk = k.no_kk
                             AND p.valid_from <= %(previous)s AND coalesce(p.valid_to, 2147483647) > %(previous)s)
-), heads AS (
-    SELECT a.no_kk, count(*) FILTER (WHERE a.hubungan_keluarga = 1) AS jumlah_kepala
-    FROM scope s JOIN publish.anggota a ON a.version = %(version)s AND a.no_kk = s.no_kk
-    GROUP BY a.no_kk
+), shared AS (
+    SELECT no_kk FROM scope WHERE {{ in_share("no_kk") }}
 )
-SELECT k.no_kk, k.desil, coalesce(h.jumlah_kepala, 0) AS jumlah_kepala
-FROM scope s
-JOIN publish.keluarga k ON k.version = %(version)s AND k.no_kk = s.no_kk
-LEFT JOIN heads h ON h.no_kk = k.no_kk
+-- one grouped join (not a join with the heads counted apart): hash joins for a large scope, index
+-- probes per family for a small one (the probe profile, dtsen.publish.audit_shares)
+SELECT k.no_kk, k.desil, count(*) FILTER (WHERE a.hubungan_keluarga = 1) AS jumlah_kepala
+FROM shared s
+JOIN publish.keluarga_span k ON k.no_kk = s.no_kk AND {{ in_version("k") }} AND {{ in_share("no_kk", "k.no_kk") }}
+LEFT JOIN publish.anggota_span a ON a.no_kk = k.no_kk AND {{ in_version("a") }} AND {{ in_share("no_kk", "a.no_kk") }}
+GROUP BY k.no_kk, k.desil
 
 -- The desil shares of individuals, from the counts the candidate kept of its whole ordering.
 -- name: desil_shares

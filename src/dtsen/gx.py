@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -34,16 +35,32 @@ def lent_to_sqlalchemy(conn: psycopg.Connection) -> Iterator[psycopg.Connection]
         del conn.commit, conn.rollback, conn.close
 
 
+@dataclass(frozen=True)
+class Computed:
+    """A batch whose rows other sessions have already computed into tables: `query` reads them
+    (cheaply: a union of whole tables), `rows` says how many there are."""
+
+    query: str
+    rows: int
+
+
 @contextmanager
 def _temporary_tables(
-    conn: psycopg.Connection, batches: dict[str, str], progress: Progress | None = None
+    conn: psycopg.Connection, batches: dict[str, str | Computed], progress: Progress | None = None
 ) -> Iterator[dict[str, int]]:
     """Each batch's rows computed once into a temporary table: GE reads a batch several times (a
     probe, the row count, one query per metric bundle), and a view would run its query each time.
-    Yields the rows of each."""
+    A batch computed elsewhere (`Computed`) is a temporary view of its tables instead. Yields the
+    rows of each."""
     rows: dict[str, int] = {}
     try:
         for name, query in batches.items():
+            if isinstance(query, Computed):
+                conn.execute(
+                    sql.SQL("CREATE TEMP VIEW {} AS {}").format(sql.Identifier(name), sql.SQL(query.query))
+                )
+                rows[name] = query.rows
+                continue
             with timed(progress, f"{name} computed") as part:
                 created = conn.execute(
                     sql.SQL("CREATE TEMP TABLE {} AS {}").format(sql.Identifier(name), sql.SQL(query))
@@ -53,17 +70,18 @@ def _temporary_tables(
         yield rows
     finally:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            for name in batches:
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+            for name, query in batches.items():
+                kind = "VIEW" if isinstance(query, Computed) else "TABLE"
+                conn.execute(sql.SQL(f"DROP {kind} IF EXISTS {{}}").format(sql.Identifier(name)))
 
 
 def validate_views(
     conn: psycopg.Connection,
-    batches: dict[str, tuple[str, dict]],
+    batches: dict[str, tuple[str | Computed, dict]],
     parameters: dict | None = None,
     stage: str | None = None,
 ) -> dict[str, object]:
-    """Validate each batch `name -> (SELECT ..., suite json)` on `conn`; GE results by name.
+    """Validate each batch `name -> (SELECT ... or Computed, suite json)` on `conn`; GE results by name.
 
     `parameters` fill the suites' {"$PARAMETER": ...} placeholders. An expectation that raised is
     a defect of the suite, not of the data: it stops the run loudly. With `stage`, each batch logs
@@ -76,7 +94,11 @@ def validate_views(
     context.variables.progress_bars = {"globally": False}
     results = {}
     progress = (
-        Progress(stage, [f"{n} {part}" for part in ("computed", "checked") for n in batches])
+        Progress(
+            stage,
+            [f"{n} computed" for n, (q, _) in batches.items() if not isinstance(q, Computed)]
+            + [f"{n} checked" for n in batches],
+        )
         if stage
         else None
     )

@@ -518,10 +518,15 @@ def _rules(conn, ctx: RoundContext) -> tuple:
     )
 
 
-def _audit(conn, ctx: RoundContext, version: int):
+def _audit(conn, ctx: RoundContext, version: int, in_sessions: bool = True):
+    """`in_sessions`: the candidate is committed, so the write sessions may compute the audit's shares
+    (a dry run's candidate exists only in its own transaction)."""
     from dtsen.publish.audit import AuditConfig, audit_version
 
-    return audit_version(conn, version, AuditConfig.load(ctx.settings.audit_config_path))
+    config = AuditConfig.load(ctx.settings.audit_config_path)
+    if not in_sessions:
+        return audit_version(conn, version, config)
+    return audit_version(conn, version, config, connect=_connect, sessions=ctx.settings.write_sessions)
 
 
 def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) -> dict:
@@ -551,7 +556,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             started = time.perf_counter()
             built = build_candidate(conn, ctx.round_id, *_rules(conn, ctx))
             built_at = time.perf_counter()
-            audit = _audit(conn, ctx, built.version)
+            audit = _audit(conn, ctx, built.version, in_sessions=False)
             seconds = {
                 "candidate": round(built_at - started, 3),
                 "audit": round(time.perf_counter() - built_at, 3),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen.errors import DataError
-from dtsen.gx import observed_value, validate_views
+from dtsen.gx import Computed, observed_value, validate_views
 from dtsen.integrity.summary import integrity_warnings, version_integrity
 from dtsen.paths import EXPECTATIONS_DIR
+from dtsen.publish.audit_shares import clear_scratch, compute_shares, probe_profile, share_bounds
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
 from dtsen.sqlfiles import statements
 
@@ -88,21 +90,39 @@ def _audit_views(
     snapshot_pk: int | None,
     previous_snapshot_pk: int | None,
     config: AuditConfig,
+    share: dict[str, int | None] | None = None,
 ) -> dict[str, str]:
-    """The audit's views as plain SQL: a view cannot take parameters, so they are bound client-side."""
-    params = {
-        "version": version,
-        "previous": previous if previous is not None else -1,
-        "snapshot_pk": snapshot_pk,
-        "previous_snapshot_pk": previous_snapshot_pk if previous_snapshot_pk is not None else -1,
-        "min_base": config.drift_min_base,
-    }
+    """The audit's views as plain SQL: a view cannot take parameters, so they are bound client-side.
+    `share`: the key ranges of one session's members and families (`share_bounds`); None: all."""
+    params = (
+        dict.fromkeys(("low_nik", "high_nik", "low_no_kk", "high_no_kk"))
+        | (share or {})
+        | {
+            "version": version,
+            "previous": previous if previous is not None else -1,
+            "snapshot_pk": snapshot_pk,
+            "previous_snapshot_pk": previous_snapshot_pk if previous_snapshot_pk is not None else -1,
+            "min_base": config.drift_min_base,
+        }
+    )
     cursor = psycopg.ClientCursor(conn)
     return {name: cursor.mogrify(text, params) for name, text in statements("publish/audit.sql").items()}
 
 
-def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | None = None) -> AuditOutcome:
-    """Run the audit of a CANDIDATE (idempotent: an audited version returns its stored outcome)."""
+def audit_version(
+    conn: psycopg.Connection,
+    version: int,
+    config: AuditConfig | None = None,
+    connect: Callable[[], psycopg.Connection] | None = None,
+    sessions: int = 1,
+) -> AuditOutcome:
+    """Run the audit of a CANDIDATE (idempotent: an audited version returns its stored outcome).
+
+    With `connect` and more than one session, the members and families batches are computed by that
+    many sessions at once, each a share by key, into committed scratch tables
+    (dtsen.publish.audit_shares): only for a candidate already committed (the sessions see what is
+    committed; a dry run audits in one session). The checks and the outcome stay in `conn`'s
+    transaction, which drops the scratch tables."""
     config = config or AuditConfig.load()
     # one audit of a version at a time: a second waits, then finds the first's outcome stored
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
@@ -137,9 +157,19 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
             "SELECT kode_kabupaten, program, sebelumnya, ditambah, dikeluarkan, added_share, removed_share "  # noqa: S608
             f"FROM publish.recipient_drift WHERE version = {int(version)}"
         )
+    in_sessions = connect is not None and sessions > 1
+    shares = share_bounds(conn, sessions) if in_sessions else [None]
+    computed: dict[str, str | Computed] = dict(views)
+    computed |= compute_shares(
+        conn,
+        connect if in_sessions else None,
+        version,
+        [_audit_views(conn, version, previous, snapshot_pk, previous_snapshot_pk, config, s) for s in shares],
+        probe_profile(conn, version, previous),
+    )
     suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
     batches = {}
-    for asset, query in views.items():
+    for asset, query in computed.items():
         expectations = [e for e in suite["expectations"] if e["meta"]["asset"] == asset]
         sub_suite = {"name": f"{suite['name']}_{asset}", "expectations": expectations}
         batches[f"audit_v{version}_{asset}"] = (query, sub_suite)
@@ -186,6 +216,8 @@ def audit_version(conn: psycopg.Connection, version: int, config: AuditConfig | 
         "UPDATE publish.version SET status = %s, audit = %s WHERE version = %s AND status = 'CANDIDATE'",
         (new_status, Jsonb(audit), version),
     )
+    if in_sessions:
+        clear_scratch(conn)
     outcome = AuditOutcome(version, new_status, success, checks, drift_flagged, warnings)
     for line in outcome.report():
         log.info("%s", line)

@@ -1,0 +1,155 @@
+"""The audit's members and families batches, computed in shares by key (issue 27).
+
+They are the batches that grow with the round (every person and family a first load holds). Each
+share is one key range of the persons (nik) and of the families (no_kk), cut where the span tables'
+histograms put equal shares of their rows. In one session (a dry run, or one configured), the audit's
+own transaction computes them into temporary tables. In several, each session computes its share
+into unlogged tables of schema scratch_audit (migration 0044) and commits them, so the audit's
+transaction, which only reads what is committed from other sessions, can check their union; it
+drops them before it commits, and the next audit drops any a crash left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from dtsen import sqlfiles
+from dtsen.gx import Computed
+
+log = logging.getLogger(__name__)
+
+SCRATCH = "scratch_audit"
+SPLIT_ASSETS = ("members", "families")  # sql/publish/audit.sql: the batches taking low_/high_ ranges
+# The key each split batch divides by, and the span table whose statistics say where to cut it.
+SHARE_KEYS = {"nik": "anggota_span", "no_kk": "keluarga_span"}
+
+
+def share_bounds(conn: psycopg.Connection, sessions: int) -> list[dict[str, int | None]]:
+    """Each session's key ranges (low_<key> inclusive, high_<key> exclusive, None: open-ended): cut
+    where the span table's histogram of the key (pg_stats, kept by ANALYZE) puts equal shares of its
+    rows, at no cost; without statistics, evenly between the smallest and largest key."""
+    shares: list[dict[str, int | None]] = [{} for _ in range(sessions)]
+    for key, table in SHARE_KEYS.items():
+        found = conn.execute(
+            "SELECT histogram_bounds::text::bigint[] FROM pg_stats "
+            "WHERE schemaname = 'publish' AND tablename = %s AND attname = %s",
+            (table, key),
+        ).fetchone()
+        if found and found[0]:
+            keys = found[0]
+            cuts = [keys[round(k * (len(keys) - 1) / sessions)] for k in range(1, sessions)]
+        else:
+            low, high = conn.execute(
+                f"SELECT min({key}), max({key}) FROM publish.{table}"  # noqa: S608 (our names)
+            ).fetchone()
+            low, high = low or 0, high or 0
+            cuts = [low + (high - low) * k // sessions for k in range(1, sessions)]
+        edges = [None, *cuts, None]
+        for k, share in enumerate(shares):
+            share |= {f"low_{key}": edges[k], f"high_{key}": edges[k + 1]}
+    return shares
+
+
+def probe_profile(conn: psycopg.Connection, version: int, previous: int | None) -> str | None:
+    """ "probe" when the members the version opened are few against its spans (a quarterly round: the
+    batches look their keys up by index instead of hashing whole span tables); None for a first
+    load or a round touching most of the registry."""
+    if previous is None:
+        return None
+    opened, spans = conn.execute(
+        "SELECT (SELECT count(*) FROM publish.anggota_span WHERE valid_from > %s AND valid_from <= %s), "
+        "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'publish.anggota_span'::regclass)",
+        (previous, version),
+    ).fetchone()
+    return "probe" if sqlfiles.probe_when_small(opened, spans) else None
+
+
+def compute_shares(
+    conn: psycopg.Connection,
+    connect: Callable[[], psycopg.Connection] | None,
+    version: int,
+    queries: list[dict[str, str]],
+    profile: str | None,
+) -> dict[str, Computed]:
+    """The split batches, each as the union of its shares' tables (`queries`: each share's batch
+    queries). With `connect` and several shares, one session per share; else on `conn`."""
+    stage = f"audit of candidate v{version}"
+    if connect is None or len(queries) == 1:
+        tables = {a: f"pg_temp.audit_v{int(version)}_{a}_share" for a in SPLIT_ASSETS}
+        rows = _compute(
+            conn, queries[0], tables, profile, f"{stage}: %s computed in one session", temporary=True
+        )
+        return {a: Computed(f"SELECT * FROM {tables[a]}", rows[a]) for a in SPLIT_ASSETS}  # noqa: S608
+    with connect() as other:  # an earlier audit's tables, left by a crash (the caller's lock keeps
+        clear_scratch(other)  # out a live one), dropped and committed before the shares create theirs
+    sessions = len(queries)
+    names = {
+        a: [f"{SCRATCH}.v{int(version)}_{a}_{k}of{sessions}" for k in range(sessions)] for a in SPLIT_ASSETS
+    }
+    rows = [dict.fromkeys(SPLIT_ASSETS, 0) for _ in range(sessions)]
+    errors: list[BaseException] = []
+
+    def one(k: int) -> None:
+        try:
+            with connect() as worker:
+                worker.execute("SELECT set_config('application_name', %s, false)", (f"dtsen-audit-{k}",))
+                tables = {a: names[a][k] for a in SPLIT_ASSETS}
+                line = f"{stage}: %s share {k + 1}/{sessions} computed"
+                rows[k] = _compute(worker, queries[k], tables, profile, line, temporary=False)
+                worker.commit()
+        except BaseException as exc:  # noqa: BLE001 (raised below, once every session has ended)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,), name=f"dtsen-audit-{k}") for k in range(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return {
+        a: Computed(" UNION ALL ".join(f"SELECT * FROM {t}" for t in names[a]), sum(r[a] for r in rows))  # noqa: S608
+        for a in SPLIT_ASSETS
+    }
+
+
+def _compute(
+    conn: psycopg.Connection,
+    queries: dict[str, str],
+    tables: dict[str, str],
+    profile: str | None,
+    line: str,
+    temporary: bool,
+) -> dict[str, int]:
+    """Each split batch's query into its table, analysed; rows by batch. One progress line each
+    (names and counts only)."""
+    kind = "TEMP TABLE" if temporary else "UNLOGGED TABLE"
+    rows = {}
+    for asset in SPLIT_ASSETS:
+        started = time.perf_counter()
+        table = tables[asset]
+        with sqlfiles.planner(conn, profile):
+            created = conn.execute(
+                f"CREATE {kind} {table} {'ON COMMIT DROP ' if temporary else ''}AS {queries[asset]}"
+            )
+        rows[asset] = created.rowcount
+        conn.execute(f"ANALYZE {table}")
+        log.info(line + ": %s rows in %.1f s", asset, f"{created.rowcount:,}", time.perf_counter() - started)
+    return rows
+
+
+def clear_scratch(conn: psycopg.Connection) -> None:
+    """Drop every table of scratch_audit (in `conn`'s transaction)."""
+    names = [
+        name
+        for (name,) in conn.execute(
+            "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables WHERE schemaname = %s", (SCRATCH,)
+        ).fetchall()
+    ]
+    if names:
+        conn.execute(f"DROP TABLE {', '.join(names)}")  # names from the catalog, quoted by format()
