@@ -75,17 +75,25 @@ def _temporary_tables(
                 conn.execute(sql.SQL(f"DROP {kind} IF EXISTS {{}}").format(sql.Identifier(name)))
 
 
+def progress_parts(batches: dict[str, tuple[str | Computed, dict]]) -> list[str]:
+    """The parts validate_views reports: each batch it computes, then each batch it checks."""
+    return [f"{n} computed" for n, (q, _) in batches.items() if not isinstance(q, Computed)] + [
+        f"{n} checked" for n in batches
+    ]
+
+
 def validate_views(
     conn: psycopg.Connection,
     batches: dict[str, tuple[str | Computed, dict]],
     parameters: dict | None = None,
-    stage: str | None = None,
+    stage: str | Progress | None = None,
 ) -> dict[str, object]:
     """Validate each batch `name -> (SELECT ... or Computed, suite json)` on `conn`; GE results by name.
 
     `parameters` fill the suites' {"$PARAMETER": ...} placeholders. An expectation that raised is
     a defect of the suite, not of the data: it stops the run loudly. With `stage`, each batch logs
-    a progress line when computed and when checked (dtsen.progress).
+    a progress line when computed and when checked (dtsen.progress); a `Progress` given as the stage
+    goes on counting a caller's parts (it must name `progress_parts(batches)` among them).
     """
     import great_expectations as gx  # heavy import: only where a suite runs
     from sqlalchemy.pool import StaticPool
@@ -93,15 +101,7 @@ def validate_views(
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     results = {}
-    progress = (
-        Progress(
-            stage,
-            [f"{n} computed" for n, (q, _) in batches.items() if not isinstance(q, Computed)]
-            + [f"{n} checked" for n in batches],
-        )
-        if stage
-        else None
-    )
+    progress = Progress(stage, progress_parts(batches)) if isinstance(stage, str) else stage
     with (
         lent_to_sqlalchemy(conn) as lent,
         _temporary_tables(conn, {n: q for n, (q, _) in batches.items()}, progress) as rows,

@@ -193,18 +193,18 @@ def map_columns(header: list[str], spec: FileSpec) -> tuple[dict[str, int], list
 
 
 def _copy_raw(
-    conn: psycopg.Connection, path: Path, ncols: int, raw_table: sql.Identifier | None
+    conn: psycopg.Connection, path: Path, ncols: int, raw_table: sql.Identifier, temporary: bool
 ) -> tuple[int, csvscan.StreamStats]:
     """COPY every record (header included) into the raw table; returns (records, what was counted)."""
     cols = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(1, ncols + 1))
     create = (
         sql.SQL("CREATE TEMP TABLE {} (rec bigint GENERATED ALWAYS AS IDENTITY, {}) ON COMMIT DROP")
-        if raw_table is None
+        if temporary
         else sql.SQL("CREATE UNLOGGED TABLE {} (rec bigint GENERATED ALWAYS AS IDENTITY, {})")
     )
     conn.execute(
         create.format(
-            raw_table or TEMP_RAW,
+            raw_table,
             sql.SQL(", ").join(
                 sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(1, ncols + 1)
             ),
@@ -212,9 +212,7 @@ def _copy_raw(
     )
     with conn.cursor() as cur:
         with cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(
-                raw_table or TEMP_RAW, cols
-            )
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(raw_table, cols)
         ) as copy:
             stats = csvscan.stream_for_copy(path, ncols, copy.write)
         return cur.rowcount, stats
@@ -283,17 +281,18 @@ def stage_file(
     wrong (for operators and for the region) and how many rows the file held.
     """
     result = StageResult()
+    table = raw_table or TEMP_RAW
     try:
         header, header_line = read_header(path)
         positions, result.warnings = map_columns(header, spec)
         with conn.transaction():  # savepoint: a refused file leaves the caller's transaction usable
             try:
-                records, stats = _copy_raw(conn, path, len(header), raw_table)
+                records, stats = _copy_raw(conn, path, len(header), table, temporary=raw_table is None)
             except COPY_ERRORS as exc:
                 raise _copy_failure(path, exc, len(header)) from exc
             except csvscan.ScanError as exc:
                 raise _unreadable(exc.kind, exc.line) from exc
-            line_expr = _line_numbers(conn, path, records, stats, len(header), raw_table or TEMP_RAW)
+            line_expr = _line_numbers(conn, path, records, stats, len(header), table)
             result.rows_received, blanks, first_blanks = _move_to_staging(
                 conn,
                 spec,
@@ -305,7 +304,7 @@ def stage_file(
                 len(header),
                 records,
                 narrow,
-                raw_table or TEMP_RAW,
+                table,
             )
         if blanks:
             more = ", ..." if blanks > len(first_blanks) else ""

@@ -19,10 +19,18 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dtsen.errors import DataError
-from dtsen.gx import Computed, observed_value, validate_views
+from dtsen.gx import Computed, observed_value, progress_parts, validate_views
 from dtsen.integrity.summary import integrity_warnings, version_integrity
 from dtsen.paths import EXPECTATIONS_DIR
-from dtsen.publish.audit_shares import clear_scratch, compute_shares, probe_profile, share_bounds
+from dtsen.progress import Progress
+from dtsen.publish.audit_shares import (
+    SPLIT_ASSETS,
+    clear_scratch,
+    compute_shares,
+    probe_profile,
+    share_bounds,
+    share_parts,
+)
 from dtsen.publish.candidate import PUBLISH_LOCK_KEY
 from dtsen.sqlfiles import statements
 
@@ -159,6 +167,11 @@ def audit_version(
         )
     in_sessions = connect is not None and sessions > 1
     shares = share_bounds(conn, sessions) if in_sessions else [None]
+    # one count of parts for the stage: the shares as they are computed, then the suite's batches
+    named = {
+        f"audit_v{version}_{a}": (Computed("", 0) if a in SPLIT_ASSETS else q, {}) for a, q in views.items()
+    }
+    progress = Progress(f"audit of candidate v{version}", share_parts(len(shares)) + progress_parts(named))
     computed: dict[str, str | Computed] = dict(views)
     computed |= compute_shares(
         conn,
@@ -166,6 +179,7 @@ def audit_version(
         version,
         [_audit_views(conn, version, previous, snapshot_pk, previous_snapshot_pk, config, s) for s in shares],
         probe_profile(conn, version, previous),
+        progress,
     )
     suite = json.loads(AUDIT_SUITE_PATH.read_text(encoding="utf-8"))
     batches = {}
@@ -179,7 +193,7 @@ def audit_version(
         "drift_max_share": config.drift_max_share,
     }
     # sees the candidate built in this transaction
-    results = validate_views(conn, batches, parameters, stage=f"audit of candidate v{version}")
+    results = validate_views(conn, batches, parameters, stage=progress)
     checks = []
     for result in results.values():
         for item in result.results:

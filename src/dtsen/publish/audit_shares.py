@@ -11,17 +11,14 @@ drops them before it commits, and the next audit drops any a crash left behind.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable
 
 import psycopg
 
 from dtsen import sqlfiles
 from dtsen.gx import Computed
-
-log = logging.getLogger(__name__)
+from dtsen.progress import Progress, timed
 
 SCRATCH = "scratch_audit"
 SPLIT_ASSETS = ("members", "families")  # sql/publish/audit.sql: the batches taking low_/high_ ranges
@@ -75,19 +72,18 @@ def compute_shares(
     version: int,
     queries: list[dict[str, str]],
     profile: str | None,
+    progress: Progress,
 ) -> dict[str, Computed]:
     """The split batches, each as the union of its shares' tables (`queries`: each share's batch
-    queries). With `connect` and several shares, one session per share; else on `conn`."""
-    stage = f"audit of candidate v{version}"
-    if connect is None or len(queries) == 1:
+    queries). With `connect` and several shares, one session per share; else on `conn`. Each share
+    reports its parts (`share_parts`) to `progress`."""
+    sessions = len(queries) if connect is not None else 1
+    if sessions == 1:
         tables = {a: f"pg_temp.audit_v{int(version)}_{a}_share" for a in SPLIT_ASSETS}
-        rows = _compute(
-            conn, queries[0], tables, profile, f"{stage}: %s computed in one session", temporary=True
-        )
+        rows = _compute(conn, queries[0], tables, profile, progress, 0, 1, temporary=True)
         return {a: Computed(f"SELECT * FROM {tables[a]}", rows[a]) for a in SPLIT_ASSETS}  # noqa: S608
     with connect() as other:  # an earlier audit's tables, left by a crash (the caller's lock keeps
         clear_scratch(other)  # out a live one), dropped and committed before the shares create theirs
-    sessions = len(queries)
     names = {
         a: [f"{SCRATCH}.v{int(version)}_{a}_{k}of{sessions}" for k in range(sessions)] for a in SPLIT_ASSETS
     }
@@ -99,8 +95,9 @@ def compute_shares(
             with connect() as worker:
                 worker.execute("SELECT set_config('application_name', %s, false)", (f"dtsen-audit-{k}",))
                 tables = {a: names[a][k] for a in SPLIT_ASSETS}
-                line = f"{stage}: %s share {k + 1}/{sessions} computed"
-                rows[k] = _compute(worker, queries[k], tables, profile, line, temporary=False)
+                rows[k] = _compute(
+                    worker, queries[k], tables, profile, progress, k, sessions, temporary=False
+                )
                 worker.commit()
         except BaseException as exc:  # noqa: BLE001 (raised below, once every session has ended)
             errors.append(exc)
@@ -118,28 +115,38 @@ def compute_shares(
     }
 
 
+def share_parts(sessions: int) -> list[str]:
+    """The progress parts of the shares: each split batch of each share, as it is computed."""
+    return [_part(a, k, sessions) for k in range(sessions) for a in SPLIT_ASSETS]
+
+
+def _part(asset: str, share: int, sessions: int) -> str:
+    return f"{asset} share {share + 1}/{sessions} computed"
+
+
 def _compute(
     conn: psycopg.Connection,
     queries: dict[str, str],
     tables: dict[str, str],
     profile: str | None,
-    line: str,
+    progress: Progress,
+    share: int,
+    sessions: int,
     temporary: bool,
 ) -> dict[str, int]:
-    """Each split batch's query into its table, analysed; rows by batch. One progress line each
-    (names and counts only)."""
+    """Each split batch's query into its table, analysed; rows by batch. A progress line each (names
+    and counts only)."""
     kind = "TEMP TABLE" if temporary else "UNLOGGED TABLE"
     rows = {}
     for asset in SPLIT_ASSETS:
-        started = time.perf_counter()
         table = tables[asset]
-        with sqlfiles.planner(conn, profile):
-            created = conn.execute(
-                f"CREATE {kind} {table} {'ON COMMIT DROP ' if temporary else ''}AS {queries[asset]}"
-            )
-        rows[asset] = created.rowcount
-        conn.execute(f"ANALYZE {table}")
-        log.info(line + ": %s rows in %.1f s", asset, f"{created.rowcount:,}", time.perf_counter() - started)
+        with timed(progress, _part(asset, share, sessions)) as part:
+            with sqlfiles.planner(conn, profile):
+                created = conn.execute(
+                    f"CREATE {kind} {table} {'ON COMMIT DROP ' if temporary else ''}AS {queries[asset]}"
+                )
+            rows[asset] = part.rows = created.rowcount
+            conn.execute(f"ANALYZE {table}")
     return rows
 
 
