@@ -82,6 +82,7 @@ OWNERS = {
     "cases/cli.py",
     "publish/in_sessions.py",  # the connections it opens itself: the candidate's sessions
     "warehouse/prepared.py",  # the same: its writer sessions, each prepared
+    "publish/audit_shares.py",  # the same: the audit's share sessions, each committing its tables
 }
 SAVEPOINT = "# savepoint"
 

@@ -518,15 +518,13 @@ def _rules(conn, ctx: RoundContext) -> tuple:
     )
 
 
-def _audit(conn, ctx: RoundContext, version: int, in_sessions: bool = True):
-    """`in_sessions`: the candidate is committed, so the write sessions may compute the audit's shares
-    (a dry run's candidate exists only in its own transaction)."""
+def _audit(conn, ctx: RoundContext, version: int):
+    # In one session: the audit in shares (audit_version's connect and sessions) is measured by the
+    # benches but not yet used by the round; with it, tests/test_concurrent_steps.py's two runs of
+    # rank_and_audit at once fail now and then (the second builds the candidate), not yet explained.
     from dtsen.publish.audit import AuditConfig, audit_version
 
-    config = AuditConfig.load(ctx.settings.audit_config_path)
-    if not in_sessions:
-        return audit_version(conn, version, config)
-    return audit_version(conn, version, config, connect=_connect, sessions=ctx.settings.write_sessions)
+    return audit_version(conn, version, AuditConfig.load(ctx.settings.audit_config_path))
 
 
 def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) -> dict:
@@ -556,7 +554,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             started = time.perf_counter()
             built = build_candidate(conn, ctx.round_id, *_rules(conn, ctx))
             built_at = time.perf_counter()
-            audit = _audit(conn, ctx, built.version, in_sessions=False)
+            audit = _audit(conn, ctx, built.version)
             seconds = {
                 "candidate": round(built_at - started, 3),
                 "audit": round(time.perf_counter() - built_at, 3),
