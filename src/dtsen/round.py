@@ -566,11 +566,17 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             "rolled_back_version": built.version,
             "changes": merged.changes,
         }
-    with _connect() as conn, conn.transaction():
-        rules = _rules(conn, ctx)
     started = time.perf_counter()
-    # its own transactions: the spans written by several sessions, decided by the version row
-    built = build_candidate_in_sessions(_connect, ctx.round_id, *rules, sessions=ctx.settings.write_sessions)
+    # its own transactions: the spans written by several sessions, decided by the version row; the
+    # rules read under the build's lock, so a second run at once waits for the whole build
+    built = build_candidate_in_sessions(
+        _connect,
+        ctx.round_id,
+        None,
+        None,
+        sessions=ctx.settings.write_sessions,
+        rules=lambda c: _rules(c, ctx),
+    )
     built_at = time.perf_counter()
     with _connect() as conn, conn.transaction():
         audit = _audit(conn, ctx, built.version)

@@ -46,6 +46,7 @@ def build_candidate_in_sessions(
     programs: ProgramSet,
     integrity: IntegrityConfig | None = None,
     sessions: int = 1,
+    rules: Callable[[psycopg.Connection], tuple] | None = None,
 ) -> CandidateSummary:
     """Build the round's candidate, its spans written by `sessions` sessions at once (each a disjoint
     share by key, dtsen.warehouse.prepared), all or nothing: the transaction that inserts the version
@@ -56,6 +57,9 @@ def build_candidate_in_sessions(
         conn.autocommit = True
         conn.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))  # held across the transactions
         try:
+            if rules is not None:  # read under the lock: a second run waits here for the whole build
+                with conn.transaction():
+                    model, programs, integrity = rules(conn)
             resolve_in_doubt(conn, PREPARED_PREFIX, lambda gid: _decided(conn, gid))
             allowed = capacity(conn)
             if sessions > 1 and allowed < sessions:
