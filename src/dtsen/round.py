@@ -520,8 +520,8 @@ def _rules(conn, ctx: RoundContext) -> tuple:
 
 def _audit(conn, ctx: RoundContext, version: int):
     # In one session: the audit in shares (audit_version's connect and sessions) is measured by the
-    # benches but not yet used by the round; with it, tests/test_concurrent_steps.py's two runs of
-    # rank_and_audit at once fail now and then (the second builds the candidate), not yet explained.
+    # benches but not yet used by the round, until the round runs through CI with the rules read
+    # under the build's lock (two runs of the step at once raced for that lock; issue 27's notes).
     from dtsen.publish.audit import AuditConfig, audit_version
 
     return audit_version(conn, version, AuditConfig.load(ctx.settings.audit_config_path))
