@@ -83,12 +83,13 @@ NATIONAL = {
     },
 }
 # A 16-core warehouse host: how many times faster each stage runs there, and why.
-# The stages that use more than one core: the rank stage's writes are split over sessions
-# (DTSEN_WRITE_SESSIONS), and it, the merge and the Dukcapil comparison build their scratch tables
-# with CREATE TABLE AS over unlogged tables, which PostgreSQL may plan in parallel. Their 16-core speedup is taken from 1 and 2 sessions (and as many
+# The stages that use more than one core: the rank stage's writes and the audit's members and
+# families are split over sessions (DTSEN_WRITE_SESSIONS), and the rank stage, the merge and the
+# Dukcapil comparison build their scratch tables with CREATE TABLE AS over unlogged tables, which
+# PostgreSQL may plan in parallel. Their 16-core speedup is taken from 1 and 2 sessions (and as many
 # processes per parallel plan). The others' measured ratios are printed too, as the noise between two
 # runs of code that runs the same either way.
-SESSION_STAGES = ("rank", "merge", "dukcapil")
+SESSION_STAGES = ("rank", "merge", "dukcapil", "audit")
 SIXTEEN_CORES = {
     "ingest_validate": (
         14 * 0.69,
@@ -109,8 +110,8 @@ SIXTEEN_CORES = {
     "rank": (1.0, "one backend, unless measured with 1 and 2 sessions (--sessions): then Amdahl's law"),
     "audit": (
         1.0,
-        "one backend in the round (its shares over sessions are measured alone by bench/audit_stage.py "
-        "and not yet used by the round): no credit taken",
+        "one backend, unless measured with 1 and 2 sessions (--sessions): its members and families are "
+        "computed in shares by key, one session each, the checks in one; then Amdahl's law",
     ),
     "publish": (None, "one stream per file: the largest file (anggota.parquet) alone sets the time"),
     "feedback": (14 * 0.69, "per submission, like ingest"),
@@ -395,6 +396,10 @@ def run_size(size: int, work: Path, out: Path, points: list[dict], sessions: int
         point["ingest_ratio"] = round(copy_seconds / stages["ingest_validate"], 4)
         with psycopg.connect(engine.libpq_conninfo(url)) as conn:
             point |= round_size(conn, round_id)
+            # where the merge's time went, statement by statement (its own summary): what bounds it
+            point["merge_statements"] = conn.execute(
+                "SELECT merge_summary->'step_seconds' FROM ingest.round WHERE round_id = %s", (round_id,)
+            ).fetchone()[0]
             point["postgres"] = {
                 name: conn.execute(f"SHOW {name}").fetchone()[0]  # noqa: S608 (constant names)
                 for name in (

@@ -35,7 +35,7 @@ def candidate(scratch_database, tmp_path, request):
             until="aduan_outcomes",
         )
         built = build_candidate_in_sessions(
-            engine.connect, "2026-Q1", load_model(), load_programs(), sessions=1
+            engine.connect, "2026-Q1", (load_model(), load_programs(), None), sessions=1
         )
         with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
             yield url, conn, built.version

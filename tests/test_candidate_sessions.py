@@ -171,7 +171,7 @@ def test_a_writer_killed_mid_write_leaves_no_version_and_no_span(merged_first_ro
     def build():
         try:
             build_candidate_in_sessions(
-                lambda: engine.connect(), "2026-Q1", load_model(), load_programs(), sessions=2
+                lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
             )
         except Exception as exc:  # noqa: BLE001 (the test looks at it)
             outcome["error"] = exc
@@ -195,7 +195,7 @@ def test_a_writer_killed_mid_write_leaves_no_version_and_no_span(merged_first_ro
     assert _spans(conn) == before and _prepared(conn) == []
 
     built = build_candidate_in_sessions(
-        lambda: engine.connect(), "2026-Q1", load_model(), load_programs(), sessions=2
+        lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
     )
     assert built.created_now and built.build["sessions"] == 2
     assert _spans(conn) == reference
@@ -210,7 +210,7 @@ def test_a_coordinator_killed_before_its_decision_leaves_the_spans_as_they_were(
         "from dtsen.publish.in_sessions import build_candidate_in_sessions\n"
         "from dtsen.rank.model import load_model\n"
         "from dtsen.warehouse import engine\n"
-        "build_candidate_in_sessions(engine.connect, '2026-Q1', load_model(), load_programs(), sessions=2)\n"
+        "build_candidate_in_sessions(engine.connect, '2026-Q1', (load_model(), load_programs(), None), sessions=2)\n"
     )
     with psycopg.connect(engine.libpq_conninfo(url)) as blocker:
         # the decision's transaction stops at the counts, after both shares are prepared
@@ -240,7 +240,7 @@ def test_a_coordinator_killed_before_its_decision_leaves_the_spans_as_they_were(
     assert _spans(conn) == before
 
     built = build_candidate_in_sessions(
-        lambda: engine.connect(), "2026-Q1", load_model(), load_programs(), sessions=2
+        lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
     )
     assert built.created_now and _prepared(conn) == []
     assert _spans(conn) == reference

@@ -518,13 +518,15 @@ def _rules(conn, ctx: RoundContext) -> tuple:
     )
 
 
-def _audit(conn, ctx: RoundContext, version: int):
-    # In one session: the audit in shares (audit_version's connect and sessions) is measured by the
-    # benches but not yet used by the round, until the round runs through CI with the rules read
-    # under the build's lock (two runs of the step at once raced for that lock; issue 27's notes).
+def _audit(conn, ctx: RoundContext, version: int, in_sessions: bool):
+    # A committed candidate's members and families batches are computed by the write sessions, each
+    # a share; a dry run's candidate is seen by its own transaction only, so it audits in one.
     from dtsen.publish.audit import AuditConfig, audit_version
 
-    return audit_version(conn, version, AuditConfig.load(ctx.settings.audit_config_path))
+    config = AuditConfig.load(ctx.settings.audit_config_path)
+    if not in_sessions:
+        return audit_version(conn, version, config)
+    return audit_version(conn, version, config, connect=_connect, sessions=ctx.settings.write_sessions)
 
 
 def _audit_summary(ctx: RoundContext, built, status: str, audit, seconds: dict) -> dict:
@@ -554,7 +556,7 @@ def rank_and_audit(ctx: RoundContext) -> dict:
             started = time.perf_counter()
             built = build_candidate(conn, ctx.round_id, *_rules(conn, ctx))
             built_at = time.perf_counter()
-            audit = _audit(conn, ctx, built.version)
+            audit = _audit(conn, ctx, built.version, in_sessions=False)
             seconds = {
                 "candidate": round(built_at - started, 3),
                 "audit": round(time.perf_counter() - built_at, 3),
@@ -570,16 +572,11 @@ def rank_and_audit(ctx: RoundContext) -> dict:
     # its own transactions: the spans written by several sessions, decided by the version row; the
     # rules read under the build's lock, so a second run at once waits for the whole build
     built = build_candidate_in_sessions(
-        _connect,
-        ctx.round_id,
-        None,
-        None,
-        sessions=ctx.settings.write_sessions,
-        rules=lambda c: _rules(c, ctx),
+        _connect, ctx.round_id, lambda c: _rules(c, ctx), sessions=ctx.settings.write_sessions
     )
     built_at = time.perf_counter()
     with _connect() as conn, conn.transaction():
-        audit = _audit(conn, ctx, built.version)
+        audit = _audit(conn, ctx, built.version, in_sessions=True)
         seconds = {
             "candidate": round(built_at - started, 3),
             "audit": round(time.perf_counter() - built_at, 3),

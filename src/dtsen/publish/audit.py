@@ -168,10 +168,11 @@ def audit_version(
     in_sessions = connect is not None and sessions > 1
     shares = share_bounds(conn, sessions) if in_sessions else [None]
     # one count of parts for the stage: the shares as they are computed, then the suite's batches
-    named = {
-        f"audit_v{version}_{a}": (Computed("", 0) if a in SPLIT_ASSETS else q, {}) for a, q in views.items()
-    }
-    progress = Progress(f"audit of candidate v{version}", share_parts(len(shares)) + progress_parts(named))
+    prefix = f"audit_v{version}_"  # each batch is named for its asset
+    placeholders = {prefix + a: (Computed("", 0) if a in SPLIT_ASSETS else q, {}) for a, q in views.items()}
+    progress = Progress(
+        f"audit of candidate v{version}", share_parts(len(shares)) + progress_parts(placeholders)
+    )
     computed: dict[str, str | Computed] = dict(views)
     computed |= compute_shares(
         conn,
@@ -186,7 +187,7 @@ def audit_version(
     for asset, query in computed.items():
         expectations = [e for e in suite["expectations"] if e["meta"]["asset"] == asset]
         sub_suite = {"name": f"{suite['name']}_{asset}", "expectations": expectations}
-        batches[f"audit_v{version}_{asset}"] = (query, sub_suite)
+        batches[prefix + asset] = (query, sub_suite)
     parameters = {
         "desil_share_min": 0.1 - config.desil_share_tolerance,
         "desil_share_max": 0.1 + config.desil_share_tolerance,

@@ -39,27 +39,32 @@ log = logging.getLogger(__name__)
 PREPARED_PREFIX = "dtsen:candidate:"  # two-phase commit ids: dtsen:candidate:v<version>:r<round_seq>:<k>of<n>
 
 
+Rules = tuple[RankingModel, ProgramSet, IntegrityConfig | None]  # what a candidate is ranked and checked by
+
+
 def build_candidate_in_sessions(
     connect: Callable[[], psycopg.Connection],
     round_id: str,
-    model: RankingModel,
-    programs: ProgramSet,
-    integrity: IntegrityConfig | None = None,
+    rules: Rules | Callable[[psycopg.Connection], Rules],
     sessions: int = 1,
-    rules: Callable[[psycopg.Connection], tuple] | None = None,
 ) -> CandidateSummary:
     """Build the round's candidate, its spans written by `sessions` sessions at once (each a disjoint
     share by key, dtsen.warehouse.prepared), all or nothing: the transaction that inserts the version
     row decides it. Owns its transactions; works out the version first in committed scratch tables
     (left behind by a crash, cleared by the next build). One session, or a server without prepared
-    transactions: the whole build in one transaction."""
+    transactions: the whole build in one transaction.
+
+    `rules` may be a function reading them from the warehouse (the adopted model): it is called under
+    the build's publication lock, so a second build at once waits for the whole first one and then
+    reads what that one left."""
     with connect() as conn:
         conn.autocommit = True
         conn.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))  # held across the transactions
         try:
-            if rules is not None:  # read under the lock: a second run waits here for the whole build
+            if callable(rules):
                 with conn.transaction():
-                    model, programs, integrity = rules(conn)
+                    rules = rules(conn)
+            model, programs, integrity = rules
             resolve_in_doubt(conn, PREPARED_PREFIX, lambda gid: _decided(conn, gid))
             allowed = capacity(conn)
             if sessions > 1 and allowed < sessions:
