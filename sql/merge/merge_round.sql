@@ -119,12 +119,13 @@ LEFT JOIN registry.family f ON f.no_kk = coalesce(k.no_kk, b.no_kk);
 CREATE INDEX ON scratch_merge.fam_new (no_kk);
 ANALYZE scratch_merge.fam_new;
 
--- name: family_field_changes
--- History: one row per changed field of an existing family, with the source that set it.
-INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
-SELECT %(round_seq)s, 'F', n.no_kk, v.field, v.old_value, v.new_value,
-       CASE WHEN v.from_bps THEN n.bps_submission ELSE n.pemda_submission END,
-       CASE WHEN v.from_bps THEN 'bps' ELSE 'pemda' END
+-- name: family_changes
+-- History: one row per changed field of an existing family, with the source that set it (worked out
+-- by a CREATE TABLE AS, which may get parallel workers; then inserted).
+CREATE UNLOGGED TABLE scratch_merge.fam_changes AS
+SELECT n.no_kk AS entity_key, v.field, v.old_value, v.new_value,
+       CASE WHEN v.from_bps THEN n.bps_submission ELSE n.pemda_submission END AS submission_pk,
+       CASE WHEN v.from_bps THEN 'bps' ELSE 'pemda' END AS source
 FROM scratch_merge.fam_new n
 JOIN registry.family f ON f.no_kk = n.no_kk
 LEFT JOIN (SELECT * FROM scratch_merge.acc_bps WHERE rnk = 1) b ON b.no_kk = n.no_kk
@@ -139,6 +140,11 @@ CROSS JOIN LATERAL (VALUES
            ('is_open', f.is_open::text, 'true', false)
 ) AS v(field, old_value, new_value, from_bps)
 WHERE n.operasi IS DISTINCT FROM 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_value;
+
+-- name: family_field_changes
+INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
+SELECT %(round_seq)s, 'F', entity_key, field, old_value, new_value, submission_pk, source
+FROM scratch_merge.fam_changes;
 
 -- name: family_insert_or_reopen
 INSERT INTO registry.family (no_kk, kode_wilayah, alamat, tanggal_pendataan, {% for a in family_attributes %}{{ a.name }}{% if not loop.last %}, {% endif %}{% endfor %}, pengeluaran_per_kapita, tanggal_survei, created_round, created_submission, updated_round)
@@ -276,14 +282,16 @@ WHERE a.rnk = 1;
 CREATE INDEX ON scratch_merge.per_new (nik);
 ANALYZE scratch_merge.per_new;
 
--- name: person_field_changes
+-- name: person_changes
 -- planner: probe
 -- Existing persons: every changed field. New persons: identity values Dukcapil corrected, with the
--- value the region reported as the old one, so the correction stays explainable.
-INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
-SELECT %(round_seq)s, 'P', n.nik, v.field, v.old_value, v.new_value,
-       CASE WHEN v.by_dukcapil THEN NULL ELSE n.submission_pk END,
-       CASE WHEN v.by_dukcapil THEN 'dukcapil' ELSE 'pemda' END
+-- value the region reported as the old one, so the correction stays explainable. Worked out by a
+-- CREATE TABLE AS, which may get parallel workers (every field of every touched person is compared:
+-- at a first load, most of the statement), then inserted, which cannot.
+CREATE UNLOGGED TABLE scratch_merge.per_changes AS
+SELECT n.nik AS entity_key, v.field, v.old_value, v.new_value,
+       CASE WHEN v.by_dukcapil THEN NULL ELSE n.submission_pk END AS submission_pk,
+       CASE WHEN v.by_dukcapil THEN 'dukcapil' ELSE 'pemda' END AS source
 FROM scratch_merge.per_new n
 CROSS JOIN LATERAL (VALUES
     ('nama', CASE WHEN n.existed THEN n.old_nama ELSE n.nama_reported END, n.nama, n.nama_by_dukcapil),
@@ -297,6 +305,11 @@ CROSS JOIN LATERAL (VALUES
 ) AS v(field, old_value, new_value, by_dukcapil)
 WHERE n.operasi <> 'HAPUS' AND v.old_value IS DISTINCT FROM v.new_value
   AND (n.existed OR v.field IN ('nama', 'jenis_kelamin', 'tanggal_lahir'));
+
+-- name: person_field_changes
+INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
+SELECT %(round_seq)s, 'P', entity_key, field, old_value, new_value, submission_pk, source
+FROM scratch_merge.per_changes;
 
 -- name: person_insert_or_update
 -- planner: probe
