@@ -430,22 +430,69 @@ def plan_candidate(
     )
 
 
-def compute(conn: psycopg.Connection, plan: CandidatePlan) -> None:
-    """Work out the version in scratch tables; nothing else is written."""
+def compute(
+    conn: psycopg.Connection,
+    plan: CandidatePlan,
+    statements: list[tuple[str, str]] | None = None,
+    parts: list[str] | None = None,
+) -> None:
+    """Work out the version in scratch tables; nothing else is written. All of plan.compute, or the
+    `statements` of it; the first call starts the build's progress, over `parts` (default: each
+    compute statement, then the apply)."""
     basis = plan.basis
-    plan.progress = Progress(
-        f"candidate v{plan.version} ({'whole' if plan.whole else 'incremental'})",
-        [name for name, _ in plan.compute] + ["apply"],
-        basis.step_seconds(conn) if basis and not plan.whole else None,
-    )
-    plan.summary.step_seconds.clear()
-    for name, statement in plan.compute:
+    if plan.progress is None:
+        plan.progress = Progress(
+            f"candidate v{plan.version} ({'whole' if plan.whole else 'incremental'})",
+            parts or [name for name, _ in plan.compute] + ["apply"],
+            basis.step_seconds(conn) if basis and not plan.whole else None,
+        )
+        plan.summary.step_seconds.clear()
+    for name, statement in plan.compute if statements is None else statements:
         started = time.perf_counter()
         rows = conn.execute(
             statement, plan.params
         ).rowcount  # always bound: SQL files write a literal % as %%
         plan.summary.step_seconds[name] = time.perf_counter() - started
         plan.progress.finished(name, rows, plan.summary.step_seconds[name])
+
+
+def family_local(compute: list[tuple[str, str]]) -> tuple[list, list, list]:
+    """The compute statements before, of and after the block that reads each family's own members and
+    rows only (the eligibility context, then each program's recipients): that block can be computed
+    for one range of KK numbers at a time (dtsen.publish.in_sessions). Empty block: none here."""
+    names = [name for name, _ in compute]
+    if "eligibility_context" not in names:
+        return compute, [], []
+    first = last = names.index("eligibility_context")
+    while last + 1 < len(names) and names[last + 1].startswith("recipients_"):
+        last += 1
+    return compute[:first], compute[first : last + 1], compute[last + 1 :]
+
+
+def family_share_statements(
+    block: list[tuple[str, str]], programs: ProgramSet, low: int | None, high: int | None
+) -> list[tuple[str, str]]:
+    """The family-local block for the families whose KK is in [low, high) (None: open-ended): the
+    eligibility context over those families' members into the session's own temporary table (found
+    before the scratch schema's by the recipients' statements, which are the same), then the
+    recipients, inserted into the shared new_recipient table."""
+    bounds = ["true"]
+    if low is not None:
+        bounds.append(f"no_kk >= {int(low)}")
+    if high is not None:
+        bounds.append(f"no_kk < {int(high)}")
+    within = " AND ".join(bounds)
+    context = eligibility_context_sql(
+        f"(SELECT * FROM recheck_member WHERE {within})",  # noqa: S608 (integers)
+        programs,
+        f"(SELECT %(version)s AS version, n.* FROM new_family n WHERE {within})",  # noqa: S608 (integers)
+    )
+    return [
+        (name, "CREATE TEMP TABLE eligibility_context ON COMMIT DROP AS " + context)
+        if name == "eligibility_context"
+        else (name, statement)
+        for name, statement in block
+    ]
 
 
 def applied(plan: CandidatePlan, rows: int, started: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 
@@ -20,12 +21,15 @@ from dtsen.programs import ProgramSet
 from dtsen.publish.candidate import (
     PUBLISH_LOCK_KEY,
     SCRATCH,
+    CandidatePlan,
     CandidateSummary,
     applied,
     apply_share,
     build_candidate,
     clear_scratch,
     compute,
+    family_local,
+    family_share_statements,
     finish,
     plan_candidate,
     settle,
@@ -99,7 +103,17 @@ def _build_in_sessions(
             return plan
         conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
         clear_scratch(conn)
-        compute(conn, plan)
+        before, block, after = family_local(plan.compute)
+        parts = [name for name, _ in before]
+        parts += [_share_part(name, k, sessions) for k in range(sessions) for name, _ in block]
+        parts += [name for name, _ in after] + ["apply"]
+        compute(conn, plan, before, parts)
+        ranges = _family_ranges(conn, sessions)
+    # committed: the sessions computing the family-local block read what the statements before wrote
+    _compute_family_shares(connect, plan, block, ranges, scratch_path)
+    with conn.transaction():
+        conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+        compute(conn, plan, after)
         shares = share_bounds(conn, sessions)
 
     def write(worker: psycopg.Connection, group: int, groups: int) -> int:
@@ -126,6 +140,67 @@ def _build_in_sessions(
         conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
         clear_scratch(conn)
     return plan.summary
+
+
+def _family_ranges(conn: psycopg.Connection, sessions: int) -> list[tuple[int | None, int | None]]:
+    """Each session's range of KK numbers [low, high) for the family-local block: cut where the
+    histogram of the members decided again (recheck_member, analysed by the build) puts equal shares
+    of them; without statistics, evenly between the smallest and largest KK."""
+    found = conn.execute(
+        "SELECT histogram_bounds::text::bigint[] FROM pg_stats "
+        "WHERE schemaname = %s AND tablename = 'recheck_member' AND attname = 'no_kk'",
+        (SCRATCH,),
+    ).fetchone()
+    if found and found[0]:
+        keys = found[0]
+        cuts = [keys[round(k * (len(keys) - 1) / sessions)] for k in range(1, sessions)]
+    else:
+        low, high = conn.execute("SELECT min(no_kk), max(no_kk) FROM recheck_member").fetchone()
+        low, high = low or 0, high or 0
+        cuts = [low + (high - low) * k // sessions for k in range(1, sessions)]
+    edges = [None, *cuts, None]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+def _share_part(name: str, share: int, sessions: int) -> str:
+    return f"{name} share {share + 1}/{sessions}"
+
+
+def _compute_family_shares(
+    connect: Callable[[], psycopg.Connection],
+    plan: CandidatePlan,
+    block: list[tuple[str, str]],
+    ranges: list[tuple[int | None, int | None]],
+    scratch_path: str,
+) -> None:
+    """The family-local block (the eligibility context and the recipients) computed by one session
+    per range of KK numbers at once, each committing the recipients it inserts into the scratch
+    table new_recipient (a crash leaves them to the next build's clearing, like every scratch table).
+    Each statement of each share is a part of the build's progress and a timing of its summary."""
+    errors: list[BaseException] = []
+
+    def one(k: int) -> None:
+        try:
+            with connect() as worker:
+                worker.execute("SELECT set_config('application_name', %s, false)", (f"dtsen-family-{k}",))
+                worker.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+                for name, statement in family_share_statements(block, plan.programs, *ranges[k]):
+                    part = _share_part(name, k, len(ranges))
+                    started = time.perf_counter()
+                    rows = worker.execute(statement, plan.params).rowcount
+                    plan.summary.step_seconds[part] = time.perf_counter() - started
+                    plan.progress.finished(part, rows, plan.summary.step_seconds[part])
+                worker.commit()
+        except BaseException as exc:  # noqa: BLE001 (raised below, once every session has ended)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,), name=f"dtsen-family-{k}") for k in range(len(ranges))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _decided(conn: psycopg.Connection, gid: str) -> bool:
