@@ -201,6 +201,51 @@ def test_a_writer_killed_mid_write_leaves_no_version_and_no_span(merged_first_ro
     assert _spans(conn) == reference
 
 
+def test_a_session_killed_computing_its_families_leaves_no_version_and_the_next_build_whole(
+    merged_first_round,
+):
+    """The eligibility context and recipients are computed by one session per KK range before any span
+    is written: one killed there fails the build with nothing written; what the other committed to
+    the scratch tables is cleared by the next build, which reaches one session's spans."""
+    url, conn = merged_first_round
+    before = _spans(conn)
+    reference = _serial_reference(url)
+    outcome: dict = {}
+
+    def build():
+        try:
+            build_candidate_in_sessions(
+                lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
+            )
+        except Exception as exc:  # noqa: BLE001 (the test looks at it)
+            outcome["error"] = exc
+
+    with psycopg.connect(engine.libpq_conninfo(url)) as blocker:
+        # of the build, only the eligibility context reads the civil registry: both shares stop there
+        blocker.execute("LOCK TABLE ref.dukcapil IN ACCESS EXCLUSIVE MODE")
+        builder = threading.Thread(target=build)
+        builder.start()
+        _wait_for(
+            conn,
+            "SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name LIKE 'dtsen-family-%' "
+            "AND wait_event_type = 'Lock'",
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dtsen-family-0'"
+        )
+        blocker.rollback()  # the other share goes on and commits its recipients to the scratch table
+    builder.join(timeout=300)
+    assert isinstance(outcome.get("error"), psycopg.Error)
+    assert conn.execute("SELECT count(*) FROM publish.version").fetchone()[0] == 0
+    assert _spans(conn) == before and _prepared(conn) == []
+
+    built = build_candidate_in_sessions(
+        lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
+    )
+    assert built.created_now and _spans(conn) == reference
+    assert "eligibility_context share 2/2" in built.build["step_seconds"]
+
+
 def test_a_coordinator_killed_before_its_decision_leaves_the_spans_as_they_were(merged_first_round):
     url, conn = merged_first_round
     before = _spans(conn)
