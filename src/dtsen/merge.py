@@ -117,7 +117,7 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
             conn,
             "merge/merge_round.sql",
             params,
-            profiles=profiles,
+            profiles=profiles | {"sift"},  # the passes that keep few of many rows may go parallel
             timings=summary.step_seconds,
             stage=f"merge of round #{round_seq}",
             expected=_last_merge_seconds(conn, round_seq),

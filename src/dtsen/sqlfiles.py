@@ -29,10 +29,13 @@ PLANNER_RE = re.compile(r"^-- planner: ([a-z_]+)\s*$", re.M)
 # Profiles a caller may switch on for the statements that name them. "probe": look the round's keys up
 # in the registry by index instead of hashing the registry (a round small against the registry).
 # "parallel": share a pass whose cost is per-row expressions (parsing, hashing) among parallel workers;
-# the planner weighs only the scan when it decides, and keeps such a pass in one process.
+# the planner weighs only the scan when it decides, and keeps such a pass in one process. "sift": a
+# pass comparing many values of every row and keeping few rows; the planner cannot see how few, so it
+# prices sending every row to the leader and keeps the pass in one process unless that is free.
 PLANNER_PROFILES: dict[str, dict[str, str]] = {
     "probe": {"enable_hashjoin": "off", "enable_mergejoin": "off"},
     "parallel": {"parallel_setup_cost": "0", "parallel_tuple_cost": "0.01"},
+    "sift": {"parallel_setup_cost": "0", "parallel_tuple_cost": "0"},
 }
 # Below this share of the table it looks keys up in, a statement probes by index; above, it scans.
 PROBE_FRACTION = 0.2
