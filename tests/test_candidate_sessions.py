@@ -149,9 +149,9 @@ def _serial_reference(url: str) -> dict[str, str]:
     return spans
 
 
-def _wait_for(conn: psycopg.Connection, query: str, timeout: float = 120) -> None:
+def _wait_for(conn: psycopg.Connection, query: str, params: tuple = (), timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not conn.execute(query).fetchone()[0]:
+    while not conn.execute(query, params or None).fetchone()[0]:
         assert time.monotonic() < deadline, query
         time.sleep(0.1)
 
@@ -162,41 +162,53 @@ def _prepared(conn: psycopg.Connection) -> list[str]:
     ]
 
 
-def test_a_writer_killed_mid_write_leaves_no_version_and_no_span(merged_first_round):
-    url, conn = merged_first_round
-    before = _spans(conn)
-    reference = _serial_reference(url)
+def _two_sessions():
+    return build_candidate_in_sessions(
+        lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
+    )
+
+
+def _build_with_a_session_killed(url: str, conn: psycopg.Connection, lock: str, sessions: str, victim: str):
+    """Build with two sessions while `lock` holds both sessions named `sessions` (a LIKE pattern)
+    waiting, kill the one named `victim`, then let the other go on. What the build raised."""
     outcome: dict = {}
 
     def build():
         try:
-            build_candidate_in_sessions(
-                lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
-            )
+            _two_sessions()
         except Exception as exc:  # noqa: BLE001 (the test looks at it)
             outcome["error"] = exc
 
     with psycopg.connect(engine.libpq_conninfo(url)) as blocker:
-        blocker.execute("LOCK TABLE publish.implausible_span IN SHARE MODE")  # writers stop there
+        blocker.execute(lock)
         builder = threading.Thread(target=build)
         builder.start()
-        waiting = (
-            "SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name LIKE 'dtsen-writer-%' "
-            "AND wait_event_type = 'Lock'"
+        _wait_for(
+            conn,
+            "SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name LIKE %s AND wait_event_type = 'Lock'",
+            (sessions,),
         )
-        _wait_for(conn, waiting)
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dtsen-writer-1'"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (victim,)
         )
-        blocker.rollback()  # the other writer goes on, and prepares
+        blocker.rollback()  # the other session goes on
     builder.join(timeout=300)
-    assert isinstance(outcome.get("error"), psycopg.Error)
+    return outcome.get("error")
+
+
+def test_a_writer_killed_mid_write_leaves_no_version_and_no_span(merged_first_round):
+    url, conn = merged_first_round
+    before = _spans(conn)
+    reference = _serial_reference(url)
+    # the writers stop at the last span table; the surviving one prepares its share
+    error = _build_with_a_session_killed(
+        url, conn, "LOCK TABLE publish.implausible_span IN SHARE MODE", "dtsen-writer-%", "dtsen-writer-1"
+    )
+    assert isinstance(error, psycopg.Error)
     assert conn.execute("SELECT count(*) FROM publish.version").fetchone()[0] == 0
     assert _spans(conn) == before and _prepared(conn) == []
 
-    built = build_candidate_in_sessions(
-        lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
-    )
+    built = _two_sessions()
     assert built.created_now and built.build["sessions"] == 2
     assert _spans(conn) == reference
 
@@ -210,38 +222,15 @@ def test_a_session_killed_computing_its_families_leaves_no_version_and_the_next_
     url, conn = merged_first_round
     before = _spans(conn)
     reference = _serial_reference(url)
-    outcome: dict = {}
-
-    def build():
-        try:
-            build_candidate_in_sessions(
-                lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
-            )
-        except Exception as exc:  # noqa: BLE001 (the test looks at it)
-            outcome["error"] = exc
-
-    with psycopg.connect(engine.libpq_conninfo(url)) as blocker:
-        # of the build, only the eligibility context reads the civil registry: both shares stop there
-        blocker.execute("LOCK TABLE ref.dukcapil IN ACCESS EXCLUSIVE MODE")
-        builder = threading.Thread(target=build)
-        builder.start()
-        _wait_for(
-            conn,
-            "SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name LIKE 'dtsen-family-%' "
-            "AND wait_event_type = 'Lock'",
-        )
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dtsen-family-0'"
-        )
-        blocker.rollback()  # the other share goes on and commits its recipients to the scratch table
-    builder.join(timeout=300)
-    assert isinstance(outcome.get("error"), psycopg.Error)
+    # of the build, only the eligibility context reads the civil registry: both shares stop there
+    error = _build_with_a_session_killed(
+        url, conn, "LOCK TABLE ref.dukcapil IN ACCESS EXCLUSIVE MODE", "dtsen-family-%", "dtsen-family-0"
+    )
+    assert isinstance(error, psycopg.Error)
     assert conn.execute("SELECT count(*) FROM publish.version").fetchone()[0] == 0
     assert _spans(conn) == before and _prepared(conn) == []
 
-    built = build_candidate_in_sessions(
-        lambda: engine.connect(), "2026-Q1", (load_model(), load_programs(), None), sessions=2
-    )
+    built = _two_sessions()
     assert built.created_now and _spans(conn) == reference
     assert "eligibility_context share 2/2" in built.build["step_seconds"]
 

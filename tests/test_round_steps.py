@@ -82,7 +82,8 @@ OWNERS = {
     "cases/cli.py",
     "publish/in_sessions.py",  # the connections it opens itself: the candidate's sessions
     "warehouse/prepared.py",  # the same: its writer sessions, each prepared
-    "publish/audit_shares.py",  # the same: the audit's share sessions, each committing its tables
+    "publish/audit_shares.py",  # the same: clearing the audit's scratch before its share sessions
+    "warehouse/sessions.py",  # the same: a session per share, each committing its own work
 }
 SAVEPOINT = "# savepoint"
 

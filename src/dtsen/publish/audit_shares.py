@@ -11,7 +11,6 @@ drops them before it commits, and the next audit drops any a crash left behind.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import psycopg
@@ -19,6 +18,7 @@ import psycopg
 from dtsen import sqlfiles
 from dtsen.gx import Computed
 from dtsen.progress import Progress, timed
+from dtsen.warehouse.sessions import each_in_a_session
 
 SCRATCH = "scratch_audit"
 SPLIT_ASSETS = ("members", "families")  # sql/publish/audit.sql: the batches taking low_/high_ ranges
@@ -87,28 +87,12 @@ def compute_shares(
     names = {
         a: [f"{SCRATCH}.v{int(version)}_{a}_{k}of{sessions}" for k in range(sessions)] for a in SPLIT_ASSETS
     }
-    rows = [dict.fromkeys(SPLIT_ASSETS, 0) for _ in range(sessions)]
-    errors: list[BaseException] = []
 
-    def one(k: int) -> None:
-        try:
-            with connect() as worker:
-                worker.execute("SELECT set_config('application_name', %s, false)", (f"dtsen-audit-{k}",))
-                tables = {a: names[a][k] for a in SPLIT_ASSETS}
-                rows[k] = _compute(
-                    worker, queries[k], tables, profile, progress, k, sessions, temporary=False
-                )
-                worker.commit()
-        except BaseException as exc:  # noqa: BLE001 (raised below, once every session has ended)
-            errors.append(exc)
+    def one(worker: psycopg.Connection, k: int) -> dict[str, int]:
+        tables = {a: names[a][k] for a in SPLIT_ASSETS}
+        return _compute(worker, queries[k], tables, profile, progress, k, sessions, temporary=False)
 
-    threads = [threading.Thread(target=one, args=(k,), name=f"dtsen-audit-{k}") for k in range(sessions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    rows = each_in_a_session(connect, sessions, "audit", one)
     return {
         a: Computed(" UNION ALL ".join(f"SELECT * FROM {t}" for t in names[a]), sum(r[a] for r in rows))  # noqa: S608
         for a in SPLIT_ASSETS

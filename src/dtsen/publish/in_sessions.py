@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 
@@ -37,6 +36,7 @@ from dtsen.publish.candidate import (
 )
 from dtsen.rank.model import RankingModel
 from dtsen.warehouse.prepared import PreparedWriters, capacity, commit_prepared, resolve_in_doubt
+from dtsen.warehouse.sessions import each_in_a_session
 
 log = logging.getLogger(__name__)
 
@@ -177,30 +177,17 @@ def _compute_family_shares(
     per range of KK numbers at once, each committing the recipients it inserts into the scratch
     table new_recipient (a crash leaves them to the next build's clearing, like every scratch table).
     Each statement of each share is a part of the build's progress and a timing of its summary."""
-    errors: list[BaseException] = []
 
-    def one(k: int) -> None:
-        try:
-            with connect() as worker:
-                worker.execute("SELECT set_config('application_name', %s, false)", (f"dtsen-family-{k}",))
-                worker.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
-                for name, statement in family_share_statements(block, plan.programs, *ranges[k]):
-                    part = _share_part(name, k, len(ranges))
-                    started = time.perf_counter()
-                    rows = worker.execute(statement, plan.params).rowcount
-                    plan.summary.step_seconds[part] = time.perf_counter() - started
-                    plan.progress.finished(part, rows, plan.summary.step_seconds[part])
-                worker.commit()
-        except BaseException as exc:  # noqa: BLE001 (raised below, once every session has ended)
-            errors.append(exc)
+    def one(worker: psycopg.Connection, k: int) -> None:
+        worker.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
+        for name, statement in family_share_statements(block, plan.programs, *ranges[k]):
+            part = _share_part(name, k, len(ranges))
+            started = time.perf_counter()
+            rows = worker.execute(statement, plan.params).rowcount
+            plan.summary.step_seconds[part] = time.perf_counter() - started
+            plan.progress.finished(part, rows, plan.summary.step_seconds[part])
 
-    threads = [threading.Thread(target=one, args=(k,), name=f"dtsen-family-{k}") for k in range(len(ranges))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    each_in_a_session(connect, len(ranges), "family", one)
 
 
 def _decided(conn: psycopg.Connection, gid: str) -> bool:

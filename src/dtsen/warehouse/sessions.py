@@ -1,0 +1,45 @@
+"""Work split over several warehouse sessions at once, each committing its own share (issue 27): the
+audit's members and families, the candidate's family-local statements. Not for writes that must be
+all or nothing across sessions (those prepare: dtsen.warehouse.prepared)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+
+T = TypeVar("T")
+
+
+def each_in_a_session(
+    connect: Callable[[], psycopg.Connection],
+    shares: int,
+    label: str,
+    work: Callable[[psycopg.Connection, int], T],
+) -> list[T]:
+    """Run `work(session, k)` for each share k at once, each in a session of its own (application
+    name dtsen-<label>-<k>) that commits when its work returns. Every session ends before the first
+    error is raised; what the others committed stays (the caller's scratch, cleared by its next run).
+    The results, by share."""
+    results: list[T | None] = [None] * shares
+    errors: list[BaseException] = []
+
+    def one(k: int) -> None:
+        try:
+            with connect() as session:
+                session.execute("SELECT set_config('application_name', %s, false)", (f"dtsen-{label}-{k}",))
+                results[k] = work(session, k)
+                session.commit()
+        except BaseException as exc:  # noqa: BLE001 (raised below, once every session has ended)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,), name=f"dtsen-{label}-{k}") for k in range(shares)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value] (every share returned)
