@@ -18,7 +18,7 @@ import psycopg
 from dtsen import sqlfiles
 from dtsen.gx import Computed
 from dtsen.progress import Progress, timed
-from dtsen.warehouse.sessions import each_in_a_session
+from dtsen.warehouse.sessions import each_in_a_session, key_cuts
 
 SCRATCH = "scratch_audit"
 SPLIT_ASSETS = ("members", "families")  # sql/publish/audit.sql: the batches taking low_/high_ ranges
@@ -32,20 +32,7 @@ def share_bounds(conn: psycopg.Connection, sessions: int) -> list[dict[str, int 
     rows, at no cost; without statistics, evenly between the smallest and largest key."""
     shares: list[dict[str, int | None]] = [{} for _ in range(sessions)]
     for key, table in SHARE_KEYS.items():
-        found = conn.execute(
-            "SELECT histogram_bounds::text::bigint[] FROM pg_stats "
-            "WHERE schemaname = 'publish' AND tablename = %s AND attname = %s",
-            (table, key),
-        ).fetchone()
-        if found and found[0]:
-            keys = found[0]
-            cuts = [keys[round(k * (len(keys) - 1) / sessions)] for k in range(1, sessions)]
-        else:
-            low, high = conn.execute(
-                f"SELECT min({key}), max({key}) FROM publish.{table}"  # noqa: S608 (our names)
-            ).fetchone()
-            low, high = low or 0, high or 0
-            cuts = [low + (high - low) * k // sessions for k in range(1, sessions)]
+        cuts = key_cuts(conn, f"publish.{table}", key, sessions)
         edges = [None, *cuts, None]
         for k, share in enumerate(shares):
             share |= {f"low_{key}": edges[k], f"high_{key}": edges[k + 1]}

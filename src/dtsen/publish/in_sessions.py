@@ -36,7 +36,7 @@ from dtsen.publish.candidate import (
 )
 from dtsen.rank.model import RankingModel
 from dtsen.warehouse.prepared import PreparedWriters, capacity, commit_prepared, resolve_in_doubt
-from dtsen.warehouse.sessions import each_in_a_session
+from dtsen.warehouse.sessions import each_in_a_session, key_cuts
 
 log = logging.getLogger(__name__)
 
@@ -146,18 +146,7 @@ def _family_ranges(conn: psycopg.Connection, sessions: int) -> list[tuple[int | 
     """Each session's range of KK numbers [low, high) for the family-local block: cut where the
     histogram of the members decided again (recheck_member, analysed by the build) puts equal shares
     of them; without statistics, evenly between the smallest and largest KK."""
-    found = conn.execute(
-        "SELECT histogram_bounds::text::bigint[] FROM pg_stats "
-        "WHERE schemaname = %s AND tablename = 'recheck_member' AND attname = 'no_kk'",
-        (SCRATCH,),
-    ).fetchone()
-    if found and found[0]:
-        keys = found[0]
-        cuts = [keys[round(k * (len(keys) - 1) / sessions)] for k in range(1, sessions)]
-    else:
-        low, high = conn.execute("SELECT min(no_kk), max(no_kk) FROM recheck_member").fetchone()
-        low, high = low or 0, high or 0
-        cuts = [low + (high - low) * k // sessions for k in range(1, sessions)]
+    cuts = key_cuts(conn, f"{SCRATCH}.recheck_member", "no_kk", sessions)
     edges = [None, *cuts, None]
     return list(zip(edges, edges[1:], strict=False))
 

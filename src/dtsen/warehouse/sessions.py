@@ -13,6 +13,24 @@ import psycopg
 T = TypeVar("T")
 
 
+def key_cuts(conn: psycopg.Connection, table: str, key: str, shares: int) -> list[int]:
+    """Where to cut `table`'s (schema.name, analysed) `key` into `shares` ranges of about equal rows:
+    at its histogram (pg_stats, kept by ANALYZE), at no cost; without statistics, evenly between
+    the smallest and largest key."""
+    schema, name = table.split(".")
+    found = conn.execute(
+        "SELECT histogram_bounds::text::bigint[] FROM pg_stats WHERE schemaname = %s AND tablename = %s "
+        "AND attname = %s",
+        (schema, name, key),
+    ).fetchone()
+    if found and found[0]:
+        keys = found[0]
+        return [keys[round(k * (len(keys) - 1) / shares)] for k in range(1, shares)]
+    low, high = conn.execute(f"SELECT min({key}), max({key}) FROM {table}").fetchone()  # noqa: S608 (our names)
+    low, high = low or 0, high or 0
+    return [low + (high - low) * k // shares for k in range(1, shares)]
+
+
 def each_in_a_session(
     connect: Callable[[], psycopg.Connection],
     shares: int,
