@@ -109,7 +109,8 @@ def _build_in_sessions(
         parts += [name for name, _ in after] + ["apply"]
         compute(conn, plan, before, parts)
         ranges = _family_ranges(conn, sessions) if block else []
-    if block:  # committed: the sessions computing the family-local block read what the statements before wrote
+    # committed: the sessions computing the family-local block read what the statements before wrote
+    if block:
         _compute_family_shares(connect, plan, block, ranges, scratch_path)
     with conn.transaction():
         conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
