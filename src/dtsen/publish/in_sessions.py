@@ -108,10 +108,9 @@ def _build_in_sessions(
         parts += [_share_part(name, k, sessions) for k in range(sessions) for name, _ in block]
         parts += [name for name, _ in after] + ["apply"]
         compute(conn, plan, before, parts)
-        ranges = _family_ranges(conn, sessions) if block else []
+        ranges = _family_ranges(conn, sessions)
     # committed: the sessions computing the family-local block read what the statements before wrote
-    if block:
-        _compute_family_shares(connect, plan, block, ranges, scratch_path)
+    _compute_family_shares(connect, plan, block, ranges, scratch_path)
     with conn.transaction():
         conn.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
         compute(conn, plan, after)
