@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 
+from dtsen.contract import FileKind
 from dtsen.domain.identity import (
     PROVINCE_CODES,
     _valid_ddmmyy,
@@ -13,6 +15,7 @@ from dtsen.domain.identity import (
     nik_mismatch,
     nik_problem,
 )
+from dtsen.validate.rules import rules_for
 
 
 def _numbers(seed: int = 7, n: int = 3000) -> list[str]:
@@ -123,7 +126,8 @@ def test_sql_rule_functions_are_inlined_into_the_statements_that_call_them(db):
     plan = "\n".join(
         r[0]
         for r in db.execute(
-            "EXPLAIN (VERBOSE) SELECT meta.to_date_or_null(s), meta.nik_problem(s), meta.kk_problem(s) "
+            "EXPLAIN (VERBOSE) SELECT meta.to_date_or_null(s), meta.nik_problem(s), meta.kk_problem(s), "
+            "meta.is_iso_date(s), meta.is_16_digits(s), ref.nik_key(s), meta.nik_mismatch(s, s::date, 1) "
             "FROM unnest('{2026-01-01}'::text[]) s"
         )
     )
@@ -164,3 +168,92 @@ def test_sql_ddmmyy_agrees_with_python_for_every_day_month_and_year(db):
     assert len(rows) == 36 * 14 * 100
     for d, m, y, exists in rows:
         assert exists == _valid_ddmmyy(d, m, y), (d, m, y)
+
+
+def _calendar_date(s: str | None) -> bool:
+    if s is None or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", s, flags=re.ASCII):
+        return False
+    try:
+        dt.date(int(s[:4]), int(s[5:7]), int(s[8:]))
+    except ValueError:
+        return False
+    return True
+
+
+def test_sql_date_check_agrees_with_the_calendar_for_every_month_and_day(db):
+    years = ["0000", "0001", "0004", "1900", "1999", "2000", "2023", "2024", "2100", "9999"]
+    strings = [f"{y}-{m:02d}-{d:02d}" for y in years for m in range(14) for d in range(33)]
+    strings += [
+        "2026-01-01\n",
+        "\uff12\uff10\uff12\uff16-01-01",  # full-width digits
+        "2026-01-\u0661\u0662",  # Arabic-Indic digits in the day
+        "2026-0a-01",
+        "2026-01-1a",
+        "2026/01/01",
+        "2026-01-001",
+        "+026-01-01",
+        "2026-1-01",
+        "20260101",
+        "",
+        None,
+    ]
+    rows = db.execute("SELECT s, meta.is_iso_date(s) FROM unnest(%s::text[]) s", (strings,)).fetchall()
+    assert len(rows) == len(strings)
+    assert [s for s, ok in rows if ok != _calendar_date(s)] == []
+
+
+def test_sql_sixteen_digits_means_sixteen_ascii_digits(db):
+    samples = {
+        "3273012902000001": True,
+        "327301290200000": False,
+        "32730129020000011": False,
+        "3273x12902000001": False,
+        "\u0663273012902000001": False,
+        "32730129020000\n1": False,
+        " 273012902000001": False,
+        "": False,
+        None: None,
+    }
+    got = dict(
+        db.execute("SELECT s, meta.is_16_digits(s) FROM unnest(%s::text[]) s", (list(samples),)).fetchall()
+    )
+    assert got == samples
+    keys = dict(db.execute("SELECT s, ref.nik_key(s) FROM unnest(%s::text[]) s", (list(samples),)).fetchall())
+    assert keys == {s: int(s) if ok else None for s, ok in samples.items()}
+
+
+def test_nik_mismatch_rule_fires_only_for_a_well_formed_nik_that_disagrees(db):
+    # the rule's guard is cheap (16 digits) and NIK_FORMAT's check runs only where the dates disagree:
+    # it must still flag exactly the rows the domain rule names
+    (rule,) = [r for r in rules_for(FileKind.PEMDA_ANGGOTA) if r.reason_code == "NIK_MISMATCH"]
+    rng = random.Random(11)
+    numbers = _numbers(seed=5, n=600) + [None]
+    dates = ["1990-05-17", "1990-17-05", "2026-02-30", "x", None]
+    rows = []
+    for nik in numbers:
+        stated = nik_date_of(nik) if rng.random() < 0.6 else rng.choice(dates)
+        rows.append((nik, stated, rng.choice(["1", "2", "3", None])))
+    got = db.execute(
+        f"SELECT nik, tanggal_lahir, jenis_kelamin, ({rule.predicate.as_string(db)}) IS TRUE "  # noqa: S608
+        "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(nik, tanggal_lahir, jenis_kelamin)",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+    ).fetchall()
+    expected = [
+        nik is not None
+        and nik_problem(nik) is None
+        and _calendar_date(stated)
+        and sex in ("1", "2")
+        and nik_mismatch(nik, dt.date.fromisoformat(stated), int(sex)) is not None
+        for nik, stated, sex in rows
+    ]
+    assert [flag for *_, flag in got] == expected
+    assert 50 < sum(expected) < len(rows) - 50  # both outcomes well represented
+
+
+def nik_date_of(nik: str | None) -> str | None:
+    """A birth date agreeing with a well-formed NIK's digits, else a fixed date."""
+    if nik is None or nik_problem(nik) is not None:
+        return "1990-05-17"
+    day, month, yy = int(nik[6:8]) % 40, int(nik[8:10]), int(nik[10:12])
+    # 29 February exists in 19yy or 20yy exactly when yy % 4 == 0, and then in both but 1900
+    return f"{2000 + yy if yy <= 26 else 1900 + yy}-{month:02d}-{day:02d}"

@@ -113,11 +113,14 @@ KK_FORMAT = _rows(
     "meta.kk_problem(no_kk) IS NOT NULL",
     "no_kk is 16 digits, a valid province, a real issue date and serial > 0000",
 )
+# Only for a NIK without NIK_FORMAT's problems. The casts need only 16 digits, so the costly
+# nik_problem (already run once per row by NIK_FORMAT) runs only where the dates disagree.
 NIK_MISMATCH = _rows(
     "NIK_MISMATCH",
     "nik",
-    "CASE WHEN meta.nik_problem(nik) IS NULL AND meta.is_iso_date(tanggal_lahir) AND jenis_kelamin IN ('1', '2') "
-    "THEN meta.nik_mismatch(nik, tanggal_lahir::date, jenis_kelamin::int) IS NOT NULL ELSE false END",
+    "CASE WHEN meta.is_16_digits(nik) AND meta.is_iso_date(tanggal_lahir) AND jenis_kelamin IN ('1', '2') "
+    "THEN meta.nik_mismatch(nik, tanggal_lahir::date, jenis_kelamin::int) IS NOT NULL "
+    "AND meta.nik_problem(nik) IS NULL ELSE false END",
     "the birth date and sex embedded in nik agree with tanggal_lahir and jenis_kelamin",
 )
 CASE_ID_FORMAT = _rows(
@@ -177,16 +180,18 @@ def _aduan_rules() -> list[dict]:
     ]
 
 
+# Uncorrelated lookups (a hashed subplan), not EXISTS: a correlated one became a join filter, and
+# PostgreSQL then kept the one pass over a file's rows in one process.
 WILAYAH_UNKNOWN = _rows(
     "WILAYAH_UNKNOWN",
     "kode_wilayah",
-    "kode_wilayah IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ref.desa d WHERE d.kode = kode_wilayah)",
+    "kode_wilayah IS NOT NULL AND kode_wilayah NOT IN (SELECT d.kode FROM ref.desa d)",
     "kode_wilayah is a village code of Kepmendagri 300.2.2-2138/2025",
 )
 WILAYAH_OUT_OF_SCOPE = _rows(
     "WILAYAH_OUT_OF_SCOPE",
     "kode_wilayah",
-    "EXISTS (SELECT 1 FROM ref.desa d WHERE d.kode = kode_wilayah) AND left(kode_wilayah, 4) <> _regency",
+    "kode_wilayah IN (SELECT d.kode FROM ref.desa d) AND left(kode_wilayah, 4) <> _regency",
     "the village lies inside the submitting regency",
 )
 
