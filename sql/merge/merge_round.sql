@@ -6,6 +6,12 @@
 -- What the merge works out goes to unlogged tables in schema scratch_merge, not temporary ones, so
 -- PostgreSQL may plan their statements in parallel (migration 0042); merge/scratch.sql drops them
 -- before the merge commits.
+-- The statements marked `-- planner: probe` look the round's families, persons and memberships up
+-- in the registry by key. Hash joins would scan every registry row (289M nationally) once per
+-- statement; index probes cost what the round costs. dtsen.merge switches the planner to probes when
+-- the round is small against the registry (below PROBE_FRACTION); for a round that touches most of
+-- the registry, scans win. A quarterly's Dukcapil deaths and family updates probe too: unmarked, a
+-- 1M registry's quarterly merge scanned persons once, memberships five times and families five times.
 
 {#- The rows of a staging table that validation let through, with their submission's time, chosen in
     a subquery of their own (OFFSET 0 keeps it apart): a plan, parallel ones above all, may otherwise
@@ -73,6 +79,7 @@ CREATE INDEX ON scratch_merge.acc_bps (no_kk) WHERE rnk = 1;
 ANALYZE scratch_merge.acc_keluarga; ANALYZE scratch_merge.acc_anggota; ANALYZE scratch_merge.acc_bps; ANALYZE scratch_merge.acc_kemensos;
 
 -- name: conflict_lost
+-- planner: probe
 -- Losers of same-priority conflicts, and pemda family updates that BPS overrides completely
 -- (every attribute the pemda row sets is measured differently by BPS in this round).
 INSERT INTO quality.rejection (round_seq, submission_pk, file_name, line_no, reason_code, field, key_value)
@@ -101,6 +108,7 @@ WHERE q.round_seq = %(round_seq)s AND q.reason_code = 'CONFLICT_LOST' AND q.subm
   AND q.file_name = 'keluarga.csv' AND q.line_no = k.line_no;
 
 -- name: family_new
+-- planner: probe
 -- The state each touched family should have after the round (BPS > pemda > current value).
 CREATE UNLOGGED TABLE scratch_merge.fam_new AS
 SELECT coalesce(k.no_kk, b.no_kk) AS no_kk, k.operasi, k.alasan_hapus,
@@ -120,6 +128,7 @@ CREATE INDEX ON scratch_merge.fam_new (no_kk);
 ANALYZE scratch_merge.fam_new;
 
 -- name: family_changes
+-- planner: probe
 -- History: one row per changed field of an existing family, with the source that set it (worked out
 -- by a CREATE TABLE AS, which may get parallel workers; then inserted).
 CREATE UNLOGGED TABLE scratch_merge.fam_changes AS
@@ -162,6 +171,7 @@ ON CONFLICT (no_kk) DO UPDATE SET
     is_open = true, closed_reason = NULL, closed_round = NULL, updated_round = EXCLUDED.updated_round;
 
 -- name: family_update
+-- planner: probe
 UPDATE registry.family f SET
 
     kode_wilayah = n.kode_wilayah,
@@ -177,6 +187,7 @@ WHERE f.no_kk = n.no_kk AND f.is_open AND coalesce(n.operasi, 'UBAH') = 'UBAH'
   AND (f.kode_wilayah IS DISTINCT FROM n.kode_wilayah OR f.alamat IS DISTINCT FROM n.alamat OR f.tanggal_pendataan IS DISTINCT FROM n.tanggal_pendataan OR {% for a in family_attributes %}f.{{ a.name }} IS DISTINCT FROM n.{{ a.name }}{% if not loop.last %} OR {% endif %}{% endfor %} OR f.pengeluaran_per_kapita IS DISTINCT FROM n.pengeluaran_per_kapita OR f.tanggal_survei IS DISTINCT FROM n.tanggal_survei);
 
 -- name: bps_measurements
+-- planner: probe
 -- Every accepted BPS measurement that carries an expenditure is kept with its own survey date (the
 -- family keeps only the latest pair, and a row without expenditure moves its date alone). One per
 -- family per round (the round's winning row); a family the registry does not hold is not measured.
@@ -188,6 +199,7 @@ WHERE b.rnk = 1 AND b.pengeluaran_per_kapita IS NOT NULL
 ON CONFLICT (no_kk, round_seq) DO NOTHING;
 
 -- name: family_close
+-- planner: probe
 -- Families a region removes: closed with its reason; their remaining members leave with them.
 WITH closed AS (
     UPDATE registry.family f
@@ -200,6 +212,7 @@ INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_val
 SELECT %(round_seq)s, 'F', no_kk, 'is_open', 'true', 'false', pemda_submission, 'pemda' FROM closed;
 
 -- name: family_groundcheck
+-- planner: probe
 -- Kemensos field checks are recorded on the family (latest visit wins) and feed program rules.
 WITH checked AS (
     SELECT f.no_kk, f.groundcheck_tanggal AS old_tanggal, f.groundcheck_hasil AS old_hasil,
@@ -245,10 +258,6 @@ JOIN ref.dukcapil_as_of(%(snapshot_pk)s) d ON d.nik = c.nik;
 CREATE INDEX ON scratch_merge.dk_changed (nik);
 ANALYZE scratch_merge.dk_changed;
 
--- The statements marked `-- planner: probe` look the round's persons up in the registry by key.
--- Hash joins would scan every registry row (289M nationally) once per statement; index probes cost
--- what the round costs. dtsen.merge switches the planner to probes when the round is small against
--- the registry (below PROBE_FRACTION); for a round that touches most of the registry, scans win.
 -- name: person_new
 -- planner: probe
 -- Each person a winning member row touches, with identity from Dukcapil where it knows the NIK.
@@ -377,6 +386,7 @@ WHERE n.operasi <> 'HAPUS'
   AND NOT EXISTS (SELECT 1 FROM registry.membership m WHERE m.nik = n.nik AND m.valid_to_round IS NULL);
 
 -- name: dukcapil_deaths
+-- planner: probe
 -- Dukcapil is the authority on death: open persons it records as deceased are closed, reported by a
 -- region or not.
 CREATE UNLOGGED TABLE scratch_merge.deceased AS
@@ -395,14 +405,17 @@ logged AS (
 SELECT nik FROM closed;
 
 -- name: dukcapil_memberships_end
+-- planner: probe
 INSERT INTO scratch_merge.left_families
 SELECT DISTINCT m.no_kk FROM registry.membership m JOIN scratch_merge.deceased d ON d.nik = m.nik WHERE m.valid_to_round IS NULL;
 
 -- name: dukcapil_memberships_close
+-- planner: probe
 UPDATE registry.membership m SET valid_to_round = %(round_seq)s
 FROM scratch_merge.deceased d WHERE d.nik = m.nik AND m.valid_to_round IS NULL;
 
 -- name: dukcapil_head_succession
+-- planner: probe
 -- A head whom only Dukcapil reports dead (the region named no successor) would leave an open family
 -- headless. The spouse, else the oldest remaining member, becomes head: the rule a region applies
 -- when it reports the death itself. Recorded as a 'system' change so the region can confirm or
@@ -421,26 +434,32 @@ JOIN registry.person p ON p.nik = m.nik
 ORDER BY m.no_kk, (m.hubungan_keluarga = 2) DESC, p.tanggal_lahir, m.nik;
 
 -- name: dukcapil_head_succession_apply
+-- planner: probe
 WITH ended AS (
     UPDATE registry.membership m SET valid_to_round = %(round_seq)s
     FROM scratch_merge.head_successor s
-    WHERE m.nik = s.nik AND m.valid_to_round IS NULL AND m.valid_from_round < %(round_seq)s
+    WHERE m.nik = s.nik AND m.valid_from_round = s.valid_from_round AND s.valid_from_round < %(round_seq)s
+      AND m.valid_to_round IS NULL
     RETURNING m.nik, m.no_kk
 ),
 reopened AS (
     INSERT INTO registry.membership (nik, no_kk, hubungan_keluarga, valid_from_round, submission_pk, source)
     SELECT nik, no_kk, 1, %(round_seq)s, NULL, 'system' FROM ended
 ),
--- a membership opened this round is corrected in place (one row per person and round)
+-- a membership opened this round is corrected in place (one row per person and round). Each row is
+-- found by its key (nik, valid_from_round): a filter on valid_from_round alone is priced by the
+-- statistics from before this round, which hold none of its rows, and was planned as a scan
 in_place AS (
     UPDATE registry.membership m SET hubungan_keluarga = 1, source = 'system'
     FROM scratch_merge.head_successor s
-    WHERE m.nik = s.nik AND m.valid_to_round IS NULL AND m.valid_from_round = %(round_seq)s
+    WHERE m.nik = s.nik AND m.valid_from_round = s.valid_from_round AND s.valid_from_round = %(round_seq)s
+      AND m.valid_to_round IS NULL
 )
 INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_value, new_value, submission_pk, source)
 SELECT %(round_seq)s, 'M', nik, 'hubungan_keluarga', old_hubungan::text, '1', NULL, 'system' FROM scratch_merge.head_successor;
 
 -- name: dukcapil_identity
+-- planner: probe
 -- Identity fields that disagree with Dukcapil are corrected to its values (persons no row touched
 -- this round; touched persons already took Dukcapil's values in person_new).
 WITH differing AS (
@@ -468,6 +487,7 @@ CROSS JOIN LATERAL (VALUES
 WHERE v.old_value IS DISTINCT FROM v.new_value;
 
 -- name: removed_families_release_members
+-- planner: probe
 -- Members still in a family a region removed leave with it (their person record is closed too).
 WITH released AS (
     UPDATE registry.membership m SET valid_to_round = %(round_seq)s
@@ -485,6 +505,7 @@ INSERT INTO registry.field_change (round_seq, entity, entity_key, field, old_val
 SELECT %(round_seq)s, 'P', nik, 'is_open', 'true', 'false', pemda_submission, 'system' FROM closed;
 
 -- name: close_empty_families
+-- planner: probe
 -- A family left with no members is closed.
 WITH emptied AS (
     UPDATE registry.family f
