@@ -11,7 +11,7 @@
 -- statement; index probes cost what the round costs. dtsen.merge switches the planner to probes when
 -- the round is small against the registry (below PROBE_FRACTION); for a round that touches most of
 -- the registry, scans win. A quarterly's Dukcapil deaths and family updates probe too: unmarked, a
--- 1M registry's quarterly merge scanned persons once, memberships five times and families five times.
+-- 1M registry's quarterly merge scanned persons once, memberships four times and families five times.
 
 {#- The rows of a staging table that validation let through, with their submission's time, chosen in
     a subquery of their own (OFFSET 0 keeps it apart): a plan, parallel ones above all, may otherwise
