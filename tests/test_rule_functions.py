@@ -12,6 +12,7 @@ from dtsen.domain.identity import (
     _valid_ddmmyy,
     kk_problem,
     make_nik,
+    nik_date,
     nik_mismatch,
     nik_problem,
 )
@@ -231,7 +232,7 @@ def test_nik_mismatch_rule_fires_only_for_a_well_formed_nik_that_disagrees(db):
     dates = ["1990-05-17", "1990-17-05", "2026-02-30", "x", None]
     rows = []
     for nik in numbers:
-        stated = nik_date_of(nik) if rng.random() < 0.6 else rng.choice(dates)
+        stated = _nik_date_of(nik) if rng.random() < 0.6 else rng.choice(dates)
         rows.append((nik, stated, rng.choice(["1", "2", "3", None])))
     got = db.execute(
         f"SELECT nik, tanggal_lahir, jenis_kelamin, ({rule.predicate.as_string(db)}) IS TRUE "  # noqa: S608
@@ -250,10 +251,10 @@ def test_nik_mismatch_rule_fires_only_for_a_well_formed_nik_that_disagrees(db):
     assert 50 < sum(expected) < len(rows) - 50  # both outcomes well represented
 
 
-def nik_date_of(nik: str | None) -> str | None:
+def _nik_date_of(nik: str | None) -> str:
     """A birth date agreeing with a well-formed NIK's digits, else a fixed date."""
     if nik is None or nik_problem(nik) is not None:
         return "1990-05-17"
-    day, month, yy = int(nik[6:8]) % 40, int(nik[8:10]), int(nik[10:12])
-    # 29 February exists in 19yy or 20yy exactly when yy % 4 == 0, and then in both but 1900
-    return f"{2000 + yy if yy <= 26 else 1900 + yy}-{month:02d}-{day:02d}"
+    d = nik_date(nik)
+    # 20yy up to 2026, else 19yy: a 29 February the NIK check accepts (yy % 4 == 0) exists in either
+    return f"{2000 + d.yy if d.yy <= 26 else 1900 + d.yy}-{d.month:02d}-{d.day:02d}"

@@ -1,10 +1,10 @@
 -- Same answers as 0007/0013/0020/0045, cheaper per row, one definition of "16 digits".
---  * meta.is_16_digits: the test NIK/KK structure checks, the reference's key and the NIK_MISMATCH
+--  * meta.is_16_digits: the test the NIK/KK structure check, the reference's key and the NIK_MISMATCH
 --    rule's guard share (it was written out twice). ASCII digits only: ltrim keeps any other character.
 --  * meta.is_iso_date: after the shape check, month and day are compared as text (two ASCII digits
 --    each, so "C" order is numeric order); the year is cast only for 29 February. The old body cast
 --    year and month up to three times a call: 1.5 s over a 1M world's 1.1M Dukcapil lines.
--- tests/test_rule_functions.py proves them equal to the Python rules and to the old bodies.
+-- tests/test_rule_functions.py proves them equal to the Python rules and to the calendar.
 
 CREATE FUNCTION meta.is_16_digits(n text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
