@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/national.py --sizes 1000000 3000000 10000000
     .venv/bin/python bench/national.py --fit-only          # refit and print from the kept points
+    .venv/bin/python bench/national.py --fit-only --fit-sizes 1000000 3000000   # on these sizes only
     .venv/bin/python bench/national.py --sizes 1000000 --sessions 1 2   # each size with 1, then 2 sessions
 
 For each registry size, a generated two-round world (seed 7) goes through the round's own steps
@@ -19,8 +20,9 @@ two rounds are in --out is skipped; a size whose first load is there and whose d
 it resumes at the quarterly round (an interrupted run loses at most the round it was in).
 
 The model: each stage's seconds fitted as fixed + a * persons + b * input rows (the Dukcapil stage:
-fixed + a * extract rows + b * changed lines), least squares with every term >= 0 over every point
-(first loads and quarterly rounds differ in input rows per person, which separates the terms). It prints the
+fixed + a * extract rows + b * changed lines), least squares with every term >= 0 over the newest
+one-session point of each size and round (older runs of a size measured code since replaced; first
+loads and quarterly rounds differ in input rows per person, which separates the terms). It prints the
 extrapolated national quarterly round (289M persons, 10M input rows, a 289M-row extract with 1%
 changed) and the first national load, on this machine and on a 16-core warehouse host under the
 assumptions printed beside them. With --sessions, each size is measured once per session count
@@ -546,9 +548,26 @@ def measured_speedups(points: list[dict]) -> dict[str, dict]:
     return result
 
 
-def report(points: list[dict], out: Path | None) -> None:
-    national = [p for p in points if p.get("bench") == "national" and not p.get("overlapped_with_generation")]
-    one_session = [p for p in national if p.get("sessions") in (None, 1)]
+def newest_per_round(points: list[dict]) -> list[dict]:
+    """Of the one-session points (measured with one session, or before sessions were measured), the
+    newest per size and round: the cost of the code as it was last measured at that size, not an
+    average with the code it replaced (the file keeps every run, oldest first)."""
+    newest: dict[tuple, dict] = {}
+    for p in points:
+        if p.get("sessions") in (None, 1):
+            newest[(p["size"], p["round"])] = p
+    return list(newest.values())
+
+
+def report(points: list[dict], out: Path | None, sizes: list[int] | None = None) -> None:
+    national = [
+        p
+        for p in points
+        if p.get("bench") == "national"
+        and not p.get("overlapped_with_generation")
+        and (not sizes or p["size"] in sizes)
+    ]
+    one_session = newest_per_round(national)
     models = fit(one_session)
     speedups = measured_speedups(national)
     result = {
@@ -559,6 +578,7 @@ def report(points: list[dict], out: Path | None) -> None:
         "national": extrapolate(models, one_session, speedups),
         "national_sizes": NATIONAL,
         "sixteen_core_assumptions": {k: v[1] for k, v in SIXTEEN_CORES.items()},
+        "fitted_sizes": sorted({p["size"] for p in one_session}),
     }
     emit(result, out)
 
@@ -569,6 +589,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/dtsen-bench"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/national.jsonl"))
     parser.add_argument("--fit-only", action="store_true", help="refit and print from the points in --out")
+    parser.add_argument(
+        "--fit-sizes",
+        type=int,
+        nargs="+",
+        help="fit the model on these sizes' points only (default: every size in --out); a size whose "
+        "newest points measured code since replaced would otherwise speak for it",
+    )
     parser.add_argument(
         "--sessions",
         type=int,
@@ -585,7 +612,7 @@ def main() -> None:
                     os.environ["DTSEN_WRITE_SESSIONS"] = str(sessions)
                     os.environ["PGOPTIONS"] = f"-c max_parallel_workers_per_gather={sessions - 1}"
                 run_size(size, args.work, args.out, done_points(args.out), sessions)
-    report(done_points(args.out), args.out)
+    report(done_points(args.out), args.out, args.fit_sizes)
 
 
 if __name__ == "__main__":
