@@ -42,18 +42,19 @@ FORCED_PARALLEL = (
 SERIAL = "-c max_parallel_workers_per_gather=0"
 
 
+def _digest(conn: psycopg.Connection, query: str) -> str:
+    """A digest of the text rows `query` returns, in sorted order."""
+    return hashlib.sha256("\n".join(sorted(r[0] for r in conn.execute(query))).encode()).hexdigest()
+
+
 def _spans(conn: psycopg.Connection) -> dict[str, str]:
-    """A digest of each span and count table, rows in key order (what a version reads)."""
-    digests = {}
-    for table in SPANS:
-        rows = conn.execute(f"SELECT t::text FROM publish.{table} t ORDER BY t::text").fetchall()  # noqa: S608
-        digests[table] = hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
-    return digests
+    """A digest of each span and count table (what a version reads)."""
+    return {table: _digest(conn, f"SELECT t::text FROM publish.{table} t") for table in SPANS}  # noqa: S608
 
 
 def _registry(conn: psycopg.Connection) -> dict[str, str]:
-    """A digest of each registry table the merge writes, rows in order (the history and the rejections
-    without the time each row was written)."""
+    """A digest of each registry table the merge writes (the history and the rejections without the time
+    each row was written)."""
     tables = {
         "person": "SELECT t::text FROM registry.person t",
         "family": "SELECT t::text FROM registry.family t",
@@ -64,10 +65,7 @@ def _registry(conn: psycopg.Connection) -> dict[str, str]:
         "FROM quality.rejection",
         "changes": "SELECT (round_seq, merge_summary->'changes')::text FROM ingest.round",
     }
-    return {
-        name: hashlib.sha256("\n".join(sorted(r[0] for r in conn.execute(query))).encode()).hexdigest()
-        for name, query in tables.items()
-    }
+    return {name: _digest(conn, query) for name, query in tables.items()}
 
 
 def _files(root: Path) -> dict[str, str]:
