@@ -53,6 +53,7 @@ from common import (
     start_generation,
     wait_for_round,
 )
+from sklearn.linear_model import LinearRegression
 
 from dtsen.round import NOTIFY_PROGRAMS, RoundContext, run_round
 from dtsen.warehouse import engine
@@ -465,21 +466,9 @@ def fit(points: list[dict]) -> dict[str, dict]:
 
 
 def _nonnegative_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares over the subsets of terms whose fit has no negative coefficient: the best of
-    them (a negative cost per row is not a cost). Three terms: seven subsets, tried exhaustively."""
-    best, best_error = np.zeros(a.shape[1]), float(np.sum(y**2))
-    for mask in range(1, 1 << a.shape[1]):
-        columns = [i for i in range(a.shape[1]) if mask >> i & 1]
-        if len(columns) > len(y):
-            continue
-        coef, *_ = np.linalg.lstsq(a[:, columns], y, rcond=None)
-        if (coef < 0).any():
-            continue
-        error = float(np.sum((a[:, columns] @ coef - y) ** 2))
-        if error < best_error:
-            best, best_error = np.zeros(a.shape[1]), error
-            best[columns] = coef
-    return best
+    """Least squares with every coefficient >= 0 (a negative cost per row is not a cost):
+    scikit-learn's non-negative least squares, the fixed cost a column of `a` like the others."""
+    return LinearRegression(positive=True, fit_intercept=False).fit(a, y).coef_
 
 
 def extrapolate(models: dict[str, dict], points: list[dict], measured: dict | None = None) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
+from sklearn.linear_model import Ridge
 
 from dtsen.domain.codes import ASSET_FIELDS
 from dtsen.rank.model import FEATURES, MEMBER_FEATURES, family_features_query, parse_model
@@ -67,7 +68,7 @@ def features_frame(conn: psycopg.Connection, truth: Path, reference_date: dt.dat
 def fit_model(frame: pd.DataFrame, *, name: str, version: str, source: str, ridge: float = 1e-3) -> dict:
     """Least squares (a touch of ridge for rare levels) of hidden welfare on the library features."""
     columns, spec = [], []
-    design = [np.ones(len(frame))]
+    design = []
     for feature in CATEGORY_FEATURES:
         values = frame[feature]
         levels = values.dropna().value_counts()
@@ -86,14 +87,14 @@ def fit_model(frame: pd.DataFrame, *, name: str, version: str, source: str, ridg
         columns.append((feature, None))
     x = np.column_stack(design)
     y = frame["log_pengeluaran_per_kapita"].to_numpy(float)
-    penalty = ridge * len(y) * np.eye(x.shape[1])
-    penalty[0, 0] = 0.0
-    beta = np.linalg.solve(x.T @ x + penalty, x.T @ y)
-    fitted = x @ beta
-    r2 = 1 - float(np.sum((y - fitted) ** 2) / np.sum((y - y.mean()) ** 2))
+    # scikit-learn's ridge leaves the intercept unpenalised; the penalty grows with the families so
+    # it stays "a touch" whatever the world's size
+    fitted_model = Ridge(alpha=ridge * len(y), fit_intercept=True).fit(x, y)
+    beta = np.concatenate(([fitted_model.intercept_], fitted_model.coef_))
+    r2 = float(fitted_model.score(x, y))
 
     terms: dict[str, dict] = {}
-    for (feature, level), coef, column in zip(columns, beta[1:], x.T[1:], strict=True):
+    for (feature, level), coef, column in zip(columns, beta[1:], x.T, strict=True):
         if level is None:
             terms[feature] = {
                 "feature": feature,
