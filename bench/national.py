@@ -523,6 +523,16 @@ def measured_speedups(points: list[dict]) -> dict[str, dict]:
         for stage, seconds in two["stages"].items():
             if seconds > 0 and one["stages"].get(stage, 0) > 0:
                 speedups.setdefault(stage, []).append((size, round_id, one["stages"][stage] / seconds))
+    # what the machine itself gave two sessions in the same runs (parallel_reference): on a shared
+    # host a stage's ratio cannot be read without it
+    machine = {
+        f"{size}/{round_id}": {
+            "insert": two["parallel_reference"]["insert_speedup"],
+            "cpu": two["parallel_reference"]["cpu_speedup"],
+        }
+        for (size, round_id, sessions), two in by_key.items()
+        if sessions == 2 and two.get("parallel_reference")
+    }
     result = {}
     for stage, measured in speedups.items():
         largest = max(size for size, _, _ in measured)
@@ -530,6 +540,9 @@ def measured_speedups(points: list[dict]) -> dict[str, dict]:
         p = sum(shares) / len(shares)
         result[stage] = {
             "two_over_one": {f"{size}/{round_id}": round(s, 2) for size, round_id, s in measured},
+            "machine_two_over_one": {
+                k: machine[k] for k in (f"{z}/{r}" for z, r, _ in measured) if k in machine
+            },
             "parallel_share": round(p, 3),
             "share_from_size": largest,
             "sixteen_core_speedup": round(1 / ((1 - p) + p / 16), 2),
