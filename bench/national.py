@@ -538,11 +538,10 @@ def measured_speedups(points: list[dict]) -> dict[str, dict]:
         largest = max(size for size, _, _ in measured)
         shares = [min(1.0, max(0.0, 2 * (1 - 1 / s))) for size, _, s in measured if size == largest]
         p = sum(shares) / len(shares)
+        two_over_one = {f"{size}/{round_id}": round(s, 2) for size, round_id, s in measured}
         result[stage] = {
-            "two_over_one": {f"{size}/{round_id}": round(s, 2) for size, round_id, s in measured},
-            "machine_two_over_one": {
-                k: machine[k] for k in (f"{z}/{r}" for z, r, _ in measured) if k in machine
-            },
+            "two_over_one": two_over_one,
+            "machine_two_over_one": {k: machine[k] for k in two_over_one if k in machine},
             "parallel_share": round(p, 3),
             "share_from_size": largest,
             "sixteen_core_speedup": round(1 / ((1 - p) + p / 16), 2),

@@ -89,12 +89,11 @@ def fit_model(frame: pd.DataFrame, *, name: str, version: str, source: str, ridg
     y = frame["log_pengeluaran_per_kapita"].to_numpy(float)
     # scikit-learn's ridge leaves the intercept unpenalised; the penalty grows with the families so
     # it stays "a touch" whatever the world's size
-    fitted_model = Ridge(alpha=ridge * len(y), fit_intercept=True).fit(x, y)
-    beta = np.concatenate(([fitted_model.intercept_], fitted_model.coef_))
-    r2 = float(fitted_model.score(x, y))
+    fitted = Ridge(alpha=ridge * len(y), fit_intercept=True).fit(x, y)
+    r2 = float(fitted.score(x, y))
 
     terms: dict[str, dict] = {}
-    for (feature, level), coef, column in zip(columns, beta[1:], x.T, strict=True):
+    for (feature, level), coef, column in zip(columns, fitted.coef_, x.T, strict=True):
         if level is None:
             terms[feature] = {
                 "feature": feature,
@@ -115,7 +114,7 @@ def fit_model(frame: pd.DataFrame, *, name: str, version: str, source: str, ridg
         "version": version,
         "target": "log monthly per-capita expenditure (rupiah)",
         "bps_measurement_max_age_months": 12,
-        "intercept": round(float(beta[0]), 5),
+        "intercept": round(float(fitted.intercept_), 5),
         "terms": [terms[f] for f in CATEGORY_FEATURES + LINEAR_FEATURES if f in terms],
         "fitted_on": {"source": source, "families": len(frame), "r2": round(r2, 4)},
     }
