@@ -120,3 +120,7 @@ def test_the_sql_files_render_every_attribute_from_the_contract():
         assert not [a for a in (*FAMILY_ATTRIBUTES, *MEMBER_ATTRIBUTES) if a in raw], relative  # none by hand
         rendered = sqlfiles.render(relative)
         assert all(a in rendered for a in (*FAMILY_ATTRIBUTES, *MEMBER_ATTRIBUTES)), relative
+    raw = (SQL_DIR / "merge/person_scratch.sql").read_text()
+    assert not [a for a in MEMBER_ATTRIBUTES if a in raw]
+    for mode in ("whole", "empty", "share"):
+        assert all(a in sqlfiles.render("merge/person_scratch.sql", mode=mode) for a in MEMBER_ATTRIBUTES)

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from dtsen import sqlfiles
+from dtsen.merge import person_scratch_parts
 from dtsen.paths import SAMPLE_DIR
 from tests.factories import run_steps
 
@@ -18,6 +19,7 @@ LINE = re.compile(
     r"^(?P<stage>.+): (?P<k>\d+)/(?P<n>\d+) (?P<name>[a-z0-9_./# ]+): (?P<rows>[\d,]+|-) rows in "
     r"(?P<seconds>\d+\.\d) s; \d+\.\d s so far, (?P<left>done|about \d+ s to go)$"
 )
+SESSIONS = 2
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def progress_lines(module_warehouse, tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("DTSEN_OUTBOX", str(work / "outbox"))
+            env.setenv("DTSEN_WRITE_SESSIONS", str(SESSIONS))
             for round_id in ("2026-Q1", "2026-Q2"):
                 run_steps(round_id, landing_root=SAMPLE_DIR / "landing", publish_root=work / "publish")
     finally:
@@ -53,11 +56,16 @@ def _stage(lines: list[str], prefix: str) -> list[re.Match]:
 
 @pytest.mark.parametrize("round_id, seq", [("2026-Q1", 1), ("2026-Q2", 2)])
 def test_every_merge_statement_reports_itself_in_order_as_it_finishes(progress_lines, round_id, seq):
+    """The per-person scratch first, each share's statements as that share finishes them (the sessions
+    run at once), then the merge's own statements in order."""
     merge = _stage(progress_lines[round_id], f"merge of round #{seq}")
+    shares = person_scratch_parts(SESSIONS)
     names = [s.name for s in sqlfiles.load("merge/merge_round.sql")]
-    assert [m["name"] for m in merge] == names
-    assert [int(m["k"]) for m in merge] == list(range(1, len(names) + 1))
-    assert {int(m["n"]) for m in merge} == {len(names)}
+    assert sorted(m["name"] for m in merge[: len(shares)]) == sorted(shares)
+    assert "person_new share 2/2" in shares
+    assert [m["name"] for m in merge[len(shares) :]] == names
+    assert [int(m["k"]) for m in merge] == list(range(1, len(shares) + len(names) + 1))
+    assert {int(m["n"]) for m in merge} == {len(shares) + len(names)}
     assert [m["left"] for m in merge][-1] == "done"
     assert all(m["left"].startswith("about ") for m in merge[:-1])
 

@@ -1,16 +1,23 @@
 """Merge a validated round into the registry: set-based SQL, invariants enforced, all in the calling
 step's one transaction.
 
-The statements live in sql/merge/merge_round.sql (read as SQL, in order). The whole round commits
-or nothing does: a crash or a kill at any point leaves the registry as it was, and a merged round is
-never merged again. A warehouse-side advisory lock keeps two merges from running at once even if
-two schedulers fire.
+The statements live in sql/merge/person_scratch.sql and sql/merge/merge_round.sql (read as SQL, in
+order). The whole round commits or nothing does: a crash or a kill at any point leaves the registry as
+it was, and a merged round is never merged again. A warehouse-side advisory lock keeps two merges from
+running at once even if two schedulers fire.
+
+With several sessions (issue 27), the per-person scratch (the round's member rows, each touched
+person's state after the round, the changes to record: a first load's largest reads) is built by one
+session per share of NIKs at once, before the merge's own statements. Those sessions only read the
+registry and write scratch tables, which they commit; the registry is still written by the merge's one
+transaction, so a kill anywhere leaves it as it was, and the next merge drops what scratch is left.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -18,10 +25,13 @@ from psycopg.types.json import Jsonb
 
 from dtsen import sqlfiles
 from dtsen.errors import DataError, database_error_text
+from dtsen.progress import Progress
+from dtsen.warehouse.sessions import each_in_a_session
 
 log = logging.getLogger(__name__)
 
 MERGE_LOCK_KEY = 0x0D75E3
+PERSON_SCRATCH = "merge/person_scratch.sql"
 
 
 class MergeError(DataError):
@@ -82,7 +92,74 @@ def _last_merge_seconds(conn: psycopg.Connection, round_seq: int) -> dict[str, f
     return row[0] if row else None
 
 
-def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
+def person_scratch_parts(sessions: int) -> list[str]:
+    """The names the per-person scratch reports itself by (progress, timings): its statements, or each
+    share's when `sessions` build it."""
+    if sessions <= 1:
+        return [s.name for s in sqlfiles.load(PERSON_SCRATCH, mode="whole")]
+    return [
+        _share_part(s.name, k, sessions)
+        for k in range(sessions)
+        for s in sqlfiles.load(PERSON_SCRATCH, mode="share")
+    ]
+
+
+def _share_part(name: str, share: int, sessions: int) -> str:
+    return f"{name} share {share + 1}/{sessions}"
+
+
+def _person_scratch(
+    conn: psycopg.Connection,
+    params: dict,
+    profiles: frozenset[str],
+    summary: MergeSummary,
+    progress: Progress,
+    connect: Callable[[], psycopg.Connection] | None,
+    sessions: int,
+) -> None:
+    """Build the per-person scratch: in the merge's own transaction, or with `sessions` sessions, each
+    the NIKs of its share of registry.person's hash partitions, into tables a session of their own
+    created empty (all committed: scratch, which the merge drops before it commits)."""
+    if connect is None or sessions <= 1:
+        sqlfiles.run(conn, "merge/scratch.sql", fragments={"leftovers": "yes"})
+        sqlfiles.run(
+            conn,
+            PERSON_SCRATCH,
+            params,
+            profiles=profiles,
+            timings=summary.step_seconds,
+            progress=progress,
+            fragments={"mode": "whole"},
+        )
+        return
+    with connect() as creator:
+        sqlfiles.run(creator, "merge/scratch.sql", fragments={"leftovers": "yes"})
+        sqlfiles.run(creator, PERSON_SCRATCH, params, fragments={"mode": "empty"})
+        creator.commit()
+
+    def one(session: psycopg.Connection, k: int) -> None:
+        sqlfiles.run(
+            session,
+            PERSON_SCRATCH,
+            params | {"share_modulus": sessions, "share_remainder": k},
+            profiles=profiles,
+            timings=summary.step_seconds,
+            progress=progress,
+            fragments={"mode": "share"},
+            part=_share_part("{name}", k, sessions),
+        )
+
+    each_in_a_session(connect, sessions, "merge", one)
+
+
+def merge_round(
+    conn: psycopg.Connection,
+    round_seq: int,
+    connect: Callable[[], psycopg.Connection] | None = None,
+    sessions: int = 1,
+) -> MergeSummary:
+    """Merge VALIDATED round `round_seq` in `conn`'s transaction (the caller commits). With `connect`
+    and `sessions` > 1, that many sessions build the per-person scratch first (module docstring)."""
     summary = MergeSummary(round_seq)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK_KEY,))
     status, snapshot_pk = conn.execute(
@@ -112,15 +189,22 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         "previous_snapshot_pk": previous[0] if previous else None,
     }
     profiles = _profiles(conn, round_seq)
+    passes = profiles | {"sift"}  # the passes that keep few of many rows may go parallel
+    sessions = sessions if connect is not None else 1
+    progress = Progress(
+        f"merge of round #{round_seq}",
+        [*person_scratch_parts(sessions), *(s.name for s in sqlfiles.load("merge/merge_round.sql"))],
+        _last_merge_seconds(conn, round_seq),
+    )
     try:
+        _person_scratch(conn, params, passes, summary, progress, connect, sessions)
         sqlfiles.run(
             conn,
             "merge/merge_round.sql",
             params,
-            profiles=profiles | {"sift"},  # the passes that keep few of many rows may go parallel
+            profiles=passes,
             timings=summary.step_seconds,
-            stage=f"merge of round #{round_seq}",
-            expected=_last_merge_seconds(conn, round_seq),
+            progress=progress,
         )
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         # the data itself (a value, a key) breaks the statement: retrying cannot help. Anything else
@@ -161,7 +245,7 @@ def merge_round(conn: psycopg.Connection, round_seq: int) -> MergeSummary:
         sqlfiles.fetch(conn, "merge/change_counts.sql", {"r": round_seq}, profiles=profiles)["change_counts"]
     )
     summary.step_seconds["change_counts"] = time.perf_counter() - started
-    sqlfiles.run(conn, "merge/scratch.sql")  # before the commit: no other session sees them
+    sqlfiles.run(conn, "merge/scratch.sql", fragments={"leftovers": ""})  # before the commit
     conn.execute(
         "UPDATE ingest.round SET merge_summary = %s WHERE round_seq = %s",
         (

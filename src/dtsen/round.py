@@ -360,7 +360,9 @@ def merge(ctx: RoundContext) -> dict:
     if ctx.dry_run:  # rehearsed (and rolled back) by rank_and_audit
         return {"round_id": ctx.round_id, "dry_run": True, "merged": False}
     with _connect() as conn, conn.transaction():
-        summary = merge_round(conn, _round_seq(conn, ctx.round_id))
+        summary = merge_round(
+            conn, _round_seq(conn, ctx.round_id), connect=_connect, sessions=ctx.settings.write_sessions
+        )
     return {
         "round_id": ctx.round_id,
         "already_merged": summary.already_merged,

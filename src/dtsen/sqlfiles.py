@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 
 from dtsen.paths import SQL_DIR
+from dtsen.progress import Progress
 
 NAME_RE = re.compile(r"^-- name: ([a-z0-9_]+)\s*$", re.M)
 PLANNER_RE = re.compile(r"^-- planner: ([a-z_]+)\s*$", re.M)
@@ -63,11 +64,14 @@ def render(relative_path: str, **fragments: str) -> str:
     """The file's text with the contract's lists (and any SQL `fragments` the caller names) filled in."""
     import jinja2
 
-    source = (SQL_DIR / relative_path).read_text(encoding="utf-8")
+    # a file may import another's macros ({% from "merge/accepted.sql" import accepted %}), by its path under sql/
     environment = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+        loader=jinja2.FileSystemLoader(SQL_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
     )
-    return environment.from_string(source).render(**template_context(), **fragments)
+    return environment.get_template(relative_path).render(**template_context(), **fragments)
 
 
 @functools.cache
@@ -132,25 +136,30 @@ def run(
     timings: dict[str, float] | None = None,
     stage: str | None = None,
     expected: dict[str, float] | None = None,
+    progress: Progress | None = None,
+    fragments: dict[str, str] | None = None,
+    part: str = "{name}",
 ) -> dict[str, int]:
     """Run every statement of the file in order, in the caller's transaction, always binding `params`;
     a statement whose planner profile is in `profiles` runs with it. Returns rows per statement. A
     failing statement's exception carries `.statement` (its name). With `stage`, each statement logs
-    its progress as it finishes (dtsen.progress; `expected`: seconds each took the last time)."""
-    from dtsen.progress import Progress
-
+    its progress as it finishes (dtsen.progress; `expected`: seconds each took the last time); or
+    with `progress`, a stage the caller shares among several files or sessions, each statement as the
+    part `part` names (e.g. "{name} share 1/2", also its key in `timings`). `fragments`: as `render`."""
     counts: dict[str, int] = {}
-    listed = load(relative_path)
-    progress = Progress(stage, [s.name for s in listed], expected) if stage else None
+    listed = load(relative_path, **(fragments or {}))
+    if progress is None and stage:
+        progress = Progress(stage, [part.format(name=s.name) for s in listed], expected)
     for statement in listed:
         started = time.perf_counter()
         with _planner(conn, statement, profiles):
             counts[statement.name] = _execute(conn, statement, params or {}).rowcount
         seconds = time.perf_counter() - started
+        name = part.format(name=statement.name)
         if timings is not None:
-            timings[statement.name] = seconds
+            timings[name] = seconds
         if progress is not None:
-            progress.finished(statement.name, counts[statement.name], seconds)
+            progress.finished(name, counts[statement.name], seconds)
     return counts
 
 
