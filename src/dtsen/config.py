@@ -52,7 +52,7 @@ class Settings:
     dukcapil_max_removed_share: float  # an extract removing more of the reference (or a regency) is held
     dukcapil_regency_min_removed: int  # a regency's share counts from this many removed NIKs
     publish_streams: int  # a version's files are written by this many connections at once
-    write_sessions: int  # a candidate's spans are written (and its audit computed) by this many sessions
+    write_sessions: int  # sessions writing a candidate's spans, computing its audit, building the merge's scratch
     approval_timeout_hours: float  # a blocked candidate's approval task waits this long, then rejects
     approvers: tuple[str, ...]  # Airflow user ids who may approve a blocked candidate; empty: nobody
     cockpit_database_url: str | None  # the cockpit's (read-only) warehouse login; None: database_url
@@ -345,7 +345,7 @@ SETTINGS: tuple[Setting, ...] = (
         "how many warehouse sessions write a candidate version's spans at once, each a disjoint share by "
         "key, committed together by two-phase commit (the server needs max_prepared_transactions at least "
         "this; with fewer, or 1, one session writes them); as many compute the candidate's audit, each "
-        "a share of its members and families",
+        "a share of its members and families, and the merge's per-person scratch, each a share of the NIKs",
         lambda raw, _: _number(int, 1, 64)(raw, _) if raw else max(1, os.cpu_count() or 1),
     ),
     Setting(

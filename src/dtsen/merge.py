@@ -132,10 +132,11 @@ def _person_scratch(
             fragments={"mode": "whole"},
         )
         return
-    with connect() as creator:
+    def create(creator: psycopg.Connection, _: int) -> None:
         sqlfiles.run(creator, "merge/scratch.sql", fragments={"leftovers": "yes"})
         sqlfiles.run(creator, PERSON_SCRATCH, params, fragments={"mode": "empty"})
-        creator.commit()
+
+    each_in_a_session(connect, 1, "merge-scratch", create)  # committed before the shares insert
 
     def one(session: psycopg.Connection, k: int) -> None:
         sqlfiles.run(
