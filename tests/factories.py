@@ -229,6 +229,24 @@ def run_steps(round_id: str, *, landing_root, publish_root=None, until=None, onl
     return run_round(ctx, until=until, only=only)
 
 
+@contextmanager
+def sample_first_round_in(url: str, work: Path, until: str, **settings: str) -> Iterator[None]:
+    """The sample's first round run through step `until` into database `url` (raw store and published
+    files under `work`); the round's environment, with the DTSEN_* `settings` given, stays set until
+    the block ends."""
+    import pytest
+
+    from dtsen.paths import SAMPLE_DIR
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DTSEN_DATABASE_URL", url)
+        env.setenv("DTSEN_RAW_ROOT", str(work / "raw"))
+        for name, value in settings.items():
+            env.setenv(name, value)
+        run_steps("2026-Q1", landing_root=SAMPLE_DIR / "landing", publish_root=work / "publish", until=until)
+        yield
+
+
 def validate(round_id: str, *, landing_root, publish_root, threshold: float | None = None):
     """Open, stage and validate a round, then write the feedback that is final (nothing is merged);
     the round's report read back from the warehouse."""

@@ -10,13 +10,12 @@ import time
 import psycopg
 import pytest
 
-from dtsen.paths import SAMPLE_DIR
 from dtsen.programs import load_programs
 from dtsen.publish.audit import audit_version
 from dtsen.publish.in_sessions import build_candidate_in_sessions
 from dtsen.rank.model import load_model
 from dtsen.warehouse import engine
-from tests.factories import run_steps
+from tests.factories import sample_first_round_in
 
 SCRATCH_TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch_audit'"
 
@@ -25,15 +24,7 @@ SCRATCH_TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch_aud
 def candidate(scratch_database, tmp_path, request):
     """The sample's first round merged and its candidate built and committed, not audited yet."""
     url = scratch_database(f"audit_sessions_{request.node.name[-20:]}")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DTSEN_DATABASE_URL", url)
-        env.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
-        run_steps(
-            "2026-Q1",
-            landing_root=SAMPLE_DIR / "landing",
-            publish_root=tmp_path / "publish",
-            until="aduan_outcomes",
-        )
+    with sample_first_round_in(url, tmp_path, "aduan_outcomes"):
         built = build_candidate_in_sessions(
             engine.connect, "2026-Q1", (load_model(), load_programs(), None), sessions=1
         )

@@ -23,7 +23,7 @@ from dtsen.publish.explain import explain
 from dtsen.publish.in_sessions import build_candidate_in_sessions
 from dtsen.rank.model import load_model
 from dtsen.warehouse import engine
-from tests.factories import run_steps
+from tests.factories import run_steps, sample_first_round_in
 
 ROUNDS = ("2026-Q1", "2026-Q2", "2026-Q3")
 SPANS = (
@@ -152,16 +152,7 @@ def test_two_sessions_audit_each_candidate_as_one_does(one_and_two_sessions):
 def merged_first_round(scratch_database, tmp_path, request):
     """The sample's first round merged, its candidate not built yet (two sessions allowed)."""
     url = scratch_database(f"sessions_fault_{request.node.name[-20:]}")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DTSEN_DATABASE_URL", url)
-        env.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
-        env.setenv("DTSEN_WRITE_SESSIONS", "2")
-        run_steps(
-            "2026-Q1",
-            landing_root=SAMPLE_DIR / "landing",
-            publish_root=tmp_path / "publish",
-            until="aduan_outcomes",
-        )
+    with sample_first_round_in(url, tmp_path, "aduan_outcomes", DTSEN_WRITE_SESSIONS="2"):
         with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
             yield url, conn
 

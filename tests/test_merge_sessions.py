@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from dtsen.merge import merge_round
-from dtsen.paths import SAMPLE_DIR
 from dtsen.warehouse import engine
-from tests.factories import run_steps
+from tests.factories import sample_first_round_in
 
 # what the merge writes, without the time a row was written
 REGISTRY = {
@@ -50,15 +49,7 @@ def _merge(round_seq: int, sessions: int):
 def validated_first_round(scratch_database, tmp_path, request):
     """The sample's first round validated, not merged; what one session's merge makes of it."""
     url = scratch_database(f"merge_sessions_{request.node.name[-12:]}")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DTSEN_DATABASE_URL", url)
-        env.setenv("DTSEN_RAW_ROOT", str(tmp_path / "raw"))
-        run_steps(
-            "2026-Q1",
-            landing_root=SAMPLE_DIR / "landing",
-            publish_root=tmp_path / "publish",
-            until="finish_validation",
-        )
+    with sample_first_round_in(url, tmp_path, "finish_validation"):
         with psycopg.connect(engine.libpq_conninfo(url), autocommit=True) as conn:
             round_seq = conn.execute(
                 "SELECT round_seq FROM ingest.round WHERE round_id = '2026-Q1'"
