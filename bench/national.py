@@ -509,11 +509,43 @@ def _anggota_share_of_publication(points: list[dict]) -> float | None:
     return max(files.values()) / sum(files.values())
 
 
+# Stages also measured alone (each configuration alternated on the same starting state, the median of
+# several runs; the same definitions: one session with serial plans against two sessions with one
+# parallel worker each): where such a run has the size the whole rounds' share comes from, the share
+# is taken from it, as whole rounds minutes apart see different machines on a shared host.
+STAGE_ALONE = {"merge": Path(__file__).parent / "results" / "merge_stage.jsonl"}
+
+
+def stage_alone_two_over_one(stage: str) -> dict[int, dict[str, float]]:
+    """size -> round kind -> one serial session's median over two sessions', from the newest run of
+    the stage alone at each size (bench/merge_stage.py); empty where the stage has none."""
+    path = STAGE_ALONE.get(stage)
+    if path is None or not path.exists():
+        return {}
+    newest: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        point = json.loads(line)
+        newest[point["size"]] = point
+    return {
+        size: {
+            kind: point[kind]["median_seconds"]["one_serial"] / point[kind]["median_seconds"]["two_sessions"]
+            for kind in ("first_load", "quarterly")
+        }
+        for size, point in newest.items()
+    }
+
+
+def _amdahl_share(two_over_one: float) -> float:
+    """The parallel share p that two workers' speedup s implies: s = 1 / (1 - p + p / 2)."""
+    return min(1.0, max(0.0, 2 * (1 - 1 / two_over_one)))
+
+
 def measured_speedups(points: list[dict]) -> dict[str, dict]:
     """Per stage, from the sizes measured with 1 and with 2 sessions (--sessions): the speedup of 2
     over 1 per size and round, the parallel share p of Amdahl's law it implies (s = 1 / (1 - p + p / 2)),
     averaged over the rounds of the largest size measured both ways (the nearest to national, and
-    measured by one run of the code as it is), and the speedup that share gives on 16 cores."""
+    measured by one run of the code as it is), and the speedup that share gives on 16 cores. Where the
+    stage was also measured alone at that size (STAGE_ALONE), the share comes from that run."""
     by_key = {(p["size"], p["round"], p.get("sessions")): p for p in points if p.get("bench") == "national"}
     speedups: dict[str, list] = {}
     for (size, round_id, sessions), two in by_key.items():
@@ -536,7 +568,7 @@ def measured_speedups(points: list[dict]) -> dict[str, dict]:
     result = {}
     for stage, measured in speedups.items():
         largest = max(size for size, _, _ in measured)
-        shares = [min(1.0, max(0.0, 2 * (1 - 1 / s))) for size, _, s in measured if size == largest]
+        shares = [_amdahl_share(s) for size, _, s in measured if size == largest]
         p = sum(shares) / len(shares)
         two_over_one = {f"{size}/{round_id}": round(s, 2) for size, round_id, s in measured}
         result[stage] = {
@@ -544,8 +576,15 @@ def measured_speedups(points: list[dict]) -> dict[str, dict]:
             "machine_two_over_one": {k: machine[k] for k in two_over_one if k in machine},
             "parallel_share": round(p, 3),
             "share_from_size": largest,
-            "sixteen_core_speedup": round(1 / ((1 - p) + p / 16), 2),
         }
+        alone = stage_alone_two_over_one(stage).get(largest)
+        if alone:
+            result[stage]["whole_rounds_parallel_share"] = round(p, 3)
+            result[stage]["alone_two_over_one"] = {kind: round(s, 2) for kind, s in alone.items()}
+            p = sum(_amdahl_share(s) for s in alone.values()) / len(alone)
+            result[stage]["parallel_share"] = round(p, 3)
+            result[stage]["share_from"] = str(STAGE_ALONE[stage].relative_to(Path(__file__).parent.parent))
+        result[stage]["sixteen_core_speedup"] = round(1 / ((1 - p) + p / 16), 2)
     return result
 
 
