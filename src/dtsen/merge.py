@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from dtsen import sqlfiles
 from dtsen.errors import DataError, database_error_text
 from dtsen.progress import Progress
-from dtsen.warehouse.sessions import each_in_a_session
+from dtsen.warehouse.sessions import each_in_a_session, share_part
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,10 @@ def person_scratch_parts(sessions: int) -> list[str]:
     if sessions <= 1:
         return [s.name for s in sqlfiles.load(PERSON_SCRATCH, mode="whole")]
     return [
-        _share_part(s.name, k, sessions)
+        share_part(s.name, k, sessions)
         for k in range(sessions)
         for s in sqlfiles.load(PERSON_SCRATCH, mode="share")
     ]
-
-
-def _share_part(name: str, share: int, sessions: int) -> str:
-    return f"{name} share {share + 1}/{sessions}"
 
 
 def _person_scratch(
@@ -132,6 +128,7 @@ def _person_scratch(
             fragments={"mode": "whole"},
         )
         return
+
     def create(creator: psycopg.Connection, _: int) -> None:
         sqlfiles.run(creator, "merge/scratch.sql", fragments={"leftovers": "yes"})
         sqlfiles.run(creator, PERSON_SCRATCH, params, fragments={"mode": "empty"})
@@ -147,7 +144,7 @@ def _person_scratch(
             timings=summary.step_seconds,
             progress=progress,
             fragments={"mode": "share"},
-            part=_share_part("{name}", k, sessions),
+            part=share_part("{name}", k, sessions),
         )
 
     each_in_a_session(connect, sessions, "merge", one)

@@ -36,7 +36,7 @@ from dtsen.publish.candidate import (
 )
 from dtsen.rank.model import RankingModel
 from dtsen.warehouse.prepared import PreparedWriters, capacity, commit_prepared, resolve_in_doubt
-from dtsen.warehouse.sessions import each_in_a_session, key_cuts
+from dtsen.warehouse.sessions import each_in_a_session, key_cuts, share_part
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _build_in_sessions(
         clear_scratch(conn)
         before, block, after = family_local(plan.compute)
         parts = [name for name, _ in before]
-        parts += [_share_part(name, k, sessions) for k in range(sessions) for name, _ in block]
+        parts += [share_part(name, k, sessions) for k in range(sessions) for name, _ in block]
         parts += [name for name, _ in after] + ["apply"]
         compute(conn, plan, before, parts)
         ranges = _family_ranges(conn, sessions)
@@ -151,10 +151,6 @@ def _family_ranges(conn: psycopg.Connection, sessions: int) -> list[tuple[int | 
     return list(zip(edges, edges[1:], strict=False))
 
 
-def _share_part(name: str, share: int, sessions: int) -> str:
-    return f"{name} share {share + 1}/{sessions}"
-
-
 def _compute_family_shares(
     connect: Callable[[], psycopg.Connection],
     plan: CandidatePlan,
@@ -170,7 +166,7 @@ def _compute_family_shares(
     def one(worker: psycopg.Connection, k: int) -> None:
         worker.execute("SELECT set_config('search_path', %s, true)", (scratch_path,))
         for name, statement in family_share_statements(block, plan.programs, *ranges[k]):
-            part = _share_part(name, k, len(ranges))
+            part = share_part(name, k, len(ranges))
             started = time.perf_counter()
             rows = worker.execute(statement, plan.params).rowcount
             plan.summary.step_seconds[part] = time.perf_counter() - started

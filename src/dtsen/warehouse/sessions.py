@@ -31,6 +31,12 @@ def key_cuts(conn: psycopg.Connection, table: str, key: str, shares: int) -> lis
     return [low + (high - low) * k // shares for k in range(1, shares)]
 
 
+def share_part(name: str, share: int, shares: int) -> str:
+    """How share `share` (from 0) of `shares` names its part of a statement in progress lines and
+    timings: "<name> share 1/2"."""
+    return f"{name} share {share + 1}/{shares}"
+
+
 def each_in_a_session(
     connect: Callable[[], psycopg.Connection],
     shares: int,
