@@ -7,36 +7,22 @@
 --   share  one of several sessions inserts the NIKs of its share: those for which
 --          satisfies_hash_partition(registry.person, share_modulus, share_remainder) holds, which with
 --          a modulus dividing the partitions' (16) are whole partitions of registry.person.
--- The shares' member rows are chosen as they are read from staging, by ref.nik_key(nik): for every
--- row validation accepts (16 digits, or none) it is nik::bigint, and it never fails on the others. The
--- family dates every share joins are worked out once, before the shares (with data in mode empty).
 -- Parameters: round_seq, snapshot_pk (and share_modulus, share_remainder).
 {% from "merge/accepted.sql" import accepted %}
-{% set share = "satisfies_hash_partition('registry.person'::regclass, %(share_modulus)s, %(share_remainder)s, " %}
 {% macro into(table) -%}
 {% if mode == "share" %}INSERT INTO scratch_merge.{{ table }}{% else %}CREATE UNLOGGED TABLE scratch_merge.{{ table }} AS{% endif %}
 {%- endmacro %}
 {% macro in_share(keyword, nik) -%}
 {% if mode == "share" %}
-{{ keyword }} {{ share }}{{ nik }}){% endif %}
+{{ keyword }} satisfies_hash_partition('registry.person'::regclass, %(share_modulus)s, %(share_remainder)s, {{ nik }}){% endif %}
 {%- endmacro %}
 {% macro no_data() -%}
 {% if mode == "empty" %}
 WITH NO DATA{% endif %}
 {%- endmacro %}
 
-{% if mode != "share" -%}
--- name: family_dates
--- A member row's collection date is its family row's tanggal_pendataan in the same submission: the
--- latest per submission and KK, worked out once and joined (staging has no (submission, no_kk)
--- index, and a correlated subquery scanned a submission's families once per member row)
-CREATE UNLOGGED TABLE scratch_merge.family_dates AS
-SELECT submission_pk, no_kk, max(meta.to_date_or_null(tanggal_pendataan)) AS collected
-FROM staging.pemda_keluarga WHERE round_seq = %(round_seq)s
-GROUP BY submission_pk, no_kk;
-{%- endif %}
-
 -- name: accepted_anggota
+-- A member row's collection date is its family row's tanggal_pendataan in the same submission.
 {{ into("acc_anggota") }}
 SELECT s.submission_pk, s.line_no, s.submitted_at, s.operasi, s.nik::bigint AS nik, s.no_kk::bigint AS no_kk,
        s.nama, s.jenis_kelamin::smallint AS jenis_kelamin, s.tanggal_lahir::date AS tanggal_lahir,
@@ -45,8 +31,14 @@ SELECT s.submission_pk, s.line_no, s.submitted_at, s.operasi, s.nik::bigint AS n
        k.collected,
        row_number() OVER (PARTITION BY s.nik::bigint ORDER BY k.collected DESC NULLS LAST,
                           s.submitted_at DESC NULLS LAST, s.submission_pk DESC) AS rnk
-FROM {{ accepted("pemda_anggota", "anggota.csv", share ~ "ref.nik_key(s.nik))" if mode == "share" else "") }}
-LEFT JOIN scratch_merge.family_dates k ON k.submission_pk = s.submission_pk AND k.no_kk = s.no_kk{{ no_data() }};
+FROM {{ accepted("pemda_anggota", "anggota.csv") }}
+-- a join to the per-family dates, not a subquery per member: staging has no (submission, no_kk)
+-- index, and the correlated form scanned a submission's families once per member row
+LEFT JOIN (SELECT submission_pk, no_kk, max(meta.to_date_or_null(tanggal_pendataan)) AS collected
+           FROM staging.pemda_keluarga WHERE round_seq = %(round_seq)s
+           GROUP BY submission_pk, no_kk) k
+       ON k.submission_pk = s.submission_pk AND k.no_kk = s.no_kk
+{{ in_share("WHERE", "s.nik::bigint") }}{{ no_data() }};
 
 {% if mode == "whole" -%}
 -- name: analyze_accepted_anggota

@@ -5,7 +5,7 @@
 -- dropping what is left (`leftovers`, a fragment: any non-empty text).
 
 -- name: drop_scratch
-DROP TABLE {% if leftovers %}IF EXISTS {% endif %}scratch_merge.acc_keluarga, scratch_merge.family_dates, scratch_merge.acc_anggota, scratch_merge.acc_bps,
+DROP TABLE {% if leftovers %}IF EXISTS {% endif %}scratch_merge.acc_keluarga, scratch_merge.acc_anggota, scratch_merge.acc_bps,
            scratch_merge.acc_kemensos, scratch_merge.fam_new, scratch_merge.fam_changes, scratch_merge.dk_changed,
            scratch_merge.per_new, scratch_merge.per_changes, scratch_merge.left_families, scratch_merge.deceased,
            scratch_merge.head_successor, scratch_merge.touched_family, scratch_merge.touched_person;
