@@ -45,7 +45,6 @@ FROM {{ accepted("kemensos_groundcheck", "groundcheck.csv") }};
 -- later submitted_at (submission_pk breaks exact ties deterministically). rnk is computed as each
 -- accepted_* table is created (one sort, no rewrite of the table).
 CREATE INDEX ON scratch_merge.acc_keluarga (no_kk) WHERE rnk = 1;
-CREATE INDEX ON scratch_merge.acc_anggota (nik) WHERE rnk = 1;
 CREATE INDEX ON scratch_merge.acc_bps (no_kk) WHERE rnk = 1;
 ANALYZE scratch_merge.acc_keluarga; ANALYZE scratch_merge.acc_anggota; ANALYZE scratch_merge.acc_bps; ANALYZE scratch_merge.acc_kemensos;
 
