@@ -204,3 +204,30 @@ def run_rounds(world: Path, work: Path, name: str, rounds: list[str] | None = No
         )
         print(json.dumps(done[-1], default=str), flush=True)
     return done
+
+
+def in_sessions(url: str, statements: list[str]) -> float:
+    """Seconds to run one statement per session, all at once (serial plans, each its own commit)."""
+    import threading
+
+    def one(statement: str) -> None:
+        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
+            conn.execute("SET max_parallel_workers_per_gather = 0")
+            conn.execute(statement)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(s,)) for s in statements]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+CPU = "SELECT sum(hashint8(g)) FROM generate_series({}, {}) g"
+
+
+def cpu_statements(sessions: int) -> list[str]:
+    """Pure computation, a hash summed over 20M integers, split among `sessions` (1 or 2) statements."""
+    halves = [(1, 20_000_000)] if sessions == 1 else [(1, 10_000_000), (10_000_001, 20_000_000)]
+    return [CPU.format(*h) for h in halves]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from common import emit, fresh_database, generated_world, header
+from common import cpu_statements, emit, fresh_database, generated_world, header, in_sessions
 
 from dtsen.merge import merge_round
 from dtsen.round import RoundContext, run_round
@@ -40,7 +40,6 @@ WRITTEN = (
     "registry.round_touched",
     "quality.rejection",
 )
-CPU = "SELECT count(*) FROM generate_series(1, 40000000) g WHERE g % 7 = 3"
 
 
 def _connector(url: str, workers: int):
@@ -68,25 +67,9 @@ def merge_once(url: str, round_seq: int, sessions: int, workers: int) -> tuple[f
 
 
 def cpu_two_over_one(url: str) -> float:
-    """Pure computation, one session against two at once (serial plans): the machine's ceiling now."""
-    import threading
-
-    def one() -> None:
-        with psycopg.connect(
-            engine.libpq_conninfo(url), options="-c max_parallel_workers_per_gather=0"
-        ) as conn:
-            conn.execute(CPU)
-
-    started = time.perf_counter()
-    one()
-    alone = time.perf_counter() - started
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return 2 * alone / (time.perf_counter() - started)
+    """Pure computation in one session against the same split in two at once (national.py's
+    reference, serial plans): the machine's ceiling now."""
+    return in_sessions(url, cpu_statements(1)) / in_sessions(url, cpu_statements(2))
 
 
 def main() -> None:

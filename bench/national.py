@@ -45,9 +45,11 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from common import (
+    cpu_statements,
     emit,
     finish_generation,
     fresh_database,
+    in_sessions,
     raw_copy_rate,
     reference_copy_seconds,
     start_generation,
@@ -159,24 +161,6 @@ def round_size(conn: psycopg.Connection, round_id: str) -> dict:
     }
 
 
-def _in_sessions(url: str, statements: list[str]) -> float:
-    """Seconds to run one statement per session, all at once (serial plans, each its own commit)."""
-    import threading
-
-    def one(statement: str) -> None:
-        with psycopg.connect(engine.libpq_conninfo(url)) as conn:
-            conn.execute("SET max_parallel_workers_per_gather = 0")
-            conn.execute(statement)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(s,)) for s in statements]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
-
-
 def parallel_reference(url: str) -> dict:
     """What this machine gives two sessions over one, outside the project, in the same run: the
     version's current members inserted into an empty copy of publish.anggota_span with its indexes
@@ -193,15 +177,13 @@ def parallel_reference(url: str) -> dict:
         ).fetchone()[0]
         rows = conn.execute("SELECT count(*) FROM public.bench_rows").fetchone()[0]
         insert = "INSERT INTO public.bench_span SELECT * FROM public.bench_rows WHERE "
-        cpu = "SELECT sum(hashint8(g)) FROM generate_series({}, {}) g"
         result: dict = {"insert_rows": rows}
         for sessions in (1, 2):
             conn.execute("TRUNCATE public.bench_span")
             conn.execute("CHECKPOINT")
             split = [f"nik < {int(median)}", f"nik >= {int(median)}"] if sessions == 2 else ["true"]
-            result[f"insert_{sessions}"] = round(_in_sessions(url, [insert + w for w in split]), 2)
-            halves = [(1, 20_000_000)] if sessions == 1 else [(1, 10_000_000), (10_000_001, 20_000_000)]
-            result[f"cpu_{sessions}"] = round(_in_sessions(url, [cpu.format(*h) for h in halves]), 2)
+            result[f"insert_{sessions}"] = round(in_sessions(url, [insert + w for w in split]), 2)
+            result[f"cpu_{sessions}"] = round(in_sessions(url, cpu_statements(sessions)), 2)
         conn.execute("DROP TABLE public.bench_span, public.bench_rows")
     result["insert_speedup"] = round(result["insert_1"] / result["insert_2"], 2)
     result["cpu_speedup"] = round(result["cpu_1"] / result["cpu_2"], 2)
